@@ -19,6 +19,7 @@ pub mod signature;
 pub mod transaction;
 pub mod typed_data;
 
+pub use alloy_eips::eip7702::SignedAuthorization;
 pub use alloy_primitives::{Address, B256, Bytes, Signature, U256};
 pub use authorization::{AuthorizationOptions, AuthorizationRequest, UnsignedAuthorization};
 pub use error::PayloadError;

@@ -435,11 +435,16 @@ impl UnsignedTransaction {
         &self.tx
     }
 
-    /// Attaches a signature over [`Self::signing_hash`] and encodes the result.
+    /// Hashes the transaction, has `sign` sign the hash, and encodes the signed transaction.
     ///
-    /// The signature is not checked here; the signer that made it is responsible for it.
-    pub fn into_signed(self, signature: Signature) -> SignedTransaction {
+    /// `sign` must return a signature over exactly the hash it is given; this function does not
+    /// check it (it has no public key to check against).
+    pub fn sign_with<E>(
+        self,
+        sign: impl FnOnce(&B256) -> Result<Signature, E>,
+    ) -> Result<SignedTransaction, E> {
         let signing_hash = self.signing_hash();
+        let signature = sign(&signing_hash)?;
         let v = match &self.tx {
             EthereumTypedTransaction::Legacy(tx) => {
                 Some(to_eip155_value(signature.v(), tx.chain_id))
@@ -448,12 +453,12 @@ impl UnsignedTransaction {
         };
         let envelope: EthereumTxEnvelope<TxEip4844> = self.tx.into_envelope(signature);
         let raw = Bytes::from(envelope.encoded_2718());
-        SignedTransaction {
+        Ok(SignedTransaction {
             signing_hash,
             tx_hash: keccak256(&raw),
             signature: EthSignature::new(signature, v),
             raw,
-        }
+        })
     }
 }
 

@@ -1,0 +1,244 @@
+//! Key material: master seeds, private keys and the per-user derivation.
+//!
+//! Both kinds of secret live only in zeroizing containers, have hand-written `Debug` that prints
+//! nothing secret, and cannot be cloned. The derivation is specified in `docs/key-derivation.md`;
+//! the test vectors there are checked by this crate's tests.
+
+use std::fmt;
+
+use hkdf::Hkdf;
+use k256::{NonZeroScalar, PublicKey, elliptic_curve::sec1::ToEncodedPoint};
+use nitro_signer_common::UserId;
+use alloy_primitives::{Address, keccak256};
+use sha2::Sha256;
+use zeroize::{Zeroize, Zeroizing};
+
+/// HKDF salt of the per-user derivation, version 1.
+pub const DERIVATION_SALT: &[u8] = b"nitro-signer/secp256k1/v1";
+
+/// Why key material cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// A master seed of the wrong length.
+    #[error("a master seed is 32 bytes, got {len}")]
+    SeedLength {
+        /// Length of the rejected seed.
+        len: usize,
+    },
+    /// Private key bytes that are not 32 bytes, or not a scalar in `[1, n-1]`.
+    #[error("not a valid secp256k1 private key")]
+    InvalidPrivateKey,
+    /// A seed needs a user id to pick the derived key.
+    #[error("userId: required for a key derived from a master seed")]
+    UserIdRequired,
+    /// An imported private key is used as it is; a user id would be silently ignored.
+    #[error("userId: not allowed for an imported private key, which is used as it is")]
+    UserIdNotAllowed,
+    /// 255 HKDF outputs in a row were out of range (probability about 2^-32000): unreachable in
+    /// practice, an error rather than a panic all the same.
+    #[error("key derivation found no valid scalar")]
+    DerivationExhausted,
+}
+
+/// A tenant's master seed: 32 random bytes from which every user's key is derived.
+pub struct MasterSeed(Zeroizing<[u8; 32]>);
+
+impl MasterSeed {
+    /// Length of a seed in bytes.
+    pub const LEN: usize = 32;
+
+    /// Takes ownership of seed bytes.
+    pub fn new(bytes: Zeroizing<[u8; 32]>) -> Self {
+        Self(bytes)
+    }
+
+    /// Copies a seed out of a buffer (a KMS plaintext, say); the caller zeroizes the buffer.
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, KeyError> {
+        let mut seed = Zeroizing::new([0u8; 32]);
+        if bytes.len() != Self::LEN {
+            return Err(KeyError::SeedLength { len: bytes.len() });
+        }
+        seed.copy_from_slice(bytes);
+        Ok(Self(seed))
+    }
+
+    /// Derives `user`'s private key:
+    /// `HKDF-SHA256(IKM = seed, salt = DERIVATION_SALT, info = user id, L = 32)` read as a
+    /// big-endian scalar if it is in `[1, n-1]`, else the same with
+    /// `info = user id ‖ 0x00 ‖ counter` for counter = 1, 2, … until it is.
+    pub fn derive(&self, user: &UserId) -> Result<PrivateKey, KeyError> {
+        let hkdf = Hkdf::<Sha256>::new(Some(DERIVATION_SALT), self.0.as_slice());
+        let mut okm = Zeroizing::new([0u8; 32]);
+        let mut attempt = |info: &[u8]| -> Result<Option<PrivateKey>, KeyError> {
+            // `expand` only fails for outputs longer than 255 hash blocks.
+            hkdf.expand(info, okm.as_mut_slice()).map_err(|_| KeyError::DerivationExhausted)?;
+            Ok(PrivateKey::from_bytes(&okm).ok())
+        };
+        if let Some(key) = attempt(user.as_bytes())? {
+            return Ok(key);
+        }
+        // Out of range: probability about 2^-128 per attempt.
+        let mut info = Vec::with_capacity(user.as_bytes().len() + 2);
+        info.extend_from_slice(user.as_bytes());
+        info.extend_from_slice(&[0x00, 0x00]);
+        for counter in 1..=u8::MAX {
+            if let Some(last) = info.last_mut() {
+                *last = counter;
+            }
+            if let Some(key) = attempt(&info)? {
+                return Ok(key);
+            }
+        }
+        Err(KeyError::DerivationExhausted)
+    }
+}
+
+impl fmt::Debug for MasterSeed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MasterSeed(<redacted>)")
+    }
+}
+
+/// A secp256k1 private key: a scalar in `[1, n-1]`, zeroized when dropped.
+pub struct PrivateKey(NonZeroScalar);
+
+impl PrivateKey {
+    /// Reads a 32-byte big-endian scalar, refusing 0 and values `>= n`.
+    pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, KeyError> {
+        let mut repr = k256::FieldBytes::from(*bytes);
+        let scalar = NonZeroScalar::from_repr(repr);
+        repr.zeroize();
+        Option::from(scalar).map(Self).ok_or(KeyError::InvalidPrivateKey)
+    }
+
+    /// Reads a private key from a buffer of exactly 32 bytes.
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, KeyError> {
+        let array: &[u8; 32] = bytes.try_into().map_err(|_| KeyError::InvalidPrivateKey)?;
+        Self::from_bytes(array)
+    }
+
+    /// The secret scalar, for the signing primitive.
+    pub(crate) fn scalar(&self) -> &NonZeroScalar {
+        &self.0
+    }
+
+    /// A second zeroizing copy of the key (for a signer built from an imported key, which the
+    /// key material keeps too). Deliberately not `Clone`.
+    pub(crate) fn duplicate(&self) -> Self {
+        Self(self.0)
+    }
+
+    /// The public key. Costs one scalar multiplication, as much as a signature: compute it once
+    /// per key, not per request.
+    pub fn public_key(&self) -> PublicKey {
+        PublicKey::from_secret_scalar(&self.0)
+    }
+
+    /// The Ethereum address: the last 20 bytes of keccak-256 of the uncompressed public key
+    /// without its 0x04 prefix. Costs what [`Self::public_key`] costs.
+    pub fn address(&self) -> Address {
+        address_of(&self.public_key())
+    }
+}
+
+/// The Ethereum address of a public key.
+pub fn address_of(public_key: &PublicKey) -> Address {
+    let point = public_key.to_encoded_point(false);
+    // The 0x04 prefix of the uncompressed encoding is not hashed.
+    Address::from_word(keccak256(point.as_bytes().get(1..).unwrap_or_default()))
+}
+
+impl Drop for PrivateKey {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PrivateKey(<redacted>)")
+    }
+}
+
+/// The secret a key blob holds.
+#[derive(Debug)]
+pub enum KeyMaterial {
+    /// A master seed; users' keys are derived from it.
+    Seed(MasterSeed),
+    /// An imported private key, used as it is.
+    Imported(PrivateKey),
+}
+
+impl KeyMaterial {
+    /// The private key for `user`: derived from a seed (a user id is required), or the imported
+    /// key itself (a user id is refused, so that it cannot be silently ignored).
+    pub fn user_key(&self, user: Option<&UserId>) -> Result<PrivateKey, KeyError> {
+        match (self, user) {
+            (Self::Seed(seed), Some(user)) => seed.derive(user),
+            (Self::Seed(_), None) => Err(KeyError::UserIdRequired),
+            (Self::Imported(key), None) => Ok(key.duplicate()),
+            (Self::Imported(_), Some(_)) => Err(KeyError::UserIdNotAllowed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(id: &str) -> UserId {
+        UserId::new(id).unwrap()
+    }
+
+    #[test]
+    fn debug_output_is_redacted() {
+        let seed = MasterSeed::new(Zeroizing::new([0x42; 32]));
+        let key = PrivateKey::from_bytes(&[0x46; 32]).unwrap();
+        let material = KeyMaterial::Imported(PrivateKey::from_bytes(&[0x46; 32]).unwrap());
+        for shown in [format!("{seed:?}"), format!("{key:?}"), format!("{material:?}")] {
+            assert!(!shown.contains("42") && !shown.contains("46"), "{shown}");
+            assert!(shown.contains("redacted"), "{shown}");
+        }
+    }
+
+    #[test]
+    fn refuses_out_of_range_private_keys() {
+        // n, the group order, and n + 1 are out of range; n - 1 is the largest valid key.
+        let n = alloy_hex("fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141");
+        let n_minus_1 = alloy_hex("fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364140");
+        assert_eq!(PrivateKey::from_bytes(&[0; 32]).unwrap_err(), KeyError::InvalidPrivateKey);
+        assert_eq!(PrivateKey::from_bytes(&n).unwrap_err(), KeyError::InvalidPrivateKey);
+        assert_eq!(PrivateKey::from_bytes(&[0xff; 32]).unwrap_err(), KeyError::InvalidPrivateKey);
+        assert!(PrivateKey::from_bytes(&n_minus_1).is_ok());
+        assert_eq!(PrivateKey::from_slice(&[1; 31]).unwrap_err(), KeyError::InvalidPrivateKey);
+    }
+
+    fn alloy_hex(s: &str) -> [u8; 32] {
+        alloy_primitives::hex::decode_to_array(s).unwrap()
+    }
+
+    #[test]
+    fn seed_length_is_checked() {
+        assert_eq!(MasterSeed::from_slice(&[0; 31]).unwrap_err(), KeyError::SeedLength { len: 31 });
+        assert!(MasterSeed::from_slice(&[0; 32]).is_ok());
+    }
+
+    #[test]
+    fn user_ids_pick_distinct_keys_and_are_required_only_for_seeds() {
+        let material = KeyMaterial::Seed(MasterSeed::new(Zeroizing::new([7; 32])));
+        let a = material.user_key(Some(&user("alice"))).unwrap().address();
+        let b = material.user_key(Some(&user("bob"))).unwrap().address();
+        assert_ne!(a, b);
+        assert_eq!(material.user_key(Some(&user("alice"))).unwrap().address(), a);
+        assert_eq!(material.user_key(None).unwrap_err(), KeyError::UserIdRequired);
+
+        let imported = KeyMaterial::Imported(PrivateKey::from_bytes(&[0x46; 32]).unwrap());
+        assert_eq!(imported.user_key(Some(&user("alice"))).unwrap_err(), KeyError::UserIdNotAllowed);
+        // The EIP-155 example key.
+        assert_eq!(
+            imported.user_key(None).unwrap().address().to_string(),
+            "0x9d8A62f656a8d1615C1294fd71e9CFb3E4855A4F"
+        );
+    }
+}

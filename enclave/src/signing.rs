@@ -1,0 +1,217 @@
+//! The signing primitive and the request layer above it.
+//!
+//! [`PrivateKey::sign_prehash`] is the only place a signature is made. It takes exactly 32
+//! bytes: k256's own prehash API accepts any input of 16 bytes or more and silently truncates
+//! longer ones, which the `[u8; 32]` type rules out.
+//!
+//! [`UserSigner::sign`] is the request layer: it parses and hashes what the caller asked to sign
+//! (see `nitro_signer_eth`), never a hash the caller hands in, unless the [`SigningPolicy`]
+//! explicitly allows raw digests.
+
+use alloy_primitives::{Address, B256, Signature};
+use k256::{
+    FieldBytes,
+    ecdsa::hazmat::SignPrimitive,
+};
+use nitro_signer_common::UserId;
+use nitro_signer_eth::{
+    AuthorizationOptions, AuthorizationRequest, EthSignature, PayloadError, PersonalMessage,
+    SignedAuthorization, TransactionRequest, TxOptions, TypedData,
+};
+use sha2::Sha256;
+
+use crate::keys::{KeyError, KeyMaterial, PrivateKey};
+
+/// Why a request was not signed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignError {
+    /// The payload is malformed or not allowed.
+    #[error(transparent)]
+    Payload(#[from] PayloadError),
+    /// The key cannot be used as asked.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The transaction's `from` is not the signing key's address.
+    #[error("from: {expected} is not the address of the signing key ({actual})")]
+    FromMismatch {
+        /// What the caller said.
+        expected: Address,
+        /// The address of the key that would sign.
+        actual: Address,
+    },
+    /// Raw digest signing was asked for but the policy does not allow it.
+    #[error(
+        "digest: signing a caller-supplied hash is disabled; sign the transaction or message \
+         itself, or enable raw digest signing for this key"
+    )]
+    DigestNotAllowed,
+    /// The nonce point's x coordinate exceeded the group order (probability about 2^-128), so
+    /// the recovery id is not expressible as an Ethereum `yParity`.
+    #[error("signature not representable with a y-parity; retry is not possible for this hash")]
+    Unrepresentable,
+}
+
+impl PrivateKey {
+    /// Signs a 32-byte hash: ECDSA over secp256k1 with an RFC 6979 deterministic nonce, `s`
+    /// normalized to the lower half of the order (EIP-2), and the y-parity of the nonce point.
+    ///
+    /// The hash is signed as it is: whoever calls this is responsible for having computed it
+    /// from content they parsed. Does not compute the public key.
+    pub fn sign_prehash(&self, prehash: &[u8; 32]) -> Result<Signature, SignError> {
+        let z = FieldBytes::from(*prehash);
+        let scalar: &k256::Scalar = self.scalar().as_ref();
+        let (signature, recovery_id) = scalar
+            .try_sign_prehashed_rfc6979::<Sha256>(&z, &[])
+            .map_err(|_| SignError::Unrepresentable)?;
+        let recovery_id = recovery_id.ok_or(SignError::Unrepresentable)?;
+        if recovery_id.is_x_reduced() {
+            return Err(SignError::Unrepresentable);
+        }
+        let (r, s) = signature.split_bytes();
+        Ok(Signature::from_scalars_and_parity(
+            B256::from_slice(&r),
+            B256::from_slice(&s),
+            recovery_id.is_y_odd(),
+        ))
+    }
+}
+
+/// What a key may be used for beyond the safe defaults. Everything is off by default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SigningPolicy {
+    /// Sign 32-byte hashes handed in by the caller ([`Payload::DangerousDigest`]). The enclave
+    /// then cannot know what it signs; enable only for keys that need it.
+    pub allow_raw_digest: bool,
+    /// Sign legacy transactions without a chain id (replayable on every chain).
+    pub allow_pre_eip155: bool,
+    /// Sign EIP-7702 authorizations with chain id 0 (valid on every chain).
+    pub allow_any_chain_authorization: bool,
+}
+
+/// What to sign. Every variant except [`Payload::DangerousDigest`] is parsed and hashed here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Payload {
+    /// An `eth_signTransaction` object.
+    Transaction(TransactionRequest),
+    /// An EIP-191 personal message.
+    Message(PersonalMessage),
+    /// EIP-712 typed data.
+    TypedData(TypedData),
+    /// An EIP-7702 authorization tuple.
+    Authorization(AuthorizationRequest),
+    /// A caller-supplied hash, signed as it is; refused unless
+    /// [`SigningPolicy::allow_raw_digest`].
+    DangerousDigest(B256),
+}
+
+/// A signature and everything the caller needs with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signed {
+    /// The signer's address.
+    pub from: Address,
+    /// The hash that was signed.
+    pub signing_hash: B256,
+    /// The signature.
+    pub signature: EthSignature,
+    /// What the signature completes, per payload kind.
+    pub output: SignedOutput,
+}
+
+/// The payload-specific part of a [`Signed`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignedOutput {
+    /// A transaction, ready for `eth_sendRawTransaction`.
+    Transaction {
+        /// EIP-2718 encoding of the signed transaction.
+        raw: nitro_signer_eth::Bytes,
+        /// Its transaction hash.
+        tx_hash: B256,
+    },
+    /// A signed EIP-7702 tuple, ready for a set-code transaction's authorization list.
+    Authorization(SignedAuthorization),
+    /// Messages, typed data and digests: the signature is the whole result.
+    SignatureOnly,
+}
+
+/// One user's key, ready to sign, with its address computed once.
+///
+/// Computing the address costs a scalar multiplication, as much as a signature; a signer is
+/// meant to be built once per key and user and reused for many requests.
+#[derive(Debug)]
+pub struct UserSigner {
+    key: PrivateKey,
+    address: Address,
+}
+
+impl UserSigner {
+    /// Wraps `key`, computing its address.
+    pub fn new(key: PrivateKey) -> Self {
+        let address = key.address();
+        Self { key, address }
+    }
+
+    /// The signer for `user` from `material` (see [`KeyMaterial::user_key`]).
+    pub fn for_user(material: &KeyMaterial, user: Option<&UserId>) -> Result<Self, KeyError> {
+        material.user_key(user).map(Self::new)
+    }
+
+    /// The signer's address.
+    pub fn address(&self) -> Address {
+        self.address
+    }
+
+    /// The signer's private key.
+    pub fn key(&self) -> &PrivateKey {
+        &self.key
+    }
+
+    /// Parses, checks and hashes `payload` and signs the hash.
+    pub fn sign(&self, payload: Payload, policy: &SigningPolicy) -> Result<Signed, SignError> {
+        match payload {
+            Payload::Transaction(request) => {
+                let options = TxOptions { allow_pre_eip155: policy.allow_pre_eip155 };
+                let tx = request.into_unsigned(options)?;
+                if let Some(expected) = tx.expected_from()
+                    && expected != self.address
+                {
+                    return Err(SignError::FromMismatch { expected, actual: self.address });
+                }
+                let signed = tx.sign_with(|hash| self.key.sign_prehash(&hash.0))?;
+                Ok(Signed {
+                    from: self.address,
+                    signing_hash: signed.signing_hash,
+                    signature: signed.signature,
+                    output: SignedOutput::Transaction { raw: signed.raw, tx_hash: signed.tx_hash },
+                })
+            }
+            Payload::Message(message) => self.sign_hash(message.signing_hash()),
+            Payload::TypedData(typed) => self.sign_hash(typed.signing_hash()?),
+            Payload::Authorization(request) => {
+                let options =
+                    AuthorizationOptions { allow_any_chain: policy.allow_any_chain_authorization };
+                let auth = request.into_unsigned(options)?;
+                let signing_hash = auth.signing_hash();
+                let signature = self.key.sign_prehash(&signing_hash.0)?;
+                Ok(Signed {
+                    from: self.address,
+                    signing_hash,
+                    signature: EthSignature::new(signature, None),
+                    output: SignedOutput::Authorization(auth.into_signed(signature)),
+                })
+            }
+            Payload::DangerousDigest(digest) if policy.allow_raw_digest => self.sign_hash(digest),
+            Payload::DangerousDigest(_) => Err(SignError::DigestNotAllowed),
+        }
+    }
+
+    fn sign_hash(&self, signing_hash: B256) -> Result<Signed, SignError> {
+        let signature = self.key.sign_prehash(&signing_hash.0)?;
+        Ok(Signed {
+            from: self.address,
+            signing_hash,
+            signature: EthSignature::new(signature, None),
+            output: SignedOutput::SignatureOnly,
+        })
+    }
+}
