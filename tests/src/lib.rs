@@ -1,1 +1,109 @@
-//! x
+#![doc = include_str!("../README.md")]
+// Test oracles: a failed expectation is a failed test, so panicking is the right response.
+#![allow(clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+//!
+//! # Layout
+//!
+//! - [`libsecp`]: signing, verification and recovery with libsecp256k1.
+//! - [`reference_derivation`]: the per-user key derivation written out from RFC 5869.
+
+pub mod libsecp {
+    //! libsecp256k1 as the independent secp256k1 implementation.
+
+    use alloy_primitives::{Address, B256, keccak256};
+    use nitro_signer_eth::EthSignature;
+    use secp256k1::{
+        Message, PublicKey, SECP256K1, SecretKey,
+        ecdsa::{RecoverableSignature, RecoveryId},
+    };
+
+    /// Half the group order: a low-s signature has `s <= N_HALF`.
+    pub const N_HALF: [u8; 32] = [
+        0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0x5d, 0x57, 0x6e, 0x73, 0x57, 0xa4, 0x50, 0x1d, 0xdf, 0xe9, 0x2f, 0x46, 0x68, 0x1b,
+        0x20, 0xa0,
+    ];
+
+    /// The address of a public key.
+    pub fn address_of(public_key: &PublicKey) -> Address {
+        let uncompressed = public_key.serialize_uncompressed();
+        Address::from_word(keccak256(&uncompressed[1..]))
+    }
+
+    /// The address of a private key, computed by libsecp256k1.
+    pub fn address(private_key: &[u8; 32]) -> Address {
+        let secret = SecretKey::from_byte_array(*private_key).expect("valid private key");
+        address_of(&PublicKey::from_secret_key_global(&secret))
+    }
+
+    /// Signs with libsecp256k1 (RFC 6979, low-s), giving `(r ‖ s, y parity)`.
+    pub fn sign(private_key: &[u8; 32], hash: &B256) -> ([u8; 64], bool) {
+        let secret = SecretKey::from_byte_array(*private_key).expect("valid private key");
+        let sig = SECP256K1.sign_ecdsa_recoverable(Message::from_digest(hash.0), &secret);
+        let (recid, compact) = sig.serialize_compact();
+        (compact, i32::from(recid) == 1)
+    }
+
+    /// `r ‖ s` of a signature, 64 bytes big-endian.
+    pub fn compact(sig: &EthSignature) -> [u8; 64] {
+        let mut out = [0u8; 64];
+        out[..32].copy_from_slice(&sig.r.to_be_bytes::<32>());
+        out[32..].copy_from_slice(&sig.s.to_be_bytes::<32>());
+        out
+    }
+
+    /// Recovers the signer's address with libsecp256k1, after checking that libsecp256k1
+    /// verifies the signature against the recovered key and that `s` is low.
+    pub fn recover(hash: &B256, sig: &EthSignature) -> Address {
+        let compact = compact(sig);
+        assert!(compact[32..] <= N_HALF[..], "s is not low: {sig:?}");
+        let recid = RecoveryId::try_from(i32::from(sig.y_parity)).expect("recovery id");
+        let recoverable = RecoverableSignature::from_compact(&compact, recid).expect("signature");
+        let message = Message::from_digest(hash.0);
+        let public_key = SECP256K1.recover_ecdsa(message, &recoverable).expect("recoverable");
+        let mut standard = recoverable.to_standard();
+        // libsecp256k1 verifies only low-s signatures; normalizing must be a no-op here.
+        standard.normalize_s();
+        assert_eq!(standard.serialize_compact(), compact, "libsecp256k1 changed s");
+        SECP256K1.verify_ecdsa(message, &standard, &public_key).expect("libsecp256k1 verifies");
+        address_of(&public_key)
+    }
+}
+
+pub mod reference_derivation {
+    //! docs/key-derivation.md written out from RFC 5869 over HMAC-SHA256, independently of
+    //! the enclave's use of the `hkdf` crate.
+
+    use hmac::{Hmac, Mac};
+    use sha2::Sha256;
+
+    const SALT: &[u8] = b"nitro-signer/secp256k1/v1";
+    const N: [u8; 32] = [
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xfe, 0xba, 0xae, 0xdc, 0xe6, 0xaf, 0x48, 0xa0, 0x3b, 0xbf, 0xd2, 0x5e, 0x8c, 0xd0, 0x36,
+        0x41, 0x41,
+    ];
+
+    fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+        let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("any key length");
+        for part in parts {
+            mac.update(part);
+        }
+        mac.finalize().into_bytes().into()
+    }
+
+    /// The private key of `user_id` under `seed`.
+    pub fn derive(seed: &[u8; 32], user_id: &str) -> [u8; 32] {
+        let prk = hmac(SALT, &[seed]);
+        let id = user_id.as_bytes();
+        for counter in 0..=255u8 {
+            let suffix: &[u8] = if counter == 0 { &[] } else { &[0x00, counter] };
+            // L = 32 is one SHA-256 block: T(1) = HMAC(PRK, info ‖ 0x01).
+            let okm = hmac(&prk, &[id, suffix, &[0x01]]);
+            if okm != [0u8; 32] && okm < N {
+                return okm;
+            }
+        }
+        panic!("no valid scalar")
+    }
+}
