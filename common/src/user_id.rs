@@ -104,8 +104,14 @@ mod tests {
     #[test]
     fn rejects_empty_and_too_long() {
         assert_eq!(UserId::new(""), Err(UserIdError::Empty));
-        assert_eq!(UserId::new("x".repeat(257)), Err(UserIdError::TooLong { len: 257 }));
-        assert_eq!(UserId::new("é".repeat(129)), Err(UserIdError::TooLong { len: 258 }));
+        assert_eq!(
+            UserId::new("x".repeat(257)),
+            Err(UserIdError::TooLong { len: 257 })
+        );
+        assert_eq!(
+            UserId::new("é".repeat(129)),
+            Err(UserIdError::TooLong { len: 258 })
+        );
     }
 
     #[test]

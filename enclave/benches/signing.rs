@@ -1,1 +1,99 @@
-fn main() {}
+//! The cost of signing, next to a bare k256 signature measured in the same run.
+//!
+//! `cargo bench -p nitro-signer-enclave --bench signing`
+//!
+//! - `bare_k256_sign_prehash_recoverable`: k256's `SigningKey::sign_prehash_recoverable` with the
+//!   signing key built beforehand: the floor.
+//! - `derive_and_sign`: the hot path for a cached seed: HKDF per-user derivation, then the
+//!   signing primitive. Target: at most 1.2x the floor.
+//! - `sign_prehash`: the primitive alone, key already derived.
+//! - `user_signer_new`: derivation plus the address (one more scalar multiplication), paid once
+//!   per key and user.
+//! - `eip1559_parse_validate_hash` and `eip1559_encode_signed`: transaction work around the
+//!   signature, reported separately.
+//! - `sign_transaction_eip1559`: a whole request through the request layer with a built signer.
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use std::{hint::black_box, time::Duration};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use k256::ecdsa::SigningKey;
+use nitro_signer_common::UserId;
+use nitro_signer_enclave::{KeyMaterial, MasterSeed, Payload, SigningPolicy, UserSigner};
+use nitro_signer_eth::{Signature, TransactionRequest, TxOptions, UnsignedTransaction};
+use zeroize::Zeroizing;
+
+const TX: &[u8] = br#"{"type":"0x2","chainId":"0x1","nonce":"0x2a","maxFeePerGas":"0x77359400",
+    "maxPriorityFeePerGas":"0x3b9aca00","gas":"0x5208",
+    "to":"0x3535353535353535353535353535353535353535","value":"0xde0b6b3a7640000",
+    "input":"0xa9059cbb0000000000000000000000003535353535353535353535353535353535353535000000000000000000000000000000000000000000000000000000000000000a"}"#;
+
+fn signing(c: &mut Criterion) {
+    let hash = [0x5a_u8; 32];
+    let seed = MasterSeed::new(Zeroizing::new([0x11; 32]));
+    let user = UserId::new("user-000123").unwrap();
+    let material = KeyMaterial::Seed(MasterSeed::new(Zeroizing::new([0x11; 32])));
+
+    let mut group = c.benchmark_group("signing");
+    let bare = SigningKey::from_slice(&[0x46; 32]).unwrap();
+    group.bench_function("bare_k256_sign_prehash_recoverable", |b| {
+        b.iter(|| bare.sign_prehash_recoverable(black_box(&hash)).unwrap())
+    });
+    group.bench_function("derive_and_sign", |b| {
+        b.iter(|| {
+            seed.derive(black_box(&user))
+                .unwrap()
+                .sign_prehash(black_box(&hash))
+                .unwrap()
+        })
+    });
+    let key = seed.derive(&user).unwrap();
+    group.bench_function("sign_prehash", |b| {
+        b.iter(|| key.sign_prehash(black_box(&hash)).unwrap())
+    });
+    group.bench_function("user_signer_new", |b| {
+        b.iter(|| UserSigner::for_user(&material, Some(black_box(&user))).unwrap())
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("transaction");
+    group.bench_function("eip1559_parse_validate_hash", |b| {
+        b.iter(|| {
+            UnsignedTransaction::from_json(black_box(TX), TxOptions::default())
+                .unwrap()
+                .signing_hash()
+        })
+    });
+    let unsigned = UnsignedTransaction::from_json(TX, TxOptions::default()).unwrap();
+    let signature = key.sign_prehash(&unsigned.signing_hash().0).unwrap();
+    group.bench_function("eip1559_encode_signed", |b| {
+        b.iter(|| {
+            black_box(unsigned.clone())
+                .sign_with(|_| Ok::<Signature, ()>(signature))
+                .unwrap()
+        })
+    });
+    let signer = UserSigner::for_user(&material, Some(&user)).unwrap();
+    let request = TransactionRequest::from_json(TX).unwrap();
+    group.bench_function("sign_transaction_eip1559", |b| {
+        b.iter(|| {
+            signer
+                .sign(
+                    Payload::Transaction(black_box(request.clone())),
+                    &SigningPolicy::default(),
+                )
+                .unwrap()
+        })
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4))
+        .sample_size(60);
+    targets = signing
+}
+criterion_main!(benches);

@@ -6,10 +6,10 @@
 
 use std::fmt;
 
+use alloy_primitives::{Address, keccak256};
 use hkdf::Hkdf;
 use k256::{NonZeroScalar, PublicKey, elliptic_curve::sec1::ToEncodedPoint};
 use nitro_signer_common::UserId;
-use alloy_primitives::{Address, keccak256};
 use sha2::Sha256;
 use zeroize::{Zeroize, Zeroizing};
 
@@ -72,7 +72,8 @@ impl MasterSeed {
         let mut okm = Zeroizing::new([0u8; 32]);
         let mut attempt = |info: &[u8]| -> Result<Option<PrivateKey>, KeyError> {
             // `expand` only fails for outputs longer than 255 hash blocks.
-            hkdf.expand(info, okm.as_mut_slice()).map_err(|_| KeyError::DerivationExhausted)?;
+            hkdf.expand(info, okm.as_mut_slice())
+                .map_err(|_| KeyError::DerivationExhausted)?;
             Ok(PrivateKey::from_bytes(&okm).ok())
         };
         if let Some(key) = attempt(user.as_bytes())? {
@@ -109,7 +110,9 @@ impl PrivateKey {
         let mut repr = k256::FieldBytes::from(*bytes);
         let scalar = NonZeroScalar::from_repr(repr);
         repr.zeroize();
-        Option::from(scalar).map(Self).ok_or(KeyError::InvalidPrivateKey)
+        Option::from(scalar)
+            .map(Self)
+            .ok_or(KeyError::InvalidPrivateKey)
     }
 
     /// Reads a private key from a buffer of exactly 32 bytes.
@@ -196,7 +199,11 @@ mod tests {
         let seed = MasterSeed::new(Zeroizing::new([0x42; 32]));
         let key = PrivateKey::from_bytes(&[0x46; 32]).unwrap();
         let material = KeyMaterial::Imported(PrivateKey::from_bytes(&[0x46; 32]).unwrap());
-        for shown in [format!("{seed:?}"), format!("{key:?}"), format!("{material:?}")] {
+        for shown in [
+            format!("{seed:?}"),
+            format!("{key:?}"),
+            format!("{material:?}"),
+        ] {
             assert!(!shown.contains("42") && !shown.contains("46"), "{shown}");
             assert!(shown.contains("redacted"), "{shown}");
         }
@@ -206,12 +213,25 @@ mod tests {
     fn refuses_out_of_range_private_keys() {
         // n, the group order, and n + 1 are out of range; n - 1 is the largest valid key.
         let n = alloy_hex("fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141");
-        let n_minus_1 = alloy_hex("fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364140");
-        assert_eq!(PrivateKey::from_bytes(&[0; 32]).unwrap_err(), KeyError::InvalidPrivateKey);
-        assert_eq!(PrivateKey::from_bytes(&n).unwrap_err(), KeyError::InvalidPrivateKey);
-        assert_eq!(PrivateKey::from_bytes(&[0xff; 32]).unwrap_err(), KeyError::InvalidPrivateKey);
+        let n_minus_1 =
+            alloy_hex("fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364140");
+        assert_eq!(
+            PrivateKey::from_bytes(&[0; 32]).unwrap_err(),
+            KeyError::InvalidPrivateKey
+        );
+        assert_eq!(
+            PrivateKey::from_bytes(&n).unwrap_err(),
+            KeyError::InvalidPrivateKey
+        );
+        assert_eq!(
+            PrivateKey::from_bytes(&[0xff; 32]).unwrap_err(),
+            KeyError::InvalidPrivateKey
+        );
         assert!(PrivateKey::from_bytes(&n_minus_1).is_ok());
-        assert_eq!(PrivateKey::from_slice(&[1; 31]).unwrap_err(), KeyError::InvalidPrivateKey);
+        assert_eq!(
+            PrivateKey::from_slice(&[1; 31]).unwrap_err(),
+            KeyError::InvalidPrivateKey
+        );
     }
 
     fn alloy_hex(s: &str) -> [u8; 32] {
@@ -220,7 +240,10 @@ mod tests {
 
     #[test]
     fn seed_length_is_checked() {
-        assert_eq!(MasterSeed::from_slice(&[0; 31]).unwrap_err(), KeyError::SeedLength { len: 31 });
+        assert_eq!(
+            MasterSeed::from_slice(&[0; 31]).unwrap_err(),
+            KeyError::SeedLength { len: 31 }
+        );
         assert!(MasterSeed::from_slice(&[0; 32]).is_ok());
     }
 
@@ -230,11 +253,20 @@ mod tests {
         let a = material.user_key(Some(&user("alice"))).unwrap().address();
         let b = material.user_key(Some(&user("bob"))).unwrap().address();
         assert_ne!(a, b);
-        assert_eq!(material.user_key(Some(&user("alice"))).unwrap().address(), a);
-        assert_eq!(material.user_key(None).unwrap_err(), KeyError::UserIdRequired);
+        assert_eq!(
+            material.user_key(Some(&user("alice"))).unwrap().address(),
+            a
+        );
+        assert_eq!(
+            material.user_key(None).unwrap_err(),
+            KeyError::UserIdRequired
+        );
 
         let imported = KeyMaterial::Imported(PrivateKey::from_bytes(&[0x46; 32]).unwrap());
-        assert_eq!(imported.user_key(Some(&user("alice"))).unwrap_err(), KeyError::UserIdNotAllowed);
+        assert_eq!(
+            imported.user_key(Some(&user("alice"))).unwrap_err(),
+            KeyError::UserIdNotAllowed
+        );
         // The EIP-155 example key.
         assert_eq!(
             imported.user_key(None).unwrap().address().to_string(),

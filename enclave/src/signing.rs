@@ -9,10 +9,7 @@
 //! explicitly allows raw digests.
 
 use alloy_primitives::{Address, B256, Signature};
-use k256::{
-    FieldBytes,
-    ecdsa::hazmat::SignPrimitive,
-};
+use k256::{FieldBytes, ecdsa::hazmat::SignPrimitive};
 use nitro_signer_common::UserId;
 use nitro_signer_eth::{
     AuthorizationOptions, AuthorizationRequest, EthSignature, PayloadError, PersonalMessage,
@@ -170,26 +167,35 @@ impl UserSigner {
     pub fn sign(&self, payload: Payload, policy: &SigningPolicy) -> Result<Signed, SignError> {
         match payload {
             Payload::Transaction(request) => {
-                let options = TxOptions { allow_pre_eip155: policy.allow_pre_eip155 };
+                let options = TxOptions {
+                    allow_pre_eip155: policy.allow_pre_eip155,
+                };
                 let tx = request.into_unsigned(options)?;
                 if let Some(expected) = tx.expected_from()
                     && expected != self.address
                 {
-                    return Err(SignError::FromMismatch { expected, actual: self.address });
+                    return Err(SignError::FromMismatch {
+                        expected,
+                        actual: self.address,
+                    });
                 }
                 let signed = tx.sign_with(|hash| self.key.sign_prehash(&hash.0))?;
                 Ok(Signed {
                     from: self.address,
                     signing_hash: signed.signing_hash,
                     signature: signed.signature,
-                    output: SignedOutput::Transaction { raw: signed.raw, tx_hash: signed.tx_hash },
+                    output: SignedOutput::Transaction {
+                        raw: signed.raw,
+                        tx_hash: signed.tx_hash,
+                    },
                 })
             }
             Payload::Message(message) => self.sign_hash(message.signing_hash()),
             Payload::TypedData(typed) => self.sign_hash(typed.signing_hash()?),
             Payload::Authorization(request) => {
-                let options =
-                    AuthorizationOptions { allow_any_chain: policy.allow_any_chain_authorization };
+                let options = AuthorizationOptions {
+                    allow_any_chain: policy.allow_any_chain_authorization,
+                };
                 let auth = request.into_unsigned(options)?;
                 let signing_hash = auth.signing_hash();
                 let signature = self.key.sign_prehash(&signing_hash.0)?;

@@ -63,15 +63,23 @@ impl PayloadError {
         let path = err.path().to_string();
         let inner = err.into_inner();
         // serde_json appends "at line L column C"; keep it, it helps find the spot in big bodies.
-        Self::Json { path, message: inner.to_string() }
+        Self::Json {
+            path,
+            message: inner.to_string(),
+        }
     }
 }
 
 /// Parses `json` into `T`, reporting the path of the first problem.
-pub(crate) fn from_json_slice<'a, T: serde::Deserialize<'a>>(json: &'a [u8]) -> Result<T, PayloadError> {
+pub(crate) fn from_json_slice<'a, T: serde::Deserialize<'a>>(
+    json: &'a [u8],
+) -> Result<T, PayloadError> {
     let mut de = serde_json::Deserializer::from_slice(json);
     let value = serde_path_to_error::deserialize(&mut de).map_err(PayloadError::json)?;
     // Trailing bytes after the document are an error, not something to ignore.
-    de.end().map_err(|e| PayloadError::Json { path: ".".into(), message: e.to_string() })?;
+    de.end().map_err(|e| PayloadError::Json {
+        path: ".".into(),
+        message: e.to_string(),
+    })?;
     Ok(value)
 }

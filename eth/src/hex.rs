@@ -122,7 +122,10 @@ impl FromJsonHex for Bytes {
 fn fixed<const N: usize>(s: &str) -> Result<[u8; N], HexError> {
     let bytes = decode_data(s)?;
     let actual = bytes.len();
-    bytes.try_into().map_err(|_| HexError::WrongLength { expected: N, actual })
+    bytes.try_into().map_err(|_| HexError::WrongLength {
+        expected: N,
+        actual,
+    })
 }
 
 impl FromJsonHex for B256 {
@@ -216,8 +219,14 @@ mod tests {
         assert_eq!(u64::from_json_hex("0x+1"), Err(HexError::InvalidDigit));
         assert_eq!(u64::from_json_hex("0xg"), Err(HexError::InvalidDigit));
         assert_eq!(u64::from_json_hex("0xffffffffffffffff"), Ok(u64::MAX));
-        assert_eq!(u64::from_json_hex("0x10000000000000000"), Err(HexError::Overflow { bits: 64 }));
-        assert_eq!(U256::from_json_hex(&format!("0x{}", "f".repeat(64))), Ok(U256::MAX));
+        assert_eq!(
+            u64::from_json_hex("0x10000000000000000"),
+            Err(HexError::Overflow { bits: 64 })
+        );
+        assert_eq!(
+            U256::from_json_hex(&format!("0x{}", "f".repeat(64))),
+            Ok(U256::MAX)
+        );
         assert_eq!(
             U256::from_json_hex(&format!("0x1{}", "0".repeat(64))),
             Err(HexError::Overflow { bits: 256 })
@@ -227,12 +236,18 @@ mod tests {
     #[test]
     fn data_needs_even_digits() {
         assert_eq!(Bytes::from_json_hex("0x"), Ok(Bytes::new()));
-        assert_eq!(Bytes::from_json_hex("0x00ff"), Ok(Bytes::from(vec![0, 0xff])));
+        assert_eq!(
+            Bytes::from_json_hex("0x00ff"),
+            Ok(Bytes::from(vec![0, 0xff]))
+        );
         assert_eq!(Bytes::from_json_hex("0x0"), Err(HexError::OddLength));
         assert_eq!(Bytes::from_json_hex("00"), Err(HexError::MissingPrefix));
         assert_eq!(
             B256::from_json_hex("0x00"),
-            Err(HexError::WrongLength { expected: 32, actual: 1 })
+            Err(HexError::WrongLength {
+                expected: 32,
+                actual: 1
+            })
         );
     }
 
@@ -240,9 +255,18 @@ mod tests {
     fn addresses_check_mixed_case_checksums() {
         let a = address!("0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed");
         // Checksummed, all lower and all upper case are accepted.
-        assert_eq!(Address::from_json_hex("0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"), Ok(a));
-        assert_eq!(Address::from_json_hex("0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed"), Ok(a));
-        assert_eq!(Address::from_json_hex("0x5AAEB6053F3E94C9B9A09F33669435E7EF1BEAED"), Ok(a));
+        assert_eq!(
+            Address::from_json_hex("0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"),
+            Ok(a)
+        );
+        assert_eq!(
+            Address::from_json_hex("0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed"),
+            Ok(a)
+        );
+        assert_eq!(
+            Address::from_json_hex("0x5AAEB6053F3E94C9B9A09F33669435E7EF1BEAED"),
+            Ok(a)
+        );
         // One letter's case flipped.
         assert_eq!(
             Address::from_json_hex("0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAeD"),
@@ -250,7 +274,10 @@ mod tests {
         );
         assert_eq!(
             Address::from_json_hex("0x5aaeb6053f3e94c9b9a09f33669435e7ef1bea"),
-            Err(HexError::WrongLength { expected: 20, actual: 19 })
+            Err(HexError::WrongLength {
+                expected: 20,
+                actual: 19
+            })
         );
     }
 

@@ -20,7 +20,12 @@ pub struct EthSignature {
 impl EthSignature {
     /// Wraps `signature`, with the legacy `v` where it applies.
     pub fn new(signature: Signature, v: Option<u128>) -> Self {
-        Self { r: signature.r(), s: signature.s(), y_parity: signature.v(), v }
+        Self {
+            r: signature.r(),
+            s: signature.s(),
+            y_parity: signature.v(),
+            v,
+        }
     }
 
     /// The 65-byte `r ‖ s ‖ v` form with `v` = 27 or 28, as `personal_sign` and

@@ -49,15 +49,20 @@ impl TypedData {
                 .map_err(|e| err(format!("the string is not a typed-data document: {e}")))?,
             other => other,
         };
-        let doc = value.as_object().ok_or_else(|| err("expected a JSON object"))?;
+        let doc = value
+            .as_object()
+            .ok_or_else(|| err("expected a JSON object"))?;
         for key in doc.keys() {
             if !["types", "primaryType", "domain", "message"].contains(&key.as_str()) {
                 return Err(err(format!("unknown field `{key}`")));
             }
         }
-        let types = field(doc, "types")?.as_object().ok_or_else(|| err("types: expected an object"))?;
-        let domain =
-            field(doc, "domain")?.as_object().ok_or_else(|| err("domain: expected an object"))?;
+        let types = field(doc, "types")?
+            .as_object()
+            .ok_or_else(|| err("types: expected an object"))?;
+        let domain = field(doc, "domain")?
+            .as_object()
+            .ok_or_else(|| err("domain: expected an object"))?;
         let primary = field(doc, "primaryType")?
             .as_str()
             .ok_or_else(|| err("primaryType: expected a string"))?;
@@ -72,7 +77,10 @@ impl TypedData {
             serde_json::from_value(value.clone()).map_err(|e| err(e.to_string()))?;
         let typed = Self(typed);
         // Resolve types and coerce the message now, so an unhashable document fails at parse time.
-        typed.0.eip712_signing_hash().map_err(|e| err(e.to_string()))?;
+        typed
+            .0
+            .eip712_signing_hash()
+            .map_err(|e| err(e.to_string()))?;
         Ok(typed)
     }
 
@@ -88,10 +96,14 @@ impl TypedData {
 }
 
 fn field<'a>(doc: &'a Map<String, Value>, name: &str) -> Result<&'a Value, PayloadError> {
-    doc.get(name).ok_or_else(|| err(format!("{name}: required")))
+    doc.get(name)
+        .ok_or_else(|| err(format!("{name}: required")))
 }
 
-fn check_domain(domain: &Map<String, Value>, types: &Map<String, Value>) -> Result<(), PayloadError> {
+fn check_domain(
+    domain: &Map<String, Value>,
+    types: &Map<String, Value>,
+) -> Result<(), PayloadError> {
     for key in domain.keys() {
         if !DOMAIN_FIELDS.iter().any(|(name, _)| name == key) {
             return Err(err(format!("domain: unknown field `{key}`")));
@@ -100,8 +112,10 @@ fn check_domain(domain: &Map<String, Value>, types: &Map<String, Value>) -> Resu
     let Some(declared) = types.get("EIP712Domain") else {
         return Ok(());
     };
-    let expected: Vec<(&str, &str)> =
-        DOMAIN_FIELDS.into_iter().filter(|(name, _)| domain.contains_key(*name)).collect();
+    let expected: Vec<(&str, &str)> = DOMAIN_FIELDS
+        .into_iter()
+        .filter(|(name, _)| domain.contains_key(*name))
+        .collect();
     let declared = members(declared, "EIP712Domain")?;
     if declared != expected {
         return Err(err(
@@ -114,7 +128,11 @@ fn check_domain(domain: &Map<String, Value>, types: &Map<String, Value>) -> Resu
 
 /// The `(name, type)` members of one struct type's declaration.
 fn members<'a>(decl: &'a Value, type_name: &str) -> Result<Vec<(&'a str, &'a str)>, PayloadError> {
-    let bad = || err(format!("types.{type_name}: expected a list of {{\"name\", \"type\"}}"));
+    let bad = || {
+        err(format!(
+            "types.{type_name}: expected a list of {{\"name\", \"type\"}}"
+        ))
+    };
     decl.as_array()
         .ok_or_else(bad)?
         .iter()
@@ -140,10 +158,16 @@ fn check_value(
     depth: usize,
 ) -> Result<(), PayloadError> {
     if depth > MAX_DEPTH {
-        return Err(err(format!("{path}: nested deeper than {MAX_DEPTH} levels")));
+        return Err(err(format!(
+            "{path}: nested deeper than {MAX_DEPTH} levels"
+        )));
     }
     // `T[]` or `T[n]`: check every element as a `T`; alloy checks the lengths.
-    if let Some(inner) = ty.strip_suffix(']').and_then(|t| t.rsplit_once('[')).map(|(t, _)| t) {
+    if let Some(inner) = ty
+        .strip_suffix(']')
+        .and_then(|t| t.rsplit_once('['))
+        .map(|(t, _)| t)
+    {
         if let Some(items) = value.as_array() {
             for (i, item) in items.iter().enumerate() {
                 check_value(types, inner, item, &format!("{path}[{i}]"), depth + 1)?;
@@ -160,9 +184,17 @@ fn check_value(
     };
     for (key, member) in object {
         let Some((_, member_ty)) = declared.iter().find(|(name, _)| name == key) else {
-            return Err(err(format!("{path}.{key}: not declared in type {ty}, so it would not be signed")));
+            return Err(err(format!(
+                "{path}.{key}: not declared in type {ty}, so it would not be signed"
+            )));
         };
-        check_value(types, member_ty, member, &format!("{path}.{key}"), depth + 1)?;
+        check_value(
+            types,
+            member_ty,
+            member,
+            &format!("{path}.{key}"),
+            depth + 1,
+        )?;
     }
     Ok(())
 }
@@ -213,9 +245,16 @@ mod tests {
 
     #[test]
     fn refuses_undeclared_message_fields() {
-        let doc = MAIL.replace(r#""contents": "Hello, Bob!""#, r#""contents": "Hi", "amount": "1""#);
+        let doc = MAIL.replace(
+            r#""contents": "Hello, Bob!""#,
+            r#""contents": "Hi", "amount": "1""#,
+        );
         let e = TypedData::from_json(doc.as_bytes()).unwrap_err();
-        assert!(e.to_string().contains("message.amount: not declared in type Mail"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("message.amount: not declared in type Mail"),
+            "{e}"
+        );
         let doc = MAIL.replace(r#""name": "Bob","#, r#""name": "Bob", "x": 1,"#);
         let e = TypedData::from_json(doc.as_bytes()).unwrap_err();
         assert!(e.to_string().contains("message.to.x"), "{e}");

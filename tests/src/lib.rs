@@ -60,12 +60,20 @@ pub mod libsecp {
         let recid = RecoveryId::try_from(i32::from(sig.y_parity)).expect("recovery id");
         let recoverable = RecoverableSignature::from_compact(&compact, recid).expect("signature");
         let message = Message::from_digest(hash.0);
-        let public_key = SECP256K1.recover_ecdsa(message, &recoverable).expect("recoverable");
+        let public_key = SECP256K1
+            .recover_ecdsa(message, &recoverable)
+            .expect("recoverable");
         let mut standard = recoverable.to_standard();
         // libsecp256k1 verifies only low-s signatures; normalizing must be a no-op here.
         standard.normalize_s();
-        assert_eq!(standard.serialize_compact(), compact, "libsecp256k1 changed s");
-        SECP256K1.verify_ecdsa(message, &standard, &public_key).expect("libsecp256k1 verifies");
+        assert_eq!(
+            standard.serialize_compact(),
+            compact,
+            "libsecp256k1 changed s"
+        );
+        SECP256K1
+            .verify_ecdsa(message, &standard, &public_key)
+            .expect("libsecp256k1 verifies");
         address_of(&public_key)
     }
 }

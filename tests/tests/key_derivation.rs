@@ -23,8 +23,11 @@ fn vectors() -> Vec<Vector> {
         .lines()
         .filter(|l| l.starts_with("| `"))
         .map(|line| {
-            let cells: Vec<&str> =
-                line.split('|').map(|c| c.trim().trim_matches('`')).filter(|c| !c.is_empty()).collect();
+            let cells: Vec<&str> = line
+                .split('|')
+                .map(|c| c.trim().trim_matches('`'))
+                .filter(|c| !c.is_empty())
+                .collect();
             assert_eq!(cells.len(), 4, "{line}");
             let user_id = match cells[1].strip_prefix("\"x\" × ") {
                 Some(n) => "x".repeat(n.parse().unwrap()),
@@ -46,7 +49,9 @@ fn vectors() -> Vec<Vector> {
 fn enclave_derivation_matches_the_documented_vectors() {
     for v in vectors() {
         let seed = MasterSeed::new(Zeroizing::new(v.seed));
-        let derived = seed.derive(&UserId::new(v.user_id.clone()).unwrap()).unwrap();
+        let derived = seed
+            .derive(&UserId::new(v.user_id.clone()).unwrap())
+            .unwrap();
         // The enclave never exposes key bytes; its address must be the documented key's.
         assert_eq!(derived.address(), v.address, "user {:?}", v.user_id);
     }
@@ -55,8 +60,18 @@ fn enclave_derivation_matches_the_documented_vectors() {
 #[test]
 fn documented_vectors_are_consistent_with_independent_code() {
     for v in vectors() {
-        assert_eq!(reference_derivation::derive(&v.seed, &v.user_id), v.private_key, "{:?}", v.user_id);
-        assert_eq!(libsecp::address(&v.private_key), v.address, "{:?}", v.user_id);
+        assert_eq!(
+            reference_derivation::derive(&v.seed, &v.user_id),
+            v.private_key,
+            "{:?}",
+            v.user_id
+        );
+        assert_eq!(
+            libsecp::address(&v.private_key),
+            v.address,
+            "{:?}",
+            v.user_id
+        );
     }
 }
 
@@ -73,13 +88,27 @@ fn generator_script_reproduces_the_table() {
         }
         Err(e) => panic!("python3 is required in CI: {e}"),
     };
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let printed = String::from_utf8(output.stdout).unwrap();
     let keys: Vec<String> = printed
         .lines()
         .filter(|l| l.starts_with("| `"))
-        .map(|l| l.split('|').nth(3).unwrap().trim().trim_matches('`').to_string())
+        .map(|l| {
+            l.split('|')
+                .nth(3)
+                .unwrap()
+                .trim()
+                .trim_matches('`')
+                .to_string()
+        })
         .collect();
-    let documented: Vec<String> = vectors().iter().map(|v| hex::encode(v.private_key)).collect();
+    let documented: Vec<String> = vectors()
+        .iter()
+        .map(|v| hex::encode(v.private_key))
+        .collect();
     assert_eq!(keys, documented);
 }
