@@ -3,10 +3,13 @@
 //! # Layout
 //!
 //! - [`keys`]: [`MasterSeed`], [`PrivateKey`], [`KeyMaterial`] and the per-user derivation.
+//! - [`nsm`]: the Nitro Security Module behind a trait: [`nsm::HardwareNsm`] over `/dev/nsm`,
+//!   [`nsm::SimulatedNsm`] for the simulated mode.
 //! - [`signing`]: the signing primitive ([`PrivateKey::sign_prehash`]) and the request layer
 //!   ([`UserSigner::sign`], [`Payload`], [`SigningPolicy`]).
 
 pub mod keys;
+pub mod nsm;
 pub mod signing;
 
 pub use keys::{KeyError, KeyMaterial, MasterSeed, PrivateKey};
