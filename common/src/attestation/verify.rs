@@ -234,7 +234,10 @@ fn raw_to_der(raw: &[u8]) -> Option<Vec<u8>> {
     let integer = |v: &[u8]| {
         // Minimal encoding: no leading zero bytes (but keep one byte for zero), and a 0x00 pad
         // when the high bit is set so the integer stays positive.
-        let start = v.iter().position(|b| *b != 0).unwrap_or(v.len().saturating_sub(1));
+        let start = v
+            .iter()
+            .position(|b| *b != 0)
+            .unwrap_or(v.len().saturating_sub(1));
         let v = v.get(start..).unwrap_or_default();
         let pad = v.first().is_some_and(|b| b & 0x80 != 0);
         let mut out = vec![0x02, (v.len() + usize::from(pad)) as u8];
