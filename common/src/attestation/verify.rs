@@ -265,7 +265,7 @@ mod tests {
         raw[47] = 1; // r = 1
         raw[48] = 0x80; // s has its high bit set: needs a 0x00 pad
         let der = raw_to_der(&raw).unwrap();
-        assert_eq!(&der[..5], &[0x30, 52, 0x02, 1, 1]);
+        assert_eq!(&der[..5], &[0x30, 54, 0x02, 1, 1]);
         assert_eq!(&der[5..8], &[0x02, 49, 0x00]);
         assert_eq!(der.len(), 2 + 3 + 2 + 49);
         assert!(raw_to_der(&raw[..95]).is_none());
