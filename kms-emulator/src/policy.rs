@@ -1,0 +1,312 @@
+//! Key policies in the shape of real KMS key policies, evaluated the way KMS evaluates the parts
+//! that matter to an enclave: actions, `Allow`/`Deny`, and conditions on the recipient's
+//! attestation document.
+//!
+//! ```json
+//! {"Version": "2012-10-17", "Statement": [{
+//!   "Sid": "EnclaveOnly", "Effect": "Allow", "Principal": {"AWS": "*"},
+//!   "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": "*",
+//!   "Condition": {"StringEqualsIgnoreCase": {
+//!     "kms:RecipientAttestation:ImageSha384": "<PCR0 hex>",
+//!     "kms:RecipientAttestation:PCR8": "<PCR8 hex>"}}}]}
+//! ```
+//!
+//! Supported: `Effect`, `Action` (a name or a list; `kms:*` and `kms:Prefix*` wildcards),
+//! `Resource` `"*"`, and `Condition` with `StringEquals` or `StringEqualsIgnoreCase` on
+//! `kms:RecipientAttestation:ImageSha384` and `kms:RecipientAttestation:PCR<n>` (a value or a list
+//! of accepted values). A condition on a key the request lacks (no `Recipient`) is false, as in
+//! AWS. `Principal` is accepted but not evaluated: the emulator has one set of credentials.
+//! Anything else (other operators, condition keys, `NotAction`...) is refused when the policy is
+//! loaded, so a policy is never silently weaker than it reads.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+/// Why a policy document was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("key policy: {0}")]
+pub struct PolicyError(String);
+
+fn err(message: impl Into<String>) -> PolicyError {
+    PolicyError(message.into())
+}
+
+/// A condition key the emulator can evaluate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ConditionKey {
+    /// `kms:RecipientAttestation:ImageSha384` (PCR0).
+    ImageSha384,
+    /// `kms:RecipientAttestation:PCR<n>`.
+    Pcr(u8),
+}
+
+impl ConditionKey {
+    fn parse(key: &str) -> Result<Self, PolicyError> {
+        let Some(rest) = key.strip_prefix("kms:RecipientAttestation:") else {
+            return Err(err(format!("unsupported condition key `{key}`")));
+        };
+        if rest == "ImageSha384" {
+            return Ok(Self::ImageSha384);
+        }
+        rest.strip_prefix("PCR")
+            .and_then(|n| n.parse::<u8>().ok())
+            .filter(|n| *n < 32)
+            .map(Self::Pcr)
+            .ok_or_else(|| err(format!("unsupported condition key `{key}`")))
+    }
+}
+
+/// What a request offers for conditions: the verified attestation's values, lowercase hex.
+pub type RequestContext = BTreeMap<ConditionKey, String>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Condition {
+    key: ConditionKey,
+    ignore_case: bool,
+    values: Vec<String>,
+}
+
+impl Condition {
+    fn holds(&self, context: &RequestContext) -> bool {
+        let Some(actual) = context.get(&self.key) else {
+            return false;
+        };
+        self.values.iter().any(|v| {
+            if self.ignore_case {
+                v.eq_ignore_ascii_case(actual)
+            } else {
+                v == actual
+            }
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Statement {
+    allow: bool,
+    actions: Vec<String>,
+    conditions: Vec<Condition>,
+}
+
+impl Statement {
+    fn matches(&self, action: &str, context: &RequestContext) -> bool {
+        let action_matches = self
+            .actions
+            .iter()
+            .any(|pattern| match pattern.strip_suffix('*') {
+                Some(prefix) => action.starts_with(prefix),
+                None => pattern == action,
+            });
+        action_matches && self.conditions.iter().all(|c| c.holds(context))
+    }
+}
+
+/// A parsed key policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyPolicy {
+    statements: Vec<Statement>,
+    source: String,
+}
+
+fn strings(value: &Value, what: &str) -> Result<Vec<String>, PolicyError> {
+    match value {
+        Value::String(s) => Ok(vec![s.clone()]),
+        Value::Array(items) if !items.is_empty() => items
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| err(format!("{what}: expected strings")))
+            })
+            .collect(),
+        _ => Err(err(format!(
+            "{what}: expected a string or a non-empty list of strings"
+        ))),
+    }
+}
+
+impl KeyPolicy {
+    /// A policy that allows every action to the emulator's one principal, like KMS's default key
+    /// policy (which gives the account full control).
+    pub fn allow_all() -> Self {
+        Self::parse(
+            r#"{"Version":"2012-10-17","Statement":[{"Sid":"Enable IAM User Permissions",
+            "Effect":"Allow","Principal":{"AWS":"*"},"Action":"kms:*","Resource":"*"}]}"#,
+        )
+        .unwrap_or_else(|_| Self {
+            statements: Vec::new(),
+            source: String::new(),
+        })
+    }
+
+    /// Parses and checks a policy document.
+    pub fn parse(json: &str) -> Result<Self, PolicyError> {
+        let doc: Value = serde_json::from_str(json).map_err(|e| err(e.to_string()))?;
+        let doc = doc
+            .as_object()
+            .ok_or_else(|| err("expected a JSON object"))?;
+        for key in doc.keys() {
+            if !["Version", "Id", "Statement"].contains(&key.as_str()) {
+                return Err(err(format!("unsupported field `{key}`")));
+            }
+        }
+        let raw = match doc.get("Statement") {
+            Some(Value::Array(items)) => items.clone(),
+            Some(single @ Value::Object(_)) => vec![single.clone()],
+            _ => return Err(err("Statement: expected an object or a list")),
+        };
+        let mut statements = Vec::new();
+        for statement in &raw {
+            let s = statement
+                .as_object()
+                .ok_or_else(|| err("Statement: expected objects"))?;
+            for key in s.keys() {
+                if ![
+                    "Sid",
+                    "Effect",
+                    "Principal",
+                    "Action",
+                    "Resource",
+                    "Condition",
+                ]
+                .contains(&key.as_str())
+                {
+                    return Err(err(format!("unsupported statement field `{key}`")));
+                }
+            }
+            let allow = match s.get("Effect").and_then(Value::as_str) {
+                Some("Allow") => true,
+                Some("Deny") => false,
+                _ => return Err(err("Effect: expected \"Allow\" or \"Deny\"")),
+            };
+            let actions = strings(s.get("Action").unwrap_or(&Value::Null), "Action")?;
+            if let Some(resource) = s.get("Resource")
+                && strings(resource, "Resource")? != ["*"]
+            {
+                return Err(err("Resource: only \"*\" is supported in a key policy"));
+            }
+            let mut conditions = Vec::new();
+            if let Some(condition) = s.get("Condition") {
+                let operators = condition
+                    .as_object()
+                    .ok_or_else(|| err("Condition: expected an object"))?;
+                for (operator, entries) in operators {
+                    let ignore_case = match operator.as_str() {
+                        "StringEquals" => false,
+                        "StringEqualsIgnoreCase" => true,
+                        other => {
+                            return Err(err(format!("unsupported condition operator `{other}`")));
+                        }
+                    };
+                    let entries = entries
+                        .as_object()
+                        .ok_or_else(|| err("Condition: expected objects"))?;
+                    for (key, values) in entries {
+                        conditions.push(Condition {
+                            key: ConditionKey::parse(key)?,
+                            ignore_case,
+                            values: strings(values, key)?,
+                        });
+                    }
+                }
+            }
+            statements.push(Statement {
+                allow,
+                actions,
+                conditions,
+            });
+        }
+        Ok(Self {
+            statements,
+            source: json.to_owned(),
+        })
+    }
+
+    /// Whether `action` (e.g. `kms:Decrypt`) is allowed for a request with `context`: some
+    /// `Allow` statement matches and no `Deny` statement does.
+    pub fn allows(&self, action: &str, context: &RequestContext) -> bool {
+        let matching = |allow: bool| {
+            self.statements
+                .iter()
+                .any(|s| s.allow == allow && s.matches(action, context))
+        };
+        matching(true) && !matching(false)
+    }
+
+    /// The policy as it was given.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ENCLAVE_ONLY: &str = r#"{"Version":"2012-10-17","Statement":[
+      {"Sid":"Admin","Effect":"Allow","Principal":{"AWS":"*"},
+       "Action":["kms:Create*","kms:Describe*","kms:Encrypt"],"Resource":"*"},
+      {"Sid":"Enclave","Effect":"Allow","Principal":{"AWS":"*"},
+       "Action":["kms:Decrypt","kms:GenerateDataKey"],"Resource":"*",
+       "Condition":{"StringEqualsIgnoreCase":{
+         "kms:RecipientAttestation:ImageSha384":"AB01",
+         "kms:RecipientAttestation:PCR8":["ff00","ee00"]}}}]}"#;
+
+    fn context(pairs: &[(ConditionKey, &str)]) -> RequestContext {
+        pairs.iter().map(|(k, v)| (*k, (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn attestation_conditions_gate_actions() {
+        let policy = KeyPolicy::parse(ENCLAVE_ONLY).unwrap();
+        let good = context(&[
+            (ConditionKey::ImageSha384, "ab01"),
+            (ConditionKey::Pcr(8), "ee00"),
+        ]);
+        assert!(policy.allows("kms:Decrypt", &good));
+        assert!(policy.allows("kms:GenerateDataKey", &good));
+        // No recipient: the condition keys are absent, so the statement does not apply.
+        assert!(!policy.allows("kms:Decrypt", &RequestContext::new()));
+        let wrong_image = context(&[
+            (ConditionKey::ImageSha384, "ab02"),
+            (ConditionKey::Pcr(8), "ee00"),
+        ]);
+        assert!(!policy.allows("kms:Decrypt", &wrong_image));
+        let missing_pcr8 = context(&[(ConditionKey::ImageSha384, "ab01")]);
+        assert!(!policy.allows("kms:Decrypt", &missing_pcr8));
+        // Actions: wildcards and exact names.
+        assert!(policy.allows("kms:CreateKey", &RequestContext::new()));
+        assert!(policy.allows("kms:Encrypt", &RequestContext::new()));
+        assert!(!policy.allows("kms:GenerateRandom", &good));
+    }
+
+    #[test]
+    fn deny_overrides_allow() {
+        let policy = KeyPolicy::parse(
+            r#"{"Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*"},
+              {"Effect":"Deny","Action":"kms:Decrypt","Resource":"*"}]}"#,
+        )
+        .unwrap();
+        assert!(policy.allows("kms:Encrypt", &RequestContext::new()));
+        assert!(!policy.allows("kms:Decrypt", &RequestContext::new()));
+    }
+
+    #[test]
+    fn unsupported_features_are_refused_not_ignored() {
+        for bad in [
+            r#"{"Statement":[{"Effect":"Allow","NotAction":"kms:Decrypt","Resource":"*"}]}"#,
+            r#"{"Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*",
+               "Condition":{"StringLike":{"kms:RecipientAttestation:PCR0":"*"}}}]}"#,
+            r#"{"Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*",
+               "Condition":{"StringEquals":{"kms:EncryptionContext:tenant":"a"}}}]}"#,
+            r#"{"Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"arn:aws:kms:x"}]}"#,
+            r#"{"Statement":[{"Effect":"Maybe","Action":"kms:*"}]}"#,
+            r#"{"Statement":[{"Effect":"Allow","Action":[]}]}"#,
+            "[]",
+        ] {
+            assert!(KeyPolicy::parse(bad).is_err(), "{bad}");
+        }
+        assert!(KeyPolicy::allow_all().allows("kms:Decrypt", &RequestContext::new()));
+    }
+}
