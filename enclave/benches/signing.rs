@@ -43,13 +43,13 @@ fn signing(c: &mut Criterion) {
         b.iter(|| {
             seed.derive(black_box(&user))
                 .unwrap()
-                .sign_prehash(black_box(&hash))
+                .dangerous_sign_prehash(black_box(&hash))
                 .unwrap()
         })
     });
     let key = seed.derive(&user).unwrap();
     group.bench_function("sign_prehash", |b| {
-        b.iter(|| key.sign_prehash(black_box(&hash)).unwrap())
+        b.iter(|| key.dangerous_sign_prehash(black_box(&hash)).unwrap())
     });
     group.bench_function("user_signer_new", |b| {
         b.iter(|| UserSigner::for_user(&material, Some(black_box(&user))).unwrap())
@@ -65,7 +65,9 @@ fn signing(c: &mut Criterion) {
         })
     });
     let unsigned = UnsignedTransaction::from_json(TX, TxOptions::default()).unwrap();
-    let signature = key.sign_prehash(&unsigned.signing_hash().0).unwrap();
+    let signature = key
+        .dangerous_sign_prehash(&unsigned.signing_hash().0)
+        .unwrap();
     group.bench_function("eip1559_encode_signed", |b| {
         b.iter(|| {
             black_box(unsigned.clone())

@@ -7,10 +7,9 @@
 use std::fmt;
 
 use alloy_primitives::{Address, keccak256};
-use hkdf::Hkdf;
+use aws_lc_rs::hkdf::{HKDF_SHA256, KeyType, Salt};
 use k256::{NonZeroScalar, PublicKey, elliptic_curve::sec1::ToEncodedPoint};
 use nitro_signer_common::UserId;
-use sha2::Sha256;
 use zeroize::{Zeroize, Zeroizing};
 
 /// HKDF salt of the per-user derivation, version 1.
@@ -68,30 +67,40 @@ impl MasterSeed {
     /// big-endian scalar if it is in `[1, n-1]`, else the same with
     /// `info = user id ‖ 0x00 ‖ counter` for counter = 1, 2, … until it is.
     pub fn derive(&self, user: &UserId) -> Result<PrivateKey, KeyError> {
-        let hkdf = Hkdf::<Sha256>::new(Some(DERIVATION_SALT), self.0.as_slice());
+        self.derive_accepting(user, |okm| PrivateKey::from_bytes(okm).ok())
+    }
+
+    /// The derivation loop, with the range check as a parameter so that tests can force the
+    /// retry path (which real inputs take with probability 2^-128).
+    fn derive_accepting(
+        &self,
+        user: &UserId,
+        mut accept: impl FnMut(&[u8; 32]) -> Option<PrivateKey>,
+    ) -> Result<PrivateKey, KeyError> {
+        // aws-lc's HKDF: it zeroizes its copy of the seed and cleanses its HMAC state (the PRK,
+        // from which every user's key follows), which the `hkdf` crate does not.
+        let prk = Salt::new(HKDF_SHA256, DERIVATION_SALT).extract(self.0.as_slice());
         let mut okm = Zeroizing::new([0u8; 32]);
-        let mut attempt = |info: &[u8]| -> Result<Option<PrivateKey>, KeyError> {
-            // `expand` only fails for outputs longer than 255 hash blocks.
-            hkdf.expand(info, okm.as_mut_slice())
+        for counter in 0..=u8::MAX {
+            let suffix = [0x00, counter];
+            let info: [&[u8]; 2] = [user.as_bytes(), if counter == 0 { &[] } else { &suffix }];
+            prk.expand(&info, Okm32)
+                .and_then(|okm_source| okm_source.fill(okm.as_mut_slice()))
                 .map_err(|_| KeyError::DerivationExhausted)?;
-            Ok(PrivateKey::from_bytes(&okm).ok())
-        };
-        if let Some(key) = attempt(user.as_bytes())? {
-            return Ok(key);
-        }
-        // Out of range: probability about 2^-128 per attempt.
-        let mut info = Vec::with_capacity(user.as_bytes().len() + 2);
-        info.extend_from_slice(user.as_bytes());
-        info.extend_from_slice(&[0x00, 0x00]);
-        for counter in 1..=u8::MAX {
-            if let Some(last) = info.last_mut() {
-                *last = counter;
-            }
-            if let Some(key) = attempt(&info)? {
+            if let Some(key) = accept(&okm) {
                 return Ok(key);
             }
         }
         Err(KeyError::DerivationExhausted)
+    }
+}
+
+/// HKDF output length of the derivation: one secp256k1 scalar.
+struct Okm32;
+
+impl KeyType for Okm32 {
+    fn len(&self) -> usize {
+        32
     }
 }
 
@@ -236,6 +245,27 @@ mod tests {
 
     fn alloy_hex(s: &str) -> [u8; 32] {
         alloy_primitives::hex::decode_to_array(s).unwrap()
+    }
+
+    #[test]
+    fn the_retry_path_uses_the_documented_info() {
+        // Force the first candidate out of range; the key must then come from
+        // info = user id || 0x00 || 0x01, whose value the Python generator documents.
+        let seed = MasterSeed::new(Zeroizing::new(core::array::from_fn(|i| i as u8)));
+        let mut attempts = 0;
+        let key = seed
+            .derive_accepting(&user("alice"), |okm| {
+                attempts += 1;
+                (attempts > 1).then(|| PrivateKey::from_bytes(okm).unwrap())
+            })
+            .unwrap();
+        assert_eq!(attempts, 2);
+        let documented =
+            alloy_hex("a3d3d655ee2862e90029b3ab07e83b32173e972f6092dfe9296fb6ebf1a03327");
+        assert_eq!(
+            key.address(),
+            PrivateKey::from_bytes(&documented).unwrap().address()
+        );
     }
 
     #[test]

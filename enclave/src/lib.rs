@@ -7,7 +7,7 @@
 //! - [`nsm`]: the Nitro Security Module behind a trait: [`nsm::HardwareNsm`] over `/dev/nsm`,
 //!   [`nsm::SimulatedNsm`] for the simulated mode.
 //! - [`recipient`]: the enclave's RSA-2048 KMS recipient key, which opens `CiphertextForRecipient`.
-//! - [`signing`]: the signing primitive ([`PrivateKey::sign_prehash`]) and the request layer
+//! - [`signing`]: the signing primitive ([`PrivateKey::dangerous_sign_prehash`]) and the request layer
 //!   ([`UserSigner::sign`], [`Payload`], [`SigningPolicy`]).
 
 pub mod cms;

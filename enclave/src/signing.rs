@@ -1,6 +1,6 @@
 //! The signing primitive and the request layer above it.
 //!
-//! [`PrivateKey::sign_prehash`] is the only place a signature is made. It takes exactly 32
+//! [`PrivateKey::dangerous_sign_prehash`] is the only place a signature is made. It takes exactly 32
 //! bytes: k256's own prehash API accepts any input of 16 bytes or more and silently truncates
 //! longer ones, which the `[u8; 32]` type rules out.
 //!
@@ -53,9 +53,11 @@ impl PrivateKey {
     /// Signs a 32-byte hash: ECDSA over secp256k1 with an RFC 6979 deterministic nonce, `s`
     /// normalized to the lower half of the order (EIP-2), and the y-parity of the nonce point.
     ///
-    /// The hash is signed as it is: whoever calls this is responsible for having computed it
-    /// from content they parsed. Does not compute the public key.
-    pub fn sign_prehash(&self, prehash: &[u8; 32]) -> Result<Signature, SignError> {
+    /// The hash is signed as it is, hence the name: whoever calls this is responsible for having
+    /// computed it from content they parsed. The request layer ([`UserSigner::sign`]) is the
+    /// way to sign for callers; it refuses raw digests unless the policy allows them. Does not
+    /// compute the public key.
+    pub fn dangerous_sign_prehash(&self, prehash: &[u8; 32]) -> Result<Signature, SignError> {
         let z = FieldBytes::from(*prehash);
         let scalar: &k256::Scalar = self.scalar().as_ref();
         let (signature, recovery_id) = scalar
@@ -118,7 +120,7 @@ pub struct Signed {
 /// The payload-specific part of a [`Signed`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SignedOutput {
-    /// A transaction, ready for `eth_sendRawTransaction`.
+    /// A transaction, ready for `eth_sendRawTransaction` (EIP-4844: add the blob sidecar first).
     Transaction {
         /// EIP-2718 encoding of the signed transaction.
         raw: nitro_signer_eth::Bytes,
@@ -158,11 +160,6 @@ impl UserSigner {
         self.address
     }
 
-    /// The signer's private key.
-    pub fn key(&self) -> &PrivateKey {
-        &self.key
-    }
-
     /// Parses, checks and hashes `payload` and signs the hash.
     pub fn sign(&self, payload: Payload, policy: &SigningPolicy) -> Result<Signed, SignError> {
         match payload {
@@ -179,7 +176,7 @@ impl UserSigner {
                         actual: self.address,
                     });
                 }
-                let signed = tx.sign_with(|hash| self.key.sign_prehash(&hash.0))?;
+                let signed = tx.sign_with(|hash| self.key.dangerous_sign_prehash(&hash.0))?;
                 Ok(Signed {
                     from: self.address,
                     signing_hash: signed.signing_hash,
@@ -198,7 +195,7 @@ impl UserSigner {
                 };
                 let auth = request.into_unsigned(options)?;
                 let signing_hash = auth.signing_hash();
-                let signature = self.key.sign_prehash(&signing_hash.0)?;
+                let signature = self.key.dangerous_sign_prehash(&signing_hash.0)?;
                 Ok(Signed {
                     from: self.address,
                     signing_hash,
@@ -212,7 +209,7 @@ impl UserSigner {
     }
 
     fn sign_hash(&self, signing_hash: B256) -> Result<Signed, SignError> {
-        let signature = self.key.sign_prehash(&signing_hash.0)?;
+        let signature = self.key.dangerous_sign_prehash(&signing_hash.0)?;
         Ok(Signed {
             from: self.address,
             signing_hash,

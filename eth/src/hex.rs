@@ -5,7 +5,8 @@
 //! - *data* is `0x` followed by an even number of hex digits (`0x` is empty);
 //! - an *address* is 20 bytes of data; if it mixes upper and lower case, its EIP-55 checksum must
 //!   be right, since a wrong checksum means a mistyped address;
-//! - JSON numbers are refused everywhere: they lose precision above 2^53.
+//! - JSON numbers are refused: they lose precision above 2^53. (EIP-712 messages follow their
+//!   own rules; see [`crate::typed_data`].)
 //!
 //! Both cases of hex digit are accepted.
 

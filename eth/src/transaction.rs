@@ -4,8 +4,12 @@
 //! # Rules
 //!
 //! - `type` (`0x0` legacy, `0x1` EIP-2930, `0x2` EIP-1559, `0x3` EIP-4844, `0x4` EIP-7702) may be
-//!   omitted; it is then inferred as geth does: `authorizationList` → 0x4, a blob field → 0x3,
-//!   `maxFeePerGas`/`maxPriorityFeePerGas` → 0x2, `accessList` → 0x1, `gasPrice` → 0x0.
+//!   omitted; it is then inferred, first match wins: `authorizationList` → 0x4, a blob field →
+//!   0x3, `maxFeePerGas`/`maxPriorityFeePerGas` → 0x2, `accessList` → 0x1, `gasPrice` → 0x0.
+//!   (Close to geth's rules; every input on which they differ ends in an error here.)
+//! - EIP-4844: the signed encoding is the canonical one, without the blob sidecar; to broadcast
+//!   it, a back end wraps it with the blobs, commitments and proofs (the network form), which
+//!   the signature does not cover.
 //! - `nonce`, `gas`, `chainId` and the type's fee fields are required: nothing that decides what
 //!   gets signed is filled in by default. Only `value` (0), `input` (empty) and `accessList`
 //!   (empty) have defaults, the zero values every client assumes.
@@ -143,7 +147,7 @@ pub struct TxOptions {
 }
 
 /// A validated transaction, ready to be hashed and signed. EIP-4844 transactions are the
-/// network form without blob sidecar.
+/// canonical form, without blob sidecar.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnsignedTransaction {
     tx: EthereumTypedTransaction<TxEip4844>,
@@ -159,7 +163,8 @@ pub struct SignedTransaction {
     pub tx_hash: B256,
     /// The signature; `v` is set for legacy transactions only.
     pub signature: EthSignature,
-    /// The signed transaction's EIP-2718 encoding, as `eth_sendRawTransaction` takes it.
+    /// The signed transaction's EIP-2718 encoding, as `eth_sendRawTransaction` takes it (for
+    /// EIP-4844, the canonical encoding: the back end adds the sidecar to broadcast it).
     pub raw: Bytes,
 }
 
@@ -488,11 +493,27 @@ mod tests {
         "to":"0x3535353535353535353535353535353535353535","value":"0x1""#;
 
     #[test]
-    fn infers_types_like_geth() {
+    fn infers_types_from_fields() {
         let cases = [
             (r#""gasPrice":"0x1""#, 0),
             (r#""gasPrice":"0x1","accessList":[]"#, 1),
             (r#""maxFeePerGas":"0x2","maxPriorityFeePerGas":"0x1""#, 2),
+            // Precedence: fee-market fields win over an access list.
+            (
+                r#""maxFeePerGas":"0x2","maxPriorityFeePerGas":"0x1","accessList":[]"#,
+                2,
+            ),
+            (
+                r#""maxFeePerGas":"0x2","maxPriorityFeePerGas":"0x1","maxFeePerBlobGas":"0x1",
+                "blobVersionedHashes":["0x0100000000000000000000000000000000000000000000000000000000000000"]"#,
+                3,
+            ),
+            (
+                r#""maxFeePerGas":"0x2","maxPriorityFeePerGas":"0x1","authorizationList":[{"chainId":"0x1",
+                "address":"0x3535353535353535353535353535353535353535","nonce":"0x0","yParity":"0x0",
+                "r":"0x1","s":"0x1"}]"#,
+                4,
+            ),
         ];
         for (fees, want) in cases {
             let tx = parse(&format!("{{{BASE_1559},{fees}}}")).unwrap();

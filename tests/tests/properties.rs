@@ -82,7 +82,7 @@ proptest! {
         let private = nitro_signer_enclave::PrivateKey::from_bytes(&key);
         prop_assume!(private.is_ok());
         let private = private.unwrap();
-        let signature = private.sign_prehash(&digest).unwrap();
+        let signature = private.dangerous_sign_prehash(&digest).unwrap();
         let (compact, parity) = libsecp::sign(&key, &B256::from(digest));
         prop_assert_eq!(&compact[..32], &signature.r().to_be_bytes::<32>()[..]);
         prop_assert_eq!(&compact[32..], &signature.s().to_be_bytes::<32>()[..]);

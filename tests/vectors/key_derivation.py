@@ -50,3 +50,7 @@ if __name__ == "__main__":
     for seed, uid in VECTORS:
         shown = uid if len(uid) < 40 else f'"x" × {len(uid)}'
         print(f"| `{seed.hex()}` | `{shown}` | `{derive(seed, uid).hex()}` |")
+    # The retry path: the candidate a derivation would take after rejecting the first one.
+    retry = hkdf_sha256(bytes(range(32)), SALT, b"alice" + b"\x00\x01")
+    print()
+    print(f"retry candidate for seed 000102…1f, user alice: `{retry.hex()}`")

@@ -46,8 +46,9 @@ pub enum AttestationError {
     /// The certificate chain does not verify (expired, wrong issuer, bad signature...).
     #[error("attestation certificate chain does not verify: {0}")]
     Certificate(String),
-    /// The document's timestamp is outside the leaf certificate's validity or in the future.
-    #[error("attestation document timestamp is not within the signing certificate's validity")]
+    /// The document's timestamp is in the future, or older than the caller's maximum age. (The
+    /// chain itself is checked for validity at the verifier's current time.)
+    #[error("attestation document timestamp is in the future or too old")]
     Timestamp,
     /// A PCR differs from the expected value.
     #[error("PCR{index} does not match the expected value")]
