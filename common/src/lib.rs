@@ -4,9 +4,11 @@
 //!
 //! - [`attestation`]: Nitro attestation documents: parsing, and verification against a pinned
 //!   root, PCRs, nonce and public key.
+//! - [`private_file`]: owner-only files and directories for local state.
 //! - [`user_id`]: the validated per-user identifier that selects a derived key.
 
 pub mod attestation;
+pub mod private_file;
 pub mod user_id;
 
 pub use user_id::{UserId, UserIdError};

@@ -15,9 +15,7 @@
 use std::{
     collections::BTreeMap,
     fs,
-    io::Write,
-    os::unix::fs::{OpenOptionsExt, PermissionsExt},
-    path::{Path, PathBuf},
+    path::PathBuf,
     sync::RwLock,
     time::{Duration, SystemTime},
 };
@@ -26,7 +24,10 @@ use aws_lc_rs::{
     aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey},
     rand,
 };
-use nitro_signer_common::attestation::{Expectations, RootOfTrust, Verifier};
+use nitro_signer_common::{
+    attestation::{Expectations, RootOfTrust, Verifier},
+    private_file,
+};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -210,21 +211,6 @@ fn aad(key_id: &str, context: &EncryptionContext) -> Vec<u8> {
     out
 }
 
-fn write_private(path: &Path, contents: &[u8]) -> Result<(), KmsError> {
-    let tmp = path.with_extension("tmp");
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(internal)?;
-    file.write_all(contents)
-        .and_then(|()| file.sync_all())
-        .map_err(internal)?;
-    fs::rename(&tmp, path).map_err(internal)
-}
-
 impl Key {
     fn from_stored(stored: StoredKey) -> Result<Self, KmsError> {
         let material =
@@ -301,8 +287,8 @@ impl Kms {
     pub fn open(dir: impl Into<PathBuf>, attestation_root: RootOfTrust) -> Result<Self, KmsError> {
         let dir = dir.into();
         let keys_dir = dir.join("keys");
-        fs::create_dir_all(&keys_dir).map_err(internal)?;
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(internal)?;
+        private_file::create_private_dir(&dir).map_err(internal)?;
+        private_file::create_private_dir(&keys_dir).map_err(internal)?;
         let mut keys = BTreeMap::new();
         for entry in fs::read_dir(&keys_dir).map_err(internal)? {
             let path = entry.map_err(internal)?.path();
@@ -350,7 +336,8 @@ impl Kms {
             material: hex(material.as_slice()),
         };
         let json = Zeroizing::new(serde_json::to_vec_pretty(&stored).map_err(internal)?);
-        write_private(&self.dir.join("keys").join(format!("{key_id}.json")), &json)?;
+        private_file::write_private(&self.dir.join("keys").join(format!("{key_id}.json")), &json)
+            .map_err(internal)?;
         let key = Key::from_stored(stored)?;
         let metadata = key.metadata.clone();
         self.keys.write().map_err(internal)?.insert(key_id, key);

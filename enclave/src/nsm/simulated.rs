@@ -10,8 +10,6 @@
 use std::{
     collections::BTreeMap,
     fs,
-    io::Write,
-    os::unix::fs::{OpenOptionsExt, PermissionsExt},
     path::{Path, PathBuf},
     sync::Mutex,
     time::{Duration, SystemTime},
@@ -22,7 +20,10 @@ use aws_lc_rs::{
     signature::{ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair},
 };
 use aws_nitro_enclaves_nsm_api::api::{AttestationDoc, Digest};
-use nitro_signer_common::attestation::{PCR_LEN, Pcr};
+use nitro_signer_common::{
+    attestation::{PCR_LEN, Pcr},
+    private_file,
+};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, PKCS_ECDSA_P384_SHA384,
@@ -147,20 +148,8 @@ fn ca_params(common_name: &str, not_before: SystemTime, validity: Duration) -> C
     params
 }
 
-/// Writes `contents` to `path`, readable by the owner only, replacing it atomically.
 fn write_private(path: &Path, contents: &[u8]) -> Result<(), NsmError> {
-    let tmp = path.with_extension("tmp");
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(|e| storage(&tmp, e))?;
-    file.write_all(contents)
-        .and_then(|()| file.sync_all())
-        .map_err(|e| storage(&tmp, e))?;
-    fs::rename(&tmp, path).map_err(|e| storage(path, e))
+    private_file::write_private(path, contents).map_err(|e| storage(path, e))
 }
 
 impl Root {
@@ -178,8 +167,7 @@ impl Root {
             let der = fs::read(&cert_path).map_err(|e| storage(&cert_path, e))?;
             return Ok(Self { params, key, der });
         }
-        fs::create_dir_all(dir).map_err(|e| storage(dir, e))?;
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|e| storage(dir, e))?;
+        private_file::create_private_dir(dir).map_err(|e| storage(dir, e))?;
         let key = KeyPair::generate_for(&PKCS_ECDSA_P384_SHA384).map_err(crypto)?;
         let der = ca_params(Self::COMMON_NAME, SystemTime::now(), ROOT_VALIDITY)
             .self_signed(&key)
