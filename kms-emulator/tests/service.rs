@@ -287,3 +287,46 @@ fn generate_random_seals_to_the_recipient() {
         KmsError::Validation(_)
     ));
 }
+
+#[test]
+fn key_blob_metadata_is_bound_by_the_encryption_context() {
+    use nitro_signer_common::key_blob::{KeyBlob, KeyKind, PolicyFlag};
+    let w = world();
+    let r = Some(w.recipient());
+    let metadata = |kind, owner: &str, policy| {
+        KeyBlob::new(kind, w.key_id.clone(), Some(owner.into()), policy, vec![0]).unwrap()
+    };
+    let original = metadata(KeyKind::Seed, "tenant-a", vec![]);
+    let data_key = w
+        .kms
+        .generate_data_key(&w.key_id, 32, &original.encryption_context(), r.as_ref())
+        .unwrap();
+    let seed = w.open(data_key.secret);
+    let (_, secret) = w
+        .kms
+        .decrypt(
+            &data_key.ciphertext_blob,
+            &original.encryption_context(),
+            None,
+            r.as_ref(),
+        )
+        .unwrap();
+    assert_eq!(w.open(secret), seed);
+    // The same ciphertext presented as another kind, another owner, or with an opt-in added.
+    for altered in [
+        metadata(KeyKind::PrivateKey, "tenant-a", vec![]),
+        metadata(KeyKind::Seed, "tenant-b", vec![]),
+        metadata(KeyKind::Seed, "tenant-a", vec![PolicyFlag::RawDigest]),
+    ] {
+        let err = w
+            .kms
+            .decrypt(
+                &data_key.ciphertext_blob,
+                &altered.encryption_context(),
+                None,
+                r.as_ref(),
+            )
+            .unwrap_err();
+        assert_eq!(err, KmsError::InvalidCiphertext, "{altered:?}");
+    }
+}

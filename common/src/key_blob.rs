@@ -1,0 +1,325 @@
+//! Key blobs: what back ends store for each key, and what binds it at KMS.
+//!
+//! A key blob is the KMS ciphertext of a secret plus the metadata needed to use it, encoded as
+//! CBOR (a map with the keys below) and carried as base64 in the HTTP API:
+//!
+//! | key | value |
+//! |---|---|
+//! | `v` | format version, `1` |
+//! | `kind` | `"seed"` (a 32-byte master seed, users' keys derived from it) or `"private-key"` (a secp256k1 key used as it is) |
+//! | `kms_key` | the KMS key id or ARN the secret is encrypted under |
+//! | `owner` | optional owner/tenant label, 1–128 printable ASCII characters |
+//! | `policy` | opt-ins beyond the safe defaults: any of `"raw-digest"`, `"pre-eip155"`, `"any-chain-authorization"` (sorted, no repeats) |
+//! | `ciphertext` | the KMS `CiphertextBlob` |
+//!
+//! Everything except the ciphertext itself is bound through the KMS encryption context
+//! ([`KeyBlob::encryption_context`]): a blob whose kind, owner or policy was altered, or that is
+//! presented as another kind or owner, fails to decrypt at KMS. The parent instance, which
+//! stores and forwards blobs, therefore cannot turn a seed into a private key, move a key to
+//! another tenant, or grant a key raw-digest signing.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Current format version.
+pub const KEY_BLOB_VERSION: u8 = 1;
+/// Largest accepted encoded blob.
+pub const MAX_KEY_BLOB_LEN: usize = 8 * 1024;
+/// Longest owner label.
+pub const MAX_OWNER_LEN: usize = 128;
+
+/// Encryption-context names, all prefixed so they cannot collide with a caller's own.
+pub mod context {
+    /// The blob format version.
+    pub const VERSION: &str = "nitro-signer:blob-version";
+    /// `seed` or `private-key`.
+    pub const KIND: &str = "nitro-signer:kind";
+    /// The owner label, when there is one.
+    pub const OWNER: &str = "nitro-signer:owner";
+    /// The policy opt-ins, comma-separated, when there are any.
+    pub const POLICY: &str = "nitro-signer:policy";
+}
+
+/// What the ciphertext holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyKind {
+    /// A 32-byte master seed.
+    Seed,
+    /// A 32-byte secp256k1 private key.
+    PrivateKey,
+}
+
+impl KeyKind {
+    /// The name used in blobs and encryption contexts.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Seed => "seed",
+            Self::PrivateKey => "private-key",
+        }
+    }
+}
+
+/// An opt-in beyond the safe defaults, fixed when the key is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PolicyFlag {
+    /// Sign caller-supplied 32-byte hashes.
+    RawDigest,
+    /// Sign legacy transactions without a chain id.
+    PreEip155,
+    /// Sign EIP-7702 authorizations valid on every chain.
+    AnyChainAuthorization,
+}
+
+impl PolicyFlag {
+    /// The name used in blobs and encryption contexts.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RawDigest => "raw-digest",
+            Self::PreEip155 => "pre-eip155",
+            Self::AnyChainAuthorization => "any-chain-authorization",
+        }
+    }
+}
+
+/// A decoded, checked key blob.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyBlob {
+    v: u8,
+    kind: KeyKind,
+    kms_key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    owner: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    policy: Vec<PolicyFlag>,
+    #[serde(with = "serde_bytes")]
+    ciphertext: Vec<u8>,
+}
+
+/// Why a key blob was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyBlobError {
+    /// Not a well-formed blob of this format.
+    #[error("keyBlob: {0}")]
+    Malformed(String),
+    /// A format version this build does not read.
+    #[error("keyBlob: unsupported format version {0}")]
+    UnsupportedVersion(u8),
+}
+
+fn malformed(what: impl Into<String>) -> KeyBlobError {
+    KeyBlobError::Malformed(what.into())
+}
+
+impl KeyBlob {
+    /// A new blob; checks the same rules as [`KeyBlob::decode`].
+    pub fn new(
+        kind: KeyKind,
+        kms_key: impl Into<String>,
+        owner: Option<String>,
+        mut policy: Vec<PolicyFlag>,
+        ciphertext: Vec<u8>,
+    ) -> Result<Self, KeyBlobError> {
+        policy.sort();
+        policy.dedup();
+        let blob = Self {
+            v: KEY_BLOB_VERSION,
+            kind,
+            kms_key: kms_key.into(),
+            owner,
+            policy,
+            ciphertext,
+        };
+        blob.check()?;
+        Ok(blob)
+    }
+
+    fn check(&self) -> Result<(), KeyBlobError> {
+        if self.v != KEY_BLOB_VERSION {
+            return Err(KeyBlobError::UnsupportedVersion(self.v));
+        }
+        if self.kms_key.is_empty() || self.kms_key.len() > 2048 {
+            return Err(malformed("kms_key must be 1 to 2048 characters"));
+        }
+        if let Some(owner) = &self.owner
+            && (owner.is_empty()
+                || owner.len() > MAX_OWNER_LEN
+                || !owner.bytes().all(|b| b.is_ascii_graphic() || b == b' '))
+        {
+            return Err(malformed(
+                "owner must be 1 to 128 printable ASCII characters",
+            ));
+        }
+        if self.policy.windows(2).any(|w| w.first() >= w.get(1)) {
+            return Err(malformed("policy must be sorted without repeats"));
+        }
+        if self.ciphertext.is_empty() || self.ciphertext.len() > MAX_KEY_BLOB_LEN {
+            return Err(malformed("ciphertext is empty or too long"));
+        }
+        Ok(())
+    }
+
+    /// Decodes and checks a blob.
+    pub fn decode(bytes: &[u8]) -> Result<Self, KeyBlobError> {
+        if bytes.len() > MAX_KEY_BLOB_LEN {
+            return Err(malformed(format!("longer than {MAX_KEY_BLOB_LEN} bytes")));
+        }
+        // Peek at the version first, so a future format gets a precise error.
+        if let Ok(serde_cbor::Value::Map(map)) = serde_cbor::from_slice::<serde_cbor::Value>(bytes)
+            && let Some(serde_cbor::Value::Integer(v)) =
+                map.get(&serde_cbor::Value::Text("v".into()))
+            && *v != i128::from(KEY_BLOB_VERSION)
+        {
+            return Err(KeyBlobError::UnsupportedVersion(
+                u8::try_from(*v).unwrap_or(u8::MAX),
+            ));
+        }
+        let blob: Self = serde_cbor::from_slice(bytes).map_err(|e| malformed(e.to_string()))?;
+        blob.check()?;
+        Ok(blob)
+    }
+
+    /// The CBOR encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        // A struct of strings, bytes and small integers always encodes.
+        serde_cbor::to_vec(self).unwrap_or_default()
+    }
+
+    /// The KMS encryption context that binds this blob's metadata to its ciphertext.
+    pub fn encryption_context(&self) -> BTreeMap<String, String> {
+        let mut ctx = BTreeMap::from([
+            (context::VERSION.to_owned(), self.v.to_string()),
+            (context::KIND.to_owned(), self.kind.as_str().to_owned()),
+        ]);
+        if let Some(owner) = &self.owner {
+            ctx.insert(context::OWNER.to_owned(), owner.clone());
+        }
+        if !self.policy.is_empty() {
+            let flags: Vec<&str> = self.policy.iter().map(|f| f.as_str()).collect();
+            ctx.insert(context::POLICY.to_owned(), flags.join(","));
+        }
+        ctx
+    }
+
+    /// What the ciphertext holds.
+    pub fn kind(&self) -> KeyKind {
+        self.kind
+    }
+
+    /// The KMS key id or ARN.
+    pub fn kms_key(&self) -> &str {
+        &self.kms_key
+    }
+
+    /// The owner label.
+    pub fn owner(&self) -> Option<&str> {
+        self.owner.as_deref()
+    }
+
+    /// The policy opt-ins, sorted.
+    pub fn policy(&self) -> &[PolicyFlag] {
+        &self.policy
+    }
+
+    /// The KMS `CiphertextBlob`.
+    pub fn ciphertext(&self) -> &[u8] {
+        &self.ciphertext
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn blob() -> KeyBlob {
+        KeyBlob::new(
+            KeyKind::Seed,
+            "arn:aws:kms:us-east-1:111122223333:key/1234",
+            Some("tenant-7".into()),
+            vec![
+                PolicyFlag::RawDigest,
+                PolicyFlag::PreEip155,
+                PolicyFlag::RawDigest,
+            ],
+            vec![1, 2, 3],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn round_trips_and_binds_metadata() {
+        let b = blob();
+        assert_eq!(b.policy(), &[PolicyFlag::RawDigest, PolicyFlag::PreEip155]);
+        assert_eq!(KeyBlob::decode(&b.encode()).unwrap(), b);
+        let ctx = b.encryption_context();
+        assert_eq!(ctx[context::KIND], "seed");
+        assert_eq!(ctx[context::OWNER], "tenant-7");
+        assert_eq!(ctx[context::POLICY], "raw-digest,pre-eip155");
+        assert_eq!(ctx[context::VERSION], "1");
+        // A blob without owner or policy has a smaller context, so it is a different binding.
+        let plain = KeyBlob::new(KeyKind::PrivateKey, "k", None, vec![], vec![9]).unwrap();
+        assert_eq!(plain.encryption_context().len(), 2);
+    }
+
+    #[test]
+    fn golden_encoding() {
+        let plain = KeyBlob::new(KeyKind::PrivateKey, "k", None, vec![], vec![9]).unwrap();
+        // {"v": 1, "kind": "private-key", "kms_key": "k", "ciphertext": h'09'}
+        assert_eq!(
+            plain.encode(),
+            [
+                &[0xa4, 0x61, b'v', 0x01, 0x64][..],
+                b"kind",
+                &[0x6b],
+                b"private-key",
+                &[0x67],
+                b"kms_key",
+                &[0x61, b'k', 0x6a],
+                b"ciphertext",
+                &[0x41, 0x09],
+            ]
+            .concat()
+        );
+    }
+
+    #[test]
+    fn refuses_bad_blobs() {
+        let mut future = blob();
+        future.v = 2;
+        assert_eq!(
+            KeyBlob::decode(&future.encode()).unwrap_err(),
+            KeyBlobError::UnsupportedVersion(2)
+        );
+        let mut unsorted = blob();
+        unsorted.policy.reverse();
+        assert!(KeyBlob::decode(&unsorted.encode()).is_err());
+        let mut owner = blob();
+        owner.owner = Some("bad\nowner".into());
+        assert!(KeyBlob::decode(&owner.encode()).is_err());
+        assert!(KeyBlob::decode(b"\xa0").is_err());
+        assert!(KeyBlob::decode(&[0u8; MAX_KEY_BLOB_LEN + 1]).is_err());
+        // Unknown fields are refused.
+        let mut value: serde_cbor::Value = serde_cbor::from_slice(&blob().encode()).unwrap();
+        if let serde_cbor::Value::Map(m) = &mut value {
+            m.insert(
+                serde_cbor::Value::Text("extra".into()),
+                serde_cbor::Value::Bool(true),
+            );
+        }
+        assert!(KeyBlob::decode(&serde_cbor::to_vec(&value).unwrap()).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            if let Ok(blob) = KeyBlob::decode(&bytes) {
+                prop_assert_eq!(KeyBlob::decode(&blob.encode()).unwrap(), blob);
+            }
+        }
+    }
+}
