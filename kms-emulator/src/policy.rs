@@ -50,6 +50,8 @@ impl ConditionKey {
             return Ok(Self::ImageSha384);
         }
         rest.strip_prefix("PCR")
+            // Digits only, no sign, no leading zero: `PCR08` is another key to AWS.
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()) && (*n == "0" || !n.starts_with('0')))
             .and_then(|n| n.parse::<u8>().ok())
             .filter(|n| *n < 32)
             .map(Self::Pcr)
@@ -91,14 +93,70 @@ struct Statement {
 
 impl Statement {
     fn matches(&self, action: &str, context: &RequestContext) -> bool {
+        // Action names are case-insensitive in IAM; patterns were lowercased at load time.
+        let action = action.to_ascii_lowercase();
         let action_matches = self
             .actions
             .iter()
             .any(|pattern| match pattern.strip_suffix('*') {
                 Some(prefix) => action.starts_with(prefix),
-                None => pattern == action,
+                None => *pattern == action,
             });
         action_matches && self.conditions.iter().all(|c| c.holds(context))
+    }
+}
+
+/// Deserializes any JSON, failing on an object with a repeated key at any depth.
+struct NoDuplicateKeys;
+
+impl<'de> serde::Deserialize<'de> for NoDuplicateKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = NoDuplicateKeys;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("JSON")
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(NoDuplicateKeys)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(NoDuplicateKeys)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(NoDuplicateKeys)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(NoDuplicateKeys)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(NoDuplicateKeys)
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(NoDuplicateKeys)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<NoDuplicateKeys>()?.is_some() {}
+                Ok(NoDuplicateKeys)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut seen = std::collections::BTreeSet::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if !seen.insert(key.clone()) {
+                        return Err(serde::de::Error::custom(format!("repeated key `{key}`")));
+                    }
+                    map.next_value::<NoDuplicateKeys>()?;
+                }
+                Ok(NoDuplicateKeys)
+            }
+        }
+        d.deserialize_any(Visitor)
     }
 }
 
@@ -142,6 +200,9 @@ impl KeyPolicy {
 
     /// Parses and checks a policy document.
     pub fn parse(json: &str) -> Result<Self, PolicyError> {
+        // serde_json keeps the last of two equal keys; a policy with a repeated key (two
+        // Condition blocks, say) would read stronger than it evaluates, so refuse it.
+        serde_json::from_str::<NoDuplicateKeys>(json).map_err(|e| err(e.to_string()))?;
         let doc: Value = serde_json::from_str(json).map_err(|e| err(e.to_string()))?;
         let doc = doc
             .as_object()
@@ -180,7 +241,19 @@ impl KeyPolicy {
                 Some("Deny") => false,
                 _ => return Err(err("Effect: expected \"Allow\" or \"Deny\"")),
             };
-            let actions = strings(s.get("Action").unwrap_or(&Value::Null), "Action")?;
+            let actions: Vec<String> = strings(s.get("Action").unwrap_or(&Value::Null), "Action")?
+                .into_iter()
+                .map(|a| a.to_ascii_lowercase())
+                .collect();
+            // IAM allows `*` and `?` anywhere; only a trailing `*` is evaluated here, so refuse
+            // the rest rather than let a Deny silently not match.
+            if let Some(bad) = actions.iter().find(|a| {
+                a.contains('?') || a.trim_end_matches('*').contains('*') || !a.starts_with("kms:")
+            }) {
+                return Err(err(format!(
+                    "Action `{bad}`: only kms: actions with at most a trailing * are supported"
+                )));
+            }
             if let Some(resource) = s.get("Resource")
                 && strings(resource, "Resource")? != ["*"]
             {
@@ -282,6 +355,17 @@ mod tests {
     }
 
     #[test]
+    fn actions_are_case_insensitive() {
+        let policy = KeyPolicy::parse(
+            r#"{"Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*"},
+              {"Effect":"Deny","Action":"KMS:decrypt","Resource":"*"}]}"#,
+        )
+        .unwrap();
+        assert!(!policy.allows("kms:Decrypt", &RequestContext::new()));
+        assert!(policy.allows("kms:Encrypt", &RequestContext::new()));
+    }
+
+    #[test]
     fn deny_overrides_allow() {
         let policy = KeyPolicy::parse(
             r#"{"Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*"},
@@ -304,6 +388,16 @@ mod tests {
             r#"{"Statement":[{"Effect":"Maybe","Action":"kms:*"}]}"#,
             r#"{"Statement":[{"Effect":"Allow","Action":[]}]}"#,
             "[]",
+            r#"{"Statement":[{"Effect":"Deny","Action":"kms:*Decrypt","Resource":"*"}]}"#,
+            r#"{"Statement":[{"Effect":"Deny","Action":"kms:Decryp?","Resource":"*"}]}"#,
+            r#"{"Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*",
+               "Condition":{"StringEquals":{"kms:RecipientAttestation:PCR08":"00"}}}]}"#,
+            r#"{"Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*",
+               "Condition":{"StringEquals":{"kms:RecipientAttestation:PCR+8":"00"}}}]}"#,
+            // A repeated operator would keep only its last block.
+            r#"{"Statement":[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{
+               "StringEquals":{"kms:RecipientAttestation:ImageSha384":"aa"},
+               "StringEquals":{"kms:RecipientAttestation:PCR1":"bb"}}}]}"#,
         ] {
             assert!(KeyPolicy::parse(bad).is_err(), "{bad}");
         }
