@@ -64,6 +64,7 @@ fn real_documents_verify_at_their_own_time() {
         "i-0a22e5c5f24d22174-enc0191cceb4289903f"
     );
     assert_eq!(verified.document().cabundle.len(), 4);
+    assert!(!verified.is_simulated());
 
     let verified = Verifier::new(RootOfTrust::aws_nitro(), Expectations::default())
         .verify(DOC_2, made_at(DOC_2))
@@ -95,9 +96,12 @@ fn real_documents_are_refused_for_what_is_wrong_with_them() {
     assert!(verified.is_debug());
     // Another root pinned.
     assert_eq!(
-        Verifier::new(RootOfTrust::simulated([7; 32]), Expectations::default())
-            .verify(DOC, made_at(DOC))
-            .unwrap_err(),
+        Verifier::new(
+            RootOfTrust::dangerous_simulated([7; 32]),
+            Expectations::default()
+        )
+        .verify(DOC, made_at(DOC))
+        .unwrap_err(),
         AttestationError::UntrustedRoot
     );
     // A different PCR0 expected.

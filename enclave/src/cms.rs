@@ -16,7 +16,11 @@
 //!
 //! The reader accepts exactly that shape (definite or indefinite lengths, primitive or chunked
 //! octet strings) and refuses anything else with an error; it never panics and bounds nesting.
-//! Everything is parsed from untrusted bytes: the envelope passes through the parent instance.
+//!
+//! The envelope has no integrity of its own: AES-CBC without a MAC, encrypted to a public key
+//! anyone may know. Its authenticity comes from where it is read: the enclave's own TLS session
+//! with KMS, which ends inside the enclave. Only envelopes read from that session may be opened;
+//! one handed in by the parent could be forged, or be a bit-flipped copy used as a padding oracle.
 
 use std::borrow::Cow;
 
@@ -44,8 +48,8 @@ pub enum CmsError {
     /// Addressed to another key.
     #[error("CMS envelope is for another recipient key")]
     WrongRecipient,
-    /// The key or content did not decrypt. One error for every cause, so that a hostile caller
-    /// learns nothing from which step failed.
+    /// The key or content did not decrypt. One error for every decryption failure (OAEP,
+    /// length, padding), so that errors do not tell which step failed.
     #[error("CMS envelope did not decrypt")]
     Decrypt,
 }

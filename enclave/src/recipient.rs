@@ -83,6 +83,9 @@ impl RecipientKey {
     }
 
     /// Opens a `CiphertextForRecipient`, returning the plaintext.
+    ///
+    /// Only for envelopes read from the enclave's own TLS session with KMS: the envelope carries
+    /// no integrity check (see [`crate::cms`]), so anything else could be forged.
     pub fn open(&self, envelope: &[u8]) -> Result<Zeroizing<Vec<u8>>, CmsError> {
         let envelope = Envelope::parse(envelope)?;
         if envelope.subject_key_id != self.subject_key_id {

@@ -27,7 +27,10 @@ fn simulator(dir: &tempfile::TempDir) -> SimulatedNsm {
 }
 
 fn verifier(nsm: &SimulatedNsm, expectations: Expectations) -> Verifier {
-    Verifier::new(RootOfTrust::simulated(nsm.root_fingerprint()), expectations)
+    Verifier::new(
+        RootOfTrust::dangerous_simulated(nsm.root_fingerprint()),
+        expectations,
+    )
 }
 
 const REQUEST: AttestationRequest<'static> = AttestationRequest {
@@ -58,6 +61,7 @@ fn simulated_documents_verify_with_all_expectations() {
     );
     assert_eq!(verified.document().pcrs.len(), 16);
     assert!(!verified.is_debug());
+    assert!(verified.is_simulated());
     assert_eq!(nsm.pcr(0).unwrap(), nsm.pcrs()[&0]);
 }
 
@@ -191,9 +195,12 @@ fn a_restarted_simulator_keeps_its_root_and_hides_its_key() {
     }
     // A document from the restarted simulator verifies against the first root.
     let document = second.attest(REQUEST).unwrap();
-    Verifier::new(RootOfTrust::simulated(first), Expectations::default())
-        .verify(&document, SystemTime::now())
-        .unwrap();
+    Verifier::new(
+        RootOfTrust::dangerous_simulated(first),
+        Expectations::default(),
+    )
+    .verify(&document, SystemTime::now())
+    .unwrap();
 }
 
 #[test]
@@ -212,7 +219,7 @@ fn refusals() {
     let other_dir = tempfile::tempdir().unwrap();
     let other = simulator(&other_dir);
     let err = Verifier::new(
-        RootOfTrust::simulated(other.root_fingerprint()),
+        RootOfTrust::dangerous_simulated(other.root_fingerprint()),
         Expectations::default(),
     )
     .verify(&document, now)
@@ -295,6 +302,19 @@ fn refusals() {
         AttestationError::NonceMismatch
     );
 
+    // Behind another CBOR tag (17, COSE_Mac0) instead of none or COSE_Sign1's 18.
+    let mut other_tag = vec![0xd1];
+    other_tag.extend_from_slice(&document);
+    assert!(matches!(
+        verify(Expectations::default(), &other_tag, now),
+        AttestationError::Malformed(_)
+    ));
+    let mut sign1_tag = vec![0xd2];
+    sign1_tag.extend_from_slice(&document);
+    verifier(&nsm, Expectations::default())
+        .verify(&sign1_tag, now)
+        .unwrap();
+
     // Garbage and oversized input.
     assert!(matches!(
         verify(Expectations::default(), b"\x84garbage", now),
@@ -367,7 +387,7 @@ proptest! {
             let at = (seed % mutated.len() as u64) as usize;
             mutated[at] ^= xor;
             let _ = AttestationDocument::parse_unverified(&mutated);
-            let result = Verifier::new(RootOfTrust::simulated(*fingerprint), Expectations::default())
+            let result = Verifier::new(RootOfTrust::dangerous_simulated(*fingerprint), Expectations::default())
                 .verify(&mutated, SystemTime::now());
             prop_assert!(result.is_err(), "byte {} ^ {:#x} still verifies", at, xor);
             Ok(())

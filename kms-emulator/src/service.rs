@@ -102,13 +102,21 @@ pub struct KeyMetadata {
 }
 
 /// The answer to `Decrypt`, `GenerateDataKey` or `GenerateRandom`: the plaintext, or with a
-/// `Recipient` the envelope sealed to it.
-#[derive(Debug)]
+/// `Recipient` the envelope sealed to it. `Debug` never shows the plaintext.
 pub enum Secret {
     /// The plaintext (no recipient).
     Plaintext(Zeroizing<Vec<u8>>),
     /// `CiphertextForRecipient`.
     ForRecipient(Vec<u8>),
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Plaintext(p) => write!(f, "Plaintext(<{} bytes redacted>)", p.len()),
+            Self::ForRecipient(e) => write!(f, "ForRecipient({} bytes)", e.len()),
+        }
+    }
 }
 
 /// The answer to `GenerateDataKey`.

@@ -221,7 +221,15 @@ pub fn verify(
         header("x-amz-security-token").as_slice(),
     ) {
         (None, []) => {}
-        (Some(expected), [given]) if expected == given => required.push("x-amz-security-token"),
+        (Some(expected), [given])
+            if aws_lc_rs::constant_time::verify_slices_are_equal(
+                expected.as_bytes(),
+                given.as_bytes(),
+            )
+            .is_ok() =>
+        {
+            required.push("x-amz-security-token")
+        }
         _ => {
             return Err(SigV4Error::Invalid(
                 "The security token included in the request is invalid",

@@ -39,7 +39,7 @@ async fn start() -> Running {
     let nsm = SimulatedNsm::open(SimulatorConfig::new(dir.path().join("nsm"))).unwrap();
     let kms = Kms::open(
         dir.path().join("kms"),
-        RootOfTrust::simulated(nsm.root_fingerprint()),
+        RootOfTrust::dangerous_simulated(nsm.root_fingerprint()),
     )
     .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -54,7 +54,7 @@ fn world() -> World {
     let nsm = SimulatedNsm::open(SimulatorConfig::new(dir.path().join("nsm"))).unwrap();
     let kms = Kms::open(
         dir.path().join("kms"),
-        RootOfTrust::simulated(nsm.root_fingerprint()),
+        RootOfTrust::dangerous_simulated(nsm.root_fingerprint()),
     )
     .unwrap();
     let policy = enclave_policy(&nsm.pcr(0).unwrap(), &nsm.pcr(8).unwrap());
@@ -127,7 +127,11 @@ fn keys_and_ciphertexts_survive_a_restart() {
         .encrypt(&w.key_id, b"imported private key", &context("private-key"))
         .unwrap();
     let kms_dir = w._dir.path().join("kms");
-    let restarted = Kms::open(&kms_dir, RootOfTrust::simulated(w.nsm.root_fingerprint())).unwrap();
+    let restarted = Kms::open(
+        &kms_dir,
+        RootOfTrust::dangerous_simulated(w.nsm.root_fingerprint()),
+    )
+    .unwrap();
     let (_, secret) = restarted
         .decrypt(
             &blob,

@@ -78,6 +78,15 @@ impl AttestationDocument {
                 len: document.len(),
             });
         }
+        // serde_cbor drops tags while decoding, so check the framing on the raw bytes: an array
+        // of four, optionally behind the COSE_Sign1 tag (0xd2) and nothing else.
+        let untagged = match document {
+            [0xd2, rest @ ..] => rest,
+            other => other,
+        };
+        if untagged.first() != Some(&0x84) {
+            return Err(malformed("not a COSE_Sign1 array"));
+        }
         let value: Value =
             serde_cbor::from_slice(document).map_err(|e| malformed(format!("CBOR: {e}")))?;
         let items = match value {

@@ -39,7 +39,7 @@ impl RootOfTrust {
 
     /// A simulator's root, by fingerprint. Documents it signs come from no hardware at all:
     /// configure this only for the simulated mode and tests.
-    pub const fn simulated(fingerprint: [u8; 32]) -> Self {
+    pub const fn dangerous_simulated(fingerprint: [u8; 32]) -> Self {
         Self {
             fingerprint,
             simulated: true,
@@ -85,6 +85,7 @@ pub struct Verifier {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedAttestation {
     document: AttestationDocument,
+    simulated: bool,
 }
 
 impl VerifiedAttestation {
@@ -96,6 +97,12 @@ impl VerifiedAttestation {
     /// A PCR value.
     pub fn pcr(&self, index: u8) -> Option<&Pcr> {
         self.document.pcrs.get(&index)
+    }
+
+    /// Whether the document chains to a simulator's root rather than AWS's: it then proves
+    /// nothing about hardware.
+    pub fn is_simulated(&self) -> bool {
+        self.simulated
     }
 
     /// Whether PCR0, PCR1 and PCR2 are all zero (only possible with
@@ -142,7 +149,10 @@ impl Verifier {
         let document = AttestationDocument::parse_unverified(document)?;
         self.verify_chain_and_signature(&document, now)?;
         self.check_expectations(&document, now)?;
-        Ok(VerifiedAttestation { document })
+        Ok(VerifiedAttestation {
+            document,
+            simulated: self.root.is_simulated(),
+        })
     }
 
     fn verify_chain_and_signature(

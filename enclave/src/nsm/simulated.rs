@@ -96,6 +96,7 @@ struct Chain {
     cabundle: Vec<Vec<u8>>,
     leaf_der: Vec<u8>,
     leaf_key: EcdsaKeyPair,
+    leaf_not_before: SystemTime,
     leaf_not_after: SystemTime,
 }
 
@@ -229,6 +230,7 @@ impl Chain {
             cabundle,
             leaf_der,
             leaf_key,
+            leaf_not_before: now,
             leaf_not_after: now + LEAF_VALIDITY,
         })
     }
@@ -237,6 +239,11 @@ impl Chain {
 impl SimulatedNsm {
     /// Starts the simulator, creating its root in `config.data_dir` on first use.
     pub fn open(config: SimulatorConfig) -> Result<Self, NsmError> {
+        if let Some(index) = config.pcrs.keys().find(|i| **i >= 16) {
+            return Err(NsmError::Device(format!(
+                "PCR{index}: the NSM has PCRs 0 to 15"
+            )));
+        }
         let root = Root::load_or_create(&config.data_dir)?;
         let chain = Chain::issue(&root, SystemTime::now())?;
         Ok(Self {
@@ -273,7 +280,9 @@ impl SimulatedNsm {
             .chain
             .lock()
             .map_err(|_| crypto("chain lock poisoned"))?;
-        if chain.leaf_not_after < now + RENEW_BEFORE {
+        // Renew near expiry, and for a time before the chain began (a test's past or a clock
+        // that stepped back), so that every document is signed by a leaf valid at its time.
+        if chain.leaf_not_after < now + RENEW_BEFORE || now < chain.leaf_not_before {
             *chain = Chain::issue(&self.root, now)?;
         }
         let timestamp = now
