@@ -131,7 +131,7 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, KmsError> {
     } else {
         body
     };
-    serde_json::from_slice(body).map_err(|e| KmsError::Validation(e.to_string()))
+    serde_json::from_slice(body).map_err(|e| KmsError::Serialization(e.to_string()))
 }
 
 fn decode(field: &str, b64: &str) -> Result<Vec<u8>, KmsError> {
@@ -336,7 +336,7 @@ fn dispatch(kms: &Kms, operation: &str, body: &[u8]) -> Result<Value, KmsError> 
             );
             Ok(out)
         }
-        other => Err(KmsError::Validation(format!(
+        other => Err(KmsError::UnknownOperation(format!(
             "The emulator does not support {other}"
         ))),
     }

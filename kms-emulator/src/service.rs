@@ -61,6 +61,12 @@ pub enum KmsError {
     /// `KMSInternalException`.
     #[error("{0}")]
     Internal(String),
+    /// `SerializationException`: the request body is not the JSON the operation takes.
+    #[error("{0}")]
+    Serialization(String),
+    /// `UnknownOperationException`: an `X-Amz-Target` the emulator does not serve.
+    #[error("{0}")]
+    UnknownOperation(String),
 }
 
 impl KmsError {
@@ -73,6 +79,8 @@ impl KmsError {
             Self::AccessDenied(_) => "AccessDeniedException",
             Self::Validation(_) => "ValidationException",
             Self::Internal(_) => "KMSInternalException",
+            Self::Serialization(_) => "SerializationException",
+            Self::UnknownOperation(_) => "UnknownOperationException",
         }
     }
 }
@@ -352,13 +360,40 @@ impl Kms {
         Ok(metadata)
     }
 
+    /// The key id named by `key_id`: a bare key id, or exactly this emulator's key ARN for it.
+    /// Like KMS, an ARN of another region or account names another key; aliases are not
+    /// supported.
+    fn resolve_key_id<'k>(&self, key_id: &'k str) -> Result<&'k str, KmsError> {
+        let prefix = format!("arn:aws:kms:{}:{}:key/", self.region, self.account);
+        let id = key_id.strip_prefix(prefix.as_str()).unwrap_or(key_id);
+        let is_uuid = id.len() == KEY_ID_LEN
+            && id.bytes().enumerate().all(|(i, b)| {
+                if [8, 13, 18, 23].contains(&i) {
+                    b == b'-'
+                } else {
+                    b.is_ascii_hexdigit()
+                }
+            });
+        if !is_uuid {
+            let why = if key_id.starts_with("alias/") || key_id.contains(":alias/") {
+                "aliases are not supported by the emulator"
+            } else {
+                "not a key id or a key ARN of this region and account"
+            };
+            return Err(KmsError::NotFound(format!(
+                "Key '{key_id}' does not exist ({why})"
+            )));
+        }
+        Ok(id)
+    }
+
     /// Runs `f` with the key named by `key_id` (an id or an ARN).
     fn with_key<T>(
         &self,
         key_id: &str,
         f: impl FnOnce(&Key) -> Result<T, KmsError>,
     ) -> Result<T, KmsError> {
-        let id = key_id.rsplit_once("key/").map_or(key_id, |(_, id)| id);
+        let id = self.resolve_key_id(key_id)?;
         let keys = self.keys.read().map_err(internal)?;
         let key = keys
             .get(id)
@@ -465,7 +500,9 @@ impl Kms {
     ) -> Result<(String, Secret), KmsError> {
         let (blob_key_id, nonce, sealed) = split_blob(blob)?;
         if let Some(named) = key_id {
-            let named = named.rsplit_once("key/").map_or(named, |(_, id)| id);
+            let named = self
+                .resolve_key_id(named)
+                .map_err(|_| KmsError::IncorrectKey)?;
             if named != blob_key_id {
                 return Err(KmsError::IncorrectKey);
             }

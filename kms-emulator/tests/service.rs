@@ -334,3 +334,23 @@ fn key_blob_metadata_is_bound_by_the_encryption_context() {
         assert_eq!(err, KmsError::InvalidCiphertext, "{altered:?}");
     }
 }
+
+#[test]
+fn keys_are_named_by_id_or_exact_arn_only() {
+    let w = world();
+    let arn = w.kms.describe_key(&w.key_id).unwrap().arn;
+    assert_eq!(w.kms.describe_key(&arn).unwrap().key_id, w.key_id);
+    for wrong in [
+        arn.replace("us-east-1", "eu-west-1"),
+        arn.replace("111122223333", "444455556666"),
+        format!("nonsense key/{}", w.key_id),
+        format!("alias/key/{}", w.key_id),
+        "alias/tenant".to_owned(),
+        w.key_id.replace('-', "_"),
+    ] {
+        assert!(
+            matches!(w.kms.describe_key(&wrong), Err(KmsError::NotFound(_))),
+            "{wrong}"
+        );
+    }
+}
