@@ -204,6 +204,8 @@ fn dispatch(kms: &Kms, operation: &str, body: &[u8]) -> Result<Value, KmsError> 
             struct Req {
                 description: Option<String>,
                 policy: Option<String>,
+                #[serde(default)]
+                bypass_policy_lockout_safety_check: bool,
                 key_spec: Option<String>,
                 key_usage: Option<String>,
             }
@@ -224,6 +226,7 @@ fn dispatch(kms: &Kms, operation: &str, body: &[u8]) -> Result<Value, KmsError> 
             let m = kms.create_key(
                 req.description.as_deref().unwrap_or_default(),
                 req.policy.as_deref(),
+                req.bypass_policy_lockout_safety_check,
             )?;
             Ok(json!({"KeyMetadata": metadata(&m)}))
         }

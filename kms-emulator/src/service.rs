@@ -61,6 +61,9 @@ pub enum KmsError {
     /// `KMSInternalException`.
     #[error("{0}")]
     Internal(String),
+    /// `MalformedPolicyDocumentException`: the key policy is invalid or would lock its creator out.
+    #[error("{0}")]
+    MalformedPolicy(String),
     /// `SerializationException`: the request body is not the JSON the operation takes.
     #[error("{0}")]
     Serialization(String),
@@ -79,6 +82,7 @@ impl KmsError {
             Self::AccessDenied(_) => "AccessDeniedException",
             Self::Validation(_) => "ValidationException",
             Self::Internal(_) => "KMSInternalException",
+            Self::MalformedPolicy(_) => "MalformedPolicyDocumentException",
             Self::Serialization(_) => "SerializationException",
             Self::UnknownOperation(_) => "UnknownOperationException",
         }
@@ -325,14 +329,28 @@ impl Kms {
     }
 
     /// `CreateKey`: a symmetric encryption key with `policy` (KMS's default policy if `None`).
+    ///
+    /// Like KMS, a policy that would not let its creator change it later (no `kms:PutKeyPolicy`)
+    /// is refused unless `bypass_lockout_check` is set.
     pub fn create_key(
         &self,
         description: &str,
         policy: Option<&str>,
+        bypass_lockout_check: bool,
     ) -> Result<KeyMetadata, KmsError> {
         let policy_source = match policy {
             Some(p) => {
-                KeyPolicy::parse(p).map_err(|e| KmsError::Validation(e.to_string()))?;
+                let parsed =
+                    KeyPolicy::parse(p).map_err(|e| KmsError::MalformedPolicy(e.to_string()))?;
+                if !bypass_lockout_check
+                    && !parsed.allows("kms:PutKeyPolicy", &RequestContext::new())
+                {
+                    return Err(KmsError::MalformedPolicy(
+                        "The new key policy will not allow you to update the key policy in the \
+                         future."
+                            .into(),
+                    ));
+                }
                 p.to_owned()
             }
             None => KeyPolicy::allow_all().source().to_owned(),

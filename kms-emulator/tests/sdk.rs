@@ -89,7 +89,7 @@ async fn the_sdk_runs_the_recipient_flow() {
     let kms = client(&running.url, SECRET_KEY);
     let policy = format!(
         r#"{{"Version":"2012-10-17","Statement":[
-          {{"Effect":"Allow","Principal":{{"AWS":"*"}},"Action":["kms:Create*","kms:Describe*","kms:Encrypt"],"Resource":"*"}},
+          {{"Effect":"Allow","Principal":{{"AWS":"*"}},"Action":["kms:Create*","kms:Describe*","kms:Put*","kms:Encrypt"],"Resource":"*"}},
           {{"Effect":"Allow","Principal":{{"AWS":"*"}},"Action":["kms:Decrypt","kms:GenerateDataKey"],"Resource":"*",
             "Condition":{{"StringEqualsIgnoreCase":{{"kms:RecipientAttestation:ImageSha384":"{}"}}}}}}]}}"#,
         hex(&running.nsm.pcr(0).unwrap())

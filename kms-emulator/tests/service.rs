@@ -30,7 +30,7 @@ fn enclave_policy(pcr0: &[u8], pcr8: &[u8]) -> String {
     format!(
         r#"{{"Version":"2012-10-17","Statement":[
         {{"Sid":"Admin","Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::111122223333:root"}},
-          "Action":["kms:Create*","kms:Describe*","kms:Encrypt"],"Resource":"*"}},
+          "Action":["kms:Create*","kms:Describe*","kms:Put*","kms:Encrypt"],"Resource":"*"}},
         {{"Sid":"Enclave","Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::111122223333:role/parent"}},
           "Action":["kms:Decrypt","kms:GenerateDataKey"],"Resource":"*",
           "Condition":{{"StringEqualsIgnoreCase":{{
@@ -59,7 +59,7 @@ fn world() -> World {
     .unwrap();
     let policy = enclave_policy(&nsm.pcr(0).unwrap(), &nsm.pcr(8).unwrap());
     let key_id = kms
-        .create_key("tenant seeds", Some(&policy))
+        .create_key("tenant seeds", Some(&policy), false)
         .unwrap()
         .key_id;
     World {
@@ -179,7 +179,7 @@ fn ciphertexts_are_bound_to_key_context_and_bytes() {
         );
     }
     // Named under another key.
-    let other = w.kms.create_key("other", None).unwrap().key_id;
+    let other = w.kms.create_key("other", None, false).unwrap().key_id;
     assert_eq!(
         w.kms
             .decrypt(blob, &context("seed"), Some(&other), r.as_ref())
@@ -353,4 +353,18 @@ fn keys_are_named_by_id_or_exact_arn_only() {
             "{wrong}"
         );
     }
+}
+
+#[test]
+fn policies_that_lock_out_their_creator_are_refused_unless_bypassed() {
+    let w = world();
+    let lockout = r#"{"Statement":[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*"}]}"#;
+    let err = w
+        .kms
+        .create_key("locked", Some(lockout), false)
+        .unwrap_err();
+    assert_eq!(err.error_type(), "MalformedPolicyDocumentException");
+    w.kms.create_key("locked", Some(lockout), true).unwrap();
+    let err = w.kms.create_key("bad", Some("{"), true).unwrap_err();
+    assert_eq!(err.error_type(), "MalformedPolicyDocumentException");
 }
