@@ -4,6 +4,8 @@
 
 use std::time::{Duration, SystemTime};
 
+use base64::Engine as _;
+
 use nitro_signer_common::attestation::{
     AWS_NITRO_ROOT_G1_SHA256, AttestationDocument, AttestationError, Expectations, PCR_LEN,
     RootOfTrust, Verifier,
@@ -33,7 +35,9 @@ fn pinned_fingerprint_is_the_published_root() {
         .lines()
         .filter(|l| !l.starts_with("-----"))
         .collect();
-    let der = base64_decode(&b64);
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(&b64)
+        .unwrap();
     let fingerprint = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &der);
     assert_eq!(fingerprint.as_ref(), AWS_NITRO_ROOT_G1_SHA256);
     for document in [DOC, DEBUG_DOC, DOC_2] {
@@ -123,26 +127,4 @@ fn real_documents_are_refused_for_what_is_wrong_with_them() {
         aws().verify(&tampered, made_at(DOC)).unwrap_err(),
         AttestationError::BadSignature
     );
-}
-
-fn base64_decode(s: &str) -> Vec<u8> {
-    let value = |c: u8| match c {
-        b'A'..=b'Z' => c - b'A',
-        b'a'..=b'z' => c - b'a' + 26,
-        b'0'..=b'9' => c - b'0' + 52,
-        b'+' => 62,
-        _ => 63,
-    };
-    let digits: Vec<u8> = s.bytes().filter(|c| *c != b'=').map(value).collect();
-    digits
-        .chunks(4)
-        .flat_map(|c| {
-            let n = c
-                .iter()
-                .enumerate()
-                .fold(0u32, |n, (i, d)| n | (u32::from(*d) << (18 - 6 * i)));
-            let bytes = n.to_be_bytes();
-            bytes[1..c.len()].to_vec()
-        })
-        .collect()
 }

@@ -15,6 +15,7 @@ use std::{
 };
 
 use aws_nitro_enclaves_nsm_api::api::AttestationDoc;
+use base64::Engine as _;
 use nitro_signer_common::attestation::{
     AttestationDocument, AttestationError, Expectations, PCR_LEN, RootOfTrust, Verifier,
 };
@@ -99,7 +100,7 @@ fn payload_decodes_with_the_official_nsm_api_types() {
 }
 
 fn pem(der: &[u8]) -> String {
-    let b64 = base64_encode(der);
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
     let lines: Vec<&str> = b64
         .as_bytes()
         .chunks(64)
@@ -109,27 +110,6 @@ fn pem(der: &[u8]) -> String {
         "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
         lines.join("\n")
     )
-}
-
-fn base64_encode(data: &[u8]) -> String {
-    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 #[test]

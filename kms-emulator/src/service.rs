@@ -188,26 +188,12 @@ const MAX_PLAINTEXT: usize = 4096;
 /// How old an attestation document KMS accepts.
 const MAX_ATTESTATION_AGE: Duration = Duration::from_secs(5 * 60);
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| s.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
-        .collect()
-}
-
 fn new_key_id() -> Result<String, KmsError> {
     let mut b = [0u8; 16];
     rand::fill(&mut b).map_err(internal)?;
     b[6] = (b[6] & 0x0f) | 0x40; // version 4
     b[8] = (b[8] & 0x3f) | 0x80; // RFC 4122 variant
-    let h = hex(&b);
+    let h = hex::encode(b);
     Ok(format!(
         "{}-{}-{}-{}-{}",
         &h[..8],
@@ -234,7 +220,7 @@ fn aad(key_id: &str, context: &EncryptionContext) -> Vec<u8> {
 impl Key {
     fn from_stored(stored: StoredKey) -> Result<Self, KmsError> {
         let material =
-            Zeroizing::new(unhex(&stored.material).ok_or_else(|| internal("bad key file"))?);
+            Zeroizing::new(hex::decode(&stored.material).map_err(|_| internal("bad key file"))?);
         let cipher = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &material).map_err(internal)?);
         let policy = KeyPolicy::parse(&stored.policy).map_err(internal)?;
         Ok(Self {
@@ -367,7 +353,7 @@ impl Kms {
                 .map_err(internal)?
                 .as_secs(),
             policy: policy_source,
-            material: hex(material.as_slice()),
+            material: hex::encode(material.as_slice()),
         };
         let json = Zeroizing::new(serde_json::to_vec_pretty(&stored).map_err(internal)?);
         private_file::write_private(&self.dir.join("keys").join(format!("{key_id}.json")), &json)
@@ -460,10 +446,10 @@ impl Kms {
         let mut context: RequestContext = document
             .pcrs
             .iter()
-            .map(|(i, pcr)| (ConditionKey::Pcr(*i), hex(pcr)))
+            .map(|(i, pcr)| (ConditionKey::Pcr(*i), hex::encode(pcr)))
             .collect();
         if let Some(pcr0) = document.pcrs.get(&0) {
-            context.insert(ConditionKey::ImageSha384, hex(pcr0));
+            context.insert(ConditionKey::ImageSha384, hex::encode(pcr0));
         }
         Ok((context, public_key))
     }

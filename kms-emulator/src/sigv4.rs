@@ -86,10 +86,6 @@ fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Parses `YYYYMMDDTHHMMSSZ` into a time.
 fn parse_amz_date(s: &str) -> Option<SystemTime> {
     let b = s.as_bytes();
@@ -247,7 +243,7 @@ pub fn verify(
         ));
     }
 
-    let body_hash = hex(&Sha256::digest(request.body));
+    let body_hash = hex::encode(Sha256::digest(request.body));
     if let [claimed] = header("x-amz-content-sha256").as_slice()
         && *claimed != body_hash
     {
@@ -279,14 +275,14 @@ pub fn verify(
     );
     let string_to_sign = format!(
         "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
-        hex(&Sha256::digest(canonical_request.as_bytes()))
+        hex::encode(Sha256::digest(canonical_request.as_bytes()))
     );
     let secret = Zeroizing::new(format!("AWS4{}", credentials.secret_access_key.as_str()));
     let mut key = Zeroizing::new(hmac(secret.as_bytes(), date.as_bytes()));
     for part in [region, service, "aws4_request"] {
         key = Zeroizing::new(hmac(key.as_slice(), part.as_bytes()));
     }
-    let expected = hex(&hmac(key.as_slice(), string_to_sign.as_bytes()));
+    let expected = hex::encode(hmac(key.as_slice(), string_to_sign.as_bytes()));
     if aws_lc_rs::constant_time::verify_slices_are_equal(expected.as_bytes(), signature.as_bytes())
         .is_err()
     {
@@ -325,10 +321,10 @@ mod tests {
         let canonical = "GET\n/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-date\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
         let string_to_sign = format!(
             "AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\n{}",
-            hex(&Sha256::digest(canonical.as_bytes()))
+            hex::encode(Sha256::digest(canonical.as_bytes()))
         );
         assert_eq!(
-            hex(&hmac(&key, string_to_sign.as_bytes())),
+            hex::encode(hmac(&key, string_to_sign.as_bytes())),
             "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"
         );
     }

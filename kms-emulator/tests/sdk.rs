@@ -79,10 +79,6 @@ fn client(url: &str, secret: &str) -> Client {
     Client::from_conf(config)
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 #[tokio::test]
 async fn the_sdk_runs_the_recipient_flow() {
     let running = start().await;
@@ -92,7 +88,7 @@ async fn the_sdk_runs_the_recipient_flow() {
           {{"Effect":"Allow","Principal":{{"AWS":"*"}},"Action":["kms:Create*","kms:Describe*","kms:Put*","kms:Encrypt"],"Resource":"*"}},
           {{"Effect":"Allow","Principal":{{"AWS":"*"}},"Action":["kms:Decrypt","kms:GenerateDataKey"],"Resource":"*",
             "Condition":{{"StringEqualsIgnoreCase":{{"kms:RecipientAttestation:ImageSha384":"{}"}}}}}}]}}"#,
-        hex(&running.nsm.pcr(0).unwrap())
+        hex::encode(running.nsm.pcr(0).unwrap())
     );
     let key = kms
         .create_key()

@@ -20,10 +20,6 @@ use nitro_signer_enclave::{
 };
 use nitro_signer_kms_emulator::service::{EncryptionContext, Kms, KmsError, Recipient, Secret};
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// A policy in the shape of a real enclave key policy: administration and Encrypt for the
 /// account, Decrypt and GenerateDataKey only for an enclave with these measurements.
 fn enclave_policy(pcr0: &[u8], pcr8: &[u8]) -> String {
@@ -36,8 +32,8 @@ fn enclave_policy(pcr0: &[u8], pcr8: &[u8]) -> String {
           "Condition":{{"StringEqualsIgnoreCase":{{
             "kms:RecipientAttestation:ImageSha384":"{}",
             "kms:RecipientAttestation:PCR8":"{}"}}}}}}]}}"#,
-        hex(pcr0).to_uppercase(),
-        hex(pcr8)
+        hex::encode(pcr0).to_uppercase(),
+        hex::encode(pcr8)
     )
 }
 

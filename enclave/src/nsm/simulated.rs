@@ -112,13 +112,12 @@ impl std::fmt::Debug for SimulatedNsm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SimulatedNsm")
             .field("data_dir", &self.config.data_dir)
-            .field("root_fingerprint", &hex(&self.root_fingerprint()))
+            .field(
+                "root_fingerprint",
+                &alloy_primitives::hex::encode(self.root_fingerprint()),
+            )
             .finish_non_exhaustive()
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn crypto(e: impl std::fmt::Display) -> NsmError {
