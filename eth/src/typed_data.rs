@@ -46,9 +46,12 @@ const DOMAIN_FIELDS: [(&str, &str); 5] = [
     ("salt", "bytes32"),
 ];
 
-/// Validated typed data, ready to hash.
+/// Validated typed data and its signing hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TypedData(AlloyTypedData);
+pub struct TypedData {
+    document: AlloyTypedData,
+    hash: B256,
+}
 
 fn err(message: impl Into<String>) -> PayloadError {
     PayloadError::TypedData(message.into())
@@ -389,63 +392,68 @@ impl TypedData {
             Value::String(_) => return Err(err(format!("larger than {MAX_TYPED_DATA_LEN} bytes"))),
             other => other,
         };
-        let doc = value
-            .as_object()
-            .ok_or_else(|| err("expected a JSON object"))?;
-        for key in doc.keys() {
-            if !["types", "primaryType", "domain", "message"].contains(&key.as_str()) {
-                return Err(err(format!("unknown field `{key}`")));
-            }
-        }
-        let raw_types = field(doc, "types")?
-            .as_object()
-            .ok_or_else(|| err("types: expected an object"))?;
-        let domain = field(doc, "domain")?
-            .as_object()
-            .ok_or_else(|| err("domain: expected an object"))?;
-        let primary = field(doc, "primaryType")?
-            .as_str()
-            .ok_or_else(|| err("primaryType: expected a string"))?;
-        let message = field(doc, "message")?;
-
-        let types = Types::parse(raw_types)?;
-        check_domain(domain, raw_types)?;
-        types.check_struct("EIP712Domain", &Value::Object(domain.clone()), "domain")?;
-        if primary == "EIP712Domain" {
-            if message.as_object().is_none_or(|m| !m.is_empty()) {
-                return Err(err(
-                    "message: must be {} when primaryType is EIP712Domain; it would not be signed",
-                ));
-            }
-        } else {
-            if !types.structs.contains_key(primary) {
-                return Err(err(format!(
-                    "primaryType: `{primary}` is not declared in types"
-                )));
-            }
-            types.check_struct(primary, message, "message")?;
-        }
-
-        let typed: AlloyTypedData =
-            serde_json::from_value(value.clone()).map_err(|e| err(e.to_string()))?;
-        let typed = Self(typed);
-        // Resolve and encode now, so an unhashable document fails at parse time.
-        typed
-            .0
+        check_document(&value)?;
+        let document: AlloyTypedData =
+            serde_json::from_value(value).map_err(|e| err(e.to_string()))?;
+        // Resolve and encode once, here: an unhashable document fails at parse time, and
+        // signing reuses the hash.
+        let hash = document
             .eip712_signing_hash()
             .map_err(|e| err(e.to_string()))?;
-        Ok(typed)
+        Ok(Self { document, hash })
     }
 
-    /// `keccak256(0x19 ‖ 0x01 ‖ domainSeparator ‖ hashStruct(message))`.
+    /// `keccak256(0x19 ‖ 0x01 ‖ domainSeparator ‖ hashStruct(message))`, computed when the
+    /// document was parsed.
     pub fn signing_hash(&self) -> Result<B256, PayloadError> {
-        self.0.eip712_signing_hash().map_err(|e| err(e.to_string()))
+        Ok(self.hash)
     }
 
     /// The parsed document.
     pub fn as_alloy(&self) -> &AlloyTypedData {
-        &self.0
+        &self.document
     }
+}
+
+/// The checks of the module docs, on the whole document.
+fn check_document(value: &Value) -> Result<(), PayloadError> {
+    let doc = value
+        .as_object()
+        .ok_or_else(|| err("expected a JSON object"))?;
+    for key in doc.keys() {
+        if !["types", "primaryType", "domain", "message"].contains(&key.as_str()) {
+            return Err(err(format!("unknown field `{key}`")));
+        }
+    }
+    let raw_types = field(doc, "types")?
+        .as_object()
+        .ok_or_else(|| err("types: expected an object"))?;
+    let domain = field(doc, "domain")?;
+    let domain_fields = domain
+        .as_object()
+        .ok_or_else(|| err("domain: expected an object"))?;
+    let primary = field(doc, "primaryType")?
+        .as_str()
+        .ok_or_else(|| err("primaryType: expected a string"))?;
+    let message = field(doc, "message")?;
+
+    let types = Types::parse(raw_types)?;
+    check_domain(domain_fields, raw_types)?;
+    types.check_struct("EIP712Domain", domain, "domain")?;
+    if primary == "EIP712Domain" {
+        if message.as_object().is_none_or(|m| !m.is_empty()) {
+            return Err(err(
+                "message: must be {} when primaryType is EIP712Domain; it would not be signed",
+            ));
+        }
+        return Ok(());
+    }
+    if !types.structs.contains_key(primary) {
+        return Err(err(format!(
+            "primaryType: `{primary}` is not declared in types"
+        )));
+    }
+    types.check_struct(primary, message, "message")
 }
 
 fn field<'a>(doc: &'a Map<String, Value>, name: &str) -> Result<&'a Value, PayloadError> {
