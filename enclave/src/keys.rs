@@ -1,6 +1,6 @@
 //! Key material: master seeds, private keys and the per-user derivation.
 //!
-//! Both kinds of secret live only in zeroizing containers, have hand-written `Debug` that prints
+//! Both kinds of secret are held in zeroizing containers, have hand-written `Debug` that prints
 //! nothing secret, and cannot be cloned. The derivation is specified in `docs/key-derivation.md`;
 //! the test vectors there are checked by this crate's tests.
 
