@@ -5,12 +5,16 @@
 //! - [`attestation`]: Nitro attestation documents: parsing, and verification against a pinned
 //!   root, PCRs, nonce and public key.
 //! - [`key_blob`]: the versioned key blob format and its KMS encryption-context binding.
+//! - [`protocol`]: the framed CBOR protocol between the parent and the enclave.
+//! - [`transport`]: `vsock://`, `tcp://` and `unix://` addresses and their sockets.
 //! - [`private_file`]: owner-only files and directories for local state.
 //! - [`user_id`]: the validated per-user identifier that selects a derived key.
 
 pub mod attestation;
 pub mod key_blob;
 pub mod private_file;
+pub mod protocol;
+pub mod transport;
 pub mod user_id;
 
 pub use user_id::{UserId, UserIdError};

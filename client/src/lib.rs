@@ -1,0 +1,1 @@
+//! A Rust client for nitro-signer (work in progress: issue 4).

@@ -1,0 +1,140 @@
+//! Length-prefixed frames: a 4-byte big-endian length, then the payload.
+//!
+//! The length is checked against the reader's maximum before any buffer is allocated, so a peer
+//! announcing a huge frame costs four bytes of reading and a closed connection.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Default largest frame: room for a batch of transactions or a large typed-data document.
+pub const MAX_FRAME_LEN: usize = 4 * 1024 * 1024;
+
+/// Why a frame could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// The peer announced a frame larger than allowed.
+    #[error("frame of {len} bytes exceeds the {max}-byte limit")]
+    TooLarge {
+        /// Announced length.
+        len: usize,
+        /// Allowed length.
+        max: usize,
+    },
+    /// The peer closed the connection between frames.
+    #[error("connection closed")]
+    Closed,
+    /// The peer started a frame and did not finish it in time.
+    #[error("frame not completed within {0:?}")]
+    Stalled(Duration),
+    /// The connection failed, or closed in the middle of a frame.
+    #[error("connection error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Reads one frame of at most `max` bytes.
+///
+/// Waiting for a frame to start has no time limit (an idle connection is normal); once its first
+/// byte has arrived, the whole frame must arrive within `complete_within`.
+pub async fn read_frame<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    max: usize,
+    complete_within: Duration,
+) -> Result<Vec<u8>, FrameError> {
+    let mut header = [0u8; 4];
+    let first = reader.read(&mut header).await?;
+    if first == 0 {
+        return Err(FrameError::Closed);
+    }
+    let rest = async {
+        reader
+            .read_exact(header.get_mut(first..).unwrap_or_default())
+            .await?;
+        let len = usize::try_from(u32::from_be_bytes(header)).unwrap_or(usize::MAX);
+        if len > max {
+            return Err(FrameError::TooLarge { len, max });
+        }
+        let mut payload = vec![0u8; len];
+        reader.read_exact(&mut payload).await?;
+        Ok(payload)
+    };
+    tokio::time::timeout(complete_within, rest)
+        .await
+        .map_err(|_| FrameError::Stalled(complete_within))?
+}
+
+/// Writes `payload` as one frame. Refuses payloads over `max` (the peer would refuse them too).
+pub async fn write_frame<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    payload: &[u8],
+    max: usize,
+) -> Result<(), FrameError> {
+    let len = payload.len();
+    let header = u32::try_from(len)
+        .ok()
+        .filter(|_| len <= max)
+        .ok_or(FrameError::TooLarge { len, max })?
+        .to_be_bytes();
+    writer.write_all(&header).await?;
+    writer.write_all(payload).await?;
+    writer.flush().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    #[tokio::test]
+    async fn frames_round_trip_back_to_back() {
+        let (mut a, mut b) = tokio::io::duplex(64);
+        let writer = tokio::spawn(async move {
+            write_frame(&mut a, b"hello", 16).await.unwrap();
+            write_frame(&mut a, b"", 16).await.unwrap();
+            write_frame(&mut a, &[7; 16], 16).await.unwrap();
+        });
+        assert_eq!(read_frame(&mut b, 16, SECOND).await.unwrap(), b"hello");
+        assert_eq!(read_frame(&mut b, 16, SECOND).await.unwrap(), b"");
+        assert_eq!(read_frame(&mut b, 16, SECOND).await.unwrap(), [7; 16]);
+        writer.await.unwrap();
+        assert!(matches!(
+            read_frame(&mut b, 16, SECOND).await,
+            Err(FrameError::Closed)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_huge_length_is_refused_before_allocating() {
+        let (mut a, mut b) = tokio::io::duplex(64);
+        a.write_all(&u32::MAX.to_be_bytes()).await.unwrap();
+        let error = read_frame(&mut b, MAX_FRAME_LEN, SECOND).await.unwrap_err();
+        assert!(matches!(error, FrameError::TooLarge { len, .. } if len == u32::MAX as usize));
+    }
+
+    #[tokio::test]
+    async fn a_half_sent_frame_times_out_and_a_truncated_one_errors() {
+        let (mut a, mut b) = tokio::io::duplex(64);
+        a.write_all(&[0, 0, 0, 10, 1, 2]).await.unwrap();
+        let error = read_frame(&mut b, 64, Duration::from_millis(50))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, FrameError::Stalled(_)));
+
+        let (mut a, mut b) = tokio::io::duplex(64);
+        a.write_all(&[0, 0]).await.unwrap();
+        drop(a);
+        let error = read_frame(&mut b, 64, SECOND).await.unwrap_err();
+        assert!(matches!(error, FrameError::Io(_)));
+    }
+
+    #[tokio::test]
+    async fn oversized_payloads_are_not_sent() {
+        let (mut a, _b) = tokio::io::duplex(64);
+        assert!(matches!(
+            write_frame(&mut a, &[0; 17], 16).await,
+            Err(FrameError::TooLarge { len: 17, max: 16 })
+        ));
+    }
+}

@@ -1,0 +1,605 @@
+//! The messages. Every type here is part of the wire format: renaming a field or a variant is a
+//! protocol change, caught by the golden byte tests below.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_bytes::{ByteArray, ByteBuf};
+use zeroize::Zeroizing;
+
+use crate::UserId;
+
+/// The client's first frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// Protocol versions the client speaks.
+    pub versions: Vec<u32>,
+    /// Who is calling, for the enclave's logs (e.g. `nitro-signer-proxy 0.1.0`).
+    pub client: String,
+}
+
+/// The enclave's answer to a [`Hello`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HelloReply {
+    /// The connection is open at this version.
+    Welcome(Welcome),
+    /// No common version; the enclave closes the connection.
+    Refused(ErrorBody),
+}
+
+/// The agreed version and what the client is talking to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Welcome {
+    /// The protocol version for the rest of the connection.
+    pub version: u32,
+    /// The enclave's name and version.
+    pub server: String,
+    /// Whether the enclave runs in simulated mode (simulated NSM, no Nitro isolation).
+    pub simulated: bool,
+}
+
+/// One request. `id` is chosen by the client and echoed in the [`Response`].
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    /// Matches the answer to the request.
+    pub id: u64,
+    /// What is asked.
+    pub body: RequestBody,
+}
+
+/// What a client can ask the enclave.
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestBody {
+    /// Generate a new master seed inside the enclave and return it encrypted under the enclave's
+    /// configured KMS key.
+    GenerateKey(GenerateKey),
+    /// The address and public key of a key (and user).
+    Address(KeyRef),
+    /// Sign one payload with a key (and user).
+    Sign(SignRequest),
+    /// Sign several transactions with one key and user.
+    SignBatch(SignBatchRequest),
+    /// An attestation document over the caller's nonce.
+    Attest(AttestRequest),
+    /// Health and counters.
+    Status,
+    /// AWS credentials for the enclave's KMS calls (the parent's instance role).
+    SetCredentials(AwsCredentials),
+}
+
+/// [`RequestBody::GenerateKey`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenerateKey {
+    /// Optional owner/tenant label, bound to the key through the KMS encryption context.
+    pub owner: Option<String>,
+}
+
+/// Which key signs: a key blob and, for seeds, the user whose derived key is meant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRef {
+    /// The encoded key blob.
+    pub key_blob: ByteBuf,
+    /// The user, required for seeds and refused for imported private keys.
+    pub user_id: Option<UserId>,
+}
+
+/// [`RequestBody::Sign`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignRequest {
+    /// The signing key.
+    pub key: KeyRef,
+    /// What to sign.
+    pub payload: SignPayload,
+}
+
+/// What to sign. JSON payloads travel as the caller's JSON text; the enclave parses them itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignPayload {
+    /// An `eth_signTransaction` object, as JSON.
+    Transaction(String),
+    /// EIP-191 personal message bytes.
+    Message(ByteBuf),
+    /// An `eth_signTypedData_v4` document, as JSON.
+    TypedData(String),
+    /// An EIP-7702 authorization `{chainId, address, nonce}`, as JSON.
+    Authorization(String),
+    /// A 32-byte hash signed as it is; only for keys whose blob carries the raw-digest opt-in.
+    Digest(ByteArray<32>),
+}
+
+/// [`RequestBody::SignBatch`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignBatchRequest {
+    /// The signing key.
+    pub key: KeyRef,
+    /// `eth_signTransaction` objects, as JSON.
+    pub transactions: Vec<String>,
+}
+
+/// [`RequestBody::Attest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttestRequest {
+    /// The caller's nonce, placed in the document (at most 512 bytes).
+    pub nonce: ByteBuf,
+}
+
+/// Temporary AWS credentials. The secret parts are zeroized on drop and never printed.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AwsCredentials {
+    /// `AWS_ACCESS_KEY_ID`.
+    pub access_key_id: String,
+    /// `AWS_SECRET_ACCESS_KEY`.
+    pub secret_access_key: Zeroizing<String>,
+    /// `AWS_SESSION_TOKEN`, for temporary credentials.
+    pub session_token: Option<Zeroizing<String>>,
+    /// When the credentials expire, in seconds since the Unix epoch.
+    pub expires_at: Option<u64>,
+}
+
+impl fmt::Debug for AwsCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AwsCredentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// The answer to the request with the same `id`.
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Response {
+    /// The request's id.
+    pub id: u64,
+    /// The answer.
+    pub body: ResponseBody,
+}
+
+/// Answers, one kind per request kind, or an error.
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseBody {
+    /// A new key.
+    Key(NewKey),
+    /// An address.
+    Address(AddressInfo),
+    /// A signature.
+    Signed(Box<Signed>),
+    /// One result per transaction, in request order.
+    SignedBatch(Vec<BatchItem>),
+    /// An attestation document.
+    Attestation(AttestationDocument),
+    /// Status and counters.
+    Status(Status),
+    /// Credentials stored.
+    CredentialsSet,
+    /// The request failed.
+    Error(ErrorBody),
+}
+
+/// [`ResponseBody::Key`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewKey {
+    /// The encoded key blob to store.
+    pub key_blob: ByteBuf,
+    /// The key's stable public identifier (see `docs/key-derivation.md`).
+    pub key_id: ByteArray<32>,
+}
+
+/// [`ResponseBody::Address`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddressInfo {
+    /// The Ethereum address.
+    pub address: ByteArray<20>,
+    /// The uncompressed SEC1 public key (65 bytes).
+    pub public_key: ByteBuf,
+}
+
+/// A signature and what it completes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signed {
+    /// The signer's address.
+    pub from: ByteArray<20>,
+    /// The hash the enclave computed and signed.
+    pub signing_hash: ByteArray<32>,
+    /// `r`, big-endian.
+    pub r: ByteArray<32>,
+    /// `s`, big-endian, low-s.
+    pub s: ByteArray<32>,
+    /// The recovery id.
+    pub y_parity: bool,
+    /// Legacy transactions' `v` as a big-endian `u128` (`35 + 2·chainId + yParity` does not fit
+    /// a CBOR integer for the largest chain ids).
+    pub v: Option<ByteArray<16>>,
+    /// For transactions: the signed transaction.
+    pub transaction: Option<SignedTransaction>,
+    /// For EIP-7702 authorizations: the tuple that was signed.
+    pub authorization: Option<Authorization>,
+}
+
+/// A signed transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedTransaction {
+    /// EIP-2718 encoding, for `eth_sendRawTransaction`.
+    pub raw: ByteBuf,
+    /// The transaction hash.
+    pub hash: ByteArray<32>,
+}
+
+/// The EIP-7702 tuple that was signed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Authorization {
+    /// Chain id, big-endian 256-bit.
+    pub chain_id: ByteArray<32>,
+    /// The delegate contract.
+    pub address: ByteArray<20>,
+    /// The authority's nonce.
+    pub nonce: u64,
+}
+
+/// One entry of [`ResponseBody::SignedBatch`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchItem {
+    /// This transaction was signed.
+    Signed(Box<Signed>),
+    /// This transaction was refused; the others are unaffected.
+    Error(ErrorBody),
+}
+
+/// [`ResponseBody::Attestation`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttestationDocument {
+    /// The COSE_Sign1 document, as the NSM produced it.
+    pub document: ByteBuf,
+}
+
+/// [`ResponseBody::Status`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// The enclave's name and version.
+    pub server: String,
+    /// Whether the enclave runs in simulated mode.
+    pub simulated: bool,
+    /// Whether the enclave holds unexpired AWS credentials.
+    pub has_credentials: bool,
+    /// Decrypted keys currently cached.
+    pub cached_keys: u64,
+    /// Key lookups answered from the cache.
+    pub cache_hits: u64,
+    /// Calls made to KMS.
+    pub kms_calls: u64,
+    /// KMS calls that failed.
+    pub kms_errors: u64,
+    /// Signatures made.
+    pub signatures: u64,
+}
+
+/// A typed failure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What kind of failure, for programs.
+    pub code: ErrorCode,
+    /// What went wrong and which field, for people. Never contains secrets.
+    pub message: String,
+}
+
+impl ErrorBody {
+    /// An error with `code` and `message`.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ErrorBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+/// Failure kinds. The HTTP API reports them as `error.code`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// The request is malformed or its payload is invalid.
+    InvalidRequest,
+    /// The key blob is malformed, or KMS refused it as ciphertext (another key, altered metadata).
+    InvalidKeyBlob,
+    /// The key's policy does not allow this signature (raw digest, pre-EIP-155, any-chain 7702).
+    PolicyRefused,
+    /// KMS denied the enclave access (key policy, attestation conditions, credentials).
+    KmsAccessDenied,
+    /// KMS could not be reached or failed.
+    KmsUnavailable,
+    /// The enclave has no valid AWS credentials yet.
+    NoCredentials,
+    /// The enclave is at its limit of in-flight requests.
+    Busy,
+    /// The peers share no protocol version.
+    UnsupportedProtocol,
+    /// An internal failure; details are in the enclave's log.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The `snake_case` name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidKeyBlob => "invalid_key_blob",
+            Self::PolicyRefused => "policy_refused",
+            Self::KmsAccessDenied => "kms_access_denied",
+            Self::KmsUnavailable => "kms_unavailable",
+            Self::NoCredentials => "no_credentials",
+            Self::Busy => "busy",
+            Self::UnsupportedProtocol => "unsupported_protocol",
+            Self::Internal => "internal",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::codec::{decode, encode};
+
+    fn golden<T>(message: T, expected_hex: &str)
+    where
+        T: Serialize + serde::de::DeserializeOwned + PartialEq + fmt::Debug,
+    {
+        let bytes = encode(&message).unwrap();
+        assert_eq!(hex::encode(&bytes), expected_hex, "{message:?}");
+        assert_eq!(decode::<T>(&bytes).unwrap(), message);
+    }
+
+    fn key() -> KeyRef {
+        KeyRef {
+            key_blob: ByteBuf::from(vec![0xb1, 0x0b]),
+            user_id: Some(UserId::new("u").unwrap()),
+        }
+    }
+
+    fn request(body: RequestBody) -> Request {
+        Request { id: 7, body }
+    }
+
+    #[test]
+    fn golden_requests() {
+        golden(
+            Hello {
+                versions: vec![1],
+                client: "c".into(),
+            },
+            "a26876657273696f6e73810166636c69656e746163",
+        );
+        golden(
+            request(RequestBody::GenerateKey(GenerateKey {
+                owner: Some("t".into()),
+            })),
+            "a26269640764626f6479a16c67656e65726174655f6b6579a1656f776e65726174",
+        );
+        golden(
+            request(RequestBody::Address(key())),
+            "a26269640764626f6479a16761646472657373a2686b65795f626c6f6242b10b67757365725f69646175",
+        );
+        golden(
+            request(RequestBody::Sign(SignRequest {
+                key: key(),
+                payload: SignPayload::Transaction("{}".into()),
+            })),
+            "a26269640764626f6479a1647369676ea2636b6579a2686b65795f626c6f6242b10b67757365725f69646175677061796c6f6164a16b7472616e73616374696f6e627b7d",
+        );
+        golden(
+            request(RequestBody::Sign(SignRequest {
+                key: key(),
+                payload: SignPayload::Message(ByteBuf::from(b"hi".to_vec())),
+            })),
+            "a26269640764626f6479a1647369676ea2636b6579a2686b65795f626c6f6242b10b67757365725f69646175677061796c6f6164a1676d657373616765426869",
+        );
+        golden(
+            request(RequestBody::Sign(SignRequest {
+                key: key(),
+                payload: SignPayload::TypedData("{}".into()),
+            })),
+            "a26269640764626f6479a1647369676ea2636b6579a2686b65795f626c6f6242b10b67757365725f69646175677061796c6f6164a16a74797065645f64617461627b7d",
+        );
+        golden(
+            request(RequestBody::Sign(SignRequest {
+                key: key(),
+                payload: SignPayload::Authorization("{}".into()),
+            })),
+            "a26269640764626f6479a1647369676ea2636b6579a2686b65795f626c6f6242b10b67757365725f69646175677061796c6f6164a16d617574686f72697a6174696f6e627b7d",
+        );
+        golden(
+            request(RequestBody::Sign(SignRequest {
+                key: key(),
+                payload: SignPayload::Digest(ByteArray::new([0x11; 32])),
+            })),
+            "a26269640764626f6479a1647369676ea2636b6579a2686b65795f626c6f6242b10b67757365725f69646175677061796c6f6164a16664696765737458201111111111111111111111111111111111111111111111111111111111111111",
+        );
+        golden(
+            request(RequestBody::SignBatch(SignBatchRequest {
+                key: key(),
+                transactions: vec!["{}".into(), "[]".into()],
+            })),
+            "a26269640764626f6479a16a7369676e5f6261746368a2636b6579a2686b65795f626c6f6242b10b67757365725f696461756c7472616e73616374696f6e7382627b7d625b5d",
+        );
+        golden(
+            request(RequestBody::Attest(AttestRequest {
+                nonce: ByteBuf::from(vec![1, 2]),
+            })),
+            "a26269640764626f6479a166617474657374a1656e6f6e6365420102",
+        );
+        golden(
+            request(RequestBody::Status),
+            "a26269640764626f647966737461747573",
+        );
+        golden(
+            request(RequestBody::SetCredentials(AwsCredentials {
+                access_key_id: "AK".into(),
+                secret_access_key: Zeroizing::new("SK".into()),
+                session_token: Some(Zeroizing::new("ST".into())),
+                expires_at: Some(1_800_000_000),
+            })),
+            "a26269640764626f6479a16f7365745f63726564656e7469616c73a46d6163636573735f6b65795f696462414b717365637265745f6163636573735f6b657962534b6d73657373696f6e5f746f6b656e6253546a657870697265735f61741a6b49d200",
+        );
+    }
+
+    fn signed() -> Signed {
+        Signed {
+            from: ByteArray::new([0xf0; 20]),
+            signing_hash: ByteArray::new([0x5a; 32]),
+            r: ByteArray::new([0x01; 32]),
+            s: ByteArray::new([0x02; 32]),
+            y_parity: true,
+            v: Some(ByteArray::new(
+                (u128::from(u64::MAX) * 2 + 36).to_be_bytes(),
+            )),
+            transaction: Some(SignedTransaction {
+                raw: ByteBuf::from(vec![0x02, 0xc0]),
+                hash: ByteArray::new([0x3c; 32]),
+            }),
+            authorization: Some(Authorization {
+                chain_id: ByteArray::new([0; 32]),
+                address: ByteArray::new([0xad; 20]),
+                nonce: 9,
+            }),
+        }
+    }
+
+    fn response(body: ResponseBody) -> Response {
+        Response { id: 7, body }
+    }
+
+    #[test]
+    fn golden_responses() {
+        golden(
+            HelloReply::Welcome(Welcome {
+                version: 1,
+                server: "s".into(),
+                simulated: true,
+            }),
+            "a16777656c636f6d65a36776657273696f6e016673657276657261736973696d756c61746564f5",
+        );
+        golden(
+            HelloReply::Refused(ErrorBody::new(ErrorCode::UnsupportedProtocol, "m")),
+            "a16772656675736564a264636f646574756e737570706f727465645f70726f746f636f6c676d657373616765616d",
+        );
+        golden(
+            response(ResponseBody::Key(NewKey {
+                key_blob: ByteBuf::from(vec![0xb1]),
+                key_id: ByteArray::new([0x1d; 32]),
+            })),
+            "a26269640764626f6479a1636b6579a2686b65795f626c6f6241b1666b65795f696458201d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d",
+        );
+        golden(
+            response(ResponseBody::Address(AddressInfo {
+                address: ByteArray::new([0xad; 20]),
+                public_key: ByteBuf::from(vec![0x04]),
+            })),
+            "a26269640764626f6479a16761646472657373a2676164647265737354adadadadadadadadadadadadadadadadadadadad6a7075626c69635f6b65794104",
+        );
+        golden(
+            response(ResponseBody::Signed(Box::new(signed()))),
+            "a26269640764626f6479a1667369676e6564a86466726f6d54f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f06c7369676e696e675f6861736858205a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a61725820010101010101010101010101010101010101010101010101010101010101010161735820020202020202020202020202020202020202020202020202020202020202020268795f706172697479f5617650000000000000000200000000000000226b7472616e73616374696f6ea2637261774202c0646861736858203c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c6d617574686f72697a6174696f6ea368636861696e5f696458200000000000000000000000000000000000000000000000000000000000000000676164647265737354adadadadadadadadadadadadadadadadadadadad656e6f6e636509",
+        );
+        golden(
+            response(ResponseBody::SignedBatch(vec![
+                BatchItem::Signed(Box::new(signed())),
+                BatchItem::Error(ErrorBody::new(ErrorCode::PolicyRefused, "m")),
+            ])),
+            "a26269640764626f6479a16c7369676e65645f626174636882a1667369676e6564a86466726f6d54f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f06c7369676e696e675f6861736858205a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a61725820010101010101010101010101010101010101010101010101010101010101010161735820020202020202020202020202020202020202020202020202020202020202020268795f706172697479f5617650000000000000000200000000000000226b7472616e73616374696f6ea2637261774202c0646861736858203c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c6d617574686f72697a6174696f6ea368636861696e5f696458200000000000000000000000000000000000000000000000000000000000000000676164647265737354adadadadadadadadadadadadadadadadadadadad656e6f6e636509a1656572726f72a264636f64656e706f6c6963795f72656675736564676d657373616765616d",
+        );
+        golden(
+            response(ResponseBody::Attestation(AttestationDocument {
+                document: ByteBuf::from(vec![0x84]),
+            })),
+            "a26269640764626f6479a16b6174746573746174696f6ea168646f63756d656e744184",
+        );
+        golden(
+            response(ResponseBody::Status(Status {
+                server: "s".into(),
+                simulated: true,
+                has_credentials: true,
+                cached_keys: 1,
+                cache_hits: 2,
+                kms_calls: 3,
+                kms_errors: 4,
+                signatures: 5,
+            })),
+            "a26269640764626f6479a166737461747573a86673657276657261736973696d756c61746564f56f6861735f63726564656e7469616c73f56b6361636865645f6b657973016a63616368655f6869747302696b6d735f63616c6c73036a6b6d735f6572726f7273046a7369676e61747572657305",
+        );
+        golden(
+            response(ResponseBody::CredentialsSet),
+            "a26269640764626f64796f63726564656e7469616c735f736574",
+        );
+        for code in [
+            ErrorCode::InvalidRequest,
+            ErrorCode::InvalidKeyBlob,
+            ErrorCode::PolicyRefused,
+            ErrorCode::KmsAccessDenied,
+            ErrorCode::KmsUnavailable,
+            ErrorCode::NoCredentials,
+            ErrorCode::Busy,
+            ErrorCode::UnsupportedProtocol,
+            ErrorCode::Internal,
+        ] {
+            let bytes = encode(&code).unwrap();
+            let name: String = decode(&bytes).unwrap();
+            assert_eq!(name, code.as_str());
+        }
+    }
+
+    #[test]
+    fn credentials_never_print_their_secrets() {
+        let credentials = AwsCredentials {
+            access_key_id: "AKIDEXAMPLE".into(),
+            secret_access_key: Zeroizing::new("wJalrXUtnFEMI".into()),
+            session_token: Some(Zeroizing::new("IQoJb3JpZ2lu".into())),
+            expires_at: None,
+        };
+        let printed = format!("{credentials:?}");
+        assert!(printed.contains("AKIDEXAMPLE"));
+        assert!(!printed.contains("wJalrXUtnFEMI"));
+        assert!(!printed.contains("IQoJb3JpZ2lu"));
+    }
+
+    #[test]
+    fn unknown_variants_and_bad_user_ids_are_refused() {
+        let bytes = encode(&serde_cbor::Value::Map(
+            [
+                (
+                    serde_cbor::Value::Text("id".into()),
+                    serde_cbor::Value::Integer(1),
+                ),
+                (
+                    serde_cbor::Value::Text("body".into()),
+                    serde_cbor::Value::Text("format_disk".into()),
+                ),
+            ]
+            .into_iter()
+            .collect(),
+        ))
+        .unwrap();
+        assert!(decode::<Request>(&bytes).is_err());
+
+        let mut key = key();
+        key.user_id = None;
+        let mut bytes = encode(&request(RequestBody::Address(key))).unwrap();
+        // Replace the null user id (0xf6, the last byte) with an empty text string.
+        *bytes.last_mut().unwrap() = 0x60;
+        let error = decode::<Request>(&bytes).unwrap_err().to_string();
+        assert!(error.contains("user id is empty"), "{error}");
+    }
+}
