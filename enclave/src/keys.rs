@@ -15,6 +15,9 @@ use zeroize::{Zeroize, Zeroizing};
 /// HKDF salt of the per-user derivation, version 1.
 pub const DERIVATION_SALT: &[u8] = b"nitro-signer/secp256k1/v1";
 
+/// HKDF salt of [`KeyMaterial::key_id`].
+pub const KEY_ID_SALT: &[u8] = b"nitro-signer/key-id/v1";
+
 /// Why key material cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -192,6 +195,27 @@ impl KeyMaterial {
             (Self::Imported(key), None) => Ok(key.duplicate()),
             (Self::Imported(_), Some(_)) => Err(KeyError::UserIdNotAllowed),
         }
+    }
+
+    /// The key's stable public identifier:
+    /// `HKDF-SHA256(IKM = secret, salt = KEY_ID_SALT, info = kind, L = 32)`, where secret is the
+    /// 32 secret bytes and kind `seed` or `private-key`.
+    ///
+    /// One-way, so it reveals nothing about the secret; independent of the KMS key and blob, so a
+    /// key re-encrypted under another KMS key keeps its id; and salted apart from the per-user
+    /// derivation, so no user id can make a user's key equal to it.
+    pub fn key_id(&self) -> Result<[u8; 32], KeyError> {
+        let (secret, kind) = match self {
+            Self::Seed(seed) => (Zeroizing::new(*seed.0), "seed"),
+            Self::Imported(key) => (Zeroizing::new(key.0.to_bytes().into()), "private-key"),
+        };
+        let mut id = [0u8; 32];
+        Salt::new(HKDF_SHA256, KEY_ID_SALT)
+            .extract(secret.as_slice())
+            .expand(&[kind.as_bytes()], Okm32)
+            .and_then(|okm| okm.fill(&mut id))
+            .map_err(|_| KeyError::DerivationExhausted)?;
+        Ok(id)
     }
 }
 

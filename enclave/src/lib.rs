@@ -2,18 +2,28 @@
 //!
 //! # Layout
 //!
+//! - [`cache`]: decrypted key material, bounded in entries and age, zeroized on eviction.
+//! - [`cli`]: the enclave process's options and entry point.
 //! - [`cms`]: the CMS envelope of KMS's `CiphertextForRecipient`, read from untrusted BER.
 //! - [`keys`]: [`MasterSeed`], [`PrivateKey`], [`KeyMaterial`] and the per-user derivation.
+//! - [`kms`]: `Decrypt`/`GenerateDataKey` with `Recipient` through `aws-sdk-kms`.
 //! - [`nsm`]: the Nitro Security Module behind a trait: [`nsm::HardwareNsm`] over `/dev/nsm`,
 //!   [`nsm::SimulatedNsm`] for the simulated mode.
 //! - [`recipient`]: the enclave's RSA-2048 KMS recipient key, which opens `CiphertextForRecipient`.
+//! - [`server`]: connections from the parent over vsock (or TCP/Unix in simulated mode).
+//! - [`service`]: the request handler behind the server.
 //! - [`signing`]: the signing primitive ([`PrivateKey::dangerous_sign_prehash`]) and the request layer
 //!   ([`UserSigner::sign`], [`Payload`], [`SigningPolicy`]).
 
+pub mod cache;
+pub mod cli;
 pub mod cms;
 pub mod keys;
+pub mod kms;
 pub mod nsm;
 pub mod recipient;
+pub mod server;
+pub mod service;
 pub mod signing;
 
 pub use keys::{KeyError, KeyMaterial, MasterSeed, PrivateKey};

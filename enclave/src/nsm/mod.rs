@@ -72,7 +72,7 @@ impl AttestationRequest<'_> {
 }
 
 /// The Nitro Security Module, as the enclave uses it.
-pub trait Nsm: Send + Sync {
+pub trait Nsm: Send + Sync + std::fmt::Debug {
     /// A signed attestation document (COSE_Sign1) carrying the PCRs and `request`'s fields.
     fn attest(&self, request: AttestationRequest<'_>) -> Result<Vec<u8>, NsmError>;
 

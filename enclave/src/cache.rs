@@ -1,0 +1,324 @@
+//! Decrypted key material, cached inside the enclave so that KMS is not on the path of every
+//! signature.
+//!
+//! Entries are keyed by SHA-256 of the encoded key blob, bounded in number and in age, and hold
+//! the material behind an [`Arc`]: an evicted entry is zeroized (by [`KeyMaterial`]'s drop) as
+//! soon as the last request using it finishes. Concurrent first requests for the same blob share
+//! one KMS call. A cache with no entries or no lifetime is off: every request calls KMS.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    future::Future,
+    sync::{Arc, Mutex, MutexGuard},
+    time::{Duration, Instant},
+};
+
+use sha2::{Digest, Sha256};
+use tokio::sync::OnceCell;
+
+use crate::keys::KeyMaterial;
+
+/// How much the cache may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheLimits {
+    /// Most entries; 0 turns the cache off.
+    pub max_entries: usize,
+    /// Longest time an entry is used after it was loaded; zero turns the cache off.
+    pub ttl: Duration,
+}
+
+impl Default for CacheLimits {
+    fn default() -> Self {
+        Self {
+            max_entries: 100_000,
+            ttl: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// The hash a blob is cached under.
+pub type BlobHash = [u8; 32];
+
+/// SHA-256 of an encoded key blob.
+pub fn blob_hash(encoded_blob: &[u8]) -> BlobHash {
+    Sha256::digest(encoded_blob).into()
+}
+
+type Slot = Arc<OnceCell<Arc<KeyMaterial>>>;
+
+struct Entry {
+    slot: Slot,
+    loaded_at: Instant,
+}
+
+#[derive(Default)]
+struct Inner {
+    entries: HashMap<BlobHash, Entry>,
+    /// Insertion order, oldest first, for eviction. May hold hashes already removed.
+    order: VecDeque<(BlobHash, Instant)>,
+}
+
+/// The cache. See the module documentation.
+pub struct SecretCache {
+    limits: CacheLimits,
+    inner: Mutex<Inner>,
+}
+
+impl std::fmt::Debug for SecretCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretCache")
+            .field("limits", &self.limits)
+            .field("entries", &self.len())
+            .finish()
+    }
+}
+
+/// Where a lookup's material came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The cache already held it (or another request was already loading it).
+    Cache,
+    /// This request loaded it.
+    Loaded,
+}
+
+impl SecretCache {
+    /// An empty cache with `limits`.
+    pub fn new(limits: CacheLimits) -> Self {
+        Self {
+            limits,
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    fn enabled(&self) -> bool {
+        self.limits.max_entries > 0 && !self.limits.ttl.is_zero()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave the map inconsistent (every update is a
+        // single insert or remove), so a poisoned lock is still usable.
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Entries currently held.
+    pub fn len(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    /// Whether the cache holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The material for `hash`, from the cache or from `load` (called at most once at a time per
+    /// hash; concurrent callers for the same hash wait for it). A failed load is not cached.
+    pub async fn get_or_load<E, F>(
+        &self,
+        hash: BlobHash,
+        load: impl FnOnce() -> F,
+    ) -> Result<(Arc<KeyMaterial>, Source), E>
+    where
+        F: Future<Output = Result<KeyMaterial, E>>,
+    {
+        if !self.enabled() {
+            return Ok((Arc::new(load().await?), Source::Loaded));
+        }
+        let slot = self.slot(hash);
+        let mut loaded_here = false;
+        let result = slot
+            .get_or_try_init(|| {
+                loaded_here = true;
+                async { load().await.map(Arc::new) }
+            })
+            .await
+            .map(Arc::clone);
+        match result {
+            Ok(material) => {
+                let source = if loaded_here { Source::Loaded } else { Source::Cache };
+                Ok((material, source))
+            }
+            Err(error) => {
+                let mut inner = self.lock();
+                if let Some(entry) = inner.entries.get(&hash)
+                    && Arc::ptr_eq(&entry.slot, &slot)
+                    && !slot.initialized()
+                {
+                    inner.entries.remove(&hash);
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// The slot for `hash`, replacing an expired one and evicting the oldest when full.
+    fn slot(&self, hash: BlobHash) -> Slot {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        if let Some(entry) = inner.entries.get(&hash) {
+            if now.duration_since(entry.loaded_at) < self.limits.ttl {
+                return Arc::clone(&entry.slot);
+            }
+            inner.entries.remove(&hash);
+        }
+        while inner.entries.len() >= self.limits.max_entries {
+            let Some((oldest, at)) = inner.order.pop_front() else {
+                break;
+            };
+            if inner.entries.get(&oldest).is_some_and(|e| e.loaded_at == at) {
+                inner.entries.remove(&oldest);
+            }
+        }
+        let slot = Slot::default();
+        inner.entries.insert(
+            hash,
+            Entry {
+                slot: Arc::clone(&slot),
+                loaded_at: now,
+            },
+        );
+        inner.order.push_back((hash, now));
+        slot
+    }
+
+    /// Caches `material` for `hash` (a key just generated). Does nothing when the cache is off.
+    pub fn insert(&self, hash: BlobHash, material: KeyMaterial) {
+        if self.enabled() {
+            let _ = self.slot(hash).set(Arc::new(material));
+        }
+    }
+
+    /// Drops expired entries (their material is zeroized once no request uses it). Call it
+    /// periodically, so that keys nobody asks for do not stay in memory past their lifetime.
+    pub fn evict_expired(&self) {
+        let now = Instant::now();
+        let ttl = self.limits.ttl;
+        let mut inner = self.lock();
+        inner
+            .entries
+            .retain(|_, entry| now.duration_since(entry.loaded_at) < ttl);
+        let Inner { entries, order } = &mut *inner;
+        order.retain(|(hash, at)| entries.get(hash).is_some_and(|e| e.loaded_at == *at));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use zeroize::Zeroizing;
+
+    use super::*;
+    use crate::keys::MasterSeed;
+
+    fn seed(byte: u8) -> KeyMaterial {
+        KeyMaterial::Seed(MasterSeed::new(Zeroizing::new([byte; 32])))
+    }
+
+    fn limits(max_entries: usize, ttl_ms: u64) -> CacheLimits {
+        CacheLimits {
+            max_entries,
+            ttl: Duration::from_millis(ttl_ms),
+        }
+    }
+
+    async fn get(cache: &SecretCache, key: u8, loads: &AtomicUsize) -> Source {
+        cache
+            .get_or_load([key; 32], || async {
+                loads.fetch_add(1, Ordering::SeqCst);
+                Ok::<_, ()>(seed(key))
+            })
+            .await
+            .unwrap()
+            .1
+    }
+
+    #[tokio::test]
+    async fn hits_after_the_first_load() {
+        let cache = SecretCache::new(CacheLimits::default());
+        let loads = AtomicUsize::new(0);
+        assert_eq!(get(&cache, 1, &loads).await, Source::Loaded);
+        assert_eq!(get(&cache, 1, &loads).await, Source::Cache);
+        assert_eq!(get(&cache, 2, &loads).await, Source::Loaded);
+        assert_eq!(loads.load(Ordering::SeqCst), 2);
+        assert_eq!(cache.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn concurrent_first_requests_share_one_load() {
+        let cache = Arc::new(SecretCache::new(CacheLimits::default()));
+        let loads = Arc::new(AtomicUsize::new(0));
+        let (release, released) = tokio::sync::watch::channel(false);
+        let mut tasks = Vec::new();
+        for _ in 0..16 {
+            let (cache, loads, mut released) =
+                (Arc::clone(&cache), Arc::clone(&loads), released.clone());
+            tasks.push(tokio::spawn(async move {
+                cache
+                    .get_or_load([9; 32], || async move {
+                        loads.fetch_add(1, Ordering::SeqCst);
+                        let _ = released.wait_for(|r| *r).await;
+                        Ok::<_, ()>(seed(9))
+                    })
+                    .await
+                    .unwrap()
+                    .1
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        release.send(true).unwrap();
+        let mut sources = Vec::new();
+        for task in tasks {
+            sources.push(task.await.unwrap());
+        }
+        assert_eq!(loads.load(Ordering::SeqCst), 1);
+        assert_eq!(sources.iter().filter(|s| **s == Source::Loaded).count(), 1);
+    }
+
+    #[tokio::test]
+    async fn bounded_in_entries_oldest_evicted_first() {
+        let cache = SecretCache::new(limits(2, 60_000));
+        let loads = AtomicUsize::new(0);
+        get(&cache, 1, &loads).await;
+        get(&cache, 2, &loads).await;
+        get(&cache, 3, &loads).await;
+        assert_eq!(cache.len(), 2);
+        assert_eq!(get(&cache, 3, &loads).await, Source::Cache);
+        assert_eq!(get(&cache, 1, &loads).await, Source::Loaded);
+    }
+
+    #[tokio::test]
+    async fn entries_expire_and_evicted_material_is_released() {
+        let cache = SecretCache::new(limits(10, 30));
+        let loads = AtomicUsize::new(0);
+        get(&cache, 1, &loads).await;
+        let (held, _) = cache
+            .get_or_load([1; 32], || async { Ok::<_, ()>(seed(1)) })
+            .await
+            .unwrap();
+        let weak = Arc::downgrade(&held);
+        drop(held);
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        cache.evict_expired();
+        assert!(cache.is_empty());
+        // Nothing holds the material any more: it was dropped, and so zeroized.
+        assert!(weak.upgrade().is_none());
+        assert_eq!(get(&cache, 1, &loads).await, Source::Loaded);
+    }
+
+    #[tokio::test]
+    async fn failures_are_not_cached_and_off_means_off() {
+        let cache = SecretCache::new(CacheLimits::default());
+        let failed = cache
+            .get_or_load([5; 32], || async { Err::<KeyMaterial, _>("kms down") })
+            .await;
+        assert_eq!(failed.unwrap_err(), "kms down");
+        assert!(cache.is_empty());
+
+        let off = SecretCache::new(limits(0, 60_000));
+        let loads = AtomicUsize::new(0);
+        assert_eq!(get(&off, 1, &loads).await, Source::Loaded);
+        assert_eq!(get(&off, 1, &loads).await, Source::Loaded);
+        assert!(off.is_empty());
+    }
+}

@@ -1,0 +1,165 @@
+//! The enclave's command line: what `nitro-signer-enclave` (and `nitro-signer enclave`) run.
+
+use std::{future::Future, io::Write, path::PathBuf, sync::Arc, time::Duration};
+
+use nitro_signer_common::transport::{Address, Listener};
+use tracing::{info, warn};
+
+use crate::{
+    cache::CacheLimits,
+    kms::{Kms, KmsSettings},
+    nsm::{HardwareNsm, Nsm, NsmError, SimulatedNsm, SimulatorConfig},
+    recipient::{RecipientKey, RecipientKeyError},
+    server::{self, ServerLimits},
+    service::{Enclave, Settings},
+};
+
+/// Options of the enclave process. Each can also be set through the environment variable shown
+/// by `--help`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Where to listen for the parent instance: `vsock://CID:PORT` inside a Nitro Enclave (CID
+    /// 4294967295 means any), `tcp://HOST:PORT` or `unix:///PATH` in simulated mode.
+    #[arg(long, env = "NITRO_SIGNER_ENCLAVE_LISTEN", default_value = "vsock://4294967295:5000")]
+    pub listen: Address,
+
+    /// AWS region of the KMS keys.
+    #[arg(long, env = "NITRO_SIGNER_KMS_REGION", default_value = "us-east-1")]
+    pub kms_region: String,
+
+    /// KMS endpoint URL, e.g. the KMS emulator's `http://127.0.0.1:4000` in simulated mode.
+    /// Required for now: the production transport (TLS to kms.<region>.amazonaws.com through the
+    /// parent's vsock-proxy) is not implemented yet.
+    #[arg(long, env = "NITRO_SIGNER_KMS_ENDPOINT")]
+    pub kms_endpoint: Option<String>,
+
+    /// KMS key (id or ARN) that new keys are generated under. Without it, key generation is
+    /// refused; signing with existing blobs works either way.
+    #[arg(long, env = "NITRO_SIGNER_KMS_KEY_ID")]
+    pub kms_key_id: Option<String>,
+
+    /// Use the NSM simulator with its state (test root of trust, PCRs) in DIR instead of
+    /// `/dev/nsm`. Development and tests only: attestation documents are then signed by a local
+    /// test root that production verifiers and KMS key policies do not trust.
+    #[arg(long, env = "NITRO_SIGNER_DANGEROUS_SIMULATED_NSM", value_name = "DIR")]
+    pub dangerous_simulated_nsm: Option<PathBuf>,
+
+    /// Most decrypted keys cached in enclave memory; 0 turns the cache off (every request then
+    /// calls KMS).
+    #[arg(long, env = "NITRO_SIGNER_CACHE_MAX_ENTRIES", default_value_t = 100_000)]
+    pub cache_max_entries: usize,
+
+    /// Seconds a decrypted key stays cached after KMS returned it; 0 turns the cache off.
+    #[arg(long, env = "NITRO_SIGNER_CACHE_TTL_SECS", default_value_t = 3600)]
+    pub cache_ttl_secs: u64,
+
+    /// Concurrent connections from the parent; more are closed on accept.
+    #[arg(long, env = "NITRO_SIGNER_MAX_CONNECTIONS", default_value_t = 256)]
+    pub max_connections: usize,
+
+    /// Requests in flight per connection.
+    #[arg(long, env = "NITRO_SIGNER_MAX_IN_FLIGHT", default_value_t = 512)]
+    pub max_in_flight: usize,
+
+    /// Milliseconds for a started frame to arrive, an answer to be written, or a hello to come.
+    #[arg(long, env = "NITRO_SIGNER_IO_TIMEOUT_MS", default_value_t = 10_000)]
+    pub io_timeout_ms: u64,
+}
+
+/// Why the enclave did not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The NSM (or its simulator) is unusable.
+    #[error(transparent)]
+    Nsm(#[from] NsmError),
+    /// The KMS recipient key could not be made.
+    #[error(transparent)]
+    Recipient(#[from] RecipientKeyError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        /// The address.
+        address: Address,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A configuration the enclave cannot run with.
+    #[error("{0}")]
+    Config(&'static str),
+}
+
+/// Runs the enclave until `shutdown` completes.
+///
+/// Once listening, prints `listening on <address>` on standard output (logs go to standard
+/// error), so that a supervisor knows it is ready.
+pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
+    let (nsm, simulated): (Arc<dyn Nsm>, bool) = match &args.dangerous_simulated_nsm {
+        Some(dir) => {
+            warn!(
+                dir = %dir.display(),
+                "SIMULATED NSM: attestation documents are signed by a local test root; not for production"
+            );
+            (Arc::new(SimulatedNsm::open(SimulatorConfig::new(dir))?), true)
+        }
+        None => (Arc::new(HardwareNsm::open()?), false),
+    };
+    let Some(endpoint) = args.kms_endpoint.clone() else {
+        return Err(StartError::Config(
+            "--kms-endpoint is required: the vsock-proxy transport to AWS KMS is not implemented yet",
+        ));
+    };
+    // A fresh recipient key per start: KMS answers are readable only by this process.
+    let recipient = RecipientKey::generate()?;
+    let kms = Kms::new(
+        &KmsSettings {
+            region: args.kms_region.clone(),
+            endpoint: Some(endpoint),
+            attempt_timeout: Duration::from_secs(3),
+            operation_timeout: Duration::from_secs(10),
+        },
+        Arc::clone(&nsm),
+        recipient,
+    );
+    let enclave = Arc::new(Enclave::new(
+        Settings {
+            generation_key: args.kms_key_id.clone(),
+            simulated,
+            cache: CacheLimits {
+                max_entries: args.cache_max_entries,
+                ttl: Duration::from_secs(args.cache_ttl_secs),
+            },
+        },
+        nsm,
+        kms,
+    ));
+    let listener = Listener::bind(&args.listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            address: args.listen.clone(),
+            source,
+        })?;
+    let bound = listener
+        .local_address()
+        .map_err(|source| StartError::Listen {
+            address: args.listen.clone(),
+            source,
+        })?;
+    info!(address = %bound, simulated, "enclave listening");
+    announce(&bound.to_string());
+    let limits = ServerLimits {
+        max_connections: args.max_connections,
+        max_in_flight: args.max_in_flight.max(1),
+        io_timeout: Duration::from_millis(args.io_timeout_ms),
+        ..ServerLimits::default()
+    };
+    server::serve(listener, enclave, limits, shutdown).await;
+    Ok(())
+}
+
+/// Prints the readiness line `listening on <address>` on standard output.
+fn announce(address: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "listening on {address}");
+    let _ = stdout.flush();
+}

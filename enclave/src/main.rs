@@ -1,0 +1,40 @@
+//! `nitro-signer-enclave`: the process that runs inside the Nitro Enclave.
+
+use clap::Parser;
+use nitro_signer_enclave::cli;
+
+/// The nitro-signer enclave: holds keys, signs, and returns only signatures.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Command {
+    #[command(flatten)]
+    args: cli::Args,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let command = Command::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    cli::run(command.args, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = async {
+            match terminate.as_mut() {
+                Some(signal) => { signal.recv().await; }
+                None => std::future::pending().await,
+            }
+        } => {}
+    }
+}

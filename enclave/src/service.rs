@@ -1,0 +1,365 @@
+//! The enclave's request handler: one [`RequestBody`] in, one [`ResponseBody`] out.
+//!
+//! Everything a request carries is untrusted: the key blob is decoded and checked, payloads are
+//! parsed and hashed here, and KMS decides whether the blob may be decrypted. Payloads are parsed
+//! before the key is looked up, so malformed requests never cost a KMS call.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
+};
+
+use alloy_primitives::{B256, Bytes};
+use k256::elliptic_curve::sec1::ToEncodedPoint;
+use nitro_signer_common::{
+    key_blob::{KeyBlob, KeyBlobError, PolicyFlag},
+    protocol::{
+        self, AddressInfo, AttestationDocument, BatchItem, ErrorBody, ErrorCode, KeyRef, NewKey,
+        RequestBody, ResponseBody, SignPayload, Status, Welcome,
+    },
+};
+use nitro_signer_eth::{
+    AuthorizationRequest, PayloadError, PersonalMessage, TransactionRequest, TypedData,
+};
+use serde_bytes::{ByteArray, ByteBuf};
+
+use crate::{
+    cache::{CacheLimits, SecretCache, Source, blob_hash},
+    keys::{KeyError, KeyMaterial, address_of},
+    kms::{Kms, KmsError},
+    nsm::{AttestationRequest, Nsm, NsmError},
+    signing::{Payload, SignError, Signed, SignedOutput, SigningPolicy, UserSigner},
+};
+
+/// Most transactions in one batch request.
+pub const MAX_BATCH: usize = 1_000;
+/// Longest nonce for an attestation request.
+pub const MAX_NONCE_LEN: usize = 512;
+
+/// How the enclave is set up.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The KMS key new seeds are generated under; `None` disables key generation.
+    pub generation_key: Option<String>,
+    /// Whether the NSM is the simulator (reported to clients).
+    pub simulated: bool,
+    /// The decrypted-key cache.
+    pub cache: CacheLimits,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    cache_hits: AtomicU64,
+    kms_calls: AtomicU64,
+    kms_errors: AtomicU64,
+    signatures: AtomicU64,
+}
+
+/// Why a request failed. Converted into an [`ErrorBody`] for the caller.
+#[derive(Debug, thiserror::Error)]
+enum ServiceError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error(transparent)]
+    KeyBlob(#[from] KeyBlobError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error(transparent)]
+    Sign(#[from] SignError),
+    #[error(transparent)]
+    Kms(#[from] KmsError),
+    #[error("attestation: {0}")]
+    Nsm(#[from] NsmError),
+}
+
+impl From<PayloadError> for ServiceError {
+    fn from(error: PayloadError) -> Self {
+        Self::Sign(SignError::Payload(error))
+    }
+}
+
+impl ServiceError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            Self::InvalidRequest(_) => ErrorCode::InvalidRequest,
+            Self::KeyBlob(_) => ErrorCode::InvalidKeyBlob,
+            Self::Key(KeyError::UserIdRequired | KeyError::UserIdNotAllowed) => {
+                ErrorCode::InvalidRequest
+            }
+            Self::Key(_) => ErrorCode::Internal,
+            Self::Sign(
+                SignError::DigestNotAllowed
+                | SignError::Payload(
+                    PayloadError::PreEip155NotAllowed
+                    | PayloadError::ChainAgnosticAuthorizationNotAllowed,
+                ),
+            ) => ErrorCode::PolicyRefused,
+            Self::Sign(SignError::Unrepresentable) => ErrorCode::Internal,
+            Self::Sign(_) => ErrorCode::InvalidRequest,
+            Self::Kms(KmsError::NoCredentials) => ErrorCode::NoCredentials,
+            Self::Kms(KmsError::AccessDenied(_)) => ErrorCode::KmsAccessDenied,
+            Self::Kms(KmsError::InvalidCiphertext(_)) => ErrorCode::InvalidKeyBlob,
+            Self::Kms(_) => ErrorCode::KmsUnavailable,
+            Self::Nsm(_) => ErrorCode::Internal,
+        }
+    }
+
+    fn into_body(self) -> ErrorBody {
+        ErrorBody::new(self.code(), self.to_string())
+    }
+}
+
+fn policy_of(blob: &KeyBlob) -> SigningPolicy {
+    let has = |flag| blob.policy().contains(&flag);
+    SigningPolicy {
+        allow_raw_digest: has(PolicyFlag::RawDigest),
+        allow_pre_eip155: has(PolicyFlag::PreEip155),
+        allow_any_chain_authorization: has(PolicyFlag::AnyChainAuthorization),
+    }
+}
+
+/// The enclave service.
+#[derive(Debug)]
+pub struct Enclave {
+    settings: Settings,
+    nsm: Arc<dyn Nsm>,
+    kms: Kms,
+    cache: SecretCache,
+    counters: Counters,
+}
+
+impl Enclave {
+    /// A service with `settings`, attesting with `nsm` and decrypting through `kms`.
+    pub fn new(settings: Settings, nsm: Arc<dyn Nsm>, kms: Kms) -> Self {
+        Self {
+            cache: SecretCache::new(settings.cache),
+            settings,
+            nsm,
+            kms,
+            counters: Counters::default(),
+        }
+    }
+
+    /// The answer to a client's hello.
+    pub fn welcome(&self, version: u32) -> Welcome {
+        Welcome {
+            version,
+            server: server_name(),
+            simulated: self.settings.simulated,
+        }
+    }
+
+    /// Drops expired cache entries; see [`SecretCache::evict_expired`].
+    pub fn evict_expired(&self) {
+        self.cache.evict_expired();
+    }
+
+    /// Answers one request. Never panics on any input; failures become [`ResponseBody::Error`].
+    pub async fn handle(&self, body: RequestBody) -> ResponseBody {
+        let result = match body {
+            RequestBody::GenerateKey(request) => self.generate_key(request.owner).await,
+            RequestBody::Address(key) => self.address(key).await,
+            RequestBody::Sign(request) => self.sign(request.key, request.payload).await,
+            RequestBody::SignBatch(request) => {
+                self.sign_batch(request.key, request.transactions).await
+            }
+            RequestBody::Attest(request) => self.attest(&request.nonce),
+            RequestBody::Status => Ok(ResponseBody::Status(self.status())),
+            RequestBody::SetCredentials(credentials) => {
+                self.kms.credentials().set(&credentials);
+                Ok(ResponseBody::CredentialsSet)
+            }
+        };
+        result.unwrap_or_else(|error| ResponseBody::Error(error.into_body()))
+    }
+
+    /// Counters and state.
+    pub fn status(&self) -> Status {
+        let count = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        Status {
+            server: server_name(),
+            simulated: self.settings.simulated,
+            has_credentials: self.kms.credentials().is_valid(),
+            cached_keys: u64::try_from(self.cache.len()).unwrap_or(u64::MAX),
+            cache_hits: count(&self.counters.cache_hits),
+            kms_calls: count(&self.counters.kms_calls),
+            kms_errors: count(&self.counters.kms_errors),
+            signatures: count(&self.counters.signatures),
+        }
+    }
+
+    async fn generate_key(&self, owner: Option<String>) -> Result<ResponseBody, ServiceError> {
+        let kms_key = self.settings.generation_key.as_deref().ok_or_else(|| {
+            ServiceError::InvalidRequest(
+                "key generation is not configured in this enclave (no KMS key id)".into(),
+            )
+        })?;
+        self.counters.kms_calls.fetch_add(1, Ordering::Relaxed);
+        let generated = self
+            .kms
+            .generate_seed(kms_key, owner)
+            .await
+            .inspect_err(|_| {
+                self.counters.kms_errors.fetch_add(1, Ordering::Relaxed);
+            })?;
+        let key_id = generated.material.key_id()?;
+        let encoded = generated.blob.encode();
+        // The first signature with the new key needs no KMS call.
+        self.cache
+            .insert(blob_hash(&encoded), generated.material);
+        Ok(ResponseBody::Key(NewKey {
+            key_blob: ByteBuf::from(encoded),
+            key_id: ByteArray::new(key_id),
+        }))
+    }
+
+    /// The decrypted material of `key_blob`, from the cache or KMS.
+    async fn material(&self, key_blob: &[u8]) -> Result<(Arc<KeyMaterial>, KeyBlob), ServiceError> {
+        let blob = KeyBlob::decode(key_blob)?;
+        let (material, source) = self
+            .cache
+            .get_or_load(blob_hash(key_blob), || async {
+                self.counters.kms_calls.fetch_add(1, Ordering::Relaxed);
+                self.kms.decrypt(&blob).await.inspect_err(|_| {
+                    self.counters.kms_errors.fetch_add(1, Ordering::Relaxed);
+                })
+            })
+            .await?;
+        if source == Source::Cache {
+            self.counters.cache_hits.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok((material, blob))
+    }
+
+    async fn signer(&self, key: &KeyRef) -> Result<(UserSigner, SigningPolicy), ServiceError> {
+        let (material, blob) = self.material(&key.key_blob).await?;
+        let signer = UserSigner::for_user(&material, key.user_id.as_ref())?;
+        Ok((signer, policy_of(&blob)))
+    }
+
+    async fn address(&self, key: KeyRef) -> Result<ResponseBody, ServiceError> {
+        let (material, _) = self.material(&key.key_blob).await?;
+        let public_key = material.user_key(key.user_id.as_ref())?.public_key();
+        Ok(ResponseBody::Address(AddressInfo {
+            address: ByteArray::new(address_of(&public_key).into_array()),
+            public_key: ByteBuf::from(public_key.to_encoded_point(false).as_bytes().to_vec()),
+        }))
+    }
+
+    async fn sign(&self, key: KeyRef, payload: SignPayload) -> Result<ResponseBody, ServiceError> {
+        let payload = parse_payload(payload)?;
+        let (signer, policy) = self.signer(&key).await?;
+        let signed = signer.sign(payload, &policy)?;
+        self.counters.signatures.fetch_add(1, Ordering::Relaxed);
+        Ok(ResponseBody::Signed(Box::new(to_wire(signed))))
+    }
+
+    async fn sign_batch(
+        &self,
+        key: KeyRef,
+        transactions: Vec<String>,
+    ) -> Result<ResponseBody, ServiceError> {
+        if transactions.is_empty() || transactions.len() > MAX_BATCH {
+            return Err(ServiceError::InvalidRequest(format!(
+                "transactions: {} given; a batch holds 1 to {MAX_BATCH}",
+                transactions.len()
+            )));
+        }
+        let (signer, policy) = self.signer(&key).await?;
+        // A batch is up to a thousand signatures: run it off the async workers.
+        let items = tokio::task::spawn_blocking(move || {
+            transactions
+                .iter()
+                .map(|json| {
+                    TransactionRequest::from_json(json.as_bytes())
+                        .map_err(ServiceError::from)
+                        .and_then(|request| {
+                            Ok(signer.sign(Payload::Transaction(request), &policy)?)
+                        })
+                        .map_or_else(
+                            |error| BatchItem::Error(error.into_body()),
+                            |signed| BatchItem::Signed(Box::new(to_wire(signed))),
+                        )
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|_| ServiceError::InvalidRequest("batch signing was interrupted".into()))?;
+        let signed = items
+            .iter()
+            .filter(|item| matches!(item, BatchItem::Signed(_)))
+            .count();
+        self.counters
+            .signatures
+            .fetch_add(u64::try_from(signed).unwrap_or(u64::MAX), Ordering::Relaxed);
+        Ok(ResponseBody::SignedBatch(items))
+    }
+
+    fn attest(&self, nonce: &[u8]) -> Result<ResponseBody, ServiceError> {
+        if nonce.is_empty() || nonce.len() > MAX_NONCE_LEN {
+            return Err(ServiceError::InvalidRequest(format!(
+                "nonce: {} bytes given; 1 to {MAX_NONCE_LEN} allowed",
+                nonce.len()
+            )));
+        }
+        let document = self.nsm.attest(AttestationRequest {
+            nonce: Some(nonce),
+            ..Default::default()
+        })?;
+        Ok(ResponseBody::Attestation(AttestationDocument {
+            document: ByteBuf::from(document),
+        }))
+    }
+}
+
+fn server_name() -> String {
+    format!("nitro-signer-enclave {}", env!("CARGO_PKG_VERSION"))
+}
+
+fn parse_payload(payload: SignPayload) -> Result<Payload, ServiceError> {
+    Ok(match payload {
+        SignPayload::Transaction(json) => {
+            Payload::Transaction(TransactionRequest::from_json(json.as_bytes())?)
+        }
+        SignPayload::Message(bytes) => {
+            Payload::Message(PersonalMessage::Bytes(Bytes::from(bytes.into_vec())))
+        }
+        SignPayload::TypedData(json) => Payload::TypedData(TypedData::from_json(json.as_bytes())?),
+        SignPayload::Authorization(json) => {
+            Payload::Authorization(AuthorizationRequest::from_json(json.as_bytes())?)
+        }
+        SignPayload::Digest(digest) => Payload::DangerousDigest(B256::from(digest.into_array())),
+    })
+}
+
+fn to_wire(signed: Signed) -> protocol::Signed {
+    let (transaction, authorization) = match signed.output {
+        SignedOutput::Transaction { raw, tx_hash } => (
+            Some(protocol::SignedTransaction {
+                raw: ByteBuf::from(raw.to_vec()),
+                hash: ByteArray::new(tx_hash.0),
+            }),
+            None,
+        ),
+        SignedOutput::Authorization(auth) => (
+            None,
+            Some(protocol::Authorization {
+                chain_id: ByteArray::new(auth.chain_id.to_be_bytes()),
+                address: ByteArray::new(auth.address.into_array()),
+                nonce: auth.nonce,
+            }),
+        ),
+        SignedOutput::SignatureOnly => (None, None),
+    };
+    protocol::Signed {
+        from: ByteArray::new(signed.from.into_array()),
+        signing_hash: ByteArray::new(signed.signing_hash.0),
+        r: ByteArray::new(signed.signature.r.to_be_bytes()),
+        s: ByteArray::new(signed.signature.s.to_be_bytes()),
+        y_parity: signed.signature.y_parity,
+        v: signed.signature.v.map(|v| ByteArray::new(v.to_be_bytes())),
+        transaction,
+        authorization,
+    }
+}
+
