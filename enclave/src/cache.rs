@@ -98,7 +98,9 @@ impl SecretCache {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock cannot leave the map inconsistent (every update is a
         // single insert or remove), so a poisoned lock is still usable.
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Entries currently held.
@@ -135,7 +137,11 @@ impl SecretCache {
             .map(Arc::clone);
         match result {
             Ok(material) => {
-                let source = if loaded_here { Source::Loaded } else { Source::Cache };
+                let source = if loaded_here {
+                    Source::Loaded
+                } else {
+                    Source::Cache
+                };
                 Ok((material, source))
             }
             Err(error) => {
@@ -165,7 +171,11 @@ impl SecretCache {
             let Some((oldest, at)) = inner.order.pop_front() else {
                 break;
             };
-            if inner.entries.get(&oldest).is_some_and(|e| e.loaded_at == at) {
+            if inner
+                .entries
+                .get(&oldest)
+                .is_some_and(|e| e.loaded_at == at)
+            {
                 inner.entries.remove(&oldest);
             }
         }

@@ -20,7 +20,11 @@ use crate::{
 pub struct Args {
     /// Where to listen for the parent instance: `vsock://CID:PORT` inside a Nitro Enclave (CID
     /// 4294967295 means any), `tcp://HOST:PORT` or `unix:///PATH` in simulated mode.
-    #[arg(long, env = "NITRO_SIGNER_ENCLAVE_LISTEN", default_value = "vsock://4294967295:5000")]
+    #[arg(
+        long,
+        env = "NITRO_SIGNER_ENCLAVE_LISTEN",
+        default_value = "vsock://4294967295:5000"
+    )]
     pub listen: Address,
 
     /// AWS region of the KMS keys.
@@ -46,7 +50,11 @@ pub struct Args {
 
     /// Most decrypted keys cached in enclave memory; 0 turns the cache off (every request then
     /// calls KMS).
-    #[arg(long, env = "NITRO_SIGNER_CACHE_MAX_ENTRIES", default_value_t = 100_000)]
+    #[arg(
+        long,
+        env = "NITRO_SIGNER_CACHE_MAX_ENTRIES",
+        default_value_t = 100_000
+    )]
     pub cache_max_entries: usize,
 
     /// Seconds a decrypted key stays cached after KMS returned it; 0 turns the cache off.
@@ -100,7 +108,10 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), S
                 dir = %dir.display(),
                 "SIMULATED NSM: attestation documents are signed by a local test root; not for production"
             );
-            (Arc::new(SimulatedNsm::open(SimulatorConfig::new(dir))?), true)
+            (
+                Arc::new(SimulatedNsm::open(SimulatorConfig::new(dir))?),
+                true,
+            )
         }
         None => (Arc::new(HardwareNsm::open()?), false),
     };

@@ -109,9 +109,9 @@ impl ProvideCredentials for SharedStore {
         Self: 'a,
     {
         CredentialsFuture::ready(
-            self.0
-                .current()
-                .ok_or_else(|| CredentialsError::not_loaded("no valid credentials from the parent")),
+            self.0.current().ok_or_else(|| {
+                CredentialsError::not_loaded("no valid credentials from the parent")
+            }),
         )
     }
 }
@@ -272,9 +272,13 @@ impl Kms {
 }
 
 fn material(kind: KeyKind, plaintext: &[u8]) -> Result<KeyMaterial, KmsError> {
-    let bad = |error: crate::KeyError| KmsError::BadResponse(format!("{} plaintext: {error}", kind.as_str()));
+    let bad = |error: crate::KeyError| {
+        KmsError::BadResponse(format!("{} plaintext: {error}", kind.as_str()))
+    };
     match kind {
-        KeyKind::Seed => MasterSeed::from_slice(plaintext).map(KeyMaterial::Seed).map_err(bad),
+        KeyKind::Seed => MasterSeed::from_slice(plaintext)
+            .map(KeyMaterial::Seed)
+            .map_err(bad),
         KeyKind::PrivateKey => PrivateKey::from_slice(plaintext)
             .map(KeyMaterial::Imported)
             .map_err(bad),

@@ -195,6 +195,23 @@ async fn connection(stream: Stream, enclave: Arc<Enclave>, limits: ServerLimits)
                 None => break format!("undecodable frame: {error}"),
             },
         };
+        if matches!(request.body, RequestBody::SetCredentials(_)) {
+            // Handled before the next frame is read, so that every later request on this
+            // connection sees the new credentials.
+            let body = enclave.handle(request.body).await;
+            if answers
+                .send(encode_response(Response {
+                    id: request.id,
+                    body,
+                }))
+                .await
+                .is_err()
+            {
+                break "writer stopped".to_owned();
+            }
+            drop(permit);
+            continue;
+        }
         let enclave = Arc::clone(&enclave);
         let answers = answers.clone();
         let kind = kind(&request.body);
@@ -256,7 +273,9 @@ fn request_id(bytes: &[u8]) -> Option<u64> {
         #[serde(rename = "body")]
         _body: serde::de::IgnoredAny,
     }
-    codec::decode::<IdOnly>(bytes).ok().map(|request| request.id)
+    codec::decode::<IdOnly>(bytes)
+        .ok()
+        .map(|request| request.id)
 }
 
 fn kind(body: &RequestBody) -> &'static str {

@@ -205,8 +205,7 @@ impl Enclave {
         let key_id = generated.material.key_id()?;
         let encoded = generated.blob.encode();
         // The first signature with the new key needs no KMS call.
-        self.cache
-            .insert(blob_hash(&encoded), generated.material);
+        self.cache.insert(blob_hash(&encoded), generated.material);
         Ok(ResponseBody::Key(NewKey {
             key_blob: ByteBuf::from(encoded),
             key_id: ByteArray::new(key_id),
@@ -273,9 +272,9 @@ impl Enclave {
                 .map(|json| {
                     TransactionRequest::from_json(json.as_bytes())
                         .map_err(ServiceError::from)
-                        .and_then(|request| {
-                            Ok(signer.sign(Payload::Transaction(request), &policy)?)
-                        })
+                        .and_then(
+                            |request| Ok(signer.sign(Payload::Transaction(request), &policy)?),
+                        )
                         .map_or_else(
                             |error| BatchItem::Error(error.into_body()),
                             |signed| BatchItem::Signed(Box::new(to_wire(signed))),
@@ -362,4 +361,3 @@ fn to_wire(signed: Signed) -> protocol::Signed {
         authorization,
     }
 }
-

@@ -1,0 +1,344 @@
+//! The enclave server over a real TCP socket: the protocol (hello, multiplexed requests answered
+//! out of order, typed errors) and hostile peers (garbage, huge lengths, half-sent frames,
+//! stalled connections, connection floods) that must never disturb well-behaved connections.
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+
+use nitro_signer_common::{
+    attestation::{Expectations, RootOfTrust, Verifier},
+    key_blob::{KeyBlob, KeyKind},
+    protocol::{
+        AttestRequest, ErrorCode, Hello, HelloReply, KeyRef, PROTOCOL_VERSION, Request,
+        RequestBody, Response, ResponseBody, SignPayload, SignRequest,
+        codec::{decode, encode},
+        frame::{MAX_FRAME_LEN, read_frame, write_frame},
+    },
+    transport::{Address, Listener, Stream, connect},
+};
+use nitro_signer_enclave::{
+    cache::CacheLimits,
+    kms::{Kms, KmsSettings},
+    nsm::{Nsm, SimulatedNsm, SimulatorConfig},
+    recipient::RecipientKey,
+    server::{ServerLimits, serve},
+    service::{Enclave, Settings},
+};
+use serde_bytes::ByteBuf;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const IO_TIMEOUT: Duration = Duration::from_millis(300);
+const MAX_CONNECTIONS: usize = 8;
+
+struct Running {
+    address: Address,
+    root: [u8; 32],
+    _dir: tempfile::TempDir,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn start() -> Running {
+    let dir = tempfile::tempdir().unwrap();
+    let simulator = SimulatedNsm::open(SimulatorConfig::new(dir.path().join("nsm"))).unwrap();
+    let root = simulator.root_fingerprint();
+    let nsm: Arc<dyn Nsm> = Arc::new(simulator);
+    // Nothing listens there: these tests never get as far as KMS.
+    let kms = Kms::new(
+        &KmsSettings {
+            region: "us-east-1".into(),
+            endpoint: Some("http://127.0.0.1:9".into()),
+            attempt_timeout: Duration::from_secs(1),
+            operation_timeout: Duration::from_secs(2),
+        },
+        Arc::clone(&nsm),
+        RecipientKey::generate().unwrap(),
+    );
+    let enclave = Arc::new(Enclave::new(
+        Settings {
+            generation_key: None,
+            simulated: true,
+            cache: CacheLimits::default(),
+        },
+        nsm,
+        kms,
+    ));
+    let listener = Listener::bind(&Address::Tcp("127.0.0.1:0".into()))
+        .await
+        .unwrap();
+    let address = listener.local_address().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let limits = ServerLimits {
+        max_connections: MAX_CONNECTIONS,
+        max_in_flight: 16,
+        io_timeout: IO_TIMEOUT,
+        ..ServerLimits::default()
+    };
+    tokio::spawn(serve(listener, enclave, limits, async {
+        let _ = stopped.await;
+    }));
+    Running {
+        address,
+        root,
+        _dir: dir,
+        _stop: stop,
+    }
+}
+
+async fn send<T: serde::Serialize>(stream: &mut Stream, message: &T) {
+    write_frame(stream, &encode(message).unwrap(), MAX_FRAME_LEN)
+        .await
+        .unwrap();
+}
+
+async fn receive<T: serde::de::DeserializeOwned>(stream: &mut Stream) -> T {
+    decode(
+        &read_frame(stream, MAX_FRAME_LEN, Duration::from_secs(5))
+            .await
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+async fn open(address: &Address) -> Stream {
+    let mut stream = connect(address).await.unwrap();
+    send(
+        &mut stream,
+        &Hello {
+            versions: vec![PROTOCOL_VERSION],
+            client: "test".into(),
+        },
+    )
+    .await;
+    match receive::<HelloReply>(&mut stream).await {
+        HelloReply::Welcome(welcome) => {
+            assert_eq!(welcome.version, PROTOCOL_VERSION);
+            assert!(welcome.simulated);
+        }
+        HelloReply::Refused(error) => panic!("refused: {error}"),
+    }
+    stream
+}
+
+async fn status(stream: &mut Stream, id: u64) {
+    send(
+        stream,
+        &Request {
+            id,
+            body: RequestBody::Status,
+        },
+    )
+    .await;
+    let response: Response = receive(stream).await;
+    assert_eq!(response.id, id);
+    assert!(matches!(response.body, ResponseBody::Status(_)));
+}
+
+/// Whether the server closed `stream` (reading gives end of file or an error) within `within`.
+async fn closed_within(stream: &mut Stream, within: Duration) -> bool {
+    let mut buf = [0u8; 1024];
+    loop {
+        match tokio::time::timeout(within, stream.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0) | Err(_)) => return true,
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+fn blob() -> ByteBuf {
+    ByteBuf::from(
+        KeyBlob::new(KeyKind::Seed, "key-1", None, Vec::new(), vec![1; 64])
+            .unwrap()
+            .encode(),
+    )
+}
+
+#[tokio::test]
+async fn requests_are_multiplexed_and_answered_by_id() {
+    let running = start().await;
+    let mut stream = open(&running.address).await;
+    let nonce = b"verifier nonce".to_vec();
+    let requests = [
+        Request {
+            id: 10,
+            body: RequestBody::Attest(AttestRequest {
+                nonce: ByteBuf::from(nonce.clone()),
+            }),
+        },
+        Request {
+            id: 11,
+            body: RequestBody::Sign(SignRequest {
+                key: KeyRef {
+                    key_blob: blob(),
+                    user_id: None,
+                },
+                payload: SignPayload::Transaction("{\"chainId\": 1}".into()),
+            }),
+        },
+        Request {
+            id: 12,
+            body: RequestBody::Sign(SignRequest {
+                key: KeyRef {
+                    key_blob: blob(),
+                    user_id: Some(nitro_signer_common::UserId::new("u").unwrap()),
+                },
+                payload: SignPayload::Message(ByteBuf::from(b"hi".to_vec())),
+            }),
+        },
+        Request {
+            id: 13,
+            body: RequestBody::Status,
+        },
+    ];
+    for request in &requests {
+        send(&mut stream, request).await;
+    }
+    let mut answers = std::collections::BTreeMap::new();
+    for _ in 0..requests.len() {
+        let response: Response = receive(&mut stream).await;
+        answers.insert(response.id, response.body);
+    }
+    match &answers[&10] {
+        ResponseBody::Attestation(document) => {
+            let verifier = Verifier::new(
+                RootOfTrust::dangerous_simulated(running.root),
+                Expectations {
+                    nonce: Some(nonce),
+                    ..Default::default()
+                },
+            );
+            verifier
+                .verify(&document.document, SystemTime::now())
+                .unwrap();
+        }
+        other => panic!("{other:?}"),
+    }
+    // The payload is parsed before the key is looked up: a bad one never reaches KMS.
+    match &answers[&11] {
+        ResponseBody::Error(error) => {
+            assert_eq!(error.code, ErrorCode::InvalidRequest);
+            assert!(error.message.contains("chainId"), "{error}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // A good payload needs the key: without credentials from the parent, KMS is not called.
+    match &answers[&12] {
+        ResponseBody::Error(error) => assert_eq!(error.code, ErrorCode::NoCredentials, "{error}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(answers[&13], ResponseBody::Status(_)));
+}
+
+#[tokio::test]
+async fn an_undecodable_request_body_gets_an_error_and_the_connection_lives_on() {
+    let running = start().await;
+    let mut stream = open(&running.address).await;
+    let bad = serde_cbor::to_vec(&serde_cbor::Value::Map(
+        [
+            (
+                serde_cbor::Value::Text("id".into()),
+                serde_cbor::Value::Integer(5),
+            ),
+            (
+                serde_cbor::Value::Text("body".into()),
+                serde_cbor::Value::Text("format_disk".into()),
+            ),
+        ]
+        .into_iter()
+        .collect(),
+    ))
+    .unwrap();
+    write_frame(&mut stream, &bad, MAX_FRAME_LEN).await.unwrap();
+    let response: Response = receive(&mut stream).await;
+    assert_eq!(response.id, 5);
+    assert!(
+        matches!(&response.body, ResponseBody::Error(e) if e.code == ErrorCode::InvalidRequest)
+    );
+    status(&mut stream, 6).await;
+}
+
+#[tokio::test]
+async fn a_client_without_a_common_version_is_refused() {
+    let running = start().await;
+    let mut stream = connect(&running.address).await.unwrap();
+    send(
+        &mut stream,
+        &Hello {
+            versions: vec![99],
+            client: "future".into(),
+        },
+    )
+    .await;
+    match receive::<HelloReply>(&mut stream).await {
+        HelloReply::Refused(error) => assert_eq!(error.code, ErrorCode::UnsupportedProtocol),
+        other => panic!("{other:?}"),
+    }
+    assert!(closed_within(&mut stream, Duration::from_secs(2)).await);
+}
+
+#[tokio::test]
+async fn hostile_peers_are_cut_off_without_disturbing_others() {
+    let running = start().await;
+    let mut good = open(&running.address).await;
+
+    // Garbage instead of a hello.
+    let mut garbage = connect(&running.address).await.unwrap();
+    garbage
+        .write_all(&[0, 0, 0, 4, 0xff, 0xfe, 0x00, 0x13])
+        .await
+        .unwrap();
+    let reply: HelloReply = receive(&mut garbage).await;
+    assert!(matches!(reply, HelloReply::Refused(e) if e.code == ErrorCode::InvalidRequest));
+    assert!(closed_within(&mut garbage, Duration::from_secs(2)).await);
+
+    // A 4 GiB frame announced after the hello.
+    let mut huge = open(&running.address).await;
+    huge.write_all(&u32::MAX.to_be_bytes()).await.unwrap();
+    assert!(closed_within(&mut huge, Duration::from_secs(2)).await);
+
+    // Half a frame, then nothing.
+    let mut half = open(&running.address).await;
+    half.write_all(&[0, 0, 0, 100, 1, 2, 3]).await.unwrap();
+    assert!(closed_within(&mut half, IO_TIMEOUT * 5).await);
+
+    // Connected, never says hello.
+    let mut silent = connect(&running.address).await.unwrap();
+    assert!(closed_within(&mut silent, IO_TIMEOUT * 5).await);
+
+    // Garbage that frames correctly but is not a request: the connection is closed.
+    let mut nonsense = open(&running.address).await;
+    write_frame(&mut nonsense, &[0xff; 32], MAX_FRAME_LEN)
+        .await
+        .unwrap();
+    assert!(closed_within(&mut nonsense, Duration::from_secs(2)).await);
+
+    status(&mut good, 1).await;
+}
+
+#[tokio::test]
+async fn connections_beyond_the_limit_are_closed_and_the_others_served() {
+    let running = start().await;
+    let mut held = Vec::new();
+    for _ in 0..MAX_CONNECTIONS {
+        held.push(open(&running.address).await);
+    }
+    let mut extra = connect(&running.address).await.unwrap();
+    assert!(closed_within(&mut extra, Duration::from_secs(2)).await);
+    for (id, stream) in held.iter_mut().enumerate() {
+        status(stream, id as u64).await;
+    }
+    // A slot frees up when a connection closes.
+    drop(held.pop());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut again = open(&running.address).await;
+    status(&mut again, 99).await;
+}
