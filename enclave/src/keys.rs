@@ -293,6 +293,23 @@ mod tests {
     }
 
     #[test]
+    fn key_ids_match_the_documented_vectors() {
+        // docs/key-derivation.md, "Key id".
+        let seed = KeyMaterial::Seed(MasterSeed::new(Zeroizing::new(core::array::from_fn(
+            |i| i as u8,
+        ))));
+        assert_eq!(
+            seed.key_id().unwrap(),
+            alloy_hex("be48986b7e38e07ba2968420838110af3a7ac077f6c06f67a56419ba89c5def0")
+        );
+        let imported = KeyMaterial::Imported(PrivateKey::from_bytes(&[0x46; 32]).unwrap());
+        assert_eq!(
+            imported.key_id().unwrap(),
+            alloy_hex("834bb007b26d14a96dba117ec6febde02b56ad47c617579eac020044fb461bab")
+        );
+    }
+
+    #[test]
     fn seed_length_is_checked() {
         assert_eq!(
             MasterSeed::from_slice(&[0; 31]).unwrap_err(),
