@@ -1,3 +1,129 @@
-//! The nitro-signer command line (work in progress: issue 4).
+//! `nitro-signer`: the local simulated stack, client commands against a running proxy, and key
+//! import. The same binary also runs each component (`enclave`, `proxy`, `kms-emulator`) with the
+//! same options as the production binaries; `dev` starts them that way.
 
-fn main() {}
+mod client;
+mod dev;
+mod import;
+
+use std::future::Future;
+
+use clap::{Parser, Subcommand};
+use tokio::io::AsyncReadExt;
+
+/// nitro-signer: Ethereum signing inside AWS Nitro Enclaves.
+#[derive(Debug, Parser)]
+#[command(name = "nitro-signer", version, about, long_about = None)]
+struct Cli {
+    /// Log format on standard error.
+    #[arg(long, global = true, env = "NITRO_SIGNER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start the whole system locally in simulated mode: KMS emulator, enclave (NSM simulator)
+    /// and parent proxy. Prints the proxy URL when ready; Ctrl-C stops everything.
+    Dev(dev::DevArgs),
+    /// Create keys (inside the enclave) or import existing ones (client-side KMS Encrypt).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// The address of a key (and user).
+    Address(client::AddressArgs),
+    /// Sign a transaction, message, typed data or EIP-7702 authorization.
+    #[command(subcommand)]
+    Sign(client::SignCommand),
+    /// Fetch the enclave's attestation document for a fresh nonce and verify it.
+    Attest(client::AttestArgs),
+    /// Run the enclave process (what `nitro-signer-enclave` runs).
+    Enclave(Component<nitro_signer_enclave::cli::Args>),
+    /// Run the parent proxy (what `nitro-signer-proxy` runs).
+    Proxy(Component<nitro_signer_proxy::Args>),
+    /// Run the KMS emulator (what `nitro-signer-kms-emulator` runs).
+    KmsEmulator(Component<nitro_signer_kms_emulator::cli::Args>),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Generate a new master seed inside the enclave; prints the key blob and key id.
+    Create(client::CreateArgs),
+    /// Encrypt an existing seed or private key under a KMS key (migration from a hot wallet).
+    Import(import::ImportArgs),
+}
+
+/// A component's own options, plus how it is supervised.
+#[derive(Debug, clap::Args)]
+struct Component<A: clap::Args> {
+    #[command(flatten)]
+    args: A,
+    /// Stop when standard input closes (the supervising `nitro-signer dev` has exited).
+    #[arg(long, hide = true)]
+    exit_with_parent: bool,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Completes on Ctrl-C, SIGTERM, or (when `with_parent`) when standard input closes.
+fn shutdown(with_parent: bool) -> impl Future<Output = ()> + Send + 'static {
+    async move {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let parent_gone = async {
+            if with_parent {
+                let mut stdin = tokio::io::stdin();
+                let mut buf = [0u8; 64];
+                while matches!(stdin.read(&mut buf).await, Ok(n) if n > 0) {}
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = parent_gone => {}
+            () = async {
+                match terminate.as_mut() {
+                    Some(signal) => { signal.recv().await; }
+                    None => std::future::pending().await,
+                }
+            } => {}
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match cli.command {
+        Command::Dev(args) => dev::run(args).await,
+        Command::Keys(KeysCommand::Create(args)) => client::create(args).await,
+        Command::Keys(KeysCommand::Import(args)) => import::run(args).await,
+        Command::Address(args) => client::address(args).await,
+        Command::Sign(command) => client::sign(command).await,
+        Command::Attest(args) => client::attest(args).await,
+        Command::Enclave(c) => Ok(nitro_signer_enclave::cli::run(c.args, shutdown(c.exit_with_parent)).await?),
+        Command::Proxy(c) => Ok(nitro_signer_proxy::run(c.args, shutdown(c.exit_with_parent)).await?),
+        Command::KmsEmulator(c) => {
+            Ok(nitro_signer_kms_emulator::cli::run(c.args, shutdown(c.exit_with_parent)).await?)
+        }
+    }
+}

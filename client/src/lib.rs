@@ -1,1 +1,19 @@
-//! A Rust client for nitro-signer (work in progress: issue 4).
+#![doc = include_str!("../README.md")]
+//!
+//! # Layout
+//!
+//! - [`enclave`]: [`EnclaveClient`], the framed protocol to the enclave over vsock (or TCP/Unix in
+//!   simulated mode): a self-healing pool of multiplexed connections. The parent proxy uses it;
+//!   so can any program on the parent instance.
+//! - [`api`]: the serde types of the parent proxy's HTTP JSON API, shared by the proxy and
+//!   [`HttpClient`].
+//! - [`http`] (feature `http`, on by default): [`HttpClient`], a client of that HTTP API.
+
+pub mod api;
+pub mod enclave;
+#[cfg(feature = "http")]
+pub mod http;
+
+pub use enclave::{ClientError, ConnectionStats, EnclaveClient, EnclaveConfig};
+#[cfg(feature = "http")]
+pub use http::{HttpClient, HttpError};

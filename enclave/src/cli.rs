@@ -128,6 +128,7 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), S
             endpoint: Some(endpoint),
             attempt_timeout: Duration::from_secs(3),
             operation_timeout: Duration::from_secs(10),
+            http_client: None,
         },
         Arc::clone(&nsm),
         recipient,

@@ -21,7 +21,7 @@ use aws_credential_types::provider::{
 };
 use aws_sdk_kms::{
     Client,
-    config::{BehaviorVersion, IdentityCache, Region, timeout::TimeoutConfig},
+    config::{BehaviorVersion, IdentityCache, Region, SharedHttpClient, timeout::TimeoutConfig},
     error::{ProvideErrorMetadata, SdkError},
     primitives::Blob,
     types::{KeyEncryptionMechanism, RecipientInfo},
@@ -128,6 +128,11 @@ pub struct KmsSettings {
     pub attempt_timeout: Duration,
     /// Time limit of a whole operation, retries included.
     pub operation_timeout: Duration,
+    /// The HTTP client to reach KMS with. `None` means the SDK's default client (system DNS and
+    /// system CA roots): fine for the emulator in simulated mode. Inside a Nitro Enclave, use
+    /// [`crate::kms_transport::KmsTransport::http_client`], which reaches AWS KMS through the
+    /// parent's vsock-proxy with TLS ending in the enclave.
+    pub http_client: Option<SharedHttpClient>,
 }
 
 /// A new key, encrypted by KMS.
@@ -166,6 +171,9 @@ impl Kms {
             );
         if let Some(endpoint) = &settings.endpoint {
             config = config.endpoint_url(endpoint);
+        }
+        if let Some(http_client) = &settings.http_client {
+            config = config.http_client(http_client.clone());
         }
         Self {
             client: Client::from_conf(config.build()),

@@ -7,6 +7,7 @@
 //! - [`cms`]: the CMS envelope of KMS's `CiphertextForRecipient`, read from untrusted BER.
 //! - [`keys`]: [`MasterSeed`], [`PrivateKey`], [`KeyMaterial`] and the per-user derivation.
 //! - [`kms`]: `Decrypt`/`GenerateDataKey` with `Recipient` through `aws-sdk-kms`.
+//! - [`kms_transport`]: HTTPS to AWS KMS through the parent's vsock-proxy, TLS ending in the enclave.
 //! - [`nsm`]: the Nitro Security Module behind a trait: [`nsm::HardwareNsm`] over `/dev/nsm`,
 //!   [`nsm::SimulatedNsm`] for the simulated mode.
 //! - [`recipient`]: the enclave's RSA-2048 KMS recipient key, which opens `CiphertextForRecipient`.
@@ -20,6 +21,7 @@ pub mod cli;
 pub mod cms;
 pub mod keys;
 pub mod kms;
+pub mod kms_transport;
 pub mod nsm;
 pub mod recipient;
 pub mod server;

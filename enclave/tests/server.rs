@@ -58,6 +58,7 @@ async fn start() -> Running {
             endpoint: Some("http://127.0.0.1:9".into()),
             attempt_timeout: Duration::from_secs(1),
             operation_timeout: Duration::from_secs(2),
+            http_client: None,
         },
         Arc::clone(&nsm),
         RecipientKey::generate().unwrap(),

@@ -161,11 +161,63 @@ struct Key {
     cipher: LessSafeKey,
 }
 
+/// Where the emulated KMS says it is: the region and account in its key ARNs, and the region
+/// that callers' SigV4 signatures must be scoped to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KmsConfig {
+    /// AWS region, e.g. `us-east-1`.
+    pub region: String,
+    /// AWS account id: 12 digits.
+    pub account_id: String,
+}
+
+impl Default for KmsConfig {
+    /// `us-east-1` and `111122223333` (the account of the AWS documentation's examples).
+    fn default() -> Self {
+        Self {
+            region: "us-east-1".into(),
+            account_id: "111122223333".into(),
+        }
+    }
+}
+
+impl KmsConfig {
+    /// Checks that the region and account id have the shape AWS gives them, so that they can
+    /// be put in ARNs and SigV4 scopes as they are.
+    pub fn validate(&self) -> Result<(), KmsError> {
+        let region_ok = !self.region.is_empty()
+            && self.region.len() <= 32
+            && self
+                .region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !self.region.starts_with('-')
+            && !self.region.ends_with('-');
+        if !region_ok {
+            return Err(KmsError::Validation(format!(
+                "region {:?} is not an AWS region name (like us-east-1)",
+                self.region
+            )));
+        }
+        if self.account_id.len() != 12 || !self.account_id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(KmsError::Validation(format!(
+                "account id {:?} is not 12 digits",
+                self.account_id
+            )));
+        }
+        Ok(())
+    }
+
+    /// The ARN prefix of this region and account's keys.
+    fn key_arn_prefix(&self) -> String {
+        format!("arn:aws:kms:{}:{}:key/", self.region, self.account_id)
+    }
+}
+
 /// The emulated KMS.
 pub struct Kms {
     dir: PathBuf,
-    region: String,
-    account: String,
+    config: KmsConfig,
     attestation_root: RootOfTrust,
     keys: RwLock<BTreeMap<String, Key>>,
 }
@@ -174,7 +226,7 @@ impl std::fmt::Debug for Kms {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Kms")
             .field("dir", &self.dir)
-            .field("region", &self.region)
+            .field("config", &self.config)
             .finish_non_exhaustive()
     }
 }
@@ -270,6 +322,26 @@ impl Key {
     }
 }
 
+/// The key id in a ciphertext blob's clear header, if it has the shape of one.
+pub(crate) fn ciphertext_key_id(blob: &[u8]) -> Option<&str> {
+    split_blob(blob)
+        .ok()
+        .map(|(key_id, _, _)| key_id)
+        .filter(|key_id| is_key_id(key_id))
+}
+
+/// Whether `id` is a key id: a UUID in text form.
+fn is_key_id(id: &str) -> bool {
+    id.len() == KEY_ID_LEN
+        && id.bytes().enumerate().all(|(i, b)| {
+            if [8, 13, 18, 23].contains(&i) {
+                b == b'-'
+            } else {
+                b.is_ascii_hexdigit()
+            }
+        })
+}
+
 /// Splits a ciphertext blob into key id, nonce and sealed bytes.
 fn split_blob(blob: &[u8]) -> Result<(&str, [u8; NONCE_LEN], &[u8]), KmsError> {
     let (&version, rest) = blob.split_first().ok_or(KmsError::InvalidCiphertext)?;
@@ -288,9 +360,25 @@ fn split_blob(blob: &[u8]) -> Result<(&str, [u8; NONCE_LEN], &[u8]), KmsError> {
 }
 
 impl Kms {
-    /// Opens (or creates) the emulator's state in `dir`. Recipients' attestation documents must
-    /// chain to `attestation_root`.
+    /// Opens (or creates) the emulator's state in `dir` with the default region and account
+    /// ([`KmsConfig::default`]). Recipients' attestation documents must chain to
+    /// `attestation_root`.
     pub fn open(dir: impl Into<PathBuf>, attestation_root: RootOfTrust) -> Result<Self, KmsError> {
+        Self::open_with(dir, attestation_root, KmsConfig::default())
+    }
+
+    /// Opens (or creates) the emulator's state in `dir` as the KMS of `config`'s region and
+    /// account. Recipients' attestation documents must chain to `attestation_root`.
+    ///
+    /// Keys are regional, as in KMS: a data directory whose keys were created under another
+    /// region or account is refused rather than served under ARNs that would not match.
+    pub fn open_with(
+        dir: impl Into<PathBuf>,
+        attestation_root: RootOfTrust,
+        config: KmsConfig,
+    ) -> Result<Self, KmsError> {
+        config.validate()?;
+        let prefix = config.key_arn_prefix();
         let dir = dir.into();
         let keys_dir = dir.join("keys");
         private_file::create_private_dir(&dir).map_err(internal)?;
@@ -302,16 +390,31 @@ impl Kms {
                 let text = Zeroizing::new(fs::read_to_string(&path).map_err(internal)?);
                 let stored: StoredKey = serde_json::from_str(&text).map_err(internal)?;
                 let key = Key::from_stored(stored)?;
+                if key.metadata.arn.strip_prefix(prefix.as_str()) != Some(&key.metadata.key_id) {
+                    return Err(KmsError::Internal(format!(
+                        "{} holds key {}, which is not a key of region {} and account {}: start \
+                         with the region and account it was created with, or another data \
+                         directory",
+                        dir.display(),
+                        key.metadata.arn,
+                        config.region,
+                        config.account_id
+                    )));
+                }
                 keys.insert(key.metadata.key_id.clone(), key);
             }
         }
         Ok(Self {
             dir,
-            region: "us-east-1".into(),
-            account: "111122223333".into(),
+            config,
             attestation_root,
             keys: RwLock::new(keys),
         })
+    }
+
+    /// The region and account this KMS serves.
+    pub fn config(&self) -> &KmsConfig {
+        &self.config
     }
 
     /// `CreateKey`: a symmetric encryption key with `policy` (KMS's default policy if `None`).
@@ -345,7 +448,7 @@ impl Kms {
         let mut material = Zeroizing::new([0u8; 32]);
         rand::fill(material.as_mut_slice()).map_err(internal)?;
         let stored = StoredKey {
-            arn: format!("arn:aws:kms:{}:{}:key/{key_id}", self.region, self.account),
+            arn: format!("{}{key_id}", self.config.key_arn_prefix()),
             key_id: key_id.clone(),
             description: description.to_owned(),
             creation_date: SystemTime::now()
@@ -368,17 +471,9 @@ impl Kms {
     /// Like KMS, an ARN of another region or account names another key; aliases are not
     /// supported.
     fn resolve_key_id<'k>(&self, key_id: &'k str) -> Result<&'k str, KmsError> {
-        let prefix = format!("arn:aws:kms:{}:{}:key/", self.region, self.account);
+        let prefix = self.config.key_arn_prefix();
         let id = key_id.strip_prefix(prefix.as_str()).unwrap_or(key_id);
-        let is_uuid = id.len() == KEY_ID_LEN
-            && id.bytes().enumerate().all(|(i, b)| {
-                if [8, 13, 18, 23].contains(&i) {
-                    b == b'-'
-                } else {
-                    b.is_ascii_hexdigit()
-                }
-            });
-        if !is_uuid {
+        if !is_key_id(id) {
             let why = if key_id.starts_with("alias/") || key_id.contains(":alias/") {
                 "aliases are not supported by the emulator"
             } else {

@@ -21,7 +21,11 @@ use nitro_signer_enclave::{
     nsm::{AttestationRequest, Nsm, SimulatedNsm, SimulatorConfig},
     recipient::RecipientKey,
 };
-use nitro_signer_kms_emulator::{server, service::Kms, sigv4::Credentials};
+use nitro_signer_kms_emulator::{
+    server::{self, ServerLimits},
+    service::{Kms, KmsConfig},
+    sigv4::Credentials,
+};
 use zeroize::Zeroizing;
 
 const ACCESS_KEY: &str = "AKIAEMULATOR00000000";
@@ -35,11 +39,16 @@ struct Running {
 }
 
 async fn start() -> Running {
+    start_with(KmsConfig::default()).await
+}
+
+async fn start_with(config: KmsConfig) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let nsm = SimulatedNsm::open(SimulatorConfig::new(dir.path().join("nsm"))).unwrap();
-    let kms = Kms::open(
+    let kms = Kms::open_with(
         dir.path().join("kms"),
         RootOfTrust::dangerous_simulated(nsm.root_fingerprint()),
+        config,
     )
     .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -54,7 +63,7 @@ async fn start() -> Running {
         listener,
         Arc::new(kms),
         credentials,
-        "us-east-1".into(),
+        ServerLimits::default(),
         async {
             let _ = stopped.await;
         },
@@ -68,9 +77,13 @@ async fn start() -> Running {
 }
 
 fn client(url: &str, secret: &str) -> Client {
+    client_in("us-east-1", url, secret)
+}
+
+fn client_in(region: &'static str, url: &str, secret: &str) -> Client {
     let config = aws_sdk_kms::Config::builder()
         .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
+        .region(Region::new(region))
         .endpoint_url(url)
         .credentials_provider(aws_credential_types::Credentials::new(
             ACCESS_KEY, secret, None, None, "test",
@@ -185,4 +198,32 @@ async fn requests_signed_with_other_credentials_are_refused() {
     assert_eq!(err.code(), Some("InvalidSignatureException"), "{err:?}");
     let right = client(&running.url, SECRET_KEY);
     assert!(right.list_keys().send().await.unwrap().keys().is_empty());
+}
+
+#[tokio::test]
+async fn the_configured_region_is_in_arns_and_signatures() {
+    let running = start_with(KmsConfig {
+        region: "eu-central-1".into(),
+        account_id: "123456789012".into(),
+    })
+    .await;
+    let kms = client_in("eu-central-1", &running.url, SECRET_KEY);
+    let key = kms.create_key().send().await.unwrap();
+    let metadata = key.key_metadata().unwrap();
+    assert_eq!(
+        metadata.arn(),
+        Some(
+            format!(
+                "arn:aws:kms:eu-central-1:123456789012:key/{}",
+                metadata.key_id()
+            )
+            .as_str()
+        )
+    );
+    assert_eq!(metadata.aws_account_id(), Some("123456789012"));
+
+    // Requests signed for another region are refused, as KMS refuses them.
+    let elsewhere = client_in("us-east-1", &running.url, SECRET_KEY);
+    let err = elsewhere.list_keys().send().await.unwrap_err();
+    assert_eq!(err.code(), Some("InvalidSignatureException"), "{err:?}");
 }

@@ -18,7 +18,9 @@ use nitro_signer_enclave::{
     nsm::{AttestationRequest, Nsm, SimulatedNsm, SimulatorConfig},
     recipient::RecipientKey,
 };
-use nitro_signer_kms_emulator::service::{EncryptionContext, Kms, KmsError, Recipient, Secret};
+use nitro_signer_kms_emulator::service::{
+    EncryptionContext, Kms, KmsConfig, KmsError, Recipient, Secret,
+};
 
 /// A policy in the shape of a real enclave key policy: administration and Encrypt for the
 /// account, Decrypt and GenerateDataKey only for an enclave with these measurements.
@@ -363,4 +365,67 @@ fn policies_that_lock_out_their_creator_are_refused_unless_bypassed() {
     w.kms.create_key("locked", Some(lockout), true).unwrap();
     let err = w.kms.create_key("bad", Some("{"), true).unwrap_err();
     assert_eq!(err.error_type(), "MalformedPolicyDocumentException");
+}
+
+#[test]
+fn a_data_dir_keeps_its_region_and_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let frankfurt = KmsConfig {
+        region: "eu-central-1".into(),
+        account_id: "123456789012".into(),
+    };
+    let kms = Kms::open_with(dir.path(), RootOfTrust::aws_nitro(), frankfurt.clone()).unwrap();
+    assert_eq!(kms.config(), &frankfurt);
+    let key = kms.create_key("regional", None, false).unwrap();
+    assert_eq!(
+        key.arn,
+        format!("arn:aws:kms:eu-central-1:123456789012:key/{}", key.key_id)
+    );
+    // Named by this region's ARN, not another's.
+    assert!(kms.describe_key(&key.arn).is_ok());
+    let elsewhere = key.arn.replace("eu-central-1", "us-east-1");
+    assert!(matches!(
+        kms.describe_key(&elsewhere),
+        Err(KmsError::NotFound(_))
+    ));
+    drop(kms);
+
+    // Reopened as another region or account, the keys would not match their ARNs: refused.
+    for other in [
+        KmsConfig::default(),
+        KmsConfig {
+            account_id: "210987654321".into(),
+            ..frankfurt.clone()
+        },
+    ] {
+        let err = Kms::open_with(dir.path(), RootOfTrust::aws_nitro(), other).unwrap_err();
+        assert!(err.to_string().contains("not a key of region"), "{err}");
+    }
+    let reopened = Kms::open_with(dir.path(), RootOfTrust::aws_nitro(), frankfurt).unwrap();
+    assert_eq!(reopened.describe_key(&key.key_id).unwrap(), key);
+}
+
+#[test]
+fn malformed_regions_and_accounts_are_refused() {
+    assert!(KmsConfig::default().validate().is_ok());
+    for (region, account_id) in [
+        ("", "111122223333"),
+        ("US-EAST-1", "111122223333"),
+        ("us-east-1:x", "111122223333"),
+        ("-us-east-1", "111122223333"),
+        ("us-east-1", "11112222333"),
+        ("us-east-1", "11112222333a"),
+        ("us-east-1", "1111222233334"),
+    ] {
+        let config = KmsConfig {
+            region: region.into(),
+            account_id: account_id.into(),
+        };
+        assert!(
+            matches!(config.validate(), Err(KmsError::Validation(_))),
+            "{config:?}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        assert!(Kms::open_with(dir.path(), RootOfTrust::aws_nitro(), config).is_err());
+    }
 }

@@ -1,1 +1,235 @@
 #![doc = include_str!("../README.md")]
+//!
+//! # Layout
+//!
+//! - `lib.rs`: [`Args`] (the command line, shared with `nitro-signer proxy`), [`Server`] and
+//!   [`run`].
+//! - `routes.rs`: the HTTP endpoints and the request middleware (request id, span, limits,
+//!   metrics).
+//! - `extract.rs`: strict, bounded JSON bodies whose errors name the field.
+//! - `error.rs`: every failure as `{"error": {"code", "message"}}` with its HTTP status.
+//! - `metrics.rs`: Prometheus metrics.
+//! - `credentials.rs`: AWS credentials from the standard chain, pushed to the enclave before they
+//!   expire.
+//!
+//! The API's JSON types live in `nitro_signer_client::api`, shared with the Rust client; the
+//! connection pool to the enclave is `nitro_signer_client::EnclaveClient`.
+
+mod credentials;
+mod error;
+mod extract;
+mod metrics;
+mod routes;
+
+use std::{
+    io::{self, Write as _},
+    net::SocketAddr,
+    num::{NonZeroU64, NonZeroUsize},
+    sync::Arc,
+    time::Duration,
+};
+
+use nitro_signer_client::{EnclaveClient, EnclaveConfig};
+use nitro_signer_common::transport::Address;
+use tokio::{net::TcpListener, sync::Semaphore, task::JoinHandle};
+use tracing::{info, warn};
+
+/// The parent proxy's options. Every option also reads a `NITRO_SIGNER_PROXY_*` environment
+/// variable.
+#[derive(Debug, Clone, clap::Args)]
+#[non_exhaustive]
+pub struct Args {
+    /// HTTP address to listen on (HOST:PORT; port 0 picks a free port). Once bound, the proxy
+    /// prints `listening on http://IP:PORT` on standard output.
+    #[arg(
+        long,
+        env = "NITRO_SIGNER_PROXY_LISTEN",
+        default_value = "127.0.0.1:8080",
+        value_name = "HOST:PORT"
+    )]
+    pub listen: String,
+
+    /// The enclave's address: vsock://CID:PORT in production; tcp://HOST:PORT or unix:///PATH in
+    /// simulated mode.
+    #[arg(
+        long,
+        env = "NITRO_SIGNER_PROXY_ENCLAVE",
+        default_value = "vsock://16:5000",
+        value_name = "ADDRESS"
+    )]
+    pub enclave: Address,
+
+    /// Connections kept open to the enclave; each carries many requests at once.
+    #[arg(long, env = "NITRO_SIGNER_PROXY_CONNECTIONS", default_value = "4")]
+    pub connections: NonZeroUsize,
+
+    /// Longest wait for the enclave's answer to one request, in milliseconds (answered with 504
+    /// enclave_timeout).
+    #[arg(
+        long,
+        env = "NITRO_SIGNER_PROXY_REQUEST_TIMEOUT_MS",
+        default_value = "10000"
+    )]
+    pub request_timeout_ms: NonZeroU64,
+
+    /// Largest request body, in bytes (answered with 413 payload_too_large).
+    #[arg(
+        long,
+        env = "NITRO_SIGNER_PROXY_MAX_BODY_BYTES",
+        default_value = "1048576"
+    )]
+    pub max_body_bytes: NonZeroUsize,
+
+    /// Most HTTP requests handled at once; more are answered at once with 503 overloaded.
+    #[arg(
+        long,
+        env = "NITRO_SIGNER_PROXY_MAX_CONCURRENCY",
+        default_value = "1024"
+    )]
+    pub max_concurrency: NonZeroUsize,
+
+    /// Do not read AWS credentials (environment, profile, IMDSv2) or send them to the enclave;
+    /// KMS operations then fail with no_credentials unless the enclave has credentials already.
+    #[arg(long, env = "NITRO_SIGNER_PROXY_NO_AWS_CREDENTIALS")]
+    pub no_aws_credentials: bool,
+}
+
+impl Args {
+    /// The defaults, with `enclave` as the enclave's address.
+    pub fn new(enclave: Address) -> Self {
+        Self {
+            listen: "127.0.0.1:8080".to_owned(),
+            enclave,
+            connections: NonZeroUsize::new(4).unwrap_or(NonZeroUsize::MIN),
+            request_timeout_ms: NonZeroU64::new(10_000).unwrap_or(NonZeroU64::MIN),
+            max_body_bytes: NonZeroUsize::new(1 << 20).unwrap_or(NonZeroUsize::MIN),
+            max_concurrency: NonZeroUsize::new(1024).unwrap_or(NonZeroUsize::MIN),
+            no_aws_credentials: false,
+        }
+    }
+}
+
+/// Why the proxy could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProxyError {
+    /// The HTTP address could not be bound.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The `--listen` value.
+        address: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// The HTTP server failed.
+    #[error("HTTP server failed: {0}")]
+    Serve(io::Error),
+}
+
+/// A bound proxy, not yet serving. [`run`] is `bind`, the readiness line, then `serve`; tests
+/// and embedders can use the parts.
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    client: EnclaveClient,
+    args: Args,
+}
+
+impl Server {
+    /// Binds the HTTP listener and starts the enclave connection pool (which connects in the
+    /// background). Must be called inside a Tokio runtime.
+    pub async fn bind(args: Args) -> Result<Self, ProxyError> {
+        let bind_error = |source| ProxyError::Bind {
+            address: args.listen.clone(),
+            source,
+        };
+        let listener = TcpListener::bind(&args.listen).await.map_err(bind_error)?;
+        let local_addr = listener.local_addr().map_err(bind_error)?;
+        let mut config = EnclaveConfig::new(args.enclave.clone());
+        config.connections = args.connections.get();
+        config.request_timeout = Duration::from_millis(args.request_timeout_ms.get());
+        config.client_name = concat!("nitro-signer-proxy ", env!("CARGO_PKG_VERSION")).to_owned();
+        let client = EnclaveClient::new(config);
+        Ok(Self {
+            listener,
+            local_addr,
+            client,
+            args,
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The enclave client the proxy uses.
+    pub fn enclave_client(&self) -> &EnclaveClient {
+        &self.client
+    }
+
+    /// Serves HTTP until `shutdown` completes, then finishes the requests in progress.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ProxyError> {
+        let Self {
+            listener,
+            local_addr,
+            client,
+            args,
+        } = self;
+        let credentials: Option<JoinHandle<()>> = if args.no_aws_credentials {
+            info!("not loading AWS credentials (--no-aws-credentials)");
+            None
+        } else {
+            Some(tokio::spawn(credentials::refresh_forever(client.clone())))
+        };
+        let state = Arc::new(routes::AppState {
+            client,
+            metrics: metrics::Metrics::new(),
+            concurrency: Arc::new(Semaphore::new(args.max_concurrency.get())),
+            max_body: args.max_body_bytes.get(),
+            request_timeout: Duration::from_millis(args.request_timeout_ms.get()),
+            request_ids: routes::RequestIds::new(),
+        });
+        info!(
+            listen = %local_addr,
+            enclave = %args.enclave,
+            connections = args.connections.get(),
+            request_timeout_ms = args.request_timeout_ms.get(),
+            max_body_bytes = args.max_body_bytes.get(),
+            max_concurrency = args.max_concurrency.get(),
+            "proxy serving"
+        );
+        let served = axum::serve(listener, routes::router(state))
+            .with_graceful_shutdown(shutdown)
+            .await;
+        if let Some(task) = credentials {
+            task.abort();
+        }
+        info!("proxy stopped");
+        served.map_err(ProxyError::Serve)
+    }
+}
+
+/// Runs the proxy until `shutdown` completes.
+///
+/// Readiness contract: once the HTTP listener is bound, exactly one line
+/// `listening on http://IP:PORT` (the bound address) is printed on standard output and flushed.
+/// Logs go to standard error.
+pub async fn run(
+    args: Args,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ProxyError> {
+    let server = Server::bind(args).await?;
+    let mut stdout = io::stdout().lock();
+    if let Err(error) = writeln!(stdout, "listening on http://{}", server.local_addr())
+        .and_then(|()| stdout.flush())
+    {
+        warn!(%error, "cannot write the readiness line on standard output");
+    }
+    drop(stdout);
+    server.serve(shutdown).await
+}

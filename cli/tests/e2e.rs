@@ -1,0 +1,512 @@
+//! End to end: the real `nitro-signer dev` stack (KMS emulator, enclave with the NSM simulator,
+//! parent proxy, each its own process) over real sockets, driven through the HTTP API, with every
+//! signature checked by libsecp256k1 and every transaction decoded by alloy.
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use std::{
+    io::{BufRead, BufReader, Write},
+    path::Path,
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use alloy_consensus::{TxEnvelope, transaction::SignerRecoverable};
+use alloy_eips::eip2718::Decodable2718;
+use alloy_primitives::{Address, B256, U256, eip191_hash_message, keccak256};
+use nitro_signer_eth::EthSignature;
+use nitro_signer_tests::{libsecp, reference_derivation};
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_nitro-signer");
+
+/// A running `nitro-signer dev`.
+struct Stack {
+    child: Child,
+    url: String,
+    enclave_pids: mpsc::Receiver<u32>,
+    enclave_pid: u32,
+}
+
+impl Stack {
+    fn start(data_dir: &Path, log: &Path) -> Self {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        let mut child = Command::new(BIN)
+            .args(["dev", "--http", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .env("RUST_LOG", "trace,hyper=info,h2=info,aws_smithy_runtime=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let (lines_tx, lines) = mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                if lines_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let (pids_tx, enclave_pids) = mpsc::channel();
+        let mut url = None;
+        let mut enclave_pid = None;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while url.is_none() {
+            let line = lines
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .expect("the dev stack did not become ready");
+            if let Some(pid) = enclave_pid_of(&line) {
+                enclave_pid = Some(pid);
+            }
+            url = line.strip_prefix("ready ").map(str::to_owned);
+        }
+        std::thread::spawn(move || {
+            for line in lines {
+                if let Some(pid) = enclave_pid_of(&line)
+                    && pids_tx.send(pid).is_err()
+                {
+                    break;
+                }
+            }
+        });
+        Self {
+            child,
+            url: url.unwrap(),
+            enclave_pids,
+            enclave_pid: enclave_pid.unwrap(),
+        }
+    }
+
+    fn stop(mut self) {
+        signal("TERM", self.child.id());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "dev did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn enclave_pid_of(line: &str) -> Option<u32> {
+    line.strip_prefix("enclave pid=")?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+fn signal(name: &str, pid: u32) {
+    let status = Command::new("kill")
+        .args([format!("-{name}"), pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+async fn post(url: &str, path: &str, body: &Value) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{url}{path}"))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn ok(url: &str, path: &str, body: &Value) -> Value {
+    let (status, answer) = post(url, path, body).await;
+    assert!((200..300).contains(&status), "{path}: {status} {answer}");
+    answer
+}
+
+fn b256(value: &Value) -> B256 {
+    value.as_str().unwrap().parse().unwrap()
+}
+
+fn quantity(value: &Value) -> U256 {
+    U256::from_str_radix(value.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+}
+
+fn address(value: &Value) -> Address {
+    value.as_str().unwrap().parse().unwrap()
+}
+
+/// `{"signature": "0x<r‖s‖v>"}` answers: recover with libsecp256k1.
+fn recover_rsv(hash: B256, signature: &Value) -> Address {
+    let bytes = alloy_primitives::hex::decode(signature.as_str().unwrap()).unwrap();
+    assert_eq!(bytes.len(), 65);
+    assert!(bytes[64] == 27 || bytes[64] == 28);
+    libsecp::recover(
+        &hash,
+        &EthSignature {
+            r: U256::from_be_slice(&bytes[..32]),
+            s: U256::from_be_slice(&bytes[32..64]),
+            y_parity: bytes[64] == 28,
+            v: None,
+        },
+    )
+}
+
+/// A signed-transaction answer: decoded by alloy, hash checked, signer recovered by libsecp256k1.
+fn check_transaction(answer: &Value, expected_from: Address) -> TxEnvelope {
+    let raw = alloy_primitives::hex::decode(answer["raw"].as_str().unwrap()).unwrap();
+    let tx = TxEnvelope::decode_2718(&mut raw.as_slice()).unwrap();
+    assert_eq!(*tx.tx_hash(), keccak256(&raw));
+    assert_eq!(b256(&answer["hash"]), keccak256(&raw));
+    let signing_hash = tx.signature_hash();
+    assert_eq!(b256(&answer["signingHash"]), signing_hash);
+    let signature = &answer["signature"];
+    let recovered = libsecp::recover(
+        &signing_hash,
+        &EthSignature {
+            r: quantity(&signature["r"]),
+            s: quantity(&signature["s"]),
+            y_parity: quantity(&signature["yParity"]) == U256::from(1),
+            v: None,
+        },
+    );
+    assert_eq!(recovered, expected_from);
+    assert_eq!(tx.recover_signer().unwrap(), expected_from);
+    assert_eq!(address(&answer["from"]), expected_from);
+    tx
+}
+
+fn transactions(from: Address) -> Vec<Value> {
+    let to = "0x3535353535353535353535353535353535353535";
+    vec![
+        json!({"type": "0x0", "chainId": "0x1", "nonce": "0x0", "gasPrice": "0x4a817c800",
+               "gas": "0x5208", "to": to, "value": "0xde0b6b3a7640000", "from": from.to_string()}),
+        json!({"type": "0x1", "chainId": "0x1", "nonce": "0x1", "gasPrice": "0x4a817c800",
+               "gas": "0x7530", "to": to, "value": "0x1", "data": "0xabcdef",
+               "accessList": [{"address": to, "storageKeys": [format!("0x{}", "00".repeat(32))]}]}),
+        json!({"type": "0x2", "chainId": "0xaa36a7", "nonce": "0x2", "maxFeePerGas": "0x77359400",
+               "maxPriorityFeePerGas": "0x3b9aca00", "gas": "0x5208", "to": to, "value": "0x0"}),
+        json!({"type": "0x3", "chainId": "0x1", "nonce": "0x3", "maxFeePerGas": "0x77359400",
+               "maxPriorityFeePerGas": "0x1", "maxFeePerBlobGas": "0x3b9aca00", "gas": "0x186a0",
+               "to": to, "value": "0x0",
+               "blobVersionedHashes": [format!("0x01{}", "ab".repeat(31))]}),
+        json!({"type": "0x4", "chainId": "0x1", "nonce": "0x4", "maxFeePerGas": "0x77359400",
+               "maxPriorityFeePerGas": "0x1", "gas": "0x186a0", "to": to, "value": "0x0",
+               "authorizationList": [{"chainId": "0x1", "address": to, "nonce": "0x5",
+                                      "yParity": "0x0", "r": "0x1", "s": "0x2"}]}),
+    ]
+}
+
+const MAIL: &str = r#"{
+  "types": {
+    "EIP712Domain": [
+      {"name": "name", "type": "string"}, {"name": "version", "type": "string"},
+      {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"}
+    ],
+    "Person": [{"name": "name", "type": "string"}, {"name": "wallet", "type": "address"}],
+    "Mail": [
+      {"name": "from", "type": "Person"}, {"name": "to", "type": "Person"},
+      {"name": "contents", "type": "string"}
+    ]
+  },
+  "primaryType": "Mail",
+  "domain": {"name": "Ether Mail", "version": "1", "chainId": 1,
+             "verifyingContract": "0xCcCCccccCCCCcCCCCCCcCcCccCcCCCcCcccccccC"},
+  "message": {
+    "from": {"name": "Cow", "wallet": "0xCD2a3d9F938E13CD947Ec05AbC7FE734Df8DD826"},
+    "to": {"name": "Bob", "wallet": "0xbBbBBBBbbBBBbbbBbbBbbbbBBbBbbbbBbBbbBBbB"},
+    "contents": "Hello, Bob!"
+  }
+}"#;
+/// The EIP-712 specification's hash of `MAIL`.
+const MAIL_HASH: &str = "0xbe609aee343fb3c4b28e1df9e632fca64fcfaede20f02e86244efddf30957bd2";
+
+/// A known seed, imported through `keys import --dev`, so the test can derive every key itself.
+const SEED: [u8; 32] = [0x5e; 32];
+
+fn import_seed(data_dir: &Path) -> String {
+    let mut child = Command::new(BIN)
+        .args(["keys", "import", "--dev", "--kind", "seed", "--data-dir"])
+        .arg(data_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(hex::encode(SEED).as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    let answer: Value = serde_json::from_slice(&output.stdout).unwrap();
+    answer["keyBlob"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dev_stack_signs_everything_and_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let log = dir.path().join("stack.log");
+    let stack = Stack::start(&data_dir, &log);
+    let url = stack.url.clone();
+
+    let health = reqwest::get(format!("{url}/readyz")).await.unwrap();
+    assert_eq!(health.status(), 200);
+
+    // A key generated inside the enclave.
+    let (status, key) = post(&url, "/v1/keys", &json!({"label": "tenant-1"})).await;
+    assert_eq!(status, 201, "{key}");
+    let blob = key["keyBlob"].as_str().unwrap().to_owned();
+    assert_eq!(key["keyId"].as_str().unwrap().len(), 66);
+
+    let mut addresses = Vec::new();
+    for user in ["alice", "bob", "carol"] {
+        let answer = ok(&url, "/v1/address", &json!({"keyBlob": blob, "userId": user})).await;
+        addresses.push(address(&answer["address"]));
+    }
+    addresses.dedup();
+    assert_eq!(addresses.len(), 3);
+    let alice = addresses[0];
+
+    let mut first_signatures = Vec::new();
+    for tx in transactions(alice) {
+        let answer = ok(
+            &url,
+            "/v1/sign/transaction",
+            &json!({"keyBlob": blob, "userId": "alice", "transaction": tx}),
+        )
+        .await;
+        check_transaction(&answer, alice);
+        first_signatures.push(answer["raw"].clone());
+    }
+
+    let message = ok(
+        &url,
+        "/v1/sign/message",
+        &json!({"keyBlob": blob, "userId": "alice", "message": {"utf8": "hello"}}),
+    )
+    .await;
+    assert_eq!(b256(&message["hash"]), eip191_hash_message("hello"));
+    assert_eq!(recover_rsv(eip191_hash_message("hello"), &message["signature"]), alice);
+
+    let typed: Value = serde_json::from_str(MAIL).unwrap();
+    let answer = ok(
+        &url,
+        "/v1/sign/typed-data",
+        &json!({"keyBlob": blob, "userId": "alice", "typedData": typed}),
+    )
+    .await;
+    assert_eq!(b256(&answer["hash"]), MAIL_HASH.parse::<B256>().unwrap());
+    assert_eq!(recover_rsv(MAIL_HASH.parse().unwrap(), &answer["signature"]), alice);
+
+    let batch: Vec<Value> = (0..3)
+        .map(|nonce| {
+            json!({"type": "0x2", "chainId": "0x1", "nonce": format!("{nonce:#x}"),
+                   "maxFeePerGas": "0x77359400", "maxPriorityFeePerGas": "0x1",
+                   "gas": "0x5208", "to": "0x3535353535353535353535353535353535353535",
+                   "value": "0x0"})
+        })
+        .collect();
+    let answer = ok(
+        &url,
+        "/v1/sign/transactions",
+        &json!({"keyBlob": blob, "userId": "alice", "transactions": batch}),
+    )
+    .await;
+    let results = answer["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3);
+    for (nonce, result) in results.iter().enumerate() {
+        let tx = check_transaction(result, alice);
+        assert_eq!(alloy_consensus::Transaction::nonce(&tx), nonce as u64);
+    }
+
+    // A known seed, imported client-side: every address follows from the reference derivation.
+    let imported = import_seed(&data_dir);
+    let dave_key = reference_derivation::derive(&SEED, "dave");
+    let answer = ok(&url, "/v1/address", &json!({"keyBlob": imported, "userId": "dave"})).await;
+    assert_eq!(address(&answer["address"]), libsecp::address(&dave_key));
+    let imported_tx = ok(
+        &url,
+        "/v1/sign/transaction",
+        &json!({"keyBlob": imported, "userId": "dave", "transaction": transactions(libsecp::address(&dave_key))[2]}),
+    )
+    .await;
+    check_transaction(&imported_tx, libsecp::address(&dave_key));
+
+    // Restart everything on the same data: same blobs, same addresses, same signatures.
+    stack.stop();
+    let stack = Stack::start(&data_dir, &log);
+    let url = stack.url.clone();
+    let answer = ok(&url, "/v1/address", &json!({"keyBlob": blob, "userId": "alice"})).await;
+    assert_eq!(address(&answer["address"]), alice);
+    for (tx, first) in transactions(alice).into_iter().zip(&first_signatures) {
+        let answer = ok(
+            &url,
+            "/v1/sign/transaction",
+            &json!({"keyBlob": blob, "userId": "alice", "transaction": tx}),
+        )
+        .await;
+        assert_eq!(&answer["raw"], first, "RFC 6979 signatures are deterministic");
+    }
+    stack.stop();
+
+    // Nothing secret in the logs, at the most verbose level.
+    let logs = std::fs::read_to_string(&log).unwrap();
+    assert!(logs.contains("TRACE") || logs.contains("DEBUG"), "logging was not verbose");
+    let credentials: Value =
+        serde_json::from_slice(&std::fs::read(data_dir.join("dev-credentials.json")).unwrap())
+            .unwrap();
+    let aws_secret = credentials["secretAccessKey"].as_str().unwrap();
+    for (what, secret) in [
+        ("seed", hex::encode(SEED)),
+        ("dave's private key", hex::encode(dave_key)),
+        ("AWS secret key", aws_secret.to_owned()),
+    ] {
+        assert!(!logs.to_lowercase().contains(&secret.to_lowercase()), "the logs contain the {what}");
+    }
+    assert!(!logs.contains(&base64_of(&SEED)), "the logs contain the seed in base64");
+}
+
+fn base64_of(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_gets_clear_errors_and_the_service_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = Stack::start(&dir.path().join("data"), &dir.path().join("stack.log"));
+    let url = stack.url.clone();
+    let (_, key) = post(&url, "/v1/keys", &json!({})).await;
+    let blob = key["keyBlob"].as_str().unwrap().to_owned();
+    let tx = transactions(Address::ZERO)[2].clone();
+    let tx_without_from = {
+        let mut tx = tx.clone();
+        tx.as_object_mut().unwrap().remove("from");
+        tx
+    };
+
+    let client = reqwest::Client::new();
+    let malformed = client
+        .post(format!("{url}/v1/sign/transaction"))
+        .header("content-type", "application/json")
+        .body("{\"keyBlob\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(malformed.status(), 400);
+    let body: Value = malformed.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_request", "{body}");
+
+    let mut tampered = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &blob).unwrap();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    let tampered = base64_of(&tampered);
+
+    for (body, status, code, mentions) in [
+        (json!({"keyBlob": blob, "userId": "alice"}), 400, "invalid_request", "transaction"),
+        (
+            json!({"keyBlob": blob, "userId": "alice", "transaction": {"to": "0x12"}}),
+            400, "invalid_request", "to",
+        ),
+        (
+            json!({"keyBlob": blob, "userId": "alice", "transaction": {"chainId": "0x01"}}),
+            400, "invalid_request", "chainId",
+        ),
+        (json!({"keyBlob": "not base64!", "userId": "alice", "transaction": tx_without_from}), 400, "invalid_request", "keyBlob"),
+        (json!({"keyBlob": blob, "userId": "x".repeat(257), "transaction": tx_without_from}), 400, "invalid_request", "user"),
+        (json!({"keyBlob": blob, "transaction": tx_without_from}), 400, "invalid_request", "user"),
+        (json!({"keyBlob": tampered, "userId": "alice", "transaction": tx_without_from}), 400, "invalid_key_blob", "KMS"),
+    ] {
+        let (got, answer) = post(&url, "/v1/sign/transaction", &body).await;
+        assert_eq!(got, status, "{body} → {answer}");
+        assert_eq!(answer["error"]["code"], code, "{answer}");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.contains(mentions), "{message:?} should mention {mentions}");
+        assert!(!message.contains(&blob), "errors must not echo the key blob");
+    }
+
+    let huge = json!({"keyBlob": blob, "userId": "alice", "transaction": {"data": format!("0x{}", "00".repeat(2 << 20))}});
+    let (status, answer) = post(&url, "/v1/sign/transaction", &huge).await;
+    assert_eq!(status, 413, "{answer}");
+
+    let (status, answer) = post(&url, "/v1/nope", &json!({})).await;
+    assert_eq!(status, 404, "{answer}");
+
+    // Still serving.
+    let answer = ok(
+        &url,
+        "/v1/sign/transaction",
+        &json!({"keyBlob": blob, "userId": "alice", "transaction": tx_without_from}),
+    )
+    .await;
+    let from = address(&answer["from"]);
+    check_transaction(&answer, from);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_enclave_killed_mid_traffic_gives_503s_then_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = Stack::start(&dir.path().join("data"), &dir.path().join("stack.log"));
+    let url = stack.url.clone();
+    let (_, key) = post(&url, "/v1/keys", &json!({})).await;
+    let blob = key["keyBlob"].as_str().unwrap().to_owned();
+    let from = address(&ok(&url, "/v1/address", &json!({"keyBlob": blob, "userId": "u"})).await["address"]);
+    let body = json!({"keyBlob": blob, "userId": "u", "transaction": transactions(from)[2]});
+
+    let traffic = {
+        let (url, body) = (url.clone(), body.clone());
+        tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            let started = Instant::now();
+            while started.elapsed() < Duration::from_secs(8) {
+                let sent = Instant::now();
+                let (status, answer) = post(&url, "/v1/sign/transaction", &body).await;
+                assert!(sent.elapsed() < Duration::from_secs(11), "a request hung");
+                match status {
+                    200 => {
+                        check_transaction(&answer, from);
+                    }
+                    503 => assert_eq!(answer["error"]["code"], "enclave_unavailable", "{answer}"),
+                    other => panic!("unexpected {other}: {answer}"),
+                }
+                statuses.push((sent.duration_since(started), status));
+            }
+            statuses
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    signal("KILL", stack.enclave_pid);
+    let restarted = stack
+        .enclave_pids
+        .recv_timeout(Duration::from_secs(60))
+        .expect("dev restarted the enclave");
+    assert_ne!(restarted, stack.enclave_pid);
+    let statuses = traffic.await.unwrap();
+    assert!(statuses.iter().any(|(_, s)| *s == 503), "no request saw the outage");
+    let last_failure = statuses.iter().rev().find(|(_, s)| *s != 200).unwrap().0;
+    assert!(
+        statuses.iter().any(|(at, s)| *s == 200 && *at > last_failure),
+        "the proxy did not recover: {statuses:?}"
+    );
+    // The restarted enclave has an empty cache: the blob is decrypted again through KMS.
+    ok(&url, "/v1/sign/transaction", &body).await;
+}
+

@@ -1,0 +1,726 @@
+//! The parent proxy's HTTP JSON API: one definition of every request and answer body, used by
+//! the proxy (server side) and by [`HttpClient`](crate::HttpClient).
+//!
+//! Conventions follow Ethereum JSON-RPC: names are camelCase, quantities are minimal `0x` hex
+//! (`"0x0"` for zero), byte strings are `0x` hex, addresses are EIP-55 checksummed. Key blobs and
+//! attestation documents are standard base64 (with padding). Request bodies refuse unknown
+//! fields; answer bodies tolerate them, so that a client keeps working when answers grow.
+//!
+//! Transactions, typed data and authorizations are carried as the caller's exact JSON text
+//! ([`RawValue`]): the enclave is the only parser that counts, and it refuses what it does not
+//! accept (JSON numbers for quantities, unknown fields…) itself.
+//!
+//! Every error is `{"error": {"code": "snake_case_code", "message": "…"}}` ([`ErrorResponse`]).
+
+use std::fmt;
+
+use alloy_primitives::{Address, B256, U256};
+use base64::Engine as _;
+use nitro_signer_common::UserId;
+use serde::{
+    Deserialize, Deserializer, Serialize, Serializer,
+    de::{self, MapAccess, Visitor},
+    ser::SerializeMap,
+};
+use serde_json::value::RawValue;
+
+/// Most transactions accepted in one `POST /v1/sign/transactions`.
+pub const MAX_BATCH: usize = 1000;
+
+/// A KMS-encrypted key blob, as stored by the caller. Travels as standard base64. Its `Debug`
+/// shows only its length: blobs are not secret, but they have no place in logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyBlob(Vec<u8>);
+
+impl KeyBlob {
+    /// Wraps the blob's bytes.
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Self(bytes)
+    }
+
+    /// The blob's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The blob's bytes, by value.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.0
+    }
+
+    /// The base64 text used in JSON.
+    pub fn to_base64(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(&self.0)
+    }
+}
+
+impl From<Vec<u8>> for KeyBlob {
+    fn from(bytes: Vec<u8>) -> Self {
+        Self(bytes)
+    }
+}
+
+impl fmt::Debug for KeyBlob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyBlob(<{} bytes>)", self.0.len())
+    }
+}
+
+impl Serialize for KeyBlob {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        base64_bytes::serialize(&self.0, serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for KeyBlob {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        base64_bytes::deserialize(deserializer).map(Self)
+    }
+}
+
+/// `POST /v1/keys`: `{"label"?}`. An empty body means no label.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GenerateKeyRequest {
+    /// Owner or tenant label, bound to the key through the KMS encryption context.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+}
+
+/// `201` answer to `POST /v1/keys`: `{"keyBlob", "keyId"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyResponse {
+    /// The new key blob, to store.
+    pub key_blob: KeyBlob,
+    /// The key's stable public identifier, 32 bytes.
+    #[serde(with = "hex_b256")]
+    pub key_id: B256,
+}
+
+/// `POST /v1/address`: `{"keyBlob", "userId"?}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AddressRequest {
+    /// The key.
+    pub key_blob: KeyBlob,
+    /// The user, for seeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<UserId>,
+}
+
+/// Answer to `POST /v1/address`: `{"address", "publicKey"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AddressResponse {
+    /// The address, EIP-55 checksummed.
+    #[serde(with = "checksummed")]
+    pub address: Address,
+    /// The uncompressed SEC1 public key, `0x04…` (65 bytes).
+    #[serde(with = "hex_bytes")]
+    pub public_key: Vec<u8>,
+}
+
+/// `POST /v1/sign/transaction`: `{"keyBlob", "userId"?, "transaction": {…}}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SignTransactionRequest {
+    /// The key.
+    pub key_blob: KeyBlob,
+    /// The user, for seeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<UserId>,
+    /// An `eth_signTransaction` object, passed to the enclave as written.
+    pub transaction: Box<RawValue>,
+}
+
+/// A signed transaction: the answer to `POST /v1/sign/transaction`, and each successful entry of
+/// `POST /v1/sign/transactions`.
+///
+/// `{"from", "hash", "signingHash", "signature": {"r", "s", "yParity", "v"?}, "raw"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignedTransaction {
+    /// The signer.
+    #[serde(with = "checksummed")]
+    pub from: Address,
+    /// The transaction hash.
+    #[serde(with = "hex_b256")]
+    pub hash: B256,
+    /// The hash that was signed.
+    #[serde(with = "hex_b256")]
+    pub signing_hash: B256,
+    /// The signature.
+    pub signature: TransactionSignature,
+    /// The EIP-2718 encoding, for `eth_sendRawTransaction`.
+    #[serde(with = "hex_bytes")]
+    pub raw: Vec<u8>,
+}
+
+/// A transaction's signature: `{"r", "s", "yParity", "v"?}`, all quantities.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TransactionSignature {
+    /// `r`.
+    #[serde(with = "quantity_u256")]
+    pub r: U256,
+    /// `s` (low-s).
+    #[serde(with = "quantity_u256")]
+    pub s: U256,
+    /// The recovery id, `"0x0"` or `"0x1"`.
+    #[serde(with = "quantity_bool")]
+    pub y_parity: bool,
+    /// Legacy transactions only: `v` (EIP-155: `35 + 2·chainId + yParity`).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "quantity_option_u128"
+    )]
+    pub v: Option<u128>,
+}
+
+/// `POST /v1/sign/transactions`: `{"keyBlob", "userId"?, "transactions": [{…}, …]}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SignTransactionsRequest {
+    /// The key.
+    pub key_blob: KeyBlob,
+    /// The user, for seeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<UserId>,
+    /// `eth_signTransaction` objects (1 to [`MAX_BATCH`]), passed to the enclave as written.
+    pub transactions: Vec<Box<RawValue>>,
+}
+
+/// Answer to `POST /v1/sign/transactions`: `{"results": [ … ]}`, one per transaction, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignTransactionsResponse {
+    /// One result per transaction, in request order.
+    pub results: Vec<BatchResult>,
+}
+
+/// One entry of [`SignTransactionsResponse`]: a [`SignedTransaction`] object, or
+/// `{"error": {"code", "message"}}` for a transaction the enclave refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum BatchResult {
+    /// This transaction was refused; the others are unaffected.
+    Error(ErrorResponse),
+    /// This transaction was signed.
+    Signed(Box<SignedTransaction>),
+}
+
+/// The EIP-191 message of `POST /v1/sign/message`: `"0x…"` bytes, or `{"utf8": "…"}` text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// Bytes, as `0x` hex.
+    Bytes(Vec<u8>),
+    /// UTF-8 text, signed as its bytes.
+    Utf8(String),
+}
+
+impl Message {
+    /// The bytes that are signed.
+    pub fn into_bytes(self) -> Vec<u8> {
+        match self {
+            Self::Bytes(bytes) => bytes,
+            Self::Utf8(text) => text.into_bytes(),
+        }
+    }
+}
+
+impl Serialize for Message {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Bytes(bytes) => hex_bytes::serialize(bytes, serializer),
+            Self::Utf8(text) => {
+                let mut map = serializer.serialize_map(Some(1))?;
+                map.serialize_entry("utf8", text)?;
+                map.end()
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Message {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MessageVisitor;
+
+        impl<'de> Visitor<'de> for MessageVisitor {
+            type Value = Message;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(r#""0x…" hex bytes or {"utf8": "…"}"#)
+            }
+
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<Message, E> {
+                parse_hex(value).map(Message::Bytes).map_err(E::custom)
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Message, A::Error> {
+                let mut text = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    if key != "utf8" {
+                        return Err(de::Error::unknown_field(&key, &["utf8"]));
+                    }
+                    if text.is_some() {
+                        return Err(de::Error::duplicate_field("utf8"));
+                    }
+                    text = Some(map.next_value::<String>()?);
+                }
+                text.map(Message::Utf8)
+                    .ok_or_else(|| de::Error::missing_field("utf8"))
+            }
+        }
+
+        deserializer.deserialize_any(MessageVisitor)
+    }
+}
+
+/// `POST /v1/sign/message`: `{"keyBlob", "userId"?, "message": "0x…" | {"utf8": "…"}}` (EIP-191).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SignMessageRequest {
+    /// The key.
+    pub key_blob: KeyBlob,
+    /// The user, for seeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<UserId>,
+    /// The message.
+    pub message: Message,
+}
+
+/// `POST /v1/sign/typed-data`: `{"keyBlob", "userId"?, "typedData": {…}}` (EIP-712).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SignTypedDataRequest {
+    /// The key.
+    pub key_blob: KeyBlob,
+    /// The user, for seeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<UserId>,
+    /// An `eth_signTypedData_v4` document, passed to the enclave as written.
+    pub typed_data: Box<RawValue>,
+}
+
+/// `POST /v1/sign/digest`: `{"keyBlob", "userId"?, "digest": "0x<32 bytes>"}`. The enclave signs
+/// only with keys whose blob opts in to raw digests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SignDigestRequest {
+    /// The key.
+    pub key_blob: KeyBlob,
+    /// The user, for seeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<UserId>,
+    /// The 32-byte hash to sign as it is.
+    #[serde(with = "hex_b256")]
+    pub digest: B256,
+}
+
+/// Answer to message, typed-data and digest signing: `{"from", "hash", "signature"}`, where
+/// `signature` is the 65 bytes `r ‖ s ‖ v` with `v` 27 or 28.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignatureResponse {
+    /// The signer.
+    #[serde(with = "checksummed")]
+    pub from: Address,
+    /// The hash that was signed.
+    #[serde(with = "hex_b256")]
+    pub hash: B256,
+    /// `r ‖ s ‖ v`, 65 bytes.
+    #[serde(with = "hex_bytes")]
+    pub signature: Vec<u8>,
+}
+
+/// `POST /v1/sign/authorization`: `{"keyBlob", "userId"?, "authorization": {"chainId",
+/// "address", "nonce"}}` (EIP-7702).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SignAuthorizationRequest {
+    /// The key.
+    pub key_blob: KeyBlob,
+    /// The user, for seeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<UserId>,
+    /// The authorization, passed to the enclave as written.
+    pub authorization: Box<RawValue>,
+}
+
+/// Answer to `POST /v1/sign/authorization`: the signed tuple,
+/// `{"from", "hash", "chainId", "address", "nonce", "yParity", "r", "s"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthorizationResponse {
+    /// The authority (signer).
+    #[serde(with = "checksummed")]
+    pub from: Address,
+    /// The hash that was signed.
+    #[serde(with = "hex_b256")]
+    pub hash: B256,
+    /// Chain id (0: any chain).
+    #[serde(with = "quantity_u256")]
+    pub chain_id: U256,
+    /// The delegate contract.
+    #[serde(with = "checksummed")]
+    pub address: Address,
+    /// The authority's nonce.
+    #[serde(with = "quantity_u64")]
+    pub nonce: u64,
+    /// The recovery id, `"0x0"` or `"0x1"`.
+    #[serde(with = "quantity_bool")]
+    pub y_parity: bool,
+    /// `r`.
+    #[serde(with = "quantity_u256")]
+    pub r: U256,
+    /// `s` (low-s).
+    #[serde(with = "quantity_u256")]
+    pub s: U256,
+}
+
+/// `POST /v1/attestation`: `{"nonce": "0x…"}` (at most 512 bytes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AttestationRequest {
+    /// The caller's nonce, placed in the document.
+    #[serde(with = "hex_bytes")]
+    pub nonce: Vec<u8>,
+}
+
+/// Answer to `POST /v1/attestation`: `{"document": base64}` (COSE_Sign1, as the NSM made it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttestationResponse {
+    /// The attestation document.
+    #[serde(with = "base64_bytes")]
+    pub document: Vec<u8>,
+}
+
+/// Answer to `GET /healthz`: `{"status": "ok"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthResponse {
+    /// `"ok"`.
+    pub status: String,
+}
+
+/// `200` answer to `GET /readyz`: `{"status": "ready", "server", "simulated", "hasCredentials",
+/// "cachedKeys", "cacheHits", "kmsCalls", "kmsErrors", "signatures"}` (counters as JSON numbers).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadyResponse {
+    /// `"ready"`.
+    pub status: String,
+    /// The enclave's name and version.
+    pub server: String,
+    /// Whether the enclave runs in simulated mode (no Nitro isolation).
+    pub simulated: bool,
+    /// Whether the enclave holds unexpired AWS credentials.
+    pub has_credentials: bool,
+    /// Decrypted keys currently cached.
+    pub cached_keys: u64,
+    /// Key lookups answered from the cache.
+    pub cache_hits: u64,
+    /// Calls made to KMS.
+    pub kms_calls: u64,
+    /// KMS calls that failed.
+    pub kms_errors: u64,
+    /// Signatures made.
+    pub signatures: u64,
+}
+
+/// Every error answer: `{"error": {"code", "message"}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorResponse {
+    /// The error.
+    pub error: ApiError,
+}
+
+/// An error's code and message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    /// What kind of failure, `snake_case`, for programs: the enclave's codes (`invalid_request`,
+    /// `invalid_key_blob`, `policy_refused`, `kms_access_denied`, `kms_unavailable`,
+    /// `no_credentials`, `busy`, `unsupported_protocol`, `internal`) and the proxy's own
+    /// (`payload_too_large`, `not_found`, `method_not_allowed`, `enclave_unavailable`,
+    /// `enclave_timeout`, `enclave_protocol_error`, `overloaded`, `request_timeout`).
+    pub code: String,
+    /// What went wrong, and which field, for people.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error with `code` and `message`.
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+/// A quantity: minimal `0x` hex of big-endian bytes (`"0x0"` for zero).
+pub fn quantity(big_endian: &[u8]) -> String {
+    let digits = hex::encode(big_endian);
+    let digits = digits.trim_start_matches('0');
+    if digits.is_empty() {
+        "0x0".to_owned()
+    } else {
+        format!("0x{digits}")
+    }
+}
+
+/// `0x` hex of `bytes`.
+pub fn to_hex(bytes: &[u8]) -> String {
+    format!("0x{}", hex::encode(bytes))
+}
+
+/// Bytes from `0x` hex. The error says why without repeating the input.
+pub fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
+    let digits = text
+        .strip_prefix("0x")
+        .ok_or("expected a 0x-prefixed hex string")?;
+    if digits.len() % 2 != 0 {
+        return Err("odd number of hex digits".to_owned());
+    }
+    hex::decode(digits).map_err(|error| format!("invalid hex: {error}"))
+}
+
+fn parse_quantity_digits(text: &str) -> Result<&str, String> {
+    let digits = text
+        .strip_prefix("0x")
+        .ok_or("expected a 0x-prefixed hex quantity")?;
+    if digits.is_empty() {
+        return Err("empty hex quantity".to_owned());
+    }
+    Ok(digits)
+}
+
+mod base64_bytes {
+    use base64::Engine as _;
+    use serde::{Deserialize, Deserializer, Serializer, de};
+
+    pub(super) fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<u8>, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(text.as_bytes())
+            .map_err(|error| {
+                de::Error::custom(format!(
+                    "invalid base64 (standard alphabet, padded): {error}"
+                ))
+            })
+    }
+}
+
+mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer, de};
+
+    pub(super) fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&super::to_hex(bytes))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<u8>, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        super::parse_hex(&text).map_err(de::Error::custom)
+    }
+}
+
+mod hex_b256 {
+    use alloy_primitives::B256;
+    use serde::{Deserializer, Serializer, de};
+
+    pub(super) fn serialize<S: Serializer>(value: &B256, serializer: S) -> Result<S::Ok, S::Error> {
+        super::hex_bytes::serialize(value.as_slice(), serializer)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<B256, D::Error> {
+        let bytes = super::hex_bytes::deserialize(deserializer)?;
+        B256::try_from(bytes.as_slice()).map_err(|_| {
+            de::Error::custom(format!("expected 32 bytes of hex, got {}", bytes.len()))
+        })
+    }
+}
+
+mod checksummed {
+    use alloy_primitives::Address;
+    use serde::{Deserializer, Serializer, de};
+
+    pub(super) fn serialize<S: Serializer>(
+        address: &Address,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&address.to_checksum(None))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Address, D::Error> {
+        let bytes = super::hex_bytes::deserialize(deserializer)?;
+        Address::try_from(bytes.as_slice()).map_err(|_| {
+            de::Error::custom(format!(
+                "expected a 20-byte address, got {} bytes",
+                bytes.len()
+            ))
+        })
+    }
+}
+
+mod quantity_u256 {
+    use alloy_primitives::U256;
+    use serde::{Deserialize, Deserializer, Serializer, de};
+
+    pub(super) fn serialize<S: Serializer>(value: &U256, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&super::quantity(&value.to_be_bytes::<32>()))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<U256, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        let digits = super::parse_quantity_digits(&text).map_err(de::Error::custom)?;
+        U256::from_str_radix(digits, 16)
+            .map_err(|error| de::Error::custom(format!("invalid quantity: {error}")))
+    }
+}
+
+mod quantity_u64 {
+    use serde::{Deserialize, Deserializer, Serializer, de};
+
+    pub(super) fn serialize<S: Serializer>(value: &u64, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&format!("{value:#x}"))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        let digits = super::parse_quantity_digits(&text).map_err(de::Error::custom)?;
+        u64::from_str_radix(digits, 16)
+            .map_err(|error| de::Error::custom(format!("invalid 64-bit quantity: {error}")))
+    }
+}
+
+mod quantity_bool {
+    use serde::{Deserializer, Serializer, de};
+
+    pub(super) fn serialize<S: Serializer>(value: &bool, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(if *value { "0x1" } else { "0x0" })
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<bool, D::Error> {
+        match super::quantity_u64::deserialize(deserializer)? {
+            0 => Ok(false),
+            1 => Ok(true),
+            other => Err(de::Error::custom(format!(
+                "yParity must be 0x0 or 0x1, got {other:#x}"
+            ))),
+        }
+    }
+}
+
+mod quantity_option_u128 {
+    use serde::{Deserialize, Deserializer, Serializer, de};
+
+    pub(super) fn serialize<S: Serializer>(
+        value: &Option<u128>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(value) => serializer.serialize_str(&format!("{value:#x}")),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<u128>, D::Error> {
+        let Some(text) = <Option<std::borrow::Cow<'de, str>>>::deserialize(deserializer)? else {
+            return Ok(None);
+        };
+        let digits = super::parse_quantity_digits(&text).map_err(de::Error::custom)?;
+        u128::from_str_radix(digits, 16)
+            .map(Some)
+            .map_err(|error| de::Error::custom(format!("invalid 128-bit quantity: {error}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantities_are_minimal() {
+        assert_eq!(quantity(&[0, 0]), "0x0");
+        assert_eq!(quantity(&[]), "0x0");
+        assert_eq!(quantity(&[0, 1, 0xab]), "0x1ab");
+        assert_eq!(format!("{:#x}", 0u64), "0x0");
+    }
+
+    #[test]
+    fn messages_take_hex_or_utf8() {
+        let hex: Message = serde_json::from_str(r#""0x6869""#).unwrap();
+        assert_eq!(hex, Message::Bytes(b"hi".to_vec()));
+        let text: Message = serde_json::from_str(r#"{"utf8":"hi"}"#).unwrap();
+        assert_eq!(text, Message::Utf8("hi".into()));
+        assert_eq!(serde_json::to_string(&text).unwrap(), r#"{"utf8":"hi"}"#);
+        assert_eq!(serde_json::to_string(&hex).unwrap(), r#""0x6869""#);
+        for bad in [r#""6869""#, r#""0x686""#, r#"{"text":"hi"}"#, r#"{}"#, "1"] {
+            assert!(serde_json::from_str::<Message>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn raw_payloads_keep_the_callers_text() {
+        let body = r#"{"keyBlob":"AQI=","transaction":{ "nonce" : "0x1","x":1.50 }}"#;
+        let request: SignTransactionRequest = serde_json::from_str(body).unwrap();
+        assert_eq!(request.transaction.get(), r#"{ "nonce" : "0x1","x":1.50 }"#);
+        assert_eq!(request.key_blob.as_bytes(), [1, 2]);
+        assert_eq!(format!("{:?}", request.key_blob), "KeyBlob(<2 bytes>)");
+    }
+
+    #[test]
+    fn signed_transactions_round_trip() {
+        let signed = SignedTransaction {
+            // An EIP-55 test vector.
+            from: "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed"
+                .parse()
+                .unwrap(),
+            hash: B256::repeat_byte(1),
+            signing_hash: B256::repeat_byte(2),
+            signature: TransactionSignature {
+                r: U256::from(0x1234u64),
+                s: U256::ZERO,
+                y_parity: true,
+                v: None,
+            },
+            raw: vec![2, 0xc0],
+        };
+        let json = serde_json::to_value(&signed).unwrap();
+        assert_eq!(
+            json["signature"],
+            serde_json::json!({"r": "0x1234", "s": "0x0", "yParity": "0x1"})
+        );
+        assert_eq!(json["from"], "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed");
+        assert_eq!(json["raw"], "0x02c0");
+        let back: SignedTransaction = serde_json::from_value(json).unwrap();
+        assert_eq!(back, signed);
+    }
+}

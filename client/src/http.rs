@@ -1,0 +1,230 @@
+//! [`HttpClient`]: the parent proxy's HTTP API, one method per endpoint.
+//!
+//! Payloads the enclave parses (transactions, typed data, authorizations) are
+//! [`RawValue`](serde_json::value::RawValue)s: build them with
+//! `serde_json::value::to_raw_value(&value)` or `RawValue::from_string(text)`; their text reaches
+//! the enclave unchanged.
+
+use std::time::Duration;
+
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::api::{
+    AddressRequest, AddressResponse, ApiError, AttestationRequest, AttestationResponse,
+    AuthorizationResponse, ErrorResponse, GenerateKeyRequest, HealthResponse, KeyResponse,
+    ReadyResponse, SignAuthorizationRequest, SignDigestRequest, SignMessageRequest,
+    SignTransactionRequest, SignTransactionsRequest, SignTransactionsResponse,
+    SignTypedDataRequest, SignatureResponse, SignedTransaction,
+};
+
+/// Why an HTTP call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HttpError {
+    /// The proxy answered with an API error.
+    #[error("HTTP {status}: {error}")]
+    Api {
+        /// The HTTP status.
+        status: u16,
+        /// The error's code and message.
+        error: ApiError,
+    },
+    /// The request could not be sent or the answer not read (connection refused, timeout…).
+    #[error("HTTP request failed: {0}")]
+    Transport(#[from] reqwest::Error),
+    /// The answer is not what the API defines (a proxy in between, a version mismatch).
+    #[error("unexpected HTTP {status} answer: {message}")]
+    Unexpected {
+        /// The HTTP status.
+        status: u16,
+        /// What did not fit.
+        message: String,
+    },
+}
+
+impl HttpError {
+    /// The HTTP status, when an answer came.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Api { status, .. } | Self::Unexpected { status, .. } => Some(*status),
+            Self::Transport(error) => error.status().map(|status| status.as_u16()),
+        }
+    }
+
+    /// The API error, when the proxy answered with one.
+    pub fn api_error(&self) -> Option<&ApiError> {
+        match self {
+            Self::Api { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
+
+/// A client of the parent proxy's HTTP API. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct HttpClient {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl HttpClient {
+    /// A client of the proxy at `base_url` (e.g. `http://127.0.0.1:8080`), with a 30 s timeout
+    /// per request.
+    pub fn new(base_url: impl Into<String>) -> Result<Self, HttpError> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()?;
+        Ok(Self::with_client(base_url, http))
+    }
+
+    /// A client of the proxy at `base_url` using a configured `reqwest` client.
+    pub fn with_client(base_url: impl Into<String>, http: reqwest::Client) -> Self {
+        let mut base = base_url.into();
+        while base.ends_with('/') {
+            base.pop();
+        }
+        Self { base, http }
+    }
+
+    /// The proxy's base URL.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// `GET /healthz`: the proxy is up.
+    pub async fn health(&self) -> Result<HealthResponse, HttpError> {
+        self.get("/healthz").await
+    }
+
+    /// `GET /readyz`: the enclave answers, with its status and counters.
+    pub async fn ready(&self) -> Result<ReadyResponse, HttpError> {
+        self.get("/readyz").await
+    }
+
+    /// `GET /metrics`: the Prometheus (OpenMetrics) text.
+    pub async fn metrics(&self) -> Result<String, HttpError> {
+        let response = self.http.get(self.url("/metrics")).send().await?;
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await?;
+        if (200..300).contains(&status) {
+            return String::from_utf8(bytes.to_vec()).map_err(|_| HttpError::Unexpected {
+                status,
+                message: "the metrics are not UTF-8".to_owned(),
+            });
+        }
+        Err(error_from(status, &bytes))
+    }
+
+    /// `POST /v1/keys`: a new key, generated inside the enclave.
+    pub async fn generate_key(&self, label: Option<String>) -> Result<KeyResponse, HttpError> {
+        self.post("/v1/keys", &GenerateKeyRequest { label }).await
+    }
+
+    /// `POST /v1/address`: the address and public key of a key (and user).
+    pub async fn address(&self, request: &AddressRequest) -> Result<AddressResponse, HttpError> {
+        self.post("/v1/address", request).await
+    }
+
+    /// `POST /v1/sign/transaction`: one signed transaction.
+    pub async fn sign_transaction(
+        &self,
+        request: &SignTransactionRequest,
+    ) -> Result<SignedTransaction, HttpError> {
+        self.post("/v1/sign/transaction", request).await
+    }
+
+    /// `POST /v1/sign/transactions`: a batch; one result (signed or error) per transaction.
+    pub async fn sign_transactions(
+        &self,
+        request: &SignTransactionsRequest,
+    ) -> Result<SignTransactionsResponse, HttpError> {
+        self.post("/v1/sign/transactions", request).await
+    }
+
+    /// `POST /v1/sign/message`: an EIP-191 signature.
+    pub async fn sign_message(
+        &self,
+        request: &SignMessageRequest,
+    ) -> Result<SignatureResponse, HttpError> {
+        self.post("/v1/sign/message", request).await
+    }
+
+    /// `POST /v1/sign/typed-data`: an EIP-712 signature.
+    pub async fn sign_typed_data(
+        &self,
+        request: &SignTypedDataRequest,
+    ) -> Result<SignatureResponse, HttpError> {
+        self.post("/v1/sign/typed-data", request).await
+    }
+
+    /// `POST /v1/sign/authorization`: a signed EIP-7702 authorization.
+    pub async fn sign_authorization(
+        &self,
+        request: &SignAuthorizationRequest,
+    ) -> Result<AuthorizationResponse, HttpError> {
+        self.post("/v1/sign/authorization", request).await
+    }
+
+    /// `POST /v1/sign/digest`: a raw digest signature (keys that opt in only).
+    pub async fn sign_digest(
+        &self,
+        request: &SignDigestRequest,
+    ) -> Result<SignatureResponse, HttpError> {
+        self.post("/v1/sign/digest", request).await
+    }
+
+    /// `POST /v1/attestation`: the enclave's attestation document over `nonce`.
+    pub async fn attestation(&self, nonce: &[u8]) -> Result<AttestationResponse, HttpError> {
+        let request = AttestationRequest {
+            nonce: nonce.to_vec(),
+        };
+        self.post("/v1/attestation", &request).await
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, HttpError> {
+        let response = self.http.get(self.url(path)).send().await?;
+        decode(response).await
+    }
+
+    async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, HttpError> {
+        let response = self.http.post(self.url(path)).json(body).send().await?;
+        decode(response).await
+    }
+}
+
+async fn decode<T: DeserializeOwned>(response: reqwest::Response) -> Result<T, HttpError> {
+    let status = response.status().as_u16();
+    let bytes = response.bytes().await?;
+    if (200..300).contains(&status) {
+        serde_json::from_slice(&bytes).map_err(|error| HttpError::Unexpected {
+            status,
+            message: format!("the answer does not fit the API: {error}"),
+        })
+    } else {
+        Err(error_from(status, &bytes))
+    }
+}
+
+fn error_from(status: u16, bytes: &[u8]) -> HttpError {
+    match serde_json::from_slice::<ErrorResponse>(bytes) {
+        Ok(answer) => HttpError::Api {
+            status,
+            error: answer.error,
+        },
+        Err(_) => {
+            let text = String::from_utf8_lossy(bytes);
+            HttpError::Unexpected {
+                status,
+                message: text.chars().take(200).collect(),
+            }
+        }
+    }
+}

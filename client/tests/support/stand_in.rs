@@ -1,0 +1,294 @@
+//! A small enclave stand-in that speaks the framed protocol over a real socket, for tests of the
+//! client and the proxy. It answers each request in its own task, so answers come back in the
+//! order they finish; its key blob decides the behaviour:
+//!
+//! - `slow:N`: answer after N milliseconds;
+//! - `stall`: never answer;
+//! - `error:CODE`: answer with that error code (`policy_refused`, `no_credentials`, …);
+//! - anything else: a canned answer of the right kind.
+//!
+//! It records the credentials and payloads it receives, and can be stopped (listener closed,
+//! connections dropped) and restarted on the same address.
+
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use nitro_signer_common::{
+    protocol::{
+        AddressInfo, AttestationDocument, Authorization, BatchItem, ErrorBody, ErrorCode, Hello,
+        HelloReply, NewKey, Request, RequestBody, Response, ResponseBody, SignPayload, Signed,
+        SignedTransaction, Status, Welcome, codec, frame,
+    },
+    transport::{Address, Listener, Stream},
+};
+use serde_bytes::{ByteArray, ByteBuf};
+use tokio::{sync::mpsc, task::JoinHandle, task::JoinSet};
+
+/// What the stand-in saw.
+#[derive(Default)]
+pub struct Seen {
+    /// Connections welcomed.
+    pub connections: AtomicUsize,
+    /// Access key ids received with `set_credentials`, in order.
+    pub credentials: Mutex<Vec<String>>,
+    /// The JSON texts / bytes of the sign payloads received, in order.
+    pub payloads: Mutex<Vec<String>>,
+    /// Requests being handled now, and the most at once on one connection.
+    pub in_flight: AtomicUsize,
+    /// Most requests in flight at once.
+    pub max_in_flight: AtomicUsize,
+    /// Owner labels received with `generate_key`.
+    pub owners: Mutex<Vec<Option<String>>>,
+}
+
+/// The stand-in server.
+pub struct StandIn {
+    pub address: Address,
+    pub seen: Arc<Seen>,
+    server: Option<JoinHandle<()>>,
+}
+
+impl StandIn {
+    /// Starts on `address` (`tcp://127.0.0.1:0` picks a port).
+    pub async fn start(address: Address) -> Self {
+        let mut stand_in = Self {
+            address,
+            seen: Arc::default(),
+            server: None,
+        };
+        stand_in.restart().await;
+        stand_in
+    }
+
+    /// Starts on a fresh Unix socket in `dir`.
+    pub async fn start_unix(dir: &tempfile::TempDir) -> Self {
+        Self::start(Address::Unix(dir.path().join("enclave.sock"))).await
+    }
+
+    /// Closes the listener and every connection.
+    pub async fn stop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.abort();
+            let _ = server.await;
+        }
+    }
+
+    /// Listens again on the same address.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let listener = Listener::bind(&self.address).await.unwrap();
+        self.address = listener.local_address().unwrap();
+        let seen = Arc::clone(&self.seen);
+        self.server = Some(tokio::spawn(async move {
+            let mut connections = JoinSet::new();
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                connections.spawn(serve(stream, Arc::clone(&seen)));
+            }
+        }));
+    }
+
+    /// The access key ids received so far.
+    pub fn credentials(&self) -> Vec<String> {
+        self.seen.credentials.lock().unwrap().clone()
+    }
+
+    /// The sign payloads received so far.
+    pub fn payloads(&self) -> Vec<String> {
+        self.seen.payloads.lock().unwrap().clone()
+    }
+
+    /// Connections welcomed so far.
+    pub fn connections(&self) -> usize {
+        self.seen.connections.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
+}
+
+async fn serve(stream: Stream, seen: Arc<Seen>) {
+    let second = Duration::from_secs(1);
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let Ok(hello) = frame::read_frame(&mut reader, frame::MAX_FRAME_LEN, second).await else {
+        return;
+    };
+    let hello: Hello = codec::decode(&hello).unwrap();
+    assert!(hello.versions.contains(&1));
+    let welcome = HelloReply::Welcome(Welcome {
+        version: 1,
+        server: "stand-in".into(),
+        simulated: true,
+    });
+    let bytes = codec::encode(&welcome).unwrap();
+    if frame::write_frame(&mut writer, &bytes, frame::MAX_FRAME_LEN)
+        .await
+        .is_err()
+    {
+        return;
+    }
+    seen.connections.fetch_add(1, Ordering::SeqCst);
+
+    let (answers, mut to_write) = mpsc::unbounded_channel::<Response>();
+    let mut tasks = JoinSet::new();
+    tasks.spawn(async move {
+        while let Some(response) = to_write.recv().await {
+            let bytes = codec::encode(&response).unwrap();
+            if frame::write_frame(&mut writer, &bytes, frame::MAX_FRAME_LEN)
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    while let Ok(bytes) = frame::read_frame(&mut reader, frame::MAX_FRAME_LEN, second).await {
+        let request: Request = codec::decode(&bytes).unwrap();
+        let answers = answers.clone();
+        let seen = Arc::clone(&seen);
+        tasks.spawn(async move {
+            let now = seen.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            seen.max_in_flight.fetch_max(now, Ordering::SeqCst);
+            let body = answer(request.body, &seen).await;
+            seen.in_flight.fetch_sub(1, Ordering::SeqCst);
+            let _ = answers.send(Response {
+                id: request.id,
+                body,
+            });
+        });
+    }
+}
+
+fn signed(transaction: bool, legacy: bool) -> Signed {
+    Signed {
+        from: ByteArray::new([0xab; 20]),
+        signing_hash: ByteArray::new([0x5a; 32]),
+        r: ByteArray::new([0x01; 32]),
+        s: {
+            let mut s = [0u8; 32];
+            s[31] = 2;
+            ByteArray::new(s)
+        },
+        y_parity: true,
+        v: legacy.then(|| ByteArray::new(37u128.to_be_bytes())),
+        transaction: transaction.then(|| SignedTransaction {
+            raw: ByteBuf::from(vec![0x02, 0xc0]),
+            hash: ByteArray::new([0x3c; 32]),
+        }),
+        authorization: None,
+    }
+}
+
+async fn answer(body: RequestBody, seen: &Seen) -> ResponseBody {
+    let key = match &body {
+        RequestBody::Address(key) => Some(key.key_blob.to_vec()),
+        RequestBody::Sign(request) => Some(request.key.key_blob.to_vec()),
+        RequestBody::SignBatch(request) => Some(request.key.key_blob.to_vec()),
+        _ => None,
+    };
+    if let Some(key) = key {
+        let key = String::from_utf8_lossy(&key).into_owned();
+        if key == "stall" {
+            std::future::pending::<()>().await;
+        }
+        if let Some(ms) = key.strip_prefix("slow:") {
+            tokio::time::sleep(Duration::from_millis(ms.parse().unwrap())).await;
+        }
+        if let Some(code) = key.strip_prefix("error:") {
+            let code: ErrorCode = serde_json::from_value(serde_json::json!(code)).unwrap();
+            return ResponseBody::Error(ErrorBody::new(code, format!("stand-in says {code:?}")));
+        }
+    }
+    match body {
+        RequestBody::GenerateKey(request) => {
+            seen.owners.lock().unwrap().push(request.owner);
+            ResponseBody::Key(NewKey {
+                key_blob: ByteBuf::from(b"new-blob".to_vec()),
+                key_id: ByteArray::new([0x1d; 32]),
+            })
+        }
+        RequestBody::Address(_) => ResponseBody::Address(AddressInfo {
+            address: ByteArray::new([0xab; 20]),
+            public_key: ByteBuf::from([vec![0x04], vec![0x11; 64]].concat()),
+        }),
+        RequestBody::Sign(request) => {
+            let (text, transaction, legacy, authorization) = match request.payload {
+                SignPayload::Transaction(json) => {
+                    let legacy = json.contains("\"gasPrice\"");
+                    (json, true, legacy, false)
+                }
+                SignPayload::TypedData(json) => (json, false, false, false),
+                SignPayload::Authorization(json) => (json, false, false, true),
+                SignPayload::Message(bytes) => (
+                    format!("message:{}", hex::encode(&bytes)),
+                    false,
+                    false,
+                    false,
+                ),
+                SignPayload::Digest(digest) => (
+                    format!("digest:{}", hex::encode(digest.as_slice())),
+                    false,
+                    false,
+                    false,
+                ),
+            };
+            seen.payloads.lock().unwrap().push(text);
+            let mut signed = signed(transaction, legacy);
+            if authorization {
+                let mut chain_id = [0u8; 32];
+                chain_id[31] = 1;
+                signed.authorization = Some(Authorization {
+                    chain_id: ByteArray::new(chain_id),
+                    address: ByteArray::new([0xad; 20]),
+                    nonce: 9,
+                });
+            }
+            ResponseBody::Signed(Box::new(signed))
+        }
+        RequestBody::SignBatch(request) => ResponseBody::SignedBatch(
+            request
+                .transactions
+                .into_iter()
+                .map(|json| {
+                    let refuse = json.contains("refuse");
+                    seen.payloads.lock().unwrap().push(json);
+                    if refuse {
+                        BatchItem::Error(ErrorBody::new(ErrorCode::PolicyRefused, "refused"))
+                    } else {
+                        BatchItem::Signed(Box::new(signed(true, false)))
+                    }
+                })
+                .collect(),
+        ),
+        RequestBody::Attest(request) => ResponseBody::Attestation(AttestationDocument {
+            document: ByteBuf::from([b"doc:".to_vec(), request.nonce.to_vec()].concat()),
+        }),
+        RequestBody::Status => ResponseBody::Status(Status {
+            server: "stand-in".into(),
+            simulated: true,
+            has_credentials: !seen.credentials.lock().unwrap().is_empty(),
+            cached_keys: 1,
+            cache_hits: 2,
+            kms_calls: 3,
+            kms_errors: 4,
+            signatures: 5,
+        }),
+        RequestBody::SetCredentials(credentials) => {
+            seen.credentials
+                .lock()
+                .unwrap()
+                .push(credentials.access_key_id.clone());
+            ResponseBody::CredentialsSet
+        }
+    }
+}

@@ -1,0 +1,45 @@
+//! `nitro-signer-kms-emulator`: a local stand-in for AWS KMS, for nitro-signer's simulated mode.
+
+use std::io::IsTerminal;
+
+use clap::Parser;
+use nitro_signer_kms_emulator::cli;
+
+/// A local stand-in for AWS KMS: the KMS JSON protocol with SigV4, key policies with attestation
+/// conditions, and Recipient (CiphertextForRecipient) answers. For development and tests only.
+#[derive(Debug, Parser)]
+#[command(name = "nitro-signer-kms-emulator", version)]
+struct Command {
+    #[command(flatten)]
+    args: cli::Args,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let command = Command::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    cli::run(command.args, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = async {
+            match terminate.as_mut() {
+                Some(signal) => { signal.recv().await; }
+                None => std::future::pending().await,
+            }
+        } => {}
+    }
+}

@@ -1,0 +1,65 @@
+//! `nitro-signer-proxy`: the parent proxy binary. See the library for the options.
+
+use clap::Parser;
+use nitro_signer_proxy::Args;
+
+/// The nitro-signer parent proxy: the HTTP/JSON API back ends call, forwarded to the enclave.
+#[derive(Debug, Parser)]
+#[command(name = "nitro-signer-proxy", version, about, long_about = None)]
+struct Cli {
+    /// Log format on standard error (the filter is RUST_LOG, default info).
+    #[arg(
+        long,
+        env = "NITRO_SIGNER_PROXY_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text
+    )]
+    log_format: LogFormat,
+
+    #[command(flatten)]
+    args: Args,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown() {
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = async {
+            match terminate.as_mut() {
+                Some(signal) => { signal.recv().await; }
+                None => std::future::pending().await,
+            }
+        } => {}
+    }
+    tracing::info!("shutting down");
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    nitro_signer_proxy::run(cli.args, shutdown()).await?;
+    Ok(())
+}

@@ -1,0 +1,508 @@
+//! The HTTP API: routes, handlers, and the request middleware (request id, span, concurrency
+//! limit, timeout, metrics).
+//!
+//! Handlers turn API bodies into enclave requests and enclave answers into API bodies; the
+//! enclave parses and checks every payload itself.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use alloy_primitives::{Address, B256, U256};
+use axum::{
+    Json, Router,
+    extract::{DefaultBodyLimit, MatchedPath, Request, State},
+    http::{HeaderName, HeaderValue, StatusCode, header},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use nitro_signer_client::{
+    ClientError, EnclaveClient,
+    api::{
+        AddressRequest, AddressResponse, ApiError, AttestationRequest, AttestationResponse,
+        AuthorizationResponse, BatchResult, ErrorResponse, GenerateKeyRequest, HealthResponse,
+        KeyBlob, KeyResponse, MAX_BATCH, ReadyResponse, SignAuthorizationRequest,
+        SignDigestRequest, SignMessageRequest, SignTransactionRequest, SignTransactionsRequest,
+        SignTransactionsResponse, SignTypedDataRequest, SignatureResponse, SignedTransaction,
+        TransactionSignature,
+    },
+};
+use nitro_signer_common::{
+    UserId,
+    protocol::{BatchItem, KeyRef, SignBatchRequest, SignPayload, SignRequest, Signed},
+};
+use serde::Serialize;
+use serde_bytes::{ByteArray, ByteBuf};
+use serde_json::value::RawValue;
+use tokio::sync::Semaphore;
+use tracing::{Instrument, Span, debug, field, info, info_span};
+
+use crate::{
+    error::{EnclaveTime, Failure, LoggedCode},
+    extract::{ApiJson, BodyLimit, EmptyBody},
+    metrics::Metrics,
+};
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Longest wait for the enclave's status during a metrics scrape.
+const SCRAPE_STATUS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What every handler shares.
+#[derive(Debug)]
+pub(crate) struct AppState {
+    pub(crate) client: EnclaveClient,
+    pub(crate) metrics: Metrics,
+    pub(crate) concurrency: Arc<Semaphore>,
+    pub(crate) max_body: usize,
+    pub(crate) request_timeout: Duration,
+    pub(crate) request_ids: RequestIds,
+}
+
+/// Request ids: a per-process prefix and a counter, unique enough to find a request's log lines.
+#[derive(Debug)]
+pub(crate) struct RequestIds {
+    prefix: u32,
+    next: AtomicU64,
+}
+
+impl RequestIds {
+    pub(crate) fn new() -> Self {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .subsec_nanos();
+        Self {
+            prefix: nanos ^ std::process::id().rotate_left(16),
+            next: AtomicU64::new(1),
+        }
+    }
+
+    fn next(&self) -> String {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        format!("{:08x}-{n:x}", self.prefix)
+    }
+}
+
+/// A caller's own request id is kept when it is short and plain.
+fn caller_request_id(request: &Request) -> Option<String> {
+    let value = request.headers().get(&REQUEST_ID)?.to_str().ok()?;
+    let plain = !value.is_empty()
+        && value.len() <= 64
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+    plain.then(|| value.to_owned())
+}
+
+/// The router with every endpoint and the middleware.
+pub(crate) fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/v1/keys", post(generate_key))
+        .route("/v1/address", post(address))
+        .route("/v1/sign/transaction", post(sign_transaction))
+        .route("/v1/sign/transactions", post(sign_transactions))
+        .route("/v1/sign/message", post(sign_message))
+        .route("/v1/sign/typed-data", post(sign_typed_data))
+        .route("/v1/sign/authorization", post(sign_authorization))
+        .route("/v1/sign/digest", post(sign_digest))
+        .route("/v1/attestation", post(attestation))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.max_body))
+        .layer(middleware::from_fn_with_state(Arc::clone(&state), observe))
+        .with_state(state)
+}
+
+/// The metrics label of a route.
+fn endpoint(path: Option<&MatchedPath>) -> &'static str {
+    match path.map(MatchedPath::as_str) {
+        Some("/healthz") => "healthz",
+        Some("/readyz") => "readyz",
+        Some("/metrics") => "metrics",
+        Some("/v1/keys") => "keys",
+        Some("/v1/address") => "address",
+        Some("/v1/sign/transaction") => "sign_transaction",
+        Some("/v1/sign/transactions") => "sign_transactions",
+        Some("/v1/sign/message") => "sign_message",
+        Some("/v1/sign/typed-data") => "sign_typed_data",
+        Some("/v1/sign/authorization") => "sign_authorization",
+        Some("/v1/sign/digest") => "sign_digest",
+        Some("/v1/attestation") => "attestation",
+        _ => "unmatched",
+    }
+}
+
+/// One span per request with its id; concurrency limit; overall timeout; metrics; one log line.
+async fn observe(State(state): State<Arc<AppState>>, mut request: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let endpoint = endpoint(request.extensions().get::<MatchedPath>());
+    let id = caller_request_id(&request).unwrap_or_else(|| state.request_ids.next());
+    let span = info_span!(
+        "request",
+        id = %id,
+        method = %request.method(),
+        endpoint,
+        status = field::Empty,
+        latency_ms = field::Empty,
+    );
+    request.extensions_mut().insert(BodyLimit(state.max_body));
+    async move {
+        // Health stays answerable under load: it says the process is up, nothing more.
+        let permit = if endpoint == "healthz" {
+            Ok(None)
+        } else {
+            Arc::clone(&state.concurrency)
+                .try_acquire_owned()
+                .map(Some)
+                .map_err(|_| Failure::overloaded())
+        };
+        let mut response = match permit {
+            Err(failure) => failure.into_response(),
+            Ok(_permit) => {
+                // A bound on the whole request, body upload included. The enclave call has its
+                // own (shorter) timeout, which answers 504 first.
+                let limit = state.request_timeout + Duration::from_secs(2);
+                match tokio::time::timeout(limit, next.run(request)).await {
+                    Ok(response) => response,
+                    Err(_) => Failure::request_timeout().into_response(),
+                }
+            }
+        };
+        let latency = start.elapsed();
+        let status = response.status().as_u16();
+        let enclave = response.extensions().get::<EnclaveTime>().map(|t| t.0);
+        state.metrics.observe(endpoint, status, latency, enclave);
+        let span = Span::current();
+        span.record("status", status);
+        span.record("latency_ms", latency.as_secs_f64() * 1000.0);
+        let code = response
+            .extensions()
+            .get::<LoggedCode>()
+            .map(|c| c.0.clone());
+        let enclave_ms = enclave.map(|t| t.as_secs_f64() * 1000.0);
+        if matches!(endpoint, "healthz" | "readyz" | "metrics") && code.is_none() {
+            debug!(status, ?enclave_ms, "answered");
+        } else {
+            info!(status, error = code.as_deref(), ?enclave_ms, "answered");
+        }
+        if let Ok(value) = HeaderValue::from_str(&id) {
+            response.headers_mut().insert(REQUEST_ID, value);
+        }
+        response
+    }
+    .instrument(span)
+    .await
+}
+
+async fn not_found() -> Failure {
+    Failure::not_found()
+}
+
+async fn method_not_allowed() -> Failure {
+    Failure::method_not_allowed()
+}
+
+/// A JSON answer, with the time spent waiting for the enclave for the stage metrics.
+fn reply<T: Serialize>(status: StatusCode, body: &T, enclave: Duration) -> Response {
+    let mut response = (status, Json(body)).into_response();
+    response.extensions_mut().insert(EnclaveTime(enclave));
+    response
+}
+
+/// Runs one enclave call and measures it.
+async fn timed<T>(
+    call: impl Future<Output = Result<T, ClientError>>,
+) -> Result<(T, Duration), Failure> {
+    let start = Instant::now();
+    let result = call.await;
+    let took = start.elapsed();
+    result
+        .map(|value| (value, took))
+        .map_err(|error| Failure::from_client(error, took))
+}
+
+fn key_ref(key_blob: KeyBlob, user_id: Option<UserId>) -> KeyRef {
+    KeyRef {
+        key_blob: ByteBuf::from(key_blob.into_bytes()),
+        user_id,
+    }
+}
+
+fn raw_text(raw: Box<RawValue>) -> String {
+    Box::<str>::from(raw).into_string()
+}
+
+async fn healthz() -> Json<HealthResponse> {
+    Json(HealthResponse {
+        status: "ok".to_owned(),
+    })
+}
+
+async fn readyz(State(state): State<Arc<AppState>>) -> Result<Response, Failure> {
+    match timed(state.client.status()).await {
+        Ok((status, took)) => Ok(reply(
+            StatusCode::OK,
+            &ReadyResponse {
+                status: "ready".to_owned(),
+                server: status.server,
+                simulated: status.simulated,
+                has_credentials: status.has_credentials,
+                cached_keys: status.cached_keys,
+                cache_hits: status.cache_hits,
+                kms_calls: status.kms_calls,
+                kms_errors: status.kms_errors,
+                signatures: status.signatures,
+            },
+            took,
+        )),
+        Err(mut failure) => {
+            failure.status = StatusCode::SERVICE_UNAVAILABLE;
+            Err(failure)
+        }
+    }
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let status = tokio::time::timeout(SCRAPE_STATUS_TIMEOUT, state.client.status())
+        .await
+        .ok()
+        .and_then(Result::ok);
+    match state.metrics.encode(state.client.stats(), status.as_ref()) {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(_) => Failure::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the metrics could not be encoded",
+        )
+        .into_response(),
+    }
+}
+
+async fn generate_key(
+    State(state): State<Arc<AppState>>,
+    ApiJson(request): ApiJson<GenerateKeyRequest>,
+) -> Result<Response, Failure> {
+    let (key, took) = timed(state.client.generate_key(request.label)).await?;
+    let body = KeyResponse {
+        key_blob: KeyBlob::new(key.key_blob.into_vec()),
+        key_id: B256::from(key.key_id.into_array()),
+    };
+    Ok(reply(StatusCode::CREATED, &body, took))
+}
+
+async fn address(
+    State(state): State<Arc<AppState>>,
+    ApiJson(request): ApiJson<AddressRequest>,
+) -> Result<Response, Failure> {
+    let key = key_ref(request.key_blob, request.user_id);
+    let (info, took) = timed(state.client.address_of(key)).await?;
+    let body = AddressResponse {
+        address: Address::from(info.address.into_array()),
+        public_key: info.public_key.into_vec(),
+    };
+    Ok(reply(StatusCode::OK, &body, took))
+}
+
+fn u256(bytes: ByteArray<32>) -> U256 {
+    U256::from_be_bytes(bytes.into_array())
+}
+
+/// A signed transaction in API form; the enclave must have returned the transaction.
+fn signed_transaction(signed: Signed) -> Result<SignedTransaction, Failure> {
+    let transaction = signed
+        .transaction
+        .ok_or_else(|| Failure::protocol("the enclave's answer has no signed transaction"))?;
+    Ok(SignedTransaction {
+        from: Address::from(signed.from.into_array()),
+        hash: B256::from(transaction.hash.into_array()),
+        signing_hash: B256::from(signed.signing_hash.into_array()),
+        signature: TransactionSignature {
+            r: u256(signed.r),
+            s: u256(signed.s),
+            y_parity: signed.y_parity,
+            v: signed.v.map(|v| u128::from_be_bytes(v.into_array())),
+        },
+        raw: transaction.raw.into_vec(),
+    })
+}
+
+/// `r ‖ s ‖ v` with `v` 27 or 28.
+fn signature_response(signed: Signed) -> SignatureResponse {
+    let mut signature = Vec::with_capacity(65);
+    signature.extend_from_slice(signed.r.as_slice());
+    signature.extend_from_slice(signed.s.as_slice());
+    signature.push(27 + u8::from(signed.y_parity));
+    SignatureResponse {
+        from: Address::from(signed.from.into_array()),
+        hash: B256::from(signed.signing_hash.into_array()),
+        signature,
+    }
+}
+
+async fn sign(
+    state: &AppState,
+    key: KeyRef,
+    payload: SignPayload,
+) -> Result<(Signed, Duration), Failure> {
+    timed(state.client.sign(SignRequest { key, payload })).await
+}
+
+async fn sign_transaction(
+    State(state): State<Arc<AppState>>,
+    ApiJson(request): ApiJson<SignTransactionRequest>,
+) -> Result<Response, Failure> {
+    let key = key_ref(request.key_blob, request.user_id);
+    let payload = SignPayload::Transaction(raw_text(request.transaction));
+    let (signed, took) = sign(&state, key, payload).await?;
+    let body = signed_transaction(signed).map_err(|mut failure| {
+        failure.enclave_time = Some(took);
+        failure
+    })?;
+    Ok(reply(StatusCode::OK, &body, took))
+}
+
+async fn sign_transactions(
+    State(state): State<Arc<AppState>>,
+    ApiJson(request): ApiJson<SignTransactionsRequest>,
+) -> Result<Response, Failure> {
+    let count = request.transactions.len();
+    if count == 0 {
+        return Err(Failure::invalid_request(
+            "invalid field `transactions`: the batch is empty",
+        ));
+    }
+    if count > MAX_BATCH {
+        return Err(Failure::invalid_request(format!(
+            "invalid field `transactions`: {count} transactions; at most {MAX_BATCH} per batch"
+        )));
+    }
+    let batch = SignBatchRequest {
+        key: key_ref(request.key_blob, request.user_id),
+        transactions: request.transactions.into_iter().map(raw_text).collect(),
+    };
+    let (items, took) = timed(state.client.sign_batch(batch)).await?;
+    let protocol_failure = |message| {
+        let mut failure = Failure::protocol(message);
+        failure.enclave_time = Some(took);
+        failure
+    };
+    if items.len() != count {
+        return Err(protocol_failure(
+            "the enclave answered a different number of results than transactions",
+        ));
+    }
+    let mut results = Vec::with_capacity(count);
+    for item in items {
+        results.push(match item {
+            BatchItem::Signed(signed) => {
+                BatchResult::Signed(Box::new(signed_transaction(*signed).map_err(|_| {
+                    protocol_failure("a batch result has no signed transaction")
+                })?))
+            }
+            BatchItem::Error(error) => BatchResult::Error(ErrorResponse {
+                error: ApiError::new(error.code.as_str(), error.message),
+            }),
+        });
+    }
+    Ok(reply(
+        StatusCode::OK,
+        &SignTransactionsResponse { results },
+        took,
+    ))
+}
+
+async fn sign_message(
+    State(state): State<Arc<AppState>>,
+    ApiJson(request): ApiJson<SignMessageRequest>,
+) -> Result<Response, Failure> {
+    let key = key_ref(request.key_blob, request.user_id);
+    let payload = SignPayload::Message(ByteBuf::from(request.message.into_bytes()));
+    let (signed, took) = sign(&state, key, payload).await?;
+    Ok(reply(StatusCode::OK, &signature_response(signed), took))
+}
+
+async fn sign_typed_data(
+    State(state): State<Arc<AppState>>,
+    ApiJson(request): ApiJson<SignTypedDataRequest>,
+) -> Result<Response, Failure> {
+    let key = key_ref(request.key_blob, request.user_id);
+    let payload = SignPayload::TypedData(raw_text(request.typed_data));
+    let (signed, took) = sign(&state, key, payload).await?;
+    Ok(reply(StatusCode::OK, &signature_response(signed), took))
+}
+
+async fn sign_digest(
+    State(state): State<Arc<AppState>>,
+    ApiJson(request): ApiJson<SignDigestRequest>,
+) -> Result<Response, Failure> {
+    let key = key_ref(request.key_blob, request.user_id);
+    let payload = SignPayload::Digest(ByteArray::new(request.digest.0));
+    let (signed, took) = sign(&state, key, payload).await?;
+    Ok(reply(StatusCode::OK, &signature_response(signed), took))
+}
+
+async fn sign_authorization(
+    State(state): State<Arc<AppState>>,
+    ApiJson(request): ApiJson<SignAuthorizationRequest>,
+) -> Result<Response, Failure> {
+    let key = key_ref(request.key_blob, request.user_id);
+    let payload = SignPayload::Authorization(raw_text(request.authorization));
+    let (signed, took) = sign(&state, key, payload).await?;
+    let Some(authorization) = signed.authorization else {
+        let mut failure = Failure::protocol("the enclave's answer has no authorization");
+        failure.enclave_time = Some(took);
+        return Err(failure);
+    };
+    let body = AuthorizationResponse {
+        from: Address::from(signed.from.into_array()),
+        hash: B256::from(signed.signing_hash.into_array()),
+        chain_id: u256(authorization.chain_id),
+        address: Address::from(authorization.address.into_array()),
+        nonce: authorization.nonce,
+        y_parity: signed.y_parity,
+        r: u256(signed.r),
+        s: u256(signed.s),
+    };
+    Ok(reply(StatusCode::OK, &body, took))
+}
+
+async fn attestation(
+    State(state): State<Arc<AppState>>,
+    ApiJson(request): ApiJson<AttestationRequest>,
+) -> Result<Response, Failure> {
+    let (document, took) = timed(state.client.attest(request.nonce)).await?;
+    let body = AttestationResponse {
+        document: document.document.into_vec(),
+    };
+    Ok(reply(StatusCode::OK, &body, took))
+}
+
+impl EmptyBody for GenerateKeyRequest {
+    fn empty() -> Option<Self> {
+        Some(Self::default())
+    }
+}
+impl EmptyBody for AddressRequest {}
+impl EmptyBody for SignTransactionRequest {}
+impl EmptyBody for SignTransactionsRequest {}
+impl EmptyBody for SignMessageRequest {}
+impl EmptyBody for SignTypedDataRequest {}
+impl EmptyBody for SignDigestRequest {}
+impl EmptyBody for SignAuthorizationRequest {}
+impl EmptyBody for AttestationRequest {}

@@ -1,0 +1,132 @@
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+//! The `nitro-signer-proxy` binary: the readiness line on standard output, logs on standard error,
+//! options from the environment.
+
+#[path = "../../client/tests/support/stand_in.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod stand_in;
+
+use std::{process::Stdio, time::Duration};
+
+use stand_in::StandIn;
+use tokio::{
+    io::{AsyncBufReadExt, AsyncReadExt, BufReader},
+    process::Command,
+};
+
+#[tokio::test]
+async fn prints_one_readiness_line_and_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let enclave = StandIn::start_unix(&dir).await;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nitro-signer-proxy"))
+        .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+        .env("NITRO_SIGNER_PROXY_ENCLAVE", enclave.address.to_string())
+        .env("NITRO_SIGNER_PROXY_NO_AWS_CREDENTIALS", "true")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    tokio::time::timeout(Duration::from_secs(10), stdout.read_line(&mut line))
+        .await
+        .expect("no readiness line")
+        .unwrap();
+    let url = line
+        .strip_prefix("listening on http://")
+        .and_then(|rest| rest.strip_suffix('\n'))
+        .unwrap_or_else(|| panic!("bad readiness line {line:?}"));
+    let address: std::net::SocketAddr = url.parse().unwrap();
+    assert_ne!(address.port(), 0);
+
+    let http = reqwest::Client::new();
+    let health = http
+        .get(format!("http://{address}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let mut ready = false;
+    for _ in 0..50 {
+        let response = http
+            .get(format!("http://{address}/readyz"))
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 200 {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ready);
+
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).await.unwrap();
+    assert_eq!(rest, "", "nothing else on standard output");
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .await
+        .unwrap();
+    let first = stderr.lines().next().expect("logs on standard error");
+    assert!(
+        serde_json::from_str::<serde_json::Value>(first).is_ok(),
+        "{first}"
+    );
+    assert!(stderr.contains("connected to the enclave"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_taken_port_is_a_clear_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_nitro-signer-proxy"))
+        .args(["--listen", &address.to_string(), "--no-aws-credentials"])
+        .args(["--enclave", "unix:///nonexistent/enclave.sock"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(output.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot listen on"), "{stderr}");
+}
+
+#[tokio::test]
+async fn help_documents_every_option() {
+    let output = Command::new(env!("CARGO_BIN_EXE_nitro-signer-proxy"))
+        .arg("--help")
+        .output()
+        .await
+        .unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    for option in [
+        "--listen",
+        "--enclave",
+        "--connections",
+        "--request-timeout-ms",
+        "--max-body-bytes",
+        "--max-concurrency",
+        "--no-aws-credentials",
+        "--log-format",
+        "NITRO_SIGNER_PROXY_LISTEN",
+        "[default: vsock://16:5000]",
+    ] {
+        assert!(help.contains(option), "{option} missing from\n{help}");
+    }
+}
