@@ -24,7 +24,11 @@ use sha2::{Digest, Sha256};
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct Target {
     /// The parent proxy's URL.
-    #[arg(long, env = "NITRO_SIGNER_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        env = "NITRO_SIGNER_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
     pub(crate) url: String,
 }
 

@@ -248,8 +248,7 @@ async fn dev_key(
 /// Runs the stack until Ctrl-C or SIGTERM.
 pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     let data_dir = std::path::absolute(&args.data_dir).context("resolving --data-dir")?;
-    create_private_dir(&data_dir)
-        .with_context(|| format!("creating {}", data_dir.display()))?;
+    create_private_dir(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     let socket = data_dir.join("enclave.sock");
     if socket.as_os_str().len() > 100 {
         bail!(
@@ -262,7 +261,10 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     let nsm_dir = data_dir.join("nsm");
     let nsm = SimulatedNsm::open(SimulatorConfig::new(&nsm_dir))?;
     let secret_env = vec![
-        ("NITRO_SIGNER_KMS_ACCESS_KEY_ID", credentials.access_key_id.clone()),
+        (
+            "NITRO_SIGNER_KMS_ACCESS_KEY_ID",
+            credentials.access_key_id.clone(),
+        ),
         (
             "NITRO_SIGNER_KMS_SECRET_ACCESS_KEY",
             credentials.secret_access_key.to_string(),

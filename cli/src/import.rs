@@ -130,7 +130,10 @@ pub(crate) async fn run(args: ImportArgs) -> anyhow::Result<()> {
                 .context("no running dev stack found (start `nitro-signer dev` first)")?,
         )?;
         let credentials = DevCredentials::load_or_create(&args.data_dir)?;
-        (credentials.kms_client(&state.kms_endpoint), state.kms_key_arn)
+        (
+            credentials.kms_client(&state.kms_endpoint),
+            state.kms_key_arn,
+        )
     } else {
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new(args.kms_region.clone()));
@@ -140,11 +143,19 @@ pub(crate) async fn run(args: ImportArgs) -> anyhow::Result<()> {
         let config = loader.load().await;
         (
             aws_sdk_kms::Client::new(&config),
-            args.kms_key_id.clone().context("--kms-key-id is required")?,
+            args.kms_key_id
+                .clone()
+                .context("--kms-key-id is required")?,
         )
     };
 
-    let shell = KeyBlob::new(kind, kms_key.clone(), args.owner.clone(), policy.clone(), vec![0])?;
+    let shell = KeyBlob::new(
+        kind,
+        kms_key.clone(),
+        args.owner.clone(),
+        policy.clone(),
+        vec![0],
+    )?;
     let encrypted = client
         .encrypt()
         .key_id(&kms_key)

@@ -120,8 +120,12 @@ async fn main() -> anyhow::Result<()> {
         Command::Address(args) => client::address(args).await,
         Command::Sign(command) => client::sign(command).await,
         Command::Attest(args) => client::attest(args).await,
-        Command::Enclave(c) => Ok(nitro_signer_enclave::cli::run(c.args, shutdown(c.exit_with_parent)).await?),
-        Command::Proxy(c) => Ok(nitro_signer_proxy::run(c.args, shutdown(c.exit_with_parent)).await?),
+        Command::Enclave(c) => {
+            Ok(nitro_signer_enclave::cli::run(c.args, shutdown(c.exit_with_parent)).await?)
+        }
+        Command::Proxy(c) => {
+            Ok(nitro_signer_proxy::run(c.args, shutdown(c.exit_with_parent)).await?)
+        }
         Command::KmsEmulator(c) => {
             Ok(nitro_signer_kms_emulator::cli::run(c.args, shutdown(c.exit_with_parent)).await?)
         }

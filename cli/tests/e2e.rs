@@ -44,7 +44,10 @@ impl Stack {
         let mut child = Command::new(BIN)
             .args(["dev", "--http", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
-            .env("RUST_LOG", "trace,hyper=info,h2=info,aws_smithy_runtime=debug")
+            .env(
+                "RUST_LOG",
+                "trace,hyper=info,h2=info,aws_smithy_runtime=debug",
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
@@ -278,7 +281,12 @@ async fn the_dev_stack_signs_everything_and_survives_a_restart() {
 
     let mut addresses = Vec::new();
     for user in ["alice", "bob", "carol"] {
-        let answer = ok(&url, "/v1/address", &json!({"keyBlob": blob, "userId": user})).await;
+        let answer = ok(
+            &url,
+            "/v1/address",
+            &json!({"keyBlob": blob, "userId": user}),
+        )
+        .await;
         addresses.push(address(&answer["address"]));
     }
     addresses.dedup();
@@ -304,7 +312,10 @@ async fn the_dev_stack_signs_everything_and_survives_a_restart() {
     )
     .await;
     assert_eq!(b256(&message["hash"]), eip191_hash_message("hello"));
-    assert_eq!(recover_rsv(eip191_hash_message("hello"), &message["signature"]), alice);
+    assert_eq!(
+        recover_rsv(eip191_hash_message("hello"), &message["signature"]),
+        alice
+    );
 
     let typed: Value = serde_json::from_str(MAIL).unwrap();
     let answer = ok(
@@ -314,7 +325,10 @@ async fn the_dev_stack_signs_everything_and_survives_a_restart() {
     )
     .await;
     assert_eq!(b256(&answer["hash"]), MAIL_HASH.parse::<B256>().unwrap());
-    assert_eq!(recover_rsv(MAIL_HASH.parse().unwrap(), &answer["signature"]), alice);
+    assert_eq!(
+        recover_rsv(MAIL_HASH.parse().unwrap(), &answer["signature"]),
+        alice
+    );
 
     let batch: Vec<Value> = (0..3)
         .map(|nonce| {
@@ -340,7 +354,12 @@ async fn the_dev_stack_signs_everything_and_survives_a_restart() {
     // A known seed, imported client-side: every address follows from the reference derivation.
     let imported = import_seed(&data_dir);
     let dave_key = reference_derivation::derive(&SEED, "dave");
-    let answer = ok(&url, "/v1/address", &json!({"keyBlob": imported, "userId": "dave"})).await;
+    let answer = ok(
+        &url,
+        "/v1/address",
+        &json!({"keyBlob": imported, "userId": "dave"}),
+    )
+    .await;
     assert_eq!(address(&answer["address"]), libsecp::address(&dave_key));
     let imported_tx = ok(
         &url,
@@ -354,7 +373,12 @@ async fn the_dev_stack_signs_everything_and_survives_a_restart() {
     stack.stop();
     let stack = Stack::start(&data_dir, &log);
     let url = stack.url.clone();
-    let answer = ok(&url, "/v1/address", &json!({"keyBlob": blob, "userId": "alice"})).await;
+    let answer = ok(
+        &url,
+        "/v1/address",
+        &json!({"keyBlob": blob, "userId": "alice"}),
+    )
+    .await;
     assert_eq!(address(&answer["address"]), alice);
     for (tx, first) in transactions(alice).into_iter().zip(&first_signatures) {
         let answer = ok(
@@ -363,13 +387,19 @@ async fn the_dev_stack_signs_everything_and_survives_a_restart() {
             &json!({"keyBlob": blob, "userId": "alice", "transaction": tx}),
         )
         .await;
-        assert_eq!(&answer["raw"], first, "RFC 6979 signatures are deterministic");
+        assert_eq!(
+            &answer["raw"], first,
+            "RFC 6979 signatures are deterministic"
+        );
     }
     stack.stop();
 
     // Nothing secret in the logs, at the most verbose level.
     let logs = std::fs::read_to_string(&log).unwrap();
-    assert!(logs.contains("TRACE") || logs.contains("DEBUG"), "logging was not verbose");
+    assert!(
+        logs.contains("TRACE") || logs.contains("DEBUG"),
+        "logging was not verbose"
+    );
     let credentials: Value =
         serde_json::from_slice(&std::fs::read(data_dir.join("dev-credentials.json")).unwrap())
             .unwrap();
@@ -379,9 +409,15 @@ async fn the_dev_stack_signs_everything_and_survives_a_restart() {
         ("dave's private key", hex::encode(dave_key)),
         ("AWS secret key", aws_secret.to_owned()),
     ] {
-        assert!(!logs.to_lowercase().contains(&secret.to_lowercase()), "the logs contain the {what}");
+        assert!(
+            !logs.to_lowercase().contains(&secret.to_lowercase()),
+            "the logs contain the {what}"
+        );
     }
-    assert!(!logs.contains(&base64_of(&SEED)), "the logs contain the seed in base64");
+    assert!(
+        !logs.contains(&base64_of(&SEED)),
+        "the logs contain the seed in base64"
+    );
 }
 
 fn base64_of(bytes: &[u8]) -> String {
@@ -415,32 +451,68 @@ async fn bad_input_gets_clear_errors_and_the_service_keeps_serving() {
     let body: Value = malformed.json().await.unwrap();
     assert_eq!(body["error"]["code"], "invalid_request", "{body}");
 
-    let mut tampered = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &blob).unwrap();
+    let mut tampered =
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &blob).unwrap();
     let last = tampered.len() - 1;
     tampered[last] ^= 1;
     let tampered = base64_of(&tampered);
 
     for (body, status, code, mentions) in [
-        (json!({"keyBlob": blob, "userId": "alice"}), 400, "invalid_request", "transaction"),
+        (
+            json!({"keyBlob": blob, "userId": "alice"}),
+            400,
+            "invalid_request",
+            "transaction",
+        ),
         (
             json!({"keyBlob": blob, "userId": "alice", "transaction": {"to": "0x12"}}),
-            400, "invalid_request", "to",
+            400,
+            "invalid_request",
+            "to",
         ),
         (
             json!({"keyBlob": blob, "userId": "alice", "transaction": {"chainId": "0x01"}}),
-            400, "invalid_request", "chainId",
+            400,
+            "invalid_request",
+            "chainId",
         ),
-        (json!({"keyBlob": "not base64!", "userId": "alice", "transaction": tx_without_from}), 400, "invalid_request", "keyBlob"),
-        (json!({"keyBlob": blob, "userId": "x".repeat(257), "transaction": tx_without_from}), 400, "invalid_request", "user"),
-        (json!({"keyBlob": blob, "transaction": tx_without_from}), 400, "invalid_request", "user"),
-        (json!({"keyBlob": tampered, "userId": "alice", "transaction": tx_without_from}), 400, "invalid_key_blob", "KMS"),
+        (
+            json!({"keyBlob": "not base64!", "userId": "alice", "transaction": tx_without_from}),
+            400,
+            "invalid_request",
+            "keyBlob",
+        ),
+        (
+            json!({"keyBlob": blob, "userId": "x".repeat(257), "transaction": tx_without_from}),
+            400,
+            "invalid_request",
+            "user",
+        ),
+        (
+            json!({"keyBlob": blob, "transaction": tx_without_from}),
+            400,
+            "invalid_request",
+            "user",
+        ),
+        (
+            json!({"keyBlob": tampered, "userId": "alice", "transaction": tx_without_from}),
+            400,
+            "invalid_key_blob",
+            "KMS",
+        ),
     ] {
         let (got, answer) = post(&url, "/v1/sign/transaction", &body).await;
         assert_eq!(got, status, "{body} → {answer}");
         assert_eq!(answer["error"]["code"], code, "{answer}");
         let message = answer["error"]["message"].as_str().unwrap();
-        assert!(message.contains(mentions), "{message:?} should mention {mentions}");
-        assert!(!message.contains(&blob), "errors must not echo the key blob");
+        assert!(
+            message.contains(mentions),
+            "{message:?} should mention {mentions}"
+        );
+        assert!(
+            !message.contains(&blob),
+            "errors must not echo the key blob"
+        );
     }
 
     let huge = json!({"keyBlob": blob, "userId": "alice", "transaction": {"data": format!("0x{}", "00".repeat(2 << 20))}});
@@ -468,7 +540,14 @@ async fn an_enclave_killed_mid_traffic_gives_503s_then_recovers() {
     let url = stack.url.clone();
     let (_, key) = post(&url, "/v1/keys", &json!({})).await;
     let blob = key["keyBlob"].as_str().unwrap().to_owned();
-    let from = address(&ok(&url, "/v1/address", &json!({"keyBlob": blob, "userId": "u"})).await["address"]);
+    let from = address(
+        &ok(
+            &url,
+            "/v1/address",
+            &json!({"keyBlob": blob, "userId": "u"}),
+        )
+        .await["address"],
+    );
     let body = json!({"keyBlob": blob, "userId": "u", "transaction": transactions(from)[2]});
 
     let traffic = {
@@ -500,13 +579,17 @@ async fn an_enclave_killed_mid_traffic_gives_503s_then_recovers() {
         .expect("dev restarted the enclave");
     assert_ne!(restarted, stack.enclave_pid);
     let statuses = traffic.await.unwrap();
-    assert!(statuses.iter().any(|(_, s)| *s == 503), "no request saw the outage");
+    assert!(
+        statuses.iter().any(|(_, s)| *s == 503),
+        "no request saw the outage"
+    );
     let last_failure = statuses.iter().rev().find(|(_, s)| *s != 200).unwrap().0;
     assert!(
-        statuses.iter().any(|(at, s)| *s == 200 && *at > last_failure),
+        statuses
+            .iter()
+            .any(|(at, s)| *s == 200 && *at > last_failure),
         "the proxy did not recover: {statuses:?}"
     );
     // The restarted enclave has an empty cache: the blob is decrypted again through KMS.
     ok(&url, "/v1/sign/transaction", &body).await;
 }
-

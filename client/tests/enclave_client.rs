@@ -296,3 +296,20 @@ async fn oversized_requests_are_refused_locally() {
     );
     client.status().await.unwrap();
 }
+
+#[tokio::test]
+async fn dropping_the_client_closes_its_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let enclave = StandIn::start_unix(&dir).await;
+    let client = EnclaveClient::new(config(&enclave.address));
+    assert!(client.wait_until_live(Duration::from_secs(2)).await);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(enclave.connections(), 2);
+    drop(client);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ended = enclave
+        .seen
+        .disconnected
+        .load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(ended, 2);
+}

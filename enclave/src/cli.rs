@@ -8,6 +8,7 @@ use tracing::{info, warn};
 use crate::{
     cache::CacheLimits,
     kms::{Kms, KmsSettings},
+    kms_transport::{KmsTransport, TransportError, TransportSettings},
     nsm::{HardwareNsm, Nsm, NsmError, SimulatedNsm, SimulatorConfig},
     recipient::{RecipientKey, RecipientKeyError},
     server::{self, ServerLimits},
@@ -32,8 +33,9 @@ pub struct Args {
     pub kms_region: String,
 
     /// KMS endpoint URL, e.g. the KMS emulator's `http://127.0.0.1:4000` in simulated mode.
-    /// Required for now: the production transport (TLS to kms.<region>.amazonaws.com through the
-    /// parent's vsock-proxy) is not implemented yet.
+    /// Without it, the enclave reaches `kms.REGION.amazonaws.com` over TLS that ends inside the
+    /// enclave (embedded Amazon roots), through the parent's vsock-proxy at `vsock://3:8000`,
+    /// relayed by a forwarder on `127.0.0.1:443` (the loopback interface must be up).
     #[arg(long, env = "NITRO_SIGNER_KMS_ENDPOINT")]
     pub kms_endpoint: Option<String>,
 
@@ -92,9 +94,9 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
-    /// A configuration the enclave cannot run with.
-    #[error("{0}")]
-    Config(&'static str),
+    /// The KMS transport could not start.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
 }
 
 /// Runs the enclave until `shutdown` completes.
@@ -115,20 +117,34 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), S
         }
         None => (Arc::new(HardwareNsm::open()?), false),
     };
-    let Some(endpoint) = args.kms_endpoint.clone() else {
-        return Err(StartError::Config(
-            "--kms-endpoint is required: the vsock-proxy transport to AWS KMS is not implemented yet",
-        ));
-    };
     // A fresh recipient key per start: KMS answers are readable only by this process.
     let recipient = RecipientKey::generate()?;
+    // Simulated mode names the emulator's URL; production reaches the region's AWS endpoint over
+    // TLS that ends here, through the parent's vsock-proxy. The transport lives as long as the
+    // server.
+    let (endpoint, http_client, _transport) = match args.kms_endpoint.clone() {
+        Some(endpoint) => (endpoint, None, None),
+        None => {
+            let transport =
+                KmsTransport::start(TransportSettings::for_region(&args.kms_region)?).await?;
+            info!(
+                endpoint = transport.endpoint_url(),
+                "KMS through the parent's vsock-proxy"
+            );
+            (
+                transport.endpoint_url().to_owned(),
+                Some(transport.http_client()),
+                Some(transport),
+            )
+        }
+    };
     let kms = Kms::new(
         &KmsSettings {
             region: args.kms_region.clone(),
             endpoint: Some(endpoint),
+            http_client,
             attempt_timeout: Duration::from_secs(3),
             operation_timeout: Duration::from_secs(10),
-            http_client: None,
         },
         Arc::clone(&nsm),
         recipient,

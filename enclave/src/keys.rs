@@ -295,9 +295,9 @@ mod tests {
     #[test]
     fn key_ids_match_the_documented_vectors() {
         // docs/key-derivation.md, "Key id".
-        let seed = KeyMaterial::Seed(MasterSeed::new(Zeroizing::new(core::array::from_fn(
-            |i| i as u8,
-        ))));
+        let seed = KeyMaterial::Seed(MasterSeed::new(Zeroizing::new(core::array::from_fn(|i| {
+            i as u8
+        }))));
         assert_eq!(
             seed.key_id().unwrap(),
             alloy_hex("be48986b7e38e07ba2968420838110af3a7ac077f6c06f67a56419ba89c5def0")

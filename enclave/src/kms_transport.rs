@@ -46,9 +46,7 @@ use std::{
 };
 
 use aws_sdk_kms::config::SharedHttpClient;
-use aws_smithy_http_client::tls::{
-    self, TlsContext, TrustStore, rustls_provider::CryptoMode,
-};
+use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
 use aws_smithy_runtime_api::client::dns::{DnsFuture, ResolveDns, ResolveDnsError};
 use nitro_signer_common::transport::{self, Address};
 use rustls_pki_types::{CertificateDer, ServerName, pem::PemObject};
@@ -214,12 +212,13 @@ impl KmsTransport {
             .build()
             .map_err(|error| TransportError::Roots(error.to_string()))?;
 
-        let listener = TcpListener::bind(listen)
-            .await
-            .map_err(|source| TransportError::Listen {
-                address: listen,
-                source,
-            })?;
+        let listener =
+            TcpListener::bind(listen)
+                .await
+                .map_err(|source| TransportError::Listen {
+                    address: listen,
+                    source,
+                })?;
         let local_addr = listener
             .local_addr()
             .map_err(|source| TransportError::Listen {
@@ -242,7 +241,7 @@ impl KmsTransport {
         let forwarder = tokio::spawn(forward(
             listener,
             upstream,
-            Arc::new(Semaphore::new(max_connections)),
+            Arc::new(Semaphore::new(max_connections.min(Semaphore::MAX_PERMITS))),
             connect_timeout,
         ));
         Ok(Self {

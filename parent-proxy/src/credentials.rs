@@ -20,12 +20,32 @@ const RETRY: Duration = Duration::from_secs(30);
 /// Shortest wait between two refreshes.
 const MIN_WAIT: Duration = Duration::from_secs(10);
 
-/// Fetches credentials and pushes them to the enclave, forever.
-pub(crate) async fn refresh_forever(client: EnclaveClient) {
-    let chain = DefaultCredentialsChain::builder().build().await;
-    let mut found_before = None::<bool>;
-    loop {
-        let wait = match chain.provide_credentials().await {
+/// Fetches credentials through the standard chain and pushes them to the enclave.
+pub(crate) struct Refresher {
+    chain: DefaultCredentialsChain,
+    client: EnclaveClient,
+    found_before: Option<bool>,
+}
+
+impl std::fmt::Debug for Refresher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Refresher").finish_non_exhaustive()
+    }
+}
+
+impl Refresher {
+    /// A refresher pushing to `client`'s connections.
+    pub(crate) async fn new(client: EnclaveClient) -> Self {
+        Self {
+            chain: DefaultCredentialsChain::builder().build().await,
+            client,
+            found_before: None,
+        }
+    }
+
+    /// Fetches and pushes credentials once; returns how long to wait before the next time.
+    pub(crate) async fn refresh_once(&mut self) -> Duration {
+        match self.chain.provide_credentials().await {
             Ok(credentials) => {
                 let expiry = credentials.expiry();
                 let forwarded = AwsCredentials {
@@ -42,7 +62,7 @@ pub(crate) async fn refresh_forever(client: EnclaveClient) {
                 let expires_in_s = expiry
                     .and_then(|at| at.duration_since(SystemTime::now()).ok())
                     .map(|left| left.as_secs());
-                match client.set_credentials(forwarded).await {
+                match self.client.set_credentials(forwarded).await {
                     Ok(()) => info!(?expires_in_s, "AWS credentials sent to the enclave"),
                     Err(error) => warn!(
                         ?expires_in_s,
@@ -51,22 +71,30 @@ pub(crate) async fn refresh_forever(client: EnclaveClient) {
                          (new connections get them when they open)"
                     ),
                 }
-                found_before = Some(true);
+                self.found_before = Some(true);
                 next_refresh(expiry, SystemTime::now())
             }
             Err(error) => {
-                if found_before != Some(false) {
+                if self.found_before != Some(false) {
                     warn!(
                         %error,
                         "no AWS credentials found; the proxy keeps running, and the enclave \
                          answers no_credentials to operations that need KMS"
                     );
                 }
-                found_before = Some(false);
+                self.found_before = Some(false);
                 RETRY
             }
-        };
-        tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Waits `first_wait`, then refreshes forever.
+    pub(crate) async fn run(mut self, first_wait: Duration) {
+        let mut wait = first_wait;
+        loop {
+            tokio::time::sleep(wait).await;
+            wait = self.refresh_once().await;
+        }
     }
 }
 

@@ -134,6 +134,7 @@ pub struct Server {
     local_addr: SocketAddr,
     client: EnclaveClient,
     args: Args,
+    credentials: Option<(credentials::Refresher, Duration)>,
 }
 
 impl Server {
@@ -151,11 +152,23 @@ impl Server {
         config.request_timeout = Duration::from_millis(args.request_timeout_ms.get());
         config.client_name = concat!("nitro-signer-proxy ", env!("CARGO_PKG_VERSION")).to_owned();
         let client = EnclaveClient::new(config);
+        // Credentials are fetched (and sent to the enclave once it is connected) before the
+        // proxy reports itself ready, so that its first requests do not fail with no_credentials.
+        let credentials = if args.no_aws_credentials {
+            info!("not loading AWS credentials (--no-aws-credentials)");
+            None
+        } else {
+            let _ = client.wait_until_live(Duration::from_secs(5)).await;
+            let mut refresher = credentials::Refresher::new(client.clone()).await;
+            let wait = refresher.refresh_once().await;
+            Some((refresher, wait))
+        };
         Ok(Self {
             listener,
             local_addr,
             client,
             args,
+            credentials,
         })
     }
 
@@ -179,13 +192,10 @@ impl Server {
             local_addr,
             client,
             args,
+            credentials,
         } = self;
-        let credentials: Option<JoinHandle<()>> = if args.no_aws_credentials {
-            info!("not loading AWS credentials (--no-aws-credentials)");
-            None
-        } else {
-            Some(tokio::spawn(credentials::refresh_forever(client.clone())))
-        };
+        let credentials: Option<JoinHandle<()>> =
+            credentials.map(|(refresher, first_wait)| tokio::spawn(refresher.run(first_wait)));
         let state = Arc::new(routes::AppState {
             client,
             metrics: metrics::Metrics::new(),

@@ -183,16 +183,16 @@ async fn observe(State(state): State<Arc<AppState>>, mut request: Request, next:
         state.metrics.observe(endpoint, status, latency, enclave);
         let span = Span::current();
         span.record("status", status);
-        span.record("latency_ms", latency.as_secs_f64() * 1000.0);
+        span.record("latency_ms", millis(latency));
         let code = response
             .extensions()
             .get::<LoggedCode>()
             .map(|c| c.0.clone());
-        let enclave_ms = enclave.map(|t| t.as_secs_f64() * 1000.0);
+        let enclave_ms = enclave.map(millis);
         if matches!(endpoint, "healthz" | "readyz" | "metrics") && code.is_none() {
-            debug!(status, ?enclave_ms, "answered");
+            debug!(status, enclave_ms, "answered");
         } else {
-            info!(status, error = code.as_deref(), ?enclave_ms, "answered");
+            info!(status, error = code.as_deref(), enclave_ms, "answered");
         }
         if let Ok(value) = HeaderValue::from_str(&id) {
             response.headers_mut().insert(REQUEST_ID, value);
@@ -201,6 +201,11 @@ async fn observe(State(state): State<Arc<AppState>>, mut request: Request, next:
     }
     .instrument(span)
     .await
+}
+
+/// Milliseconds with microsecond precision, for logs.
+fn millis(duration: Duration) -> f64 {
+    (duration.as_secs_f64() * 1_000_000.0).round() / 1000.0
 }
 
 async fn not_found() -> Failure {

@@ -42,6 +42,8 @@ pub struct Seen {
     pub in_flight: AtomicUsize,
     /// Most requests in flight at once.
     pub max_in_flight: AtomicUsize,
+    /// Welcomed connections that ended.
+    pub disconnected: AtomicUsize,
     /// Owner labels received with `generate_key`.
     pub owners: Mutex<Vec<Option<String>>>,
 }
@@ -152,6 +154,7 @@ async fn serve(stream: Stream, seen: Arc<Seen>) {
             }
         }
     });
+    let _count_the_end = CountOnDrop(Arc::clone(&seen));
     while let Ok(bytes) = frame::read_frame(&mut reader, frame::MAX_FRAME_LEN, second).await {
         let request: Request = codec::decode(&bytes).unwrap();
         let answers = answers.clone();
@@ -166,6 +169,14 @@ async fn serve(stream: Stream, seen: Arc<Seen>) {
                 body,
             });
         });
+    }
+}
+
+struct CountOnDrop(Arc<Seen>);
+
+impl Drop for CountOnDrop {
+    fn drop(&mut self) {
+        self.0.disconnected.fetch_add(1, Ordering::SeqCst);
     }
 }
 
