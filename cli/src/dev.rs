@@ -75,12 +75,14 @@ impl DevCredentials {
             return serde_json::from_slice(&bytes)
                 .with_context(|| format!("reading {}", path.display()));
         }
-        let mut random = Zeroizing::new([0u8; 30]);
-        aws_lc_rs::rand::fill(random.as_mut_slice())
+        let mut id = [0u8; 6];
+        let mut secret = Zeroizing::new([0u8; 24]);
+        aws_lc_rs::rand::fill(&mut id)
+            .and_then(|()| aws_lc_rs::rand::fill(secret.as_mut_slice()))
             .map_err(|_| anyhow::anyhow!("no randomness"))?;
         let credentials = Self {
-            access_key_id: format!("AKIADEV{}", hex::encode_upper(&random[..6])),
-            secret_access_key: Zeroizing::new(hex::encode(&random[6..])),
+            access_key_id: format!("AKIADEV{}", hex::encode_upper(id)),
+            secret_access_key: Zeroizing::new(hex::encode(secret.as_slice())),
         };
         let json = Zeroizing::new(serde_json::to_vec(&credentials)?);
         write_private(&path, &json).with_context(|| format!("writing {}", path.display()))?;

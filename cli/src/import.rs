@@ -174,12 +174,19 @@ pub(crate) async fn run(args: ImportArgs) -> anyhow::Result<()> {
         policy,
         ciphertext.as_ref().to_vec(),
     )?;
-    let mut out = serde_json::json!({
-        "keyBlob": base64::engine::general_purpose::STANDARD.encode(blob.encode()),
-        "keyId": format!("0x{}", hex::encode(material.key_id()?)),
-    });
+    let mut out = serde_json::Map::new();
+    out.insert(
+        "keyBlob".into(),
+        base64::engine::general_purpose::STANDARD
+            .encode(blob.encode())
+            .into(),
+    );
+    out.insert(
+        "keyId".into(),
+        format!("0x{}", hex::encode(material.key_id()?)).into(),
+    );
     if let KeyMaterial::Imported(key) = &material {
-        out["address"] = key.address().to_string().into();
+        out.insert("address".into(), key.address().to_string().into());
     }
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())

@@ -2,11 +2,12 @@
 //! import. The same binary also runs each component (`enclave`, `proxy`, `kms-emulator`) with the
 //! same options as the production binaries; `dev` starts them that way.
 
+// A command line prints its results on standard output; logs go to standard error.
+#![allow(clippy::print_stdout)]
+
 mod client;
 mod dev;
 mod import;
-
-use std::future::Future;
 
 use clap::{Parser, Subcommand};
 use tokio::io::AsyncReadExt;
@@ -83,8 +84,8 @@ fn init_logging(format: LogFormat) {
 }
 
 /// Completes on Ctrl-C, SIGTERM, or (when `with_parent`) when standard input closes.
-fn shutdown(with_parent: bool) -> impl Future<Output = ()> + Send + 'static {
-    async move {
+async fn shutdown(with_parent: bool) {
+    {
         let mut terminate =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         let parent_gone = async {
