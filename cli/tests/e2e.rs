@@ -351,6 +351,47 @@ async fn the_dev_stack_signs_everything_and_survives_a_restart() {
         assert_eq!(alloy_consensus::Transaction::nonce(&tx), nonce as u64);
     }
 
+    let authorization = ok(
+        &url,
+        "/v1/sign/authorization",
+        &json!({"keyBlob": blob, "userId": "alice", "authorization": {
+            "chainId": "0x1", "address": "0x3535353535353535353535353535353535353535", "nonce": "0x7"}}),
+    )
+    .await;
+    let tuple = alloy_eips::eip7702::Authorization {
+        chain_id: U256::from(1),
+        address: "0x3535353535353535353535353535353535353535"
+            .parse()
+            .unwrap(),
+        nonce: 7,
+    };
+    assert_eq!(b256(&authorization["hash"]), tuple.signature_hash());
+    let recovered = libsecp::recover(
+        &tuple.signature_hash(),
+        &EthSignature {
+            r: quantity(&authorization["r"]),
+            s: quantity(&authorization["s"]),
+            y_parity: quantity(&authorization["yParity"]) == U256::from(1),
+            v: None,
+        },
+    );
+    assert_eq!(recovered, alice);
+
+    // The attestation document verifies against the simulator's root, with a fresh nonce.
+    let attested = Command::new(BIN)
+        .args(["attest", "--verify", "--dev", "--url", &url, "--data-dir"])
+        .arg(&data_dir)
+        .output()
+        .unwrap();
+    assert!(
+        attested.status.success(),
+        "{}",
+        String::from_utf8_lossy(&attested.stderr)
+    );
+    let attested: Value = serde_json::from_slice(&attested.stdout).unwrap();
+    assert_eq!(attested["verified"], true);
+    assert_eq!(attested["simulated"], true);
+
     // A known seed, imported client-side: every address follows from the reference derivation.
     let imported = import_seed(&data_dir);
     let dave_key = reference_derivation::derive(&SEED, "dave");
