@@ -10,6 +10,7 @@ mod dev;
 mod import;
 
 use clap::{Parser, Subcommand};
+use nitro_signer_common::logging::{self, LogFormat};
 use tokio::io::AsyncReadExt;
 
 /// nitro-signer: Ethereum signing inside AWS Nitro Enclaves.
@@ -22,12 +23,6 @@ struct Cli {
 
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -71,18 +66,6 @@ struct Component<A: clap::Args> {
     exit_with_parent: bool,
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
-}
-
 /// Completes on Ctrl-C, SIGTERM, or (when `with_parent`) when standard input closes.
 async fn shutdown(with_parent: bool) {
     {
@@ -113,7 +96,7 @@ async fn shutdown(with_parent: bool) {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    logging::init(cli.log_format);
     match cli.command {
         Command::Dev(args) => dev::run(args).await,
         Command::Keys(KeysCommand::Create(args)) => client::create(args).await,

@@ -242,12 +242,16 @@ const MAIL_HASH: &str = "0xbe609aee343fb3c4b28e1df9e632fca64fcfaede20f02e86244ef
 /// A known seed, imported through `keys import --dev`, so the test can derive every key itself.
 const SEED: [u8; 32] = [0x5e; 32];
 
-fn import_seed(data_dir: &Path) -> String {
+/// Imports `SEED` with `keys import --dev` at the most verbose log level; returns the blob and
+/// the command's log.
+fn import_seed(data_dir: &Path) -> (String, String) {
     let mut child = Command::new(BIN)
         .args(["keys", "import", "--dev", "--kind", "seed", "--data-dir"])
         .arg(data_dir)
+        .env("RUST_LOG", "trace")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     child
@@ -259,7 +263,10 @@ fn import_seed(data_dir: &Path) -> String {
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success());
     let answer: Value = serde_json::from_slice(&output.stdout).unwrap();
-    answer["keyBlob"].as_str().unwrap().to_owned()
+    (
+        answer["keyBlob"].as_str().unwrap().to_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -393,7 +400,11 @@ async fn the_dev_stack_signs_everything_and_survives_a_restart() {
     assert_eq!(attested["simulated"], true);
 
     // A known seed, imported client-side: every address follows from the reference derivation.
-    let imported = import_seed(&data_dir);
+    let (imported, import_log) = import_seed(&data_dir);
+    assert!(
+        import_log.contains("TRACE"),
+        "the import did not log verbosely"
+    );
     let dave_key = reference_derivation::derive(&SEED, "dave");
     let answer = ok(
         &url,
@@ -436,7 +447,7 @@ async fn the_dev_stack_signs_everything_and_survives_a_restart() {
     stack.stop();
 
     // Nothing secret in the logs, at the most verbose level.
-    let logs = std::fs::read_to_string(&log).unwrap();
+    let logs = std::fs::read_to_string(&log).unwrap() + &import_log;
     assert!(
         logs.contains("TRACE") || logs.contains("DEBUG"),
         "logging was not verbose"

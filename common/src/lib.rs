@@ -7,11 +7,13 @@
 //! - [`key_blob`]: the versioned key blob format and its KMS encryption-context binding.
 //! - [`protocol`]: the framed CBOR protocol between the parent and the enclave.
 //! - [`transport`]: `vsock://`, `tcp://` and `unix://` addresses and their sockets.
+//! - [`logging`]: the log levels every binary enforces on its dependencies.
 //! - [`private_file`]: owner-only files and directories for local state.
 //! - [`user_id`]: the validated per-user identifier that selects a derived key.
 
 pub mod attestation;
 pub mod key_blob;
+pub mod logging;
 pub mod private_file;
 pub mod protocol;
 pub mod transport;

@@ -44,27 +44,27 @@ pub fn blob_hash(encoded_blob: &[u8]) -> BlobHash {
     Sha256::digest(encoded_blob).into()
 }
 
-type Slot = Arc<OnceCell<Arc<KeyMaterial>>>;
+type Slot<E> = Arc<OnceCell<Result<Arc<KeyMaterial>, E>>>;
 
-struct Entry {
-    slot: Slot,
+struct Entry<E> {
+    slot: Slot<E>,
     loaded_at: Instant,
 }
 
-#[derive(Default)]
-struct Inner {
-    entries: HashMap<BlobHash, Entry>,
+struct Inner<E> {
+    entries: HashMap<BlobHash, Entry<E>>,
     /// Insertion order, oldest first, for eviction. May hold hashes already removed.
     order: VecDeque<(BlobHash, Instant)>,
 }
 
-/// The cache. See the module documentation.
-pub struct SecretCache {
+/// The cache. See the module documentation. `E` is the loader's error, shared by every request
+/// waiting on a load that fails.
+pub struct SecretCache<E> {
     limits: CacheLimits,
-    inner: Mutex<Inner>,
+    inner: Mutex<Inner<E>>,
 }
 
-impl std::fmt::Debug for SecretCache {
+impl<E> std::fmt::Debug for SecretCache<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SecretCache")
             .field("limits", &self.limits)
@@ -82,20 +82,25 @@ pub enum Source {
     Loaded,
 }
 
-impl SecretCache {
+impl<E: Clone> SecretCache<E> {
     /// An empty cache with `limits`.
     pub fn new(limits: CacheLimits) -> Self {
         Self {
             limits,
-            inner: Mutex::new(Inner::default()),
+            inner: Mutex::new(Inner {
+                entries: HashMap::new(),
+                order: VecDeque::new(),
+            }),
         }
     }
+}
 
+impl<E> SecretCache<E> {
     fn enabled(&self) -> bool {
         self.limits.max_entries > 0 && !self.limits.ttl.is_zero()
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
+    fn lock(&self) -> MutexGuard<'_, Inner<E>> {
         // A panic while holding the lock cannot leave the map inconsistent (every update is a
         // single insert or remove), so a poisoned lock is still usable.
         self.inner
@@ -103,7 +108,7 @@ impl SecretCache {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Entries currently held.
+    /// Entries currently held (including loads in progress).
     pub fn len(&self) -> usize {
         self.lock().entries.len()
     }
@@ -113,9 +118,46 @@ impl SecretCache {
         self.len() == 0
     }
 
+    /// Drops expired entries (their material is zeroized once no request uses it). Call it
+    /// periodically, so that keys nobody asks for do not stay in memory past their lifetime.
+    pub fn evict_expired(&self) {
+        let now = Instant::now();
+        let ttl = self.limits.ttl;
+        let mut inner = self.lock();
+        inner
+            .entries
+            .retain(|_, entry| now.duration_since(entry.loaded_at) < ttl);
+        let Inner { entries, order } = &mut *inner;
+        order.retain(|(hash, at)| entries.get(hash).is_some_and(|e| e.loaded_at == *at));
+    }
+
+    /// Evicts the oldest loaded entries until at most `max_entries` remain. Entries still
+    /// loading are skipped, so that a burst of loads (which may fail) cannot flush keys in use.
+    fn trim(&self) {
+        let mut inner = self.lock();
+        let mut budget = inner.order.len();
+        while inner.entries.len() > self.limits.max_entries && budget > 0 {
+            budget -= 1;
+            let Some((oldest, at)) = inner.order.pop_front() else {
+                break;
+            };
+            let Some(entry) = inner.entries.get(&oldest).filter(|e| e.loaded_at == at) else {
+                continue;
+            };
+            if entry.slot.initialized() {
+                inner.entries.remove(&oldest);
+            } else {
+                inner.order.push_back((oldest, at));
+            }
+        }
+    }
+}
+
+impl<E: Clone> SecretCache<E> {
     /// The material for `hash`, from the cache or from `load` (called at most once at a time per
-    /// hash; concurrent callers for the same hash wait for it). A failed load is not cached.
-    pub async fn get_or_load<E, F>(
+    /// hash; concurrent callers for the same hash wait for it and share its result, success or
+    /// failure). A failure is not kept: the next request after it loads again.
+    pub async fn get_or_load<F>(
         &self,
         hash: BlobHash,
         load: impl FnOnce() -> F,
@@ -129,26 +171,28 @@ impl SecretCache {
         let slot = self.slot(hash);
         let mut loaded_here = false;
         let result = slot
-            .get_or_try_init(|| {
+            .get_or_init(|| {
                 loaded_here = true;
                 async { load().await.map(Arc::new) }
             })
             .await
-            .map(Arc::clone);
+            .clone();
+        let source = if loaded_here {
+            Source::Loaded
+        } else {
+            Source::Cache
+        };
         match result {
             Ok(material) => {
-                let source = if loaded_here {
-                    Source::Loaded
-                } else {
-                    Source::Cache
-                };
+                if loaded_here {
+                    self.trim();
+                }
                 Ok((material, source))
             }
             Err(error) => {
                 let mut inner = self.lock();
                 if let Some(entry) = inner.entries.get(&hash)
                     && Arc::ptr_eq(&entry.slot, &slot)
-                    && !slot.initialized()
                 {
                     inner.entries.remove(&hash);
                 }
@@ -157,8 +201,8 @@ impl SecretCache {
         }
     }
 
-    /// The slot for `hash`, replacing an expired one and evicting the oldest when full.
-    fn slot(&self, hash: BlobHash) -> Slot {
+    /// The slot for `hash`, replacing an expired one.
+    fn slot(&self, hash: BlobHash) -> Slot<E> {
         let now = Instant::now();
         let mut inner = self.lock();
         if let Some(entry) = inner.entries.get(&hash) {
@@ -166,18 +210,6 @@ impl SecretCache {
                 return Arc::clone(&entry.slot);
             }
             inner.entries.remove(&hash);
-        }
-        while inner.entries.len() >= self.limits.max_entries {
-            let Some((oldest, at)) = inner.order.pop_front() else {
-                break;
-            };
-            if inner
-                .entries
-                .get(&oldest)
-                .is_some_and(|e| e.loaded_at == at)
-            {
-                inner.entries.remove(&oldest);
-            }
         }
         let slot = Slot::default();
         inner.entries.insert(
@@ -194,21 +226,9 @@ impl SecretCache {
     /// Caches `material` for `hash` (a key just generated). Does nothing when the cache is off.
     pub fn insert(&self, hash: BlobHash, material: KeyMaterial) {
         if self.enabled() {
-            let _ = self.slot(hash).set(Arc::new(material));
+            let _ = self.slot(hash).set(Ok(Arc::new(material)));
+            self.trim();
         }
-    }
-
-    /// Drops expired entries (their material is zeroized once no request uses it). Call it
-    /// periodically, so that keys nobody asks for do not stay in memory past their lifetime.
-    pub fn evict_expired(&self) {
-        let now = Instant::now();
-        let ttl = self.limits.ttl;
-        let mut inner = self.lock();
-        inner
-            .entries
-            .retain(|_, entry| now.duration_since(entry.loaded_at) < ttl);
-        let Inner { entries, order } = &mut *inner;
-        order.retain(|(hash, at)| entries.get(hash).is_some_and(|e| e.loaded_at == *at));
     }
 }
 
@@ -232,7 +252,7 @@ mod tests {
         }
     }
 
-    async fn get(cache: &SecretCache, key: u8, loads: &AtomicUsize) -> Source {
+    async fn get(cache: &SecretCache<()>, key: u8, loads: &AtomicUsize) -> Source {
         cache
             .get_or_load([key; 32], || async {
                 loads.fetch_add(1, Ordering::SeqCst);
@@ -245,7 +265,7 @@ mod tests {
 
     #[tokio::test]
     async fn hits_after_the_first_load() {
-        let cache = SecretCache::new(CacheLimits::default());
+        let cache = SecretCache::<()>::new(CacheLimits::default());
         let loads = AtomicUsize::new(0);
         assert_eq!(get(&cache, 1, &loads).await, Source::Loaded);
         assert_eq!(get(&cache, 1, &loads).await, Source::Cache);
@@ -256,7 +276,7 @@ mod tests {
 
     #[tokio::test]
     async fn concurrent_first_requests_share_one_load() {
-        let cache = Arc::new(SecretCache::new(CacheLimits::default()));
+        let cache = Arc::new(SecretCache::<()>::new(CacheLimits::default()));
         let loads = Arc::new(AtomicUsize::new(0));
         let (release, released) = tokio::sync::watch::channel(false);
         let mut tasks = Vec::new();
@@ -286,8 +306,50 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_failed_load_is_shared_by_its_waiters_and_evicts_nothing() {
+        let cache = Arc::new(SecretCache::<&'static str>::new(limits(1, 60_000)));
+        cache
+            .get_or_load([1; 32], || async { Ok(seed(1)) })
+            .await
+            .unwrap();
+        let loads = Arc::new(AtomicUsize::new(0));
+        let (release, released) = tokio::sync::watch::channel(false);
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let (cache, loads, mut released) =
+                (Arc::clone(&cache), Arc::clone(&loads), released.clone());
+            tasks.push(tokio::spawn(async move {
+                cache
+                    .get_or_load([2; 32], || async move {
+                        loads.fetch_add(1, Ordering::SeqCst);
+                        let _ = released.wait_for(|r| *r).await;
+                        Err::<KeyMaterial, _>("bogus blob")
+                    })
+                    .await
+                    .map(|_| ())
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        release.send(true).unwrap();
+        for task in tasks {
+            assert_eq!(task.await.unwrap(), Err("bogus blob"));
+        }
+        assert_eq!(
+            loads.load(Ordering::SeqCst),
+            1,
+            "one KMS call for all waiters"
+        );
+        // The key in use survived the failed loads, even at a limit of one entry.
+        let (_, source) = cache
+            .get_or_load([1; 32], || async { Ok(seed(1)) })
+            .await
+            .unwrap();
+        assert_eq!(source, Source::Cache);
+    }
+
+    #[tokio::test]
     async fn bounded_in_entries_oldest_evicted_first() {
-        let cache = SecretCache::new(limits(2, 60_000));
+        let cache = SecretCache::<()>::new(limits(2, 60_000));
         let loads = AtomicUsize::new(0);
         get(&cache, 1, &loads).await;
         get(&cache, 2, &loads).await;
@@ -299,7 +361,7 @@ mod tests {
 
     #[tokio::test]
     async fn entries_expire_and_evicted_material_is_released() {
-        let cache = SecretCache::new(limits(10, 30));
+        let cache = SecretCache::<()>::new(limits(10, 30));
         let loads = AtomicUsize::new(0);
         get(&cache, 1, &loads).await;
         let (held, _) = cache
@@ -318,14 +380,14 @@ mod tests {
 
     #[tokio::test]
     async fn failures_are_not_cached_and_off_means_off() {
-        let cache = SecretCache::new(CacheLimits::default());
+        let cache = SecretCache::<&str>::new(CacheLimits::default());
         let failed = cache
             .get_or_load([5; 32], || async { Err::<KeyMaterial, _>("kms down") })
             .await;
         assert_eq!(failed.unwrap_err(), "kms down");
         assert!(cache.is_empty());
 
-        let off = SecretCache::new(limits(0, 60_000));
+        let off = SecretCache::<()>::new(limits(0, 60_000));
         let loads = AtomicUsize::new(0);
         assert_eq!(get(&off, 1, &loads).await, Source::Loaded);
         assert_eq!(get(&off, 1, &loads).await, Source::Loaded);

@@ -7,7 +7,7 @@ use tracing::{info, warn};
 
 use crate::{
     cache::CacheLimits,
-    kms::{Kms, KmsSettings},
+    kms::{Kms, KmsSettings, is_key_arn},
     kms_transport::{KmsTransport, TransportError, TransportSettings},
     nsm::{HardwareNsm, Nsm, NsmError, SimulatedNsm, SimulatorConfig},
     recipient::{RecipientKey, RecipientKeyError},
@@ -39,8 +39,9 @@ pub struct Args {
     #[arg(long, env = "NITRO_SIGNER_KMS_ENDPOINT")]
     pub kms_endpoint: Option<String>,
 
-    /// KMS key (id or ARN) that new keys are generated under. Without it, key generation is
-    /// refused; signing with existing blobs works either way.
+    /// KMS key ARN that new keys are generated under (a full ARN: bare ids and aliases are
+    /// refused). Without it, key generation is refused; signing with existing blobs works either
+    /// way.
     #[arg(long, env = "NITRO_SIGNER_KMS_KEY_ID")]
     pub kms_key_id: Option<String>,
 
@@ -94,6 +95,9 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// A configuration the enclave refuses to run with.
+    #[error("{0}")]
+    Config(&'static str),
     /// The KMS transport could not start.
     #[error(transparent)]
     Transport(#[from] TransportError),
@@ -117,6 +121,21 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), S
         }
         None => (Arc::new(HardwareNsm::open()?), false),
     };
+    if args.kms_endpoint.is_some() && !simulated {
+        // Without the pinned TLS of the vsock-proxy transport, the parent could answer for KMS
+        // and choose the seeds this enclave uses.
+        return Err(StartError::Config(
+            "--kms-endpoint is for simulated mode only (with --dangerous-simulated-nsm)",
+        ));
+    }
+    if let Some(key) = &args.kms_key_id
+        && !is_key_arn(key)
+    {
+        return Err(StartError::Config(
+            "--kms-key-id must be a full key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID): a bare id or \
+             alias would be resolved in whatever account the parent's credentials belong to",
+        ));
+    }
     // A fresh recipient key per start: KMS answers are readable only by this process.
     let recipient = RecipientKey::generate()?;
     // Simulated mode names the emulator's URL; production reaches the region's AWS endpoint over

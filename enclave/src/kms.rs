@@ -61,6 +61,20 @@ pub enum KmsError {
     /// The NSM could not attest.
     #[error("attestation failed: {0}")]
     Attestation(String),
+    /// Too many KMS calls are in flight in this enclave; retry later.
+    #[error("too many KMS calls in flight; retry later")]
+    Busy,
+    /// The parent sent unusable credentials.
+    #[error("credentials: {0}")]
+    InvalidCredentials(String),
+    /// KMS answered for another key than the one asked for.
+    #[error("KMS answered for key {answered}, not the configured {configured}")]
+    WrongKey {
+        /// The configured key ARN.
+        configured: String,
+        /// The key KMS named.
+        answered: String,
+    },
 }
 
 /// The AWS credentials the parent sent, for the SDK.
@@ -68,11 +82,21 @@ pub enum KmsError {
 pub struct CredentialStore(RwLock<Option<aws_credential_types::Credentials>>);
 
 impl CredentialStore {
-    /// Replaces the stored credentials.
-    pub fn set(&self, credentials: &AwsCredentials) {
-        let expiry = credentials
-            .expires_at
-            .map(|secs| UNIX_EPOCH + Duration::from_secs(secs));
+    /// Stores `credentials`, unless they expire before the ones already stored, which are still
+    /// valid (an older refresh arriving late must not replace a newer one). Refuses an expiry
+    /// that is not a representable time.
+    pub fn set(&self, credentials: &AwsCredentials) -> Result<(), KmsError> {
+        let expiry = match credentials.expires_at {
+            None => None,
+            Some(secs) => Some(
+                UNIX_EPOCH
+                    .checked_add(Duration::from_secs(secs))
+                    .filter(|_| i64::try_from(secs).is_ok())
+                    .ok_or_else(|| {
+                        KmsError::InvalidCredentials(format!("expiry {secs} is out of range"))
+                    })?,
+            ),
+        };
         let sdk = aws_credential_types::Credentials::new(
             credentials.access_key_id.clone(),
             credentials.secret_access_key.as_str(),
@@ -80,9 +104,19 @@ impl CredentialStore {
             expiry,
             "nitro-signer-parent",
         );
-        if let Ok(mut slot) = self.0.write() {
+        let mut slot = self
+            .0
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let now = SystemTime::now();
+        let keep_current = match (slot.as_ref().and_then(|c| c.expiry()), expiry) {
+            (Some(current), Some(new)) => new < current && current > now,
+            _ => false,
+        };
+        if !keep_current {
             *slot = Some(sdk);
         }
+        Ok(())
     }
 
     /// Whether unexpired credentials are stored.
@@ -263,10 +297,19 @@ impl Kms {
         let ciphertext = answer
             .ciphertext_blob()
             .ok_or_else(|| KmsError::BadResponse("no CiphertextBlob in the answer".into()))?;
+        // The key is configured as a full ARN (see `is_key_arn`); an answer for any other key
+        // means the request did not reach the key the enclave trusts.
+        if let Some(answered) = answer.key_id()
+            && answered != kms_key
+        {
+            return Err(KmsError::WrongKey {
+                configured: kms_key.to_owned(),
+                answered: answered.to_owned(),
+            });
+        }
         let blob = KeyBlob::new(
             KeyKind::Seed,
-            // Store what KMS reports (the key ARN) when it says, so blobs name the key fully.
-            answer.key_id().unwrap_or(kms_key),
+            kms_key,
             owner,
             Vec::new(),
             ciphertext.as_ref().to_vec(),
@@ -277,6 +320,24 @@ impl Kms {
             material: material(KeyKind::Seed, &plaintext)?,
         })
     }
+}
+
+/// Whether `key` is a full KMS key ARN (`arn:PARTITION:kms:REGION:ACCOUNT:key/ID`).
+///
+/// The key new seeds are generated under must be named this way: KMS resolves bare key ids and
+/// aliases in the account of the credentials, which the parent chooses, so a hostile parent could
+/// otherwise point generation at a key of its own that it can decrypt without attestation.
+pub fn is_key_arn(key: &str) -> bool {
+    let parts: Vec<&str> = key.splitn(6, ':').collect();
+    matches!(
+        parts.as_slice(),
+        ["arn", partition, "kms", region, account, resource]
+            if !partition.is_empty()
+                && !region.is_empty()
+                && account.len() == 12
+                && account.bytes().all(|b| b.is_ascii_digit())
+                && resource.strip_prefix("key/").is_some_and(|id| !id.is_empty() && !id.contains('/'))
+    )
 }
 
 fn material(kind: KeyKind, plaintext: &[u8]) -> Result<KeyMaterial, KmsError> {
@@ -312,8 +373,9 @@ fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
                     | "InvalidKeyUsageException"
                     | "NotFoundException",
                 ) => KmsError::InvalidCiphertext(message),
+                // The parent's credentials are wrong: a server-side problem, not the caller's.
                 Some("UnrecognizedClientException" | "InvalidSignatureException") => {
-                    KmsError::AccessDenied(message)
+                    KmsError::Unavailable(message)
                 }
                 _ => KmsError::Unavailable(message),
             }
@@ -323,5 +385,51 @@ fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
             KmsError::Unavailable(format!("request not delivered: {failure:?}"))
         }
         other => KmsError::Unavailable(format!("{other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_full_key_arns_name_the_generation_key() {
+        assert!(is_key_arn(
+            "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+        ));
+        assert!(is_key_arn("arn:aws-cn:kms:cn-north-1:111122223333:key/k"));
+        for bad in [
+            "1234abcd-12ab-34cd-56ef-1234567890ab",
+            "alias/tenant",
+            "arn:aws:kms:us-east-1:111122223333:alias/tenant",
+            "arn:aws:kms:us-east-1:1111:key/k",
+            "arn:aws:kms:us-east-1:111122223333:key/",
+            "arn:aws:kms::111122223333:key/k",
+            "arn:aws:s3:us-east-1:111122223333:key/k",
+        ] {
+            assert!(!is_key_arn(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn credentials_from_a_late_refresh_do_not_replace_newer_ones() {
+        let store = CredentialStore::default();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let credentials = |id: &str, expires_at| AwsCredentials {
+            access_key_id: id.into(),
+            secret_access_key: Zeroizing::new("secret".into()),
+            session_token: None,
+            expires_at,
+        };
+        store.set(&credentials("newer", Some(now + 3600))).unwrap();
+        store.set(&credentials("older", Some(now + 600))).unwrap();
+        assert_eq!(store.current().unwrap().access_key_id(), "newer");
+        store.set(&credentials("newest", Some(now + 7200))).unwrap();
+        assert_eq!(store.current().unwrap().access_key_id(), "newest");
+        assert!(store.set(&credentials("bad", Some(u64::MAX))).is_err());
+        assert_eq!(store.current().unwrap().access_key_id(), "newest");
     }
 }

@@ -14,13 +14,7 @@ struct Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let command = Command::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    nitro_signer_common::logging::init(nitro_signer_common::logging::LogFormat::Text);
     cli::run(command.args, shutdown_signal()).await?;
     Ok(())
 }

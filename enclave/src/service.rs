@@ -12,7 +12,7 @@ use std::sync::{
 use alloy_primitives::{B256, Bytes};
 use k256::elliptic_curve::sec1::ToEncodedPoint;
 use nitro_signer_common::{
-    key_blob::{KeyBlob, KeyBlobError, PolicyFlag},
+    key_blob::{KeyBlob, KeyBlobError, KeyKind, PolicyFlag},
     protocol::{
         self, AddressInfo, AttestationDocument, BatchItem, ErrorBody, ErrorCode, KeyRef, NewKey,
         RequestBody, ResponseBody, SignPayload, Status, Welcome,
@@ -35,6 +35,11 @@ use crate::{
 pub const MAX_BATCH: usize = 1_000;
 /// Longest nonce for an attestation request.
 pub const MAX_NONCE_LEN: usize = 512;
+/// Most KMS calls in flight at once; further ones wait up to [`KMS_QUEUE_WAIT`], then get
+/// `busy`. Bounds what a flood of unknown blobs can cost (KMS throttles at its own limits too).
+pub const MAX_KMS_IN_FLIGHT: usize = 32;
+/// Longest wait for a KMS call slot.
+pub const KMS_QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How the enclave is set up.
 #[derive(Debug, Clone)]
@@ -70,6 +75,8 @@ enum ServiceError {
     Kms(#[from] KmsError),
     #[error("attestation: {0}")]
     Nsm(#[from] NsmError),
+    #[error("internal error: {0}")]
+    Internal(&'static str),
 }
 
 impl From<PayloadError> for ServiceError {
@@ -99,8 +106,10 @@ impl ServiceError {
             Self::Kms(KmsError::NoCredentials) => ErrorCode::NoCredentials,
             Self::Kms(KmsError::AccessDenied(_)) => ErrorCode::KmsAccessDenied,
             Self::Kms(KmsError::InvalidCiphertext(_)) => ErrorCode::InvalidKeyBlob,
+            Self::Kms(KmsError::Busy) => ErrorCode::Busy,
+            Self::Kms(KmsError::InvalidCredentials(_)) => ErrorCode::InvalidRequest,
             Self::Kms(_) => ErrorCode::KmsUnavailable,
-            Self::Nsm(_) => ErrorCode::Internal,
+            Self::Nsm(_) | Self::Internal(_) => ErrorCode::Internal,
         }
     }
 
@@ -124,7 +133,8 @@ pub struct Enclave {
     settings: Settings,
     nsm: Arc<dyn Nsm>,
     kms: Kms,
-    cache: SecretCache,
+    kms_permits: tokio::sync::Semaphore,
+    cache: SecretCache<KmsError>,
     counters: Counters,
 }
 
@@ -136,6 +146,7 @@ impl Enclave {
             settings,
             nsm,
             kms,
+            kms_permits: tokio::sync::Semaphore::new(MAX_KMS_IN_FLIGHT),
             counters: Counters::default(),
         }
     }
@@ -165,10 +176,12 @@ impl Enclave {
             }
             RequestBody::Attest(request) => self.attest(&request.nonce),
             RequestBody::Status => Ok(ResponseBody::Status(self.status())),
-            RequestBody::SetCredentials(credentials) => {
-                self.kms.credentials().set(&credentials);
-                Ok(ResponseBody::CredentialsSet)
-            }
+            RequestBody::SetCredentials(credentials) => self
+                .kms
+                .credentials()
+                .set(&credentials)
+                .map(|()| ResponseBody::CredentialsSet)
+                .map_err(ServiceError::from),
         };
         result.unwrap_or_else(|error| ResponseBody::Error(error.into_body()))
     }
@@ -194,6 +207,21 @@ impl Enclave {
                 "key generation is not configured in this enclave (no KMS key id)".into(),
             )
         })?;
+        if let Some(label) = &owner {
+            KeyBlob::new(
+                KeyKind::Seed,
+                kms_key,
+                Some(label.clone()),
+                Vec::new(),
+                vec![0],
+            )
+            .map_err(|_| {
+                ServiceError::InvalidRequest(
+                    "label: must be 1 to 128 printable ASCII characters".into(),
+                )
+            })?;
+        }
+        let _permit = self.kms_permit().await?;
         self.counters.kms_calls.fetch_add(1, Ordering::Relaxed);
         let generated = self
             .kms
@@ -218,6 +246,7 @@ impl Enclave {
         let (material, source) = self
             .cache
             .get_or_load(blob_hash(key_blob), || async {
+                let _permit = self.kms_permit().await?;
                 self.counters.kms_calls.fetch_add(1, Ordering::Relaxed);
                 self.kms.decrypt(&blob).await.inspect_err(|_| {
                     self.counters.kms_errors.fetch_add(1, Ordering::Relaxed);
@@ -228,6 +257,14 @@ impl Enclave {
             self.counters.cache_hits.fetch_add(1, Ordering::Relaxed);
         }
         Ok((material, blob))
+    }
+
+    async fn kms_permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, KmsError> {
+        tokio::time::timeout(KMS_QUEUE_WAIT, self.kms_permits.acquire())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .ok_or(KmsError::Busy)
     }
 
     async fn signer(&self, key: &KeyRef) -> Result<(UserSigner, SigningPolicy), ServiceError> {
@@ -264,13 +301,26 @@ impl Enclave {
                 transactions.len()
             )));
         }
+        // Parse everything first: a batch of malformed transactions costs no KMS call.
+        let parsed: Vec<Result<TransactionRequest, PayloadError>> = transactions
+            .iter()
+            .map(|json| TransactionRequest::from_json(json.as_bytes()))
+            .collect();
+        if parsed.iter().all(Result::is_err) {
+            let items = parsed
+                .into_iter()
+                .filter_map(Result::err)
+                .map(|error| BatchItem::Error(ServiceError::from(error).into_body()))
+                .collect();
+            return Ok(ResponseBody::SignedBatch(items));
+        }
         let (signer, policy) = self.signer(&key).await?;
         // A batch is up to a thousand signatures: run it off the async workers.
         let items = tokio::task::spawn_blocking(move || {
-            transactions
-                .iter()
-                .map(|json| {
-                    TransactionRequest::from_json(json.as_bytes())
+            parsed
+                .into_iter()
+                .map(|request| {
+                    request
                         .map_err(ServiceError::from)
                         .and_then(
                             |request| Ok(signer.sign(Payload::Transaction(request), &policy)?),
@@ -283,7 +333,7 @@ impl Enclave {
                 .collect::<Vec<_>>()
         })
         .await
-        .map_err(|_| ServiceError::InvalidRequest("batch signing was interrupted".into()))?;
+        .map_err(|_| ServiceError::Internal("batch signing was interrupted"))?;
         let signed = items
             .iter()
             .filter(|item| matches!(item, BatchItem::Signed(_)))

@@ -239,7 +239,8 @@ async fn the_sdk_reaches_kms_through_the_forwarder_with_tls_ending_in_the_enclav
             "Condition":{{"StringEqualsIgnoreCase":{{"kms:RecipientAttestation:ImageSha384":"{pcr0}"}}}}}}]}}"#
     );
     let key = admin.create_key().policy(policy).send().await.unwrap();
-    let key_id = key.key_metadata().unwrap().key_id().to_owned();
+    // The enclave generates under a full key ARN only.
+    let key_id = key.key_metadata().unwrap().arn().unwrap().to_owned();
 
     // The enclave's own client: GenerateDataKey and Decrypt with Recipient, through TLS.
     let nsm: Arc<dyn Nsm> = emulated.nsm.clone();
@@ -259,7 +260,8 @@ async fn the_sdk_reaches_kms_through_the_forwarder_with_tls_ending_in_the_enclav
         secret_access_key: Zeroizing::new(SECRET_KEY.into()),
         session_token: None,
         expires_at: None,
-    });
+    })
+    .unwrap();
     let generated = kms.generate_seed(&key_id, None).await.unwrap();
     let decrypted = kms.decrypt(&generated.blob).await.unwrap();
     assert_eq!(

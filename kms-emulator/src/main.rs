@@ -1,7 +1,5 @@
 //! `nitro-signer-kms-emulator`: a local stand-in for AWS KMS, for nitro-signer's simulated mode.
 
-use std::io::IsTerminal;
-
 use clap::Parser;
 use nitro_signer_kms_emulator::cli;
 
@@ -17,14 +15,7 @@ struct Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let command = Command::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    nitro_signer_common::logging::init(nitro_signer_common::logging::LogFormat::Text);
     cli::run(command.args, shutdown_signal()).await?;
     Ok(())
 }

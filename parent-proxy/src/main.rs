@@ -1,6 +1,7 @@
 //! `nitro-signer-proxy`: the parent proxy binary. See the library for the options.
 
 use clap::Parser;
+use nitro_signer_common::logging::{self, LogFormat};
 use nitro_signer_proxy::Args;
 
 /// The nitro-signer parent proxy: the HTTP/JSON API back ends call, forwarded to the enclave.
@@ -18,26 +19,6 @@ struct Cli {
 
     #[command(flatten)]
     args: Args,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
 }
 
 /// Completes on Ctrl-C or SIGTERM.
@@ -59,7 +40,7 @@ async fn shutdown() {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    logging::init(cli.log_format);
     nitro_signer_proxy::run(cli.args, shutdown()).await?;
     Ok(())
 }
