@@ -5,9 +5,11 @@
 // A command line prints its results on standard output; logs go to standard error.
 #![allow(clippy::print_stdout)]
 
+mod bench;
 mod client;
 mod dev;
 mod import;
+mod policy;
 
 use clap::{Parser, Subcommand};
 use nitro_signer_common::logging::{self, LogFormat};
@@ -40,6 +42,12 @@ enum Command {
     Sign(client::SignCommand),
     /// Fetch the enclave's attestation document for a fresh nonce and verify it.
     Attest(client::AttestArgs),
+    /// Write the production KMS key policy for an enclave image, from its measurements.
+    Policy(policy::PolicyArgs),
+    /// Load generator: signs transactions through the HTTP API with N concurrent connections,
+    /// verifies every signature, and reports throughput, latency percentiles and the ratio to
+    /// bare k256 signing on the same machine.
+    Bench(bench::BenchArgs),
     /// Run the enclave process (what `nitro-signer-enclave` runs).
     Enclave(Component<nitro_signer_enclave::cli::Args>),
     /// Run the parent proxy (what `nitro-signer-proxy` runs).
@@ -104,6 +112,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Address(args) => client::address(args).await,
         Command::Sign(command) => client::sign(command).await,
         Command::Attest(args) => client::attest(args).await,
+        Command::Policy(args) => policy::run(args),
+        Command::Bench(args) => bench::run(args).await,
         Command::Enclave(c) => {
             Ok(nitro_signer_enclave::cli::run(c.args, shutdown(c.exit_with_parent)).await?)
         }

@@ -101,6 +101,9 @@ pub enum StartError {
     /// The KMS transport could not start.
     #[error(transparent)]
     Transport(#[from] TransportError),
+    /// The loopback interface (which the KMS transport listens on) could not be brought up.
+    #[error(transparent)]
+    Loopback(#[from] crate::loopback::LoopbackError),
 }
 
 /// Runs the enclave until `shutdown` completes.
@@ -119,7 +122,12 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), S
                 true,
             )
         }
-        None => (Arc::new(HardwareNsm::open()?), false),
+        None => {
+            // The KMS transport listens on 127.0.0.1; an enclave boots with `lo` down.
+            let loopback = crate::loopback::ensure_up()?;
+            info!(?loopback, "loopback interface up");
+            (Arc::new(HardwareNsm::open()?), false)
+        }
     };
     if args.kms_endpoint.is_some() && !simulated {
         // Without the pinned TLS of the vsock-proxy transport, the parent could answer for KMS

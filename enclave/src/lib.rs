@@ -8,6 +8,7 @@
 //! - [`keys`]: [`MasterSeed`], [`PrivateKey`], [`KeyMaterial`] and the per-user derivation.
 //! - [`kms`]: `Decrypt`/`GenerateDataKey` with `Recipient` through `aws-sdk-kms`.
 //! - [`kms_transport`]: HTTPS to AWS KMS through the parent's vsock-proxy, TLS ending in the enclave.
+//! - [`loopback`]: brings up `lo` in production (an enclave boots with it down).
 //! - [`nsm`]: the Nitro Security Module behind a trait: [`nsm::HardwareNsm`] over `/dev/nsm`,
 //!   [`nsm::SimulatedNsm`] for the simulated mode.
 //! - [`recipient`]: the enclave's RSA-2048 KMS recipient key, which opens `CiphertextForRecipient`.
@@ -22,6 +23,7 @@ pub mod cms;
 pub mod keys;
 pub mod kms;
 pub mod kms_transport;
+pub mod loopback;
 pub mod nsm;
 pub mod recipient;
 pub mod server;

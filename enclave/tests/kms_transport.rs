@@ -255,13 +255,14 @@ async fn the_sdk_reaches_kms_through_the_forwarder_with_tls_ending_in_the_enclav
         nsm,
         RecipientKey::generate().unwrap(),
     );
-    kms.credentials().set(&AwsCredentials {
-        access_key_id: ACCESS_KEY.into(),
-        secret_access_key: Zeroizing::new(SECRET_KEY.into()),
-        session_token: None,
-        expires_at: None,
-    })
-    .unwrap();
+    kms.credentials()
+        .set(&AwsCredentials {
+            access_key_id: ACCESS_KEY.into(),
+            secret_access_key: Zeroizing::new(SECRET_KEY.into()),
+            session_token: None,
+            expires_at: None,
+        })
+        .unwrap();
     let generated = kms.generate_seed(&key_id, None).await.unwrap();
     let decrypted = kms.decrypt(&generated.blob).await.unwrap();
     assert_eq!(

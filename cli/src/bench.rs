@@ -1,0 +1,324 @@
+//! `nitro-signer bench`: a load generator for the HTTP API.
+//!
+//! It drives `POST /v1/sign/transaction` (or the batch endpoint) with N concurrent connections
+//! for a fixed number of requests, then verifies every signature it got back (after the timed
+//! part, so that verification does not compete with the server for the CPU), and prints
+//! throughput, latency percentiles, errors, the server's per-stage latency (from `/metrics`), and
+//! bare k256 signing throughput measured on the same machine in the same run, with the ratio.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use alloy_consensus::{TxEnvelope, transaction::SignerRecoverable};
+use alloy_eips::eip2718::Decodable2718;
+use anyhow::{Context, bail};
+use k256::ecdsa::SigningKey;
+use nitro_signer_client::{
+    HttpClient,
+    api::{AddressRequest, BatchResult, KeyBlob, SignTransactionRequest, SignTransactionsRequest},
+};
+use nitro_signer_common::UserId;
+use serde_json::value::RawValue;
+
+/// Options of `bench`.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct BenchArgs {
+    /// The parent proxy's URL.
+    #[arg(
+        long,
+        env = "NITRO_SIGNER_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    url: String,
+
+    /// Concurrent connections (one request in flight on each).
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+
+    /// Requests to send in the timed run.
+    #[arg(long, default_value_t = 20_000)]
+    requests: u64,
+
+    /// Transactions per request: 1 uses `/v1/sign/transaction`, more use the batch endpoint.
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+
+    /// Requests sent before timing starts (fills the key cache and the connection pools).
+    #[arg(long, default_value_t = 500)]
+    warmup: u64,
+
+    /// Seconds of bare k256 signing on all cores, for the baseline (0 skips it).
+    #[arg(long, default_value_t = 3)]
+    baseline_secs: u64,
+}
+
+struct Outcome {
+    latency: Duration,
+    /// The signed raw transactions and the address they must recover to, or an error.
+    result: Result<Vec<Vec<u8>>, String>,
+}
+
+fn transaction(nonce: u64) -> String {
+    format!(
+        r#"{{"type":"0x2","chainId":"0x1","nonce":"{nonce:#x}","maxFeePerGas":"0x77359400","maxPriorityFeePerGas":"0x3b9aca00","gas":"0x5208","to":"0x3535353535353535353535353535353535353535","value":"0x1"}}"#
+    )
+}
+
+async fn one(
+    client: &HttpClient,
+    blob: &KeyBlob,
+    user: &UserId,
+    nonce: u64,
+    batch: usize,
+) -> Result<Vec<Vec<u8>>, String> {
+    let raw = |nonce| RawValue::from_string(transaction(nonce)).map_err(|e| e.to_string());
+    if batch <= 1 {
+        let request = SignTransactionRequest {
+            key_blob: blob.clone(),
+            user_id: Some(user.clone()),
+            transaction: raw(nonce)?,
+        };
+        let signed = client
+            .sign_transaction(&request)
+            .await
+            .map_err(|e| e.to_string())?;
+        return Ok(vec![signed.raw]);
+    }
+    let request = SignTransactionsRequest {
+        key_blob: blob.clone(),
+        user_id: Some(user.clone()),
+        transactions: (0..batch as u64)
+            .map(|i| raw(nonce * batch as u64 + i))
+            .collect::<Result<_, _>>()?,
+    };
+    let answer = client
+        .sign_transactions(&request)
+        .await
+        .map_err(|e| e.to_string())?;
+    answer
+        .results
+        .into_iter()
+        .map(|item| match item {
+            BatchResult::Signed(signed) => Ok(signed.raw),
+            BatchResult::Error(error) => Err(error.error.message),
+        })
+        .collect()
+}
+
+fn baseline(secs: u64) -> f64 {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let total = Arc::new(AtomicU64::new(0));
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let total = Arc::clone(&total);
+            std::thread::spawn(move || {
+                let key = SigningKey::from_slice(&[0x46 + t as u8; 32]).ok();
+                let mut count = 0u64;
+                let mut digest = [0u8; 32];
+                while Instant::now() < deadline {
+                    for _ in 0..100 {
+                        digest[..8].copy_from_slice(&count.to_le_bytes());
+                        if let Some(key) = &key {
+                            let _ = key.sign_prehash_recoverable(&digest);
+                        }
+                        count += 1;
+                    }
+                }
+                total.fetch_add(count, Ordering::Relaxed);
+            })
+        })
+        .collect();
+    for handle in handles {
+        let _ = handle.join();
+    }
+    total.load(Ordering::Relaxed) as f64 / secs as f64
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(index).copied().unwrap_or_default()
+}
+
+/// Sums of `nitro_signer_proxy_stage_duration_seconds` by stage for one endpoint.
+fn stage_sums(metrics: &str, endpoint: &str) -> Vec<(String, f64, f64)> {
+    let mut stages = Vec::new();
+    for stage in ["proxy", "enclave"] {
+        let find = |suffix: &str| {
+            metrics
+                .lines()
+                .find(|line| {
+                    line.starts_with(&format!(
+                        "nitro_signer_proxy_stage_duration_seconds_{suffix}{{"
+                    )) && line.contains(&format!("endpoint=\"{endpoint}\""))
+                        && line.contains(&format!("stage=\"{stage}\""))
+                })
+                .and_then(|line| line.rsplit(' ').next())
+                .and_then(|value| value.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        stages.push((stage.to_owned(), find("sum"), find("count")));
+    }
+    stages
+}
+
+/// Runs the benchmark and prints its report.
+pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if args.connections == 0 || args.requests == 0 {
+        bail!("--connections and --requests must be positive");
+    }
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.connections)
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let client = HttpClient::with_client(args.url.clone(), http);
+    let key = client.generate_key(Some("bench".into())).await?;
+    let user = UserId::new("bench-user")?;
+    let from = client
+        .address(&AddressRequest {
+            key_blob: key.key_blob.clone(),
+            user_id: Some(user.clone()),
+        })
+        .await?
+        .address;
+    let blob = key.key_blob;
+    let endpoint = if args.batch <= 1 {
+        "sign_transaction"
+    } else {
+        "sign_transactions"
+    };
+
+    // Warm-up: decrypts the key once, opens the connections.
+    let warmup = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..args.connections {
+        let (client, blob, user, warmup) = (
+            client.clone(),
+            blob.clone(),
+            user.clone(),
+            Arc::clone(&warmup),
+        );
+        let (total, batch) = (args.warmup, args.batch);
+        tasks.push(tokio::spawn(async move {
+            while warmup.fetch_add(1, Ordering::Relaxed) < total {
+                let _ = one(&client, &blob, &user, 0, batch).await;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await?;
+    }
+
+    let before = client.metrics().await.unwrap_or_default();
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..args.connections {
+        let (client, blob, user, next) = (
+            client.clone(),
+            blob.clone(),
+            user.clone(),
+            Arc::clone(&next),
+        );
+        let (total, batch) = (args.requests, args.batch);
+        tasks.push(tokio::spawn(async move {
+            let mut outcomes = Vec::new();
+            loop {
+                let nonce = next.fetch_add(1, Ordering::Relaxed);
+                if nonce >= total {
+                    break;
+                }
+                let sent = Instant::now();
+                let result = one(&client, &blob, &user, nonce, batch).await;
+                outcomes.push(Outcome {
+                    latency: sent.elapsed(),
+                    result,
+                });
+            }
+            outcomes
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.extend(task.await?);
+    }
+    let elapsed = started.elapsed();
+    let after = client.metrics().await.unwrap_or_default();
+
+    // Verification, after the timed part: every transaction decodes and recovers to the key.
+    let mut errors = std::collections::BTreeMap::<String, u64>::new();
+    let mut signatures = 0u64;
+    for outcome in &outcomes {
+        match &outcome.result {
+            Ok(raws) => {
+                for raw in raws {
+                    let tx = TxEnvelope::decode_2718(&mut raw.as_slice())
+                        .context("a returned transaction does not decode")?;
+                    if tx.recover_signer().ok() != Some(from) {
+                        bail!("a returned signature does not recover to {from}");
+                    }
+                    signatures += 1;
+                }
+            }
+            Err(error) => *errors.entry(error.clone()).or_default() += 1,
+        }
+    }
+    let mut latencies: Vec<Duration> = outcomes.iter().map(|o| o.latency).collect();
+    latencies.sort();
+    let requests_per_sec = outcomes.len() as f64 / elapsed.as_secs_f64();
+    let signatures_per_sec = signatures as f64 / elapsed.as_secs_f64();
+
+    println!(
+        "endpoint            POST /v1/{}",
+        endpoint.replace('_', "/")
+    );
+    println!("connections         {}", args.connections);
+    println!("batch               {}", args.batch.max(1));
+    println!(
+        "requests            {} in {:.2} s",
+        outcomes.len(),
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "throughput          {requests_per_sec:.0} requests/s, {signatures_per_sec:.0} signatures/s"
+    );
+    println!(
+        "latency             p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        percentile(&latencies, 0.50).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.90).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+        latencies.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+    );
+    println!("verified            {signatures} signatures recover to {from}");
+    println!("errors              {}", errors.values().sum::<u64>());
+    for (error, count) in &errors {
+        println!("  {count} × {error}");
+    }
+    let (before, after) = (stage_sums(&before, endpoint), stage_sums(&after, endpoint));
+    for ((stage, sum0, count0), (_, sum1, count1)) in before.iter().zip(&after) {
+        let count = count1 - count0;
+        if count > 0.0 {
+            println!(
+                "server stage        {stage}: mean {:.3} ms",
+                (sum1 - sum0) / count * 1e3
+            );
+        }
+    }
+    if args.baseline_secs > 0 {
+        let bare = tokio::task::spawn_blocking(move || baseline(args.baseline_secs)).await?;
+        println!("bare k256           {bare:.0} signatures/s on all cores");
+        println!(
+            "ratio               {:.1}% of bare k256 signing throughput",
+            signatures_per_sec / bare * 100.0
+        );
+    }
+    if !errors.is_empty() {
+        bail!("{} requests failed", errors.values().sum::<u64>());
+    }
+    Ok(())
+}
