@@ -4,14 +4,18 @@
 //! parsed and hashed here, and KMS decides whether the blob may be decrypted. Payloads are parsed
 //! before the key is looked up, so malformed requests never cost a KMS call.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicU64, Ordering},
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
-use alloy_primitives::{B256, Bytes};
+use alloy_primitives::{Address, B256, Bytes};
 use k256::elliptic_curve::sec1::ToEncodedPoint;
 use nitro_signer_common::{
+    UserId,
     key_blob::{KeyBlob, KeyBlobError, KeyKind, PolicyFlag},
     protocol::{
         self, AddressInfo, AttestationDocument, BatchItem, ErrorBody, ErrorCode, KeyRef, NewKey,
@@ -24,7 +28,7 @@ use nitro_signer_eth::{
 use serde_bytes::{ByteArray, ByteBuf};
 
 use crate::{
-    cache::{CacheLimits, SecretCache, Source, blob_hash},
+    cache::{BlobHash, CacheLimits, SecretCache, Source, blob_hash},
     keys::{KeyError, KeyMaterial, address_of},
     kms::{Kms, KmsError},
     nsm::{AttestationRequest, Nsm, NsmError},
@@ -135,6 +139,9 @@ pub struct Enclave {
     kms: Kms,
     kms_permits: tokio::sync::Semaphore,
     cache: SecretCache<KmsError>,
+    /// Addresses of (blob, user) pairs already derived: computing one costs a scalar
+    /// multiplication, as much as the signature itself. Public values; bounded like the cache.
+    addresses: std::sync::Mutex<HashMap<(BlobHash, Option<UserId>), Address>>,
     counters: Counters,
 }
 
@@ -147,6 +154,7 @@ impl Enclave {
             nsm,
             kms,
             kms_permits: tokio::sync::Semaphore::new(MAX_KMS_IN_FLIGHT),
+            addresses: std::sync::Mutex::new(HashMap::new()),
             counters: Counters::default(),
         }
     }
@@ -269,7 +277,28 @@ impl Enclave {
 
     async fn signer(&self, key: &KeyRef) -> Result<(UserSigner, SigningPolicy), ServiceError> {
         let (material, blob) = self.material(&key.key_blob).await?;
-        let signer = UserSigner::for_user(&material, key.user_id.as_ref())?;
+        let user_key = material.user_key(key.user_id.as_ref())?;
+        let cache_key = (blob_hash(&key.key_blob), key.user_id.clone());
+        let known = self
+            .addresses
+            .lock()
+            .ok()
+            .and_then(|addresses| addresses.get(&cache_key).copied());
+        let signer = match known {
+            Some(address) => UserSigner::with_known_address(user_key, address),
+            None => {
+                let signer = UserSigner::new(user_key);
+                if let Ok(mut addresses) = self.addresses.lock() {
+                    if addresses.len() >= self.settings.cache.max_entries {
+                        addresses.clear();
+                    }
+                    if self.settings.cache.max_entries > 0 {
+                        addresses.insert(cache_key, signer.address());
+                    }
+                }
+                signer
+            }
+        };
         Ok((signer, policy_of(&blob)))
     }
 

@@ -150,6 +150,12 @@ impl UserSigner {
         Self { key, address }
     }
 
+    /// Wraps `key` with its address computed earlier. The caller vouches that `address` is
+    /// `key`'s (the service caches addresses by blob and user, both of which determine the key).
+    pub(crate) fn with_known_address(key: PrivateKey, address: Address) -> Self {
+        Self { key, address }
+    }
+
     /// The signer for `user` from `material` (see [`KeyMaterial::user_key`]).
     pub fn for_user(material: &KeyMaterial, user: Option<&UserId>) -> Result<Self, KeyError> {
         material.user_key(user).map(Self::new)
