@@ -35,7 +35,7 @@ pub struct Args {
     /// KMS endpoint URL, e.g. the KMS emulator's `http://127.0.0.1:4000` in simulated mode.
     /// Without it, the enclave reaches `kms.REGION.amazonaws.com` over TLS that ends inside the
     /// enclave (embedded Amazon roots), through the parent's vsock-proxy at `vsock://3:8000`,
-    /// relayed by a forwarder on `127.0.0.1:443` (the loopback interface must be up).
+    /// relayed by a forwarder on `127.0.0.1:443` (production mode brings the loopback interface up).
     #[arg(long, env = "NITRO_SIGNER_KMS_ENDPOINT")]
     pub kms_endpoint: Option<String>,
 
@@ -136,7 +136,9 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), S
             "--kms-endpoint is for simulated mode only (with --dangerous-simulated-nsm)",
         ));
     }
-    if let Some(key) = &args.kms_key_id
+    // An empty value (e.g. an unset build argument in the image) means no generation key.
+    let generation_key = args.kms_key_id.clone().filter(|key| !key.is_empty());
+    if let Some(key) = &generation_key
         && !is_key_arn(key)
     {
         return Err(StartError::Config(
@@ -178,7 +180,7 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), S
     );
     let enclave = Arc::new(Enclave::new(
         Settings {
-            generation_key: args.kms_key_id.clone(),
+            generation_key,
             simulated,
             cache: CacheLimits {
                 max_entries: args.cache_max_entries,

@@ -35,9 +35,9 @@
 //!
 //! # Requirements inside the enclave
 //!
-//! The loopback interface must be up (`ip link set lo up`; a Nitro Enclave boots with `lo`
-//! down), and binding port 443 needs root or `CAP_NET_BIND_SERVICE`, as enclave applications
-//! usually have. The parent's `vsock-proxy` must allow the region's KMS host in its allowlist.
+//! The loopback interface must be up: a Nitro Enclave boots with `lo` down, and the enclave's
+//! production mode brings it up before starting the transport (see [`crate::loopback`]).
+//! Binding port 443 needs root or `CAP_NET_BIND_SERVICE`, as enclave applications usually have. The parent's `vsock-proxy` must allow the region's KMS host in its allowlist.
 
 use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr},

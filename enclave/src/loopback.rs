@@ -4,19 +4,22 @@
 //! every image does not bring it up. The enclave needs it: its KMS transport
 //! ([`crate::kms_transport`]) listens on `127.0.0.1:443`. So in production the enclave does what
 //! `ip link set lo up` does, over rtnetlink: it asks the kernel for the `lo` link and, if it is
-//! down, sets its `IFF_UP` flag. The kernel then gives it `127.0.0.1/8` by itself. If the image's
-//! init (or anything else) already did it, nothing changes, and no privilege is needed.
+//! down, sets its `IFF_UP` flag. The kernel then gives it `127.0.0.1/8` by itself (should it
+//! not, the address is added explicitly). It then checks that 127.0.0.1 is routable. If the
+//! image's init (or anything else) already did it, nothing changes, and no privilege is needed.
 //!
 //! Setting the flag needs `CAP_NET_ADMIN`, which the enclave's process has (it runs as root in
 //! the enclave's own network namespace, with no other interface).
 
-use std::net::{Ipv4Addr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, UdpSocket};
 
 use netlink_packet_core::{
-    NLM_F_ACK, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage,
+    NetlinkPayload,
 };
 use netlink_packet_route::{
-    RouteNetlinkMessage,
+    AddressFamily, RouteNetlinkMessage,
+    address::{AddressAttribute, AddressMessage, AddressScope},
     link::{LinkAttribute, LinkFlags, LinkMessage},
 };
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
@@ -57,30 +60,66 @@ pub enum LoopbackError {
     NoAddress(#[source] std::io::Error),
 }
 
-/// Brings `lo` up if it is down, and checks that `127.0.0.1` can then be bound.
+/// Brings `lo` up if it is down, and checks that `127.0.0.1` is then reachable.
 pub fn ensure_up() -> Result<LoopbackStatus, LoopbackError> {
     let socket = open()?;
     let mut query = LinkMessage::default();
     query
         .attributes
         .push(LinkAttribute::IfName(LOOPBACK.to_owned()));
-    let link = match request(&socket, RouteNetlinkMessage::GetLink(query), "look up lo")? {
+    let link = match request(
+        &socket,
+        RouteNetlinkMessage::GetLink(query),
+        0,
+        "look up lo",
+    )? {
         Some(RouteNetlinkMessage::NewLink(link)) => link,
         _ => return Err(LoopbackError::Unexpected("look up lo")),
     };
+    let index = link.header.index;
     let status = if link.header.flags.contains(LinkFlags::Up) {
         LoopbackStatus::AlreadyUp
     } else {
         let mut up = LinkMessage::default();
-        up.header.index = link.header.index;
+        up.header.index = index;
         up.header.flags = LinkFlags::Up;
         up.header.change_mask = LinkFlags::Up;
-        request(&socket, RouteNetlinkMessage::SetLink(up), "bring lo up")?;
+        request(&socket, RouteNetlinkMessage::SetLink(up), 0, "bring lo up")?;
         LoopbackStatus::BroughtUp
     };
-    // What the KMS transport needs: a socket bound to 127.0.0.1.
-    UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).map_err(LoopbackError::NoAddress)?;
+    if localhost_reachable().is_err() {
+        // Linux gives an `lo` that comes up 127.0.0.1/8 by itself; should a kernel not, add
+        // the address (and with it the local route), as `ip addr add 127.0.0.1/8 dev lo` does.
+        let mut address = AddressMessage::default();
+        address.header.family = AddressFamily::Inet;
+        address.header.prefix_len = 8;
+        address.header.scope = AddressScope::Host;
+        address.header.index = index;
+        let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        address.attributes.push(AddressAttribute::Local(localhost));
+        address
+            .attributes
+            .push(AddressAttribute::Address(localhost));
+        match request(
+            &socket,
+            RouteNetlinkMessage::NewAddress(address),
+            NLM_F_CREATE | NLM_F_EXCL,
+            "add 127.0.0.1/8 to lo",
+        ) {
+            Ok(_) => {}
+            Err(LoopbackError::Refused { source, .. })
+                if source.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        localhost_reachable().map_err(LoopbackError::NoAddress)?;
+    }
     Ok(status)
+}
+
+/// Whether there is a route to 127.0.0.1, what the KMS transport needs. (Binding alone succeeds
+/// even while `lo` is down; connecting a UDP socket looks the route up and sends nothing.)
+fn localhost_reachable() -> std::io::Result<()> {
+    UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?.connect((Ipv4Addr::LOCALHOST, 443))
 }
 
 fn open() -> Result<Socket, LoopbackError> {
@@ -92,15 +131,16 @@ fn open() -> Result<Socket, LoopbackError> {
     Ok(socket)
 }
 
-/// Sends `message` with an acknowledgement requested; returns the kernel's answer message, if
+/// Sends `message` (with `flags` besides `NLM_F_REQUEST | NLM_F_ACK`); returns the kernel's answer message, if
 /// it sent one before its acknowledgement.
 fn request(
     socket: &Socket,
     message: RouteNetlinkMessage,
+    flags: u16,
     what: &'static str,
 ) -> Result<Option<RouteNetlinkMessage>, LoopbackError> {
     let mut header = NetlinkHeader::default();
-    header.flags = NLM_F_REQUEST | NLM_F_ACK;
+    header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
     let mut packet = NetlinkMessage::new(header, NetlinkPayload::from(message));
     packet.finalize();
     let mut buf = vec![0u8; packet.buffer_len()];
