@@ -76,28 +76,18 @@ struct Component<A: clap::Args> {
 
 /// Completes on Ctrl-C, SIGTERM, or (when `with_parent`) when standard input closes.
 async fn shutdown(with_parent: bool) {
-    {
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        let parent_gone = async {
-            if with_parent {
-                let mut stdin = tokio::io::stdin();
-                let mut buf = [0u8; 64];
-                while matches!(stdin.read(&mut buf).await, Ok(n) if n > 0) {}
-            } else {
-                std::future::pending::<()>().await;
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            () = parent_gone => {}
-            () = async {
-                match terminate.as_mut() {
-                    Some(signal) => { signal.recv().await; }
-                    None => std::future::pending().await,
-                }
-            } => {}
+    let parent_gone = async {
+        if with_parent {
+            let mut stdin = tokio::io::stdin();
+            let mut buf = [0u8; 64];
+            while matches!(stdin.read(&mut buf).await, Ok(n) if n > 0) {}
+        } else {
+            std::future::pending::<()>().await;
         }
+    };
+    tokio::select! {
+        () = nitro_signer_common::process::shutdown_signal() => {}
+        () = parent_gone => {}
     }
 }
 

@@ -21,7 +21,10 @@ use alloy_consensus::{TxEnvelope, transaction::SignerRecoverable};
 use alloy_eips::eip2718::Decodable2718;
 use alloy_primitives::{Address, B256, U256, eip191_hash_message, keccak256};
 use nitro_signer_eth::EthSignature;
-use nitro_signer_tests::{libsecp, reference_derivation};
+use nitro_signer_tests::{
+    fixtures::{MAIL, MAIL_HASH},
+    libsecp, reference_derivation,
+};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_nitro-signer");
@@ -214,30 +217,6 @@ fn transactions(from: Address) -> Vec<Value> {
                                       "yParity": "0x0", "r": "0x1", "s": "0x2"}]}),
     ]
 }
-
-const MAIL: &str = r#"{
-  "types": {
-    "EIP712Domain": [
-      {"name": "name", "type": "string"}, {"name": "version", "type": "string"},
-      {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"}
-    ],
-    "Person": [{"name": "name", "type": "string"}, {"name": "wallet", "type": "address"}],
-    "Mail": [
-      {"name": "from", "type": "Person"}, {"name": "to", "type": "Person"},
-      {"name": "contents", "type": "string"}
-    ]
-  },
-  "primaryType": "Mail",
-  "domain": {"name": "Ether Mail", "version": "1", "chainId": 1,
-             "verifyingContract": "0xCcCCccccCCCCcCCCCCCcCcCccCcCCCcCcccccccC"},
-  "message": {
-    "from": {"name": "Cow", "wallet": "0xCD2a3d9F938E13CD947Ec05AbC7FE734Df8DD826"},
-    "to": {"name": "Bob", "wallet": "0xbBbBBBBbbBBBbbbBbbBbbbbBBbBbbbbBbBbbBBbB"},
-    "contents": "Hello, Bob!"
-  }
-}"#;
-/// The EIP-712 specification's hash of `MAIL`.
-const MAIL_HASH: &str = "0xbe609aee343fb3c4b28e1df9e632fca64fcfaede20f02e86244efddf30957bd2";
 
 /// A known seed, imported through `keys import --dev`, so the test can derive every key itself.
 const SEED: [u8; 32] = [0x5e; 32];

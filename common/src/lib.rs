@@ -8,6 +8,7 @@
 //! - [`protocol`]: the framed CBOR protocol between the parent and the enclave.
 //! - [`transport`]: `vsock://`, `tcp://` and `unix://` addresses and their sockets.
 //! - [`logging`]: the log levels every binary enforces on its dependencies.
+//! - `process` (feature `binary`): stop signals for the binaries.
 //! - [`private_file`]: owner-only files and directories for local state.
 //! - [`user_id`]: the validated per-user identifier that selects a derived key.
 
@@ -15,6 +16,8 @@ pub mod attestation;
 pub mod key_blob;
 pub mod logging;
 pub mod private_file;
+#[cfg(feature = "binary")]
+pub mod process;
 pub mod protocol;
 pub mod transport;
 pub mod user_id;

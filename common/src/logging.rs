@@ -27,7 +27,7 @@ pub const DEPENDENCY_CAPS: &[&str] = &[
 
 /// How logs are written on standard error.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[cfg_attr(feature = "init-logging", derive(clap::ValueEnum))]
+#[cfg_attr(feature = "binary", derive(clap::ValueEnum))]
 pub enum LogFormat {
     /// Human-readable lines (colours on a terminal).
     #[default]
@@ -37,7 +37,7 @@ pub enum LogFormat {
 }
 
 /// Sets up logging on standard error: `RUST_LOG` (default `info`), then [`DEPENDENCY_CAPS`].
-#[cfg(feature = "init-logging")]
+#[cfg(feature = "binary")]
 pub fn init(format: LogFormat) {
     use std::io::IsTerminal;
 

@@ -15,20 +15,10 @@ struct Command {
 async fn main() -> anyhow::Result<()> {
     let command = Command::parse();
     nitro_signer_common::logging::init(nitro_signer_common::logging::LogFormat::Text);
-    cli::run(command.args, shutdown_signal()).await?;
+    cli::run(
+        command.args,
+        nitro_signer_common::process::shutdown_signal(),
+    )
+    .await?;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let mut terminate =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = async {
-            match terminate.as_mut() {
-                Some(signal) => { signal.recv().await; }
-                None => std::future::pending().await,
-            }
-        } => {}
-    }
 }

@@ -21,19 +21,8 @@ struct Cli {
     args: Args,
 }
 
-/// Completes on Ctrl-C or SIGTERM.
 async fn shutdown() {
-    let mut terminate =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = async {
-            match terminate.as_mut() {
-                Some(signal) => { signal.recv().await; }
-                None => std::future::pending().await,
-            }
-        } => {}
-    }
+    nitro_signer_common::process::shutdown_signal().await;
     tracing::info!("shutting down");
 }
 

@@ -5,6 +5,7 @@
 //! # Layout
 //!
 //! - [`libsecp`]: signing, verification and recovery with libsecp256k1.
+//! - [`fixtures`]: payloads with published expected results.
 //! - [`reference_derivation`]: the per-user key derivation written out from RFC 5869.
 
 pub mod libsecp {
@@ -114,4 +115,35 @@ pub mod reference_derivation {
         }
         panic!("no valid scalar")
     }
+}
+
+pub mod fixtures {
+    //! Payloads with published expected results, shared by the conformance and end-to-end tests.
+
+    /// The "Mail" example of the EIP-712 specification (`Example.js`).
+    pub const MAIL: &str = r#"{
+  "types": {
+    "EIP712Domain": [
+      {"name": "name", "type": "string"}, {"name": "version", "type": "string"},
+      {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"}
+    ],
+    "Person": [{"name": "name", "type": "string"}, {"name": "wallet", "type": "address"}],
+    "Mail": [
+      {"name": "from", "type": "Person"}, {"name": "to", "type": "Person"},
+      {"name": "contents", "type": "string"}
+    ]
+  },
+  "primaryType": "Mail",
+  "domain": {"name": "Ether Mail", "version": "1", "chainId": 1,
+             "verifyingContract": "0xCcCCccccCCCCcCCCCCCcCcCccCcCCCcCcccccccC"},
+  "message": {
+    "from": {"name": "Cow", "wallet": "0xCD2a3d9F938E13CD947Ec05AbC7FE734Df8DD826"},
+    "to": {"name": "Bob", "wallet": "0xbBbBBBBbbBBBbbbBbbBbbbbBBbBbbbbBbBbbBBbB"},
+    "contents": "Hello, Bob!"
+  }
+}"#;
+
+    /// `MAIL`'s EIP-712 signing hash, as the specification's example prints it.
+    pub const MAIL_HASH: &str =
+        "0xbe609aee343fb3c4b28e1df9e632fca64fcfaede20f02e86244efddf30957bd2";
 }

@@ -19,7 +19,7 @@ use nitro_signer_eth::{
     AuthorizationRequest, EthSignature, PayloadError, PersonalMessage, TransactionRequest,
     TypedData,
 };
-use nitro_signer_tests::{libsecp, reference_derivation};
+use nitro_signer_tests::{fixtures::MAIL, libsecp, reference_derivation};
 use zeroize::Zeroizing;
 
 const SEED: [u8; 32] = [0x5e; 32];
@@ -329,25 +329,3 @@ fn raw_digests_are_refused_unless_the_policy_allows_them() {
     assert_eq!(signed.signing_hash, digest);
     check_with_libsecp(&signed, &reference_derivation::derive(&SEED, "digest"));
 }
-
-const MAIL: &str = r#"{
-  "types": {
-    "EIP712Domain": [
-      {"name": "name", "type": "string"}, {"name": "version", "type": "string"},
-      {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"}
-    ],
-    "Person": [{"name": "name", "type": "string"}, {"name": "wallet", "type": "address"}],
-    "Mail": [
-      {"name": "from", "type": "Person"}, {"name": "to", "type": "Person"},
-      {"name": "contents", "type": "string"}
-    ]
-  },
-  "primaryType": "Mail",
-  "domain": {"name": "Ether Mail", "version": "1", "chainId": 1,
-             "verifyingContract": "0xCcCCccccCCCCcCCCCCCcCcCccCcCCCcCcccccccC"},
-  "message": {
-    "from": {"name": "Cow", "wallet": "0xCD2a3d9F938E13CD947Ec05AbC7FE734Df8DD826"},
-    "to": {"name": "Bob", "wallet": "0xbBbBBBBbbBBBbbbBbbBbbbbBBbBbbbbBbBbbBBbB"},
-    "contents": "Hello, Bob!"
-  }
-}"#;
