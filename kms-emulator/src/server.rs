@@ -5,19 +5,15 @@
 
 use std::{
     future::Future,
-    io,
-    net::SocketAddr,
-    pin::Pin,
     sync::Arc,
-    task::{Context, Poll},
-    time::{Duration, Instant, SystemTime},
+    time::{Instant, SystemTime},
 };
 
 use axum::{
     Router,
     body::Bytes,
     extract::{
-        DefaultBodyLimit, FromRequest, Request, State,
+        FromRequest, Request, State,
         rejection::{BytesRejection, FailedToBufferBody},
     },
     http::{HeaderValue, StatusCode, header::CONTENT_TYPE, request::Parts},
@@ -25,67 +21,23 @@ use axum::{
     routing::post,
 };
 use base64::{Engine, engine::general_purpose::STANDARD as B64};
-use hyper_util::{
-    rt::{TokioIo, TokioTimer},
-    service::TowerToHyperService,
-};
 use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::{Value, json};
-use tokio::{
-    io::{AsyncRead, AsyncWrite, ReadBuf},
-    net::{TcpListener, TcpStream},
-    sync::{Semaphore, watch},
-    time::Sleep,
-};
-use tracing::{debug, info, warn};
+use tokio::net::TcpListener;
+use tracing::{info, warn};
 
 use crate::{
     service::{EncryptionContext, KeyMetadata, Kms, KmsError, Recipient, Secret},
     sigv4::{self, Credentials, SignedRequest},
 };
 
-/// Limits that keep many, slow or stalled clients from exhausting the emulator. Every way a
-/// client can hold a connection is bounded: waiting for a request's headers (including idle
-/// keep-alive), sending its body, and not reading its response.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ServerLimits {
-    /// Connections served at once. Further clients wait in the listen backlog until one closes.
-    pub max_connections: usize,
-    /// Time for a request's headers to arrive, from the start of the connection or the end of
-    /// the previous response; an idle keep-alive connection is closed after it too.
-    pub header_read_timeout: Duration,
-    /// Time from the end of the headers to the answer, body included: a client that does not
-    /// send the body it announced gets `408 RequestTimeoutException`.
-    pub request_timeout: Duration,
-    /// Time a response write may make no progress (a client that does not read) before the
-    /// connection is closed.
-    pub write_timeout: Duration,
-    /// Largest request body, in bytes.
-    pub max_body_bytes: usize,
-}
-
-impl Default for ServerLimits {
-    /// 256 connections, 10 s for headers, 30 s per request, 10 s write stall, 1 MiB bodies.
-    ///
-    /// KMS's largest inputs (an attestation document of up to 256 KiB, sent in base64; a 32 KiB
-    /// key policy) fit in 1 MiB; nitro-signer's requests are a few KiB.
-    fn default() -> Self {
-        Self {
-            max_connections: 256,
-            header_read_timeout: Duration::from_secs(10),
-            request_timeout: Duration::from_secs(30),
-            write_timeout: Duration::from_secs(10),
-            max_body_bytes: 1024 * 1024,
-        }
-    }
-}
-
-/// Largest request head (request line and headers) buffered: SigV4-signed KMS requests carry a
-/// few hundred bytes of headers.
-const MAX_HEAD_BYTES: usize = 64 * 1024;
-
-/// Pause after a failed `accept` (e.g. out of file descriptors) before the next one.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// The emulator's connection and time limits, those of nitro-signer's shared HTTP server.
+///
+/// Here a request not received and answered within `request_timeout` gets
+/// `408 RequestTimeoutException`, and a body over `max_body_bytes` `413 ValidationException`.
+/// The default 1 MiB fits KMS's largest inputs (an attestation document of up to 256 KiB, sent in
+/// base64; a 32 KiB key policy); nitro-signer's requests are a few KiB.
+pub use nitro_signer_http_server::ServerLimits;
 
 struct AppState {
     kms: Arc<Kms>,
@@ -104,179 +56,15 @@ pub async fn serve(
     limits: ServerLimits,
     shutdown: impl Future<Output = ()>,
 ) {
-    // Within what the semaphore and its drain (`acquire_many` takes a u32) can count.
-    let most = Semaphore::MAX_PERMITS.min(usize::try_from(u32::MAX).unwrap_or(usize::MAX));
-    let max_connections = limits.max_connections.clamp(1, most);
     let state = Arc::new(AppState {
         kms,
         credentials,
         limits,
     });
-    let app = Router::new()
-        .route("/", post(handle))
-        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
-        .with_state(state);
-    let connections = Arc::new(Semaphore::new(max_connections));
-    let (stop, stopping) = watch::channel(());
-    tokio::pin!(shutdown);
-    loop {
-        // A permit before `accept`: beyond the limit, clients wait in the kernel's backlog
-        // instead of costing a task and buffers here.
-        let permit = tokio::select! {
-            () = &mut shutdown => break,
-            permit = Arc::clone(&connections).acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-        };
-        let (stream, peer) = tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    warn!(error = %e, "accept failed");
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                    continue;
-                }
-            },
-        };
-        let app = app.clone();
-        let stopping = stopping.clone();
-        tokio::spawn(async move {
-            serve_connection(stream, peer, app, limits, stopping).await;
-            drop(permit);
-        });
-    }
-    // Idle connections close at once; busy ones after their answer, which the limits bound.
-    drop(stop);
-    let drain = limits.request_timeout + limits.write_timeout;
-    let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
-    if tokio::time::timeout(drain, connections.acquire_many(all))
-        .await
-        .is_err()
-    {
-        warn!("connections still open after the shutdown drain; abandoning them");
-    }
-}
-
-async fn serve_connection(
-    stream: TcpStream,
-    peer: SocketAddr,
-    app: Router,
-    limits: ServerLimits,
-    mut stopping: watch::Receiver<()>,
-) {
-    // Answers are small and written at once; do not hold them back.
-    let _ = stream.set_nodelay(true);
-    let io = TokioIo::new(WriteTimeout::new(stream, limits.write_timeout));
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(MAX_HEAD_BYTES)
-        .keep_alive(true);
-    let connection = builder.serve_connection(io, TowerToHyperService::new(app));
-    tokio::pin!(connection);
-    let result = tokio::select! {
-        result = connection.as_mut() => result,
-        _ = stopping.changed() => {
-            connection.as_mut().graceful_shutdown();
-            connection.await
-        }
-    };
-    if let Err(e) = result {
-        // Timeouts, resets and malformed requests: the client's problem, not the emulator's.
-        debug!(%peer, error = %e, "connection closed");
-    }
-}
-
-/// A stream whose writes fail once they have made no progress for a while, so that a client
-/// that stops reading its responses cannot pin a connection (hyper has no write timeout).
-struct WriteTimeout<S> {
-    inner: S,
-    timeout: Duration,
-    stalled_since: Option<Pin<Box<Sleep>>>,
-}
-
-impl<S> WriteTimeout<S> {
-    fn new(inner: S, timeout: Duration) -> Self {
-        Self {
-            inner,
-            timeout,
-            stalled_since: None,
-        }
-    }
-
-    /// Passes a write's progress through; a write that stays pending past the timeout fails.
-    fn watch<T>(&mut self, cx: &mut Context<'_>, poll: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
-        match poll {
-            Poll::Ready(result) => {
-                self.stalled_since = None;
-                Poll::Ready(result)
-            }
-            Poll::Pending => {
-                let timeout = self.timeout;
-                let stall = self
-                    .stalled_since
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-                match stall.as_mut().poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "the client stopped reading",
-                    ))),
-                    Poll::Pending => Poll::Pending,
-                }
-            }
-        }
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for WriteTimeout<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for WriteTimeout<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let poll = Pin::new(&mut this.inner).poll_write(cx, buf);
-        this.watch(cx, poll)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let poll = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
-        this.watch(cx, poll)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let poll = Pin::new(&mut this.inner).poll_flush(cx);
-        this.watch(cx, poll)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let poll = Pin::new(&mut this.inner).poll_shutdown(cx);
-        this.watch(cx, poll)
-    }
+    // `limits.max_body_bytes` is the body extractors' limit (set by the shared server); the
+    // request timeout is applied in `handle`, so that a late answer is a KMS error that is logged.
+    let app = Router::new().route("/", post(handle)).with_state(state);
+    nitro_signer_http_server::serve(listener, app, limits, shutdown).await;
 }
 
 /// An error answer in the KMS JSON protocol. Its type is also kept for the request log.
@@ -686,36 +474,5 @@ fn run_operation(
         other => Err(KmsError::UnknownOperation(format!(
             "The emulator does not support {other}"
         ))),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-
-    use std::time::{Duration, Instant};
-
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    use super::WriteTimeout;
-
-    #[tokio::test]
-    async fn a_write_that_makes_no_progress_fails_after_the_timeout() {
-        let (near, mut far) = tokio::io::duplex(64);
-        let timeout = Duration::from_millis(200);
-        let mut stream = WriteTimeout::new(near, timeout);
-        // Progress resets the clock: writes interleaved with reads keep going past it.
-        for _ in 0..4 {
-            stream.write_all(&[7u8; 64]).await.unwrap();
-            tokio::time::sleep(timeout / 2).await;
-            let mut buf = [0u8; 64];
-            far.read_exact(&mut buf).await.unwrap();
-        }
-        // A peer that stops reading: the write fails instead of waiting forever.
-        let started = Instant::now();
-        let error = stream.write_all(&[7u8; 1024]).await.unwrap_err();
-        assert_eq!(error.kind(), std::io::ErrorKind::TimedOut);
-        assert!(started.elapsed() >= timeout);
-        assert!(started.elapsed() < Duration::from_secs(5));
     }
 }

@@ -31,6 +31,7 @@ use std::{
 
 use nitro_signer_client::{EnclaveClient, EnclaveConfig};
 use nitro_signer_common::transport::Address;
+use nitro_signer_http_server::ServerLimits;
 use tokio::{net::TcpListener, sync::Semaphore, task::JoinHandle};
 use tracing::{info, warn};
 
@@ -88,6 +89,25 @@ pub struct Args {
     )]
     pub max_concurrency: NonZeroUsize,
 
+    /// Most HTTP connections open at once; further clients wait (in the listen backlog) until
+    /// one closes.
+    #[arg(
+        long,
+        env = "NITRO_SIGNER_PROXY_MAX_CONNECTIONS",
+        default_value = "1024"
+    )]
+    pub max_connections: NonZeroUsize,
+
+    /// Longest wait for a request's headers, in milliseconds, from the start of a connection or
+    /// the end of the previous answer; the connection is then closed (idle keep-alive
+    /// connections too).
+    #[arg(
+        long,
+        env = "NITRO_SIGNER_PROXY_HEADER_READ_TIMEOUT_MS",
+        default_value = "10000"
+    )]
+    pub header_read_timeout_ms: NonZeroU64,
+
     /// Do not read AWS credentials (environment, profile, IMDSv2) or send them to the enclave;
     /// KMS operations then fail with no_credentials unless the enclave has credentials already.
     #[arg(long, env = "NITRO_SIGNER_PROXY_NO_AWS_CREDENTIALS")]
@@ -104,6 +124,8 @@ impl Args {
             request_timeout_ms: NonZeroU64::new(10_000).unwrap_or(NonZeroU64::MIN),
             max_body_bytes: NonZeroUsize::new(1 << 20).unwrap_or(NonZeroUsize::MIN),
             max_concurrency: NonZeroUsize::new(1024).unwrap_or(NonZeroUsize::MIN),
+            max_connections: NonZeroUsize::new(1024).unwrap_or(NonZeroUsize::MIN),
+            header_read_timeout_ms: NonZeroU64::new(10_000).unwrap_or(NonZeroU64::MIN),
             no_aws_credentials: false,
         }
     }
@@ -121,9 +143,6 @@ pub enum ProxyError {
         /// Why.
         source: io::Error,
     },
-    /// The HTTP server failed.
-    #[error("HTTP server failed: {0}")]
-    Serve(io::Error),
 }
 
 /// A bound proxy, not yet serving. [`run`] is `bind`, the readiness line, then `serve`; tests
@@ -182,7 +201,11 @@ impl Server {
         &self.client
     }
 
-    /// Serves HTTP until `shutdown` completes, then finishes the requests in progress.
+    /// Serves HTTP until `shutdown` completes, then finishes the requests in progress (within
+    /// the request timeout and a write-stall allowance) and returns.
+    ///
+    /// Connections are capped at `--max-connections` and must send each request's headers
+    /// within `--header-read-timeout-ms`; see `nitro_signer_http_server` for every limit.
     pub async fn serve(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -196,12 +219,21 @@ impl Server {
         } = self;
         let credentials: Option<JoinHandle<()>> =
             credentials.map(|(refresher, first_wait)| tokio::spawn(refresher.run(first_wait)));
+        let request_timeout = Duration::from_millis(args.request_timeout_ms.get());
+        let limits = ServerLimits {
+            max_connections: args.max_connections.get(),
+            header_read_timeout: Duration::from_millis(args.header_read_timeout_ms.get()),
+            // What `routes` enforces; here it bounds the shutdown drain.
+            request_timeout: routes::request_limit(request_timeout),
+            max_body_bytes: args.max_body_bytes.get(),
+            ..ServerLimits::default()
+        };
         let state = Arc::new(routes::AppState {
             client,
             metrics: metrics::Metrics::new(),
             concurrency: Arc::new(Semaphore::new(args.max_concurrency.get())),
             max_body: args.max_body_bytes.get(),
-            request_timeout: Duration::from_millis(args.request_timeout_ms.get()),
+            request_timeout,
             request_ids: routes::RequestIds::new(),
         });
         info!(
@@ -211,16 +243,16 @@ impl Server {
             request_timeout_ms = args.request_timeout_ms.get(),
             max_body_bytes = args.max_body_bytes.get(),
             max_concurrency = args.max_concurrency.get(),
+            max_connections = args.max_connections.get(),
+            header_read_timeout_ms = args.header_read_timeout_ms.get(),
             "proxy serving"
         );
-        let served = axum::serve(listener, routes::router(state))
-            .with_graceful_shutdown(shutdown)
-            .await;
+        nitro_signer_http_server::serve(listener, routes::router(state), limits, shutdown).await;
         if let Some(task) = credentials {
             task.abort();
         }
         info!("proxy stopped");
-        served.map_err(ProxyError::Serve)
+        Ok(())
     }
 }
 

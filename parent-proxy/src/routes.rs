@@ -168,10 +168,9 @@ async fn observe(State(state): State<Arc<AppState>>, mut request: Request, next:
         let mut response = match permit {
             Err(failure) => failure.into_response(),
             Ok(_permit) => {
-                // A bound on the whole request, body upload included. The enclave call has its
-                // own (shorter) timeout, which answers 504 first.
-                let limit = state.request_timeout + Duration::from_secs(2);
-                match tokio::time::timeout(limit, next.run(request)).await {
+                match tokio::time::timeout(request_limit(state.request_timeout), next.run(request))
+                    .await
+                {
                     Ok(response) => response,
                     Err(_) => Failure::request_timeout().into_response(),
                 }
@@ -201,6 +200,13 @@ async fn observe(State(state): State<Arc<AppState>>, mut request: Request, next:
     }
     .instrument(span)
     .await
+}
+
+/// The bound on a whole request, body upload included (answered 408 `request_timeout`), for an
+/// enclave timeout of `request_timeout`: the enclave call's own, shorter, timeout answers 504
+/// first.
+pub(crate) fn request_limit(request_timeout: Duration) -> Duration {
+    request_timeout + Duration::from_secs(2)
 }
 
 /// Milliseconds with microsecond precision, for logs.

@@ -122,9 +122,13 @@ async fn help_documents_every_option() {
         "--request-timeout-ms",
         "--max-body-bytes",
         "--max-concurrency",
+        "--max-connections",
+        "--header-read-timeout-ms",
         "--no-aws-credentials",
         "--log-format",
         "NITRO_SIGNER_PROXY_LISTEN",
+        "NITRO_SIGNER_PROXY_MAX_CONNECTIONS",
+        "NITRO_SIGNER_PROXY_HEADER_READ_TIMEOUT_MS",
         "[default: vsock://16:5000]",
     ] {
         assert!(help.contains(option), "{option} missing from\n{help}");

@@ -1,0 +1,190 @@
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+//! The proxy's connection limits over real sockets, against the enclave stand-in: a client that
+//! sends half a request header is cut off after `--header-read-timeout-ms` while others are
+//! served, and connections beyond `--max-connections` wait for a free slot.
+
+#[path = "../../client/tests/support/stand_in.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod stand_in;
+
+use std::{
+    net::SocketAddr,
+    num::{NonZeroU64, NonZeroUsize},
+    time::{Duration, Instant},
+};
+
+use nitro_signer_proxy::{Args, Server};
+use serde_json::{Value, json};
+use stand_in::StandIn;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+    sync::oneshot,
+};
+
+/// Generous bound for things that should happen promptly, on a loaded machine.
+const PROMPTLY: Duration = Duration::from_secs(10);
+
+/// The stand-in's key blob "k" in base64.
+const KEY: &str = "aw==";
+
+/// A complete request that the proxy answers without the enclave.
+const HEALTHZ: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: proxy\r\nConnection: close\r\n\r\n";
+
+struct Proxy {
+    address: SocketAddr,
+    _enclave: StandIn,
+    _dir: tempfile::TempDir,
+    _stop: oneshot::Sender<()>,
+}
+
+async fn start(configure: impl FnOnce(&mut Args)) -> Proxy {
+    let dir = tempfile::tempdir().unwrap();
+    let enclave = StandIn::start_unix(&dir).await;
+    let mut args = Args::new(enclave.address.clone());
+    args.listen = "127.0.0.1:0".into();
+    args.no_aws_credentials = true;
+    configure(&mut args);
+    let server = Server::bind(args).await.unwrap();
+    assert!(
+        server
+            .enclave_client()
+            .wait_until_live(Duration::from_secs(2))
+            .await
+    );
+    let address = server.local_addr();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(server.serve(async move {
+        let _ = stopped.await;
+    }));
+    Proxy {
+        address,
+        _enclave: enclave,
+        _dir: dir,
+        _stop: stop,
+    }
+}
+
+/// Reads until the proxy closes the connection; returns what it sent.
+async fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
+    let mut received = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(PROMPTLY, stream.read(&mut buf))
+            .await
+            .expect("the proxy did not close the connection")
+        {
+            Ok(0) | Err(_) => return received,
+            Ok(n) => received.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// Whether the proxy has neither answered nor closed `stream` yet.
+fn still_open_and_silent(stream: &TcpStream) -> bool {
+    let mut buf = [0u8; 16];
+    matches!(stream.try_read(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+}
+
+/// An address request through the proxy to the enclave stand-in.
+async fn address(http: &reqwest::Client, proxy: SocketAddr) -> Value {
+    let response = http
+        .post(format!("http://{proxy}/v1/address"))
+        .json(&json!({"keyBlob": KEY}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_half_sent_header_is_cut_off_while_others_are_served() {
+    let header_read_timeout = Duration::from_millis(700);
+    let proxy = start(|args| {
+        args.header_read_timeout_ms =
+            NonZeroU64::new(u64::try_from(header_read_timeout.as_millis()).unwrap()).unwrap();
+    })
+    .await;
+
+    // A slowloris client: half a request header, then nothing.
+    let mut stalled = TcpStream::connect(proxy.address).await.unwrap();
+    stalled
+        .write_all(b"POST /v1/address HTTP/1.1\r\nHost: proxy\r\nContent-Ty")
+        .await
+        .unwrap();
+    let stalled_at = Instant::now();
+
+    // Meanwhile, other clients are served, through to the enclave and on fresh connections.
+    let http = reqwest::Client::new();
+    for _ in 0..2 {
+        assert!(address(&http, proxy.address).await["address"].is_string());
+    }
+    let mut other = TcpStream::connect(proxy.address).await.unwrap();
+    other.write_all(HEALTHZ).await.unwrap();
+    let answer = read_until_closed(&mut other).await;
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    if stalled_at.elapsed() < header_read_timeout {
+        assert!(
+            still_open_and_silent(&stalled),
+            "the stalled client was cut off before its header timeout"
+        );
+    }
+
+    // Then the stalled client is disconnected (perhaps with an error answer, never a success).
+    let answer = read_until_closed(&mut stalled).await;
+    let closed_after = stalled_at.elapsed();
+    assert!(
+        closed_after >= header_read_timeout - Duration::from_millis(100),
+        "closed after {closed_after:?}"
+    );
+    assert!(
+        answer.is_empty() || answer.starts_with(b"HTTP/1.1 4"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+
+    // And the proxy still serves.
+    assert!(address(&http, proxy.address).await["address"].is_string());
+}
+
+#[tokio::test]
+async fn connections_beyond_the_limit_wait_for_a_free_slot() {
+    // The default header timeout (10 s) is far longer than the test: the slot is freed by the
+    // holder leaving, not by a timeout.
+    let proxy = start(|args| args.max_connections = NonZeroUsize::new(1).unwrap()).await;
+
+    // The holder takes the only slot (connected, nothing sent yet).
+    let holder = TcpStream::connect(proxy.address).await.unwrap();
+    // Let the proxy accept the holder before the next client arrives.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    // The next client connects (the kernel's backlog takes it) and sends a whole request, but is
+    // not served while the holder is connected.
+    let mut waiting = TcpStream::connect(proxy.address).await.unwrap();
+    waiting.write_all(HEALTHZ).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        still_open_and_silent(&waiting),
+        "served beyond --max-connections"
+    );
+
+    // Once the holder leaves, the waiting client is served.
+    drop(holder);
+    let left_at = Instant::now();
+    let answer = read_until_closed(&mut waiting).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains(r#"{"status":"ok"}"#), "{answer}");
+    assert!(left_at.elapsed() < PROMPTLY);
+}
