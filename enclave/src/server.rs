@@ -120,7 +120,14 @@ async fn connection(stream: Stream, enclave: Arc<Enclave>, limits: ServerLimits)
     };
     let reply = match codec::decode::<Hello>(&hello) {
         Ok(hello) if hello.versions.contains(&PROTOCOL_VERSION) => {
-            info!(client = %hello.client, version = PROTOCOL_VERSION, "hello");
+            // The name is the peer's: log a bounded, printable prefix of it.
+            let client: String = hello
+                .client
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(64)
+                .collect();
+            info!(%client, version = PROTOCOL_VERSION, "hello");
             HelloReply::Welcome(enclave.welcome(PROTOCOL_VERSION))
         }
         Ok(hello) => HelloReply::Refused(ErrorBody::new(
@@ -221,12 +228,26 @@ async fn connection(stream: Stream, enclave: Arc<Enclave>, limits: ServerLimits)
                 if let ResponseBody::Error(error) = &body {
                     debug!(code = error.code.as_str(), "refused");
                 }
-                let _ = answers
-                    .send(encode_response(Response {
+                let mut answer = encode_response(Response {
+                    id: request.id,
+                    body,
+                });
+                if answer.len() > limits.max_frame {
+                    // Sending it would close the connection for every request on it.
+                    answer = encode_response(Response {
                         id: request.id,
-                        body,
-                    }))
-                    .await;
+                        body: ResponseBody::Error(ErrorBody::new(
+                            ErrorCode::InvalidRequest,
+                            format!(
+                                "the answer ({} bytes) exceeds the {}-byte frame limit; send \
+                                 fewer or smaller payloads per request",
+                                answer.len(),
+                                limits.max_frame
+                            ),
+                        )),
+                    });
+                }
+                let _ = answers.send(answer).await;
                 drop(permit);
             }
             .instrument(info_span!("request", id = request.id, kind)),

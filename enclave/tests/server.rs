@@ -47,6 +47,10 @@ struct Running {
 }
 
 async fn start() -> Running {
+    start_with(ServerLimits::default().max_frame).await
+}
+
+async fn start_with(max_frame: usize) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let simulator = SimulatedNsm::open(SimulatorConfig::new(dir.path().join("nsm"))).unwrap();
     let root = simulator.root_fingerprint();
@@ -81,7 +85,7 @@ async fn start() -> Running {
         max_connections: MAX_CONNECTIONS,
         max_in_flight: 16,
         io_timeout: IO_TIMEOUT,
-        ..ServerLimits::default()
+        max_frame,
     };
     tokio::spawn(serve(listener, enclave, limits, async {
         let _ = stopped.await;
@@ -342,4 +346,28 @@ async fn connections_beyond_the_limit_are_closed_and_the_others_served() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let mut again = open(&running.address).await;
     status(&mut again, 99).await;
+}
+
+#[tokio::test]
+async fn an_answer_too_large_for_a_frame_becomes_an_error_and_the_connection_lives_on() {
+    // An attestation document (a few KiB with its certificate chain) does not fit 2 KiB frames.
+    let running = start_with(2048).await;
+    let mut stream = open(&running.address).await;
+    send(
+        &mut stream,
+        &Request {
+            id: 1,
+            body: RequestBody::Attest(AttestRequest {
+                nonce: ByteBuf::from(vec![7; 16]),
+            }),
+        },
+    )
+    .await;
+    let response: Response = receive(&mut stream).await;
+    assert_eq!(response.id, 1);
+    match response.body {
+        ResponseBody::Error(error) => assert!(error.message.contains("frame limit"), "{error}"),
+        other => panic!("{other:?}"),
+    }
+    status(&mut stream, 2).await;
 }
