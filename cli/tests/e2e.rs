@@ -664,9 +664,18 @@ async fn enclave_kills_under_load_give_clear_503s_and_never_a_wrong_signature() 
     let unavailable = statuses.iter().filter(|(_, s)| *s == 503).count();
     let signed = statuses.iter().filter(|(_, s)| *s == 200).count();
     assert!(unavailable > 0, "no request saw an outage");
+    // Fast 503s repeat during each outage, so their count says nothing; what matters is that
+    // signing resumed after the last restart.
+    let last_failure = statuses
+        .iter()
+        .filter(|(_, s)| *s != 200)
+        .map(|(at, _)| *at)
+        .max();
     assert!(
-        signed > unavailable,
-        "{signed} signed, {unavailable} unavailable"
+        statuses
+            .iter()
+            .any(|(at, s)| *s == 200 && Some(*at) > last_failure),
+        "signing did not resume after the last restart"
     );
     eprintln!(
         "{signed} signed, {unavailable} × 503 over 3 enclave kills; recovery after restart: {outages:?}"
