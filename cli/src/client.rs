@@ -158,9 +158,15 @@ pub(crate) struct AttestArgs {
     allow_debug: bool,
 }
 
-fn print<T: Serialize>(value: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
-    Ok(())
+/// Prints `value` as pretty JSON on standard output. A closed pipe (`| head`) is not an error.
+pub(crate) fn print<T: Serialize>(value: &T) -> anyhow::Result<()> {
+    use std::io::Write;
+
+    let text = serde_json::to_string_pretty(value)?;
+    match writeln!(std::io::stdout().lock(), "{text}") {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => Err(error.into()),
+        _ => Ok(()),
+    }
 }
 
 /// `keys create`.

@@ -188,6 +188,5 @@ pub(crate) async fn run(args: ImportArgs) -> anyhow::Result<()> {
     if let KeyMaterial::Imported(key) = &material {
         out.insert("address".into(), key.address().to_string().into());
     }
-    println!("{}", serde_json::to_string_pretty(&out)?);
-    Ok(())
+    crate::client::print(&out)
 }
