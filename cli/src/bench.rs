@@ -22,7 +22,7 @@ use nitro_signer_client::{
     HttpClient,
     api::{AddressRequest, BatchResult, KeyBlob, SignTransactionRequest, SignTransactionsRequest},
 };
-use nitro_signer_common::UserId;
+use nitro_signer_common::{UserId, resources};
 use serde_json::value::RawValue;
 
 /// Options of `bench`.
@@ -167,6 +167,36 @@ fn stage_sums(metrics: &str, endpoint: &str) -> Vec<(String, f64, f64)> {
     stages
 }
 
+/// The value of an unlabelled sample `name` in a `/metrics` text.
+fn sample(metrics: &str, name: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+/// CPU time per request of each process, in µs, from the counters before and after the run.
+fn cpu_per_request(
+    before: &str,
+    after: &str,
+    own: Option<Duration>,
+    requests: usize,
+) -> Vec<(&'static str, Option<f64>)> {
+    let per_request = |seconds: f64| seconds * 1e6 / requests.max(1) as f64;
+    let delta = |name: &str| Some(sample(after, name)? - sample(before, name)?);
+    vec![
+        (
+            "enclave",
+            delta("nitro_signer_enclave_cpu_seconds_total").map(per_request),
+        ),
+        ("proxy", delta("process_cpu_seconds_total").map(per_request)),
+        (
+            "load generator",
+            own.map(|own| per_request(own.as_secs_f64())),
+        ),
+    ]
+}
+
 /// Runs the benchmark and prints its report.
 pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.connections == 0 || args.requests == 0 {
@@ -215,6 +245,7 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
 
     let before = client.metrics().await.unwrap_or_default();
+    let own_cpu = resources::cpu_time();
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -248,6 +279,9 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         outcomes.extend(task.await?);
     }
     let elapsed = started.elapsed();
+    let own_cpu = resources::cpu_time()
+        .zip(own_cpu)
+        .map(|(after, before)| after.saturating_sub(before));
     let after = client.metrics().await.unwrap_or_default();
 
     // Verification, after the timed part: every transaction decodes and recovers to the key.
@@ -299,8 +333,10 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     for (error, count) in &errors {
         println!("  {count} × {error}");
     }
-    let (before, after) = (stage_sums(&before, endpoint), stage_sums(&after, endpoint));
-    for ((stage, sum0, count0), (_, sum1, count1)) in before.iter().zip(&after) {
+    let stages = stage_sums(&before, endpoint)
+        .into_iter()
+        .zip(stage_sums(&after, endpoint));
+    for ((stage, sum0, count0), (_, sum1, count1)) in stages {
         let count = count1 - count0;
         if count > 0.0 {
             println!(
@@ -309,9 +345,24 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
             );
         }
     }
+    let cpu = cpu_per_request(&before, &after, own_cpu, outcomes.len());
+    let shown: Vec<String> = cpu
+        .iter()
+        .filter_map(|(process, micros)| Some(format!("{process} {:.1} µs", (*micros)?)))
+        .collect();
+    if !shown.is_empty() {
+        println!("cpu per request     {}", shown.join(", "));
+    }
+    if let Some(resident) = sample(&after, "nitro_signer_enclave_resident_memory_bytes") {
+        println!("enclave memory      {:.1} MB resident", resident / 1e6);
+    }
     if args.baseline_secs > 0 {
         let bare = tokio::task::spawn_blocking(move || baseline(args.baseline_secs)).await?;
-        println!("bare k256           {bare:.0} signatures/s on all cores");
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        println!(
+            "bare k256           {bare:.0} signatures/s on all cores ({:.1} µs of CPU per signature)",
+            cores as f64 * 1e6 / bare
+        );
         println!(
             "ratio               {:.1}% of bare k256 signing throughput",
             signatures_per_sec / bare * 100.0

@@ -29,7 +29,7 @@ use nitro_signer_common::{
 };
 use serde_bytes::ByteBuf;
 use tokio::{
-    io::{BufWriter, ReadHalf, WriteHalf},
+    io::{BufReader, ReadHalf, WriteHalf},
     sync::{Semaphore, mpsc, oneshot, watch},
     task::JoinHandle,
     time::Instant,
@@ -399,7 +399,8 @@ type Answer = Result<ResponseBody, ClientError>;
 
 /// One open, welcomed connection.
 struct Connection {
-    to_writer: mpsc::UnboundedSender<Vec<u8>>,
+    /// Room for every permit: sending never waits.
+    to_writer: mpsc::Sender<Vec<u8>>,
     /// Bounds the requests in flight; closed when the connection dies.
     permits: Arc<Semaphore>,
     pending: Mutex<Pending>,
@@ -455,7 +456,7 @@ impl Connection {
             connection: self,
             id,
         };
-        if self.to_writer.send(bytes).is_err() {
+        if self.to_writer.send(bytes).await.is_err() {
             return Err(self.unavailable());
         }
         match tokio::time::timeout_at(deadline, answered).await {
@@ -558,17 +559,18 @@ async fn open(config: &EnclaveConfig) -> Result<Opened, String> {
         .await
         .map_err(|_| format!("no hello reply within {:?}", config.io_timeout))??;
     let (reader, writer) = tokio::io::split(stream);
-    let (to_writer, queued) = mpsc::unbounded_channel();
+    let in_flight = config.max_in_flight.max(1);
+    let (to_writer, queued) = mpsc::channel(in_flight);
     let connection = Arc::new(Connection {
         to_writer,
-        permits: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
+        permits: Arc::new(Semaphore::new(in_flight)),
         pending: Mutex::new(Pending::default()),
     });
     // Either task ending fails what is in flight at once, before the manager even notices.
     let reader = tokio::spawn({
         let connection = Arc::clone(&connection);
         let reading = read_answers(
-            reader,
+            frame::buffered(reader),
             Arc::clone(&connection),
             config.max_frame,
             config.io_timeout,
@@ -597,7 +599,7 @@ async fn open(config: &EnclaveConfig) -> Result<Opened, String> {
 }
 
 async fn read_answers(
-    mut reader: ReadHalf<Stream>,
+    mut reader: BufReader<ReadHalf<Stream>>,
     connection: Arc<Connection>,
     max_frame: usize,
     io_timeout: Duration,
@@ -616,26 +618,18 @@ async fn read_answers(
 }
 
 async fn write_requests(
-    writer: WriteHalf<Stream>,
-    mut queued: mpsc::UnboundedReceiver<Vec<u8>>,
+    mut writer: WriteHalf<Stream>,
+    mut queued: mpsc::Receiver<Vec<u8>>,
     max_frame: usize,
     io_timeout: Duration,
 ) -> String {
-    // The buffer turns a frame's length prefix and payload into one write.
-    let mut writer = BufWriter::new(writer);
-    while let Some(bytes) = queued.recv().await {
-        match tokio::time::timeout(
-            io_timeout,
-            frame::write_frame(&mut writer, &bytes, max_frame),
-        )
-        .await
-        {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => return error.to_string(),
-            Err(_) => return format!("the enclave did not read a request within {io_timeout:?}"),
+    match frame::write_queued(&mut writer, &mut queued, max_frame, io_timeout).await {
+        Ok(()) => "client closed".to_owned(),
+        Err(FrameError::NotRead(_)) => {
+            format!("the enclave did not read a request within {io_timeout:?}")
         }
+        Err(error) => error.to_string(),
     }
-    "client closed".to_owned()
 }
 
 /// Keeps one connection slot connected until the client is dropped.

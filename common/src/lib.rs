@@ -10,6 +10,7 @@
 //! - [`logging`]: the log levels every binary enforces on its dependencies.
 //! - `process` (feature `binary`): stop signals for the binaries.
 //! - [`private_file`]: owner-only files and directories for local state.
+//! - [`resources`]: this process's CPU time and resident memory.
 //! - [`user_id`]: the validated per-user identifier that selects a derived key.
 
 pub mod attestation;
@@ -19,6 +20,7 @@ pub mod private_file;
 #[cfg(feature = "binary")]
 pub mod process;
 pub mod protocol;
+pub mod resources;
 pub mod transport;
 pub mod user_id;
 

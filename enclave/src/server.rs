@@ -106,7 +106,8 @@ pub async fn serve(
 
 /// Serves one connection; returns why it ended.
 async fn connection(stream: Stream, enclave: Arc<Enclave>, limits: ServerLimits) -> String {
-    let (mut reader, mut writer) = tokio::io::split(stream);
+    let (reader, mut writer) = tokio::io::split(stream);
+    let mut reader = frame::buffered(reader);
 
     let hello = tokio::time::timeout(
         limits.io_timeout,
@@ -153,19 +154,18 @@ async fn connection(stream: Stream, enclave: Arc<Enclave>, limits: ServerLimits)
     // Answers go through one writer task, in the order they finish.
     let (answers, mut to_write) = mpsc::channel::<Vec<u8>>(limits.max_in_flight);
     let writer_task = tokio::spawn(async move {
-        while let Some(bytes) = to_write.recv().await {
-            let written = tokio::time::timeout(
-                limits.io_timeout,
-                frame::write_frame(&mut writer, &bytes, limits.max_frame),
-            )
-            .await;
-            match written {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => return error.to_string(),
-                Err(_) => return "the peer does not read its answers".into(),
-            }
+        match frame::write_queued(
+            &mut writer,
+            &mut to_write,
+            limits.max_frame,
+            limits.io_timeout,
+        )
+        .await
+        {
+            Ok(()) => "closed".to_owned(),
+            Err(FrameError::NotRead(_)) => "the peer does not read its answers".to_owned(),
+            Err(error) => error.to_string(),
         }
-        "closed".into()
     });
     let in_flight = Arc::new(Semaphore::new(limits.max_in_flight));
 

@@ -21,6 +21,7 @@ use nitro_signer_common::{
         self, AddressInfo, AttestationDocument, BatchItem, ErrorBody, ErrorCode, KeyRef, NewKey,
         RequestBody, ResponseBody, SignPayload, Status, Welcome,
     },
+    resources,
 };
 use nitro_signer_eth::{
     AuthorizationRequest, PayloadError, PersonalMessage, TransactionRequest, TypedData,
@@ -206,6 +207,9 @@ impl Enclave {
             kms_calls: count(&self.counters.kms_calls),
             kms_errors: count(&self.counters.kms_errors),
             signatures: count(&self.counters.signatures),
+            cpu_micros: resources::cpu_time()
+                .map_or(0, |t| u64::try_from(t.as_micros()).unwrap_or(u64::MAX)),
+            resident_bytes: resources::resident_bytes().unwrap_or(0),
         }
     }
 

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use nitro_signer_client::ConnectionStats;
-use nitro_signer_common::protocol::Status;
+use nitro_signer_common::{protocol::Status, resources};
 use prometheus_client::{
     encoding::text::{encode_eof, encode_registry},
     metrics::{
@@ -167,8 +167,40 @@ impl Metrics {
                 "Whether the enclave holds unexpired AWS credentials",
                 ConstGauge::new(i64::from(status.has_credentials)),
             );
+            if status.cpu_micros > 0 {
+                enclave.register(
+                    "cpu_seconds",
+                    "CPU time used by the enclave process, user and system",
+                    ConstCounter::new(status.cpu_micros as f64 / 1e6),
+                );
+            }
+            if status.resident_bytes > 0 {
+                enclave.register(
+                    "resident_memory_bytes",
+                    "Resident memory of the enclave process",
+                    ConstGauge::new(i64::try_from(status.resident_bytes).unwrap_or(i64::MAX)),
+                );
+            }
         }
         encode_registry(&mut text, &enclave)?;
+
+        // The proxy's own, under the names Prometheus client libraries use for them.
+        let mut process = Registry::with_prefix("process");
+        if let Some(cpu) = resources::cpu_time() {
+            process.register(
+                "cpu_seconds",
+                "Total user and system CPU time spent in seconds",
+                ConstCounter::new(cpu.as_secs_f64()),
+            );
+        }
+        if let Some(resident) = resources::resident_bytes() {
+            process.register(
+                "resident_memory_bytes",
+                "Resident memory size in bytes",
+                ConstGauge::new(i64::try_from(resident).unwrap_or(i64::MAX)),
+            );
+        }
+        encode_registry(&mut text, &process)?;
         encode_eof(&mut text)?;
         Ok(text)
     }

@@ -547,12 +547,22 @@ async fn metrics_cover_requests_stages_connections_and_the_enclave() {
         "nitro_signer_enclave_cache_hits_total 2",
         "nitro_signer_enclave_cached_keys 1",
         "nitro_signer_enclave_signatures_total 5",
+        "nitro_signer_enclave_cpu_seconds_total 6.5",
+        "nitro_signer_enclave_resident_memory_bytes 7340032",
     ] {
         assert!(
             text.lines().any(|l| l == line),
             "missing {line:?} in\n{text}"
         );
     }
+    // The proxy's own, under the usual names: present and plausible.
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("missing {name} in\n{text}"))
+    };
+    assert!(value("process_cpu_seconds_total") >= 0.0);
+    assert!(value("process_resident_memory_bytes") > 1e6);
     assert!(text.ends_with("# EOF\n"));
     assert_eq!(text.matches("# EOF").count(), 1);
 }

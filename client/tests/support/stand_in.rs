@@ -293,6 +293,8 @@ async fn answer(body: RequestBody, seen: &Seen) -> ResponseBody {
             kms_calls: 3,
             kms_errors: 4,
             signatures: 5,
+            cpu_micros: 6_500_000,
+            resident_bytes: 7 << 20,
         }),
         RequestBody::SetCredentials(credentials) => {
             seen.credentials

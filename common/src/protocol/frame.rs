@@ -5,10 +5,20 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::{
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader},
+    sync::mpsc,
+};
 
 /// Default largest frame: room for a batch of transactions or a large typed-data document.
 pub const MAX_FRAME_LEN: usize = 4 * 1024 * 1024;
+
+/// Read buffer of a connection (see [`buffered`]): a few dozen signing requests, so that a busy
+/// connection costs one read per batch of frames instead of two per frame.
+pub const READ_BUFFER: usize = 16 * 1024;
+
+/// Bytes of queued frames [`write_queued`] gathers into one write.
+const WRITE_BATCH: usize = 64 * 1024;
 
 /// Why a frame could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +37,9 @@ pub enum FrameError {
     /// The peer started a frame and did not finish it in time.
     #[error("frame not completed within {0:?}")]
     Stalled(Duration),
+    /// The peer did not take a frame we were writing in time.
+    #[error("the peer did not read for {0:?}")]
+    NotRead(Duration),
     /// The connection failed, or closed in the middle of a frame.
     #[error("connection error: {0}")]
     Io(#[from] std::io::Error),
@@ -63,21 +76,71 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
         .map_err(|_| FrameError::Stalled(complete_within))?
 }
 
-/// Writes `payload` as one frame. Refuses payloads over `max` (the peer would refuse them too).
-pub async fn write_frame<W: AsyncWrite + Unpin>(
-    writer: &mut W,
-    payload: &[u8],
-    max: usize,
-) -> Result<(), FrameError> {
+/// `reader` with the read buffer frames are read through.
+pub fn buffered<R: AsyncRead>(reader: R) -> BufReader<R> {
+    BufReader::with_capacity(READ_BUFFER, reader)
+}
+
+/// Appends `payload` as one frame (length prefix, then the bytes) to `out`. Refuses payloads over
+/// `max` (the peer would refuse them too).
+pub fn append_frame(out: &mut Vec<u8>, payload: &[u8], max: usize) -> Result<(), FrameError> {
     let len = payload.len();
     let header = u32::try_from(len)
         .ok()
         .filter(|_| len <= max)
         .ok_or(FrameError::TooLarge { len, max })?
         .to_be_bytes();
-    writer.write_all(&header).await?;
-    writer.write_all(payload).await?;
+    out.reserve(header.len() + len);
+    out.extend_from_slice(&header);
+    out.extend_from_slice(payload);
+    Ok(())
+}
+
+/// Writes `payload` as one frame, in one write. Refuses payloads over `max`.
+pub async fn write_frame<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    payload: &[u8],
+    max: usize,
+) -> Result<(), FrameError> {
+    let mut out = Vec::new();
+    append_frame(&mut out, payload, max)?;
+    writer.write_all(&out).await?;
     writer.flush().await?;
+    Ok(())
+}
+
+/// Writes the payloads queued on `queue` as frames until every sender is gone (then `Ok`).
+///
+/// Whatever is already queued when a write starts goes out with it (up to 64 KiB), so a busy
+/// connection costs one system call per batch of frames and the peer one wake-up. Each write
+/// must complete within `stall`: a peer that stops reading gets [`FrameError::NotRead`].
+pub async fn write_queued<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    queue: &mut mpsc::Receiver<Vec<u8>>,
+    max: usize,
+    stall: Duration,
+) -> Result<(), FrameError> {
+    let mut out = Vec::with_capacity(WRITE_BATCH);
+    while let Some(first) = queue.recv().await {
+        out.clear();
+        append_frame(&mut out, &first, max)?;
+        drop(first);
+        while out.len() < WRITE_BATCH {
+            let Ok(next) = queue.try_recv() else { break };
+            append_frame(&mut out, &next, max)?;
+        }
+        let written = async {
+            writer.write_all(&out).await?;
+            writer.flush().await
+        };
+        tokio::time::timeout(stall, written)
+            .await
+            .map_err(|_| FrameError::NotRead(stall))??;
+        if out.capacity() > 4 * WRITE_BATCH {
+            // A large frame went out: do not keep its buffer for the life of the connection.
+            out = Vec::with_capacity(WRITE_BATCH);
+        }
+    }
     Ok(())
 }
 
@@ -103,6 +166,40 @@ mod tests {
             read_frame(&mut b, 16, SECOND).await,
             Err(FrameError::Closed)
         ));
+    }
+
+    #[tokio::test]
+    async fn queued_frames_are_written_together_and_read_back_in_order() {
+        let (a, b) = tokio::io::duplex(1 << 20);
+        let (mut a, mut b) = (a, buffered(b));
+        let (tx, mut rx) = mpsc::channel(16);
+        for n in 0..10u8 {
+            tx.send(vec![n; usize::from(n) * 100]).await.unwrap();
+        }
+        drop(tx);
+        write_queued(&mut a, &mut rx, 1 << 20, SECOND)
+            .await
+            .unwrap();
+        for n in 0..10u8 {
+            let frame = read_frame(&mut b, 1 << 20, SECOND).await.unwrap();
+            assert_eq!(frame, vec![n; usize::from(n) * 100]);
+        }
+        drop(a);
+        assert!(matches!(
+            read_frame(&mut b, 1 << 20, SECOND).await,
+            Err(FrameError::Closed)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_does_not_read_stalls_the_writer_for_a_bounded_time() {
+        let (mut a, _b) = tokio::io::duplex(64);
+        let (tx, mut rx) = mpsc::channel(1);
+        tx.send(vec![0; 1000]).await.unwrap();
+        let error = write_queued(&mut a, &mut rx, 1 << 20, Duration::from_millis(50))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, FrameError::NotRead(_)), "{error}");
     }
 
     #[tokio::test]

@@ -280,6 +280,13 @@ pub struct Status {
     pub kms_errors: u64,
     /// Signatures made.
     pub signatures: u64,
+    /// CPU time the enclave process has used, user and system, in microseconds (10 ms
+    /// resolution; 0 when unknown).
+    #[serde(default)]
+    pub cpu_micros: u64,
+    /// The enclave process's resident memory in bytes (0 when unknown).
+    #[serde(default)]
+    pub resident_bytes: u64,
 }
 
 /// A typed failure.
@@ -483,6 +490,25 @@ mod tests {
     }
 
     #[test]
+    fn a_status_without_resource_figures_still_decodes() {
+        // From an enclave older than `cpu_micros` and `resident_bytes`.
+        let bytes = hex::decode(
+            "a26269640764626f6479a166737461747573a86673657276657261736973696d756c61746564f56f686173\
+             5f63726564656e7469616c73f56b6361636865645f6b657973016a63616368655f6869747302696b6d735f\
+             63616c6c73036a6b6d735f6572726f7273046a7369676e61747572657305",
+        )
+        .unwrap();
+        let response: Response = decode(&bytes).unwrap();
+        let ResponseBody::Status(status) = response.body else {
+            panic!("{response:?}")
+        };
+        assert_eq!(
+            (status.signatures, status.cpu_micros, status.resident_bytes),
+            (5, 0, 0)
+        );
+    }
+
+    #[test]
     fn golden_responses() {
         golden(
             HelloReply::Welcome(Welcome {
@@ -537,8 +563,10 @@ mod tests {
                 kms_calls: 3,
                 kms_errors: 4,
                 signatures: 5,
+                cpu_micros: 6,
+                resident_bytes: 7,
             })),
-            "a26269640764626f6479a166737461747573a86673657276657261736973696d756c61746564f56f6861735f63726564656e7469616c73f56b6361636865645f6b657973016a63616368655f6869747302696b6d735f63616c6c73036a6b6d735f6572726f7273046a7369676e61747572657305",
+            "a26269640764626f6479a166737461747573aa6673657276657261736973696d756c61746564f56f6861735f63726564656e7469616c73f56b6361636865645f6b657973016a63616368655f6869747302696b6d735f63616c6c73036a6b6d735f6572726f7273046a7369676e617475726573056a6370755f6d6963726f73066e7265736964656e745f627974657307",
         );
         golden(
             response(ResponseBody::CredentialsSet),
