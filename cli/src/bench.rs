@@ -17,10 +17,17 @@ use std::{
 use alloy_consensus::{TxEnvelope, transaction::SignerRecoverable};
 use alloy_eips::eip2718::Decodable2718;
 use anyhow::{Context, bail};
+use http_body_util::{BodyExt, Full};
+use hyper::{body::Bytes, client::conn::http1::SendRequest, header};
+use hyper_util::rt::TokioIo;
 use k256::ecdsa::SigningKey;
 use nitro_signer_client::{
     HttpClient,
-    api::{AddressRequest, BatchResult, KeyBlob, SignTransactionRequest, SignTransactionsRequest},
+    api::{
+        AddressRequest, BatchResult, KeyBlob, SignTransactionRequest, SignTransactionsRequest,
+        SignTransactionsResponse, SignedTransaction,
+    },
+    http::decode_answer,
 };
 use nitro_signer_common::{UserId, resources};
 use serde_json::value::RawValue;
@@ -69,8 +76,66 @@ fn transaction(nonce: u64) -> String {
     )
 }
 
+/// One keep-alive HTTP/1.1 connection of the load generator: hyper's client connection with none
+/// of a pooled client's bookkeeping, so that the load generator takes as little as it can of the
+/// machine it measures. Reopened after a failure.
+struct Connection {
+    authority: String,
+    sender: Option<SendRequest<Full<Bytes>>>,
+}
+
+impl Connection {
+    fn new(authority: &str) -> Self {
+        Self {
+            authority: authority.to_owned(),
+            sender: None,
+        }
+    }
+
+    async fn open(&self) -> Result<SendRequest<Full<Bytes>>, String> {
+        let stream = tokio::net::TcpStream::connect(&self.authority)
+            .await
+            .map_err(|e| format!("cannot connect to {}: {e}", self.authority))?;
+        let _ = stream.set_nodelay(true);
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(connection);
+        Ok(sender)
+    }
+
+    /// POSTs `body` (JSON) to `path`; the answer's status and body.
+    async fn post(&mut self, path: &str, body: Vec<u8>) -> Result<(u16, Bytes), String> {
+        let sender = match self.sender.take() {
+            Some(sender) if !sender.is_closed() => sender,
+            _ => self.open().await?,
+        };
+        let mut sender = sender;
+        sender.ready().await.map_err(|e| e.to_string())?;
+        let request = hyper::Request::post(path)
+            .header(header::HOST, &self.authority)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| e.to_string())?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| format!("HTTP request failed: {e}"))?;
+        let status = response.status().as_u16();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("HTTP answer not read: {e}"))?
+            .to_bytes();
+        self.sender = Some(sender);
+        Ok((status, bytes))
+    }
+}
+
+/// Sends one request (a transaction, or a batch of `batch`), starting at `nonce`.
 async fn one(
-    client: &HttpClient,
+    connection: &mut Connection,
     blob: &KeyBlob,
     user: &UserId,
     nonce: u64,
@@ -83,10 +148,10 @@ async fn one(
             user_id: Some(user.clone()),
             transaction: raw(nonce)?,
         };
-        let signed = client
-            .sign_transaction(&request)
-            .await
-            .map_err(|e| e.to_string())?;
+        let body = serde_json::to_vec(&request).map_err(|e| e.to_string())?;
+        let (status, answer) = connection.post("/v1/sign/transaction", body).await?;
+        let signed: SignedTransaction =
+            decode_answer(status, &answer).map_err(|e| e.to_string())?;
         return Ok(vec![signed.raw]);
     }
     let request = SignTransactionsRequest {
@@ -96,10 +161,10 @@ async fn one(
             .map(|i| raw(nonce * batch as u64 + i))
             .collect::<Result<_, _>>()?,
     };
-    let answer = client
-        .sign_transactions(&request)
-        .await
-        .map_err(|e| e.to_string())?;
+    let body = serde_json::to_vec(&request).map_err(|e| e.to_string())?;
+    let (status, answer) = connection.post("/v1/sign/transactions", body).await?;
+    let answer: SignTransactionsResponse =
+        decode_answer(status, &answer).map_err(|e| e.to_string())?;
     answer
         .results
         .into_iter()
@@ -108,6 +173,16 @@ async fn one(
             BatchResult::Error(error) => Err(error.error.message),
         })
         .collect()
+}
+
+/// `host:port` of an `http://` URL (the load generator speaks plain HTTP/1.1, as the proxy does).
+fn plain_http_authority(url: &str) -> anyhow::Result<String> {
+    let uri: hyper::Uri = url.parse().context("--url is not a URL")?;
+    if uri.scheme_str() != Some("http") {
+        bail!("--url must be an http:// URL (the proxy speaks plain HTTP)");
+    }
+    let host = uri.host().context("--url has no host")?;
+    Ok(format!("{host}:{}", uri.port_u16().unwrap_or(80)))
 }
 
 fn baseline(secs: u64) -> f64 {
@@ -202,11 +277,8 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.connections == 0 || args.requests == 0 {
         bail!("--connections and --requests must be positive");
     }
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.connections)
-        .timeout(Duration::from_secs(30))
-        .build()?;
-    let client = HttpClient::with_client(args.url.clone(), http);
+    let client = HttpClient::new(args.url.clone())?;
+    let authority = plain_http_authority(&args.url)?;
     let key = client.generate_key(Some("bench".into())).await?;
     let user = UserId::new("bench-user")?;
     let from = client
@@ -227,8 +299,8 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let warmup = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for _ in 0..args.connections {
-        let (client, blob, user, warmup) = (
-            client.clone(),
+        let (mut connection, blob, user, warmup) = (
+            Connection::new(&authority),
             blob.clone(),
             user.clone(),
             Arc::clone(&warmup),
@@ -236,12 +308,14 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let (total, batch) = (args.warmup, args.batch);
         tasks.push(tokio::spawn(async move {
             while warmup.fetch_add(1, Ordering::Relaxed) < total {
-                let _ = one(&client, &blob, &user, 0, batch).await;
+                let _ = one(&mut connection, &blob, &user, 0, batch).await;
             }
+            connection
         }));
     }
+    let mut connections = Vec::new();
     for task in tasks {
-        task.await?;
+        connections.push(task.await?);
     }
 
     let before = client.metrics().await.unwrap_or_default();
@@ -249,13 +323,8 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..args.connections {
-        let (client, blob, user, next) = (
-            client.clone(),
-            blob.clone(),
-            user.clone(),
-            Arc::clone(&next),
-        );
+    for mut connection in connections {
+        let (blob, user, next) = (blob.clone(), user.clone(), Arc::clone(&next));
         let (total, batch) = (args.requests, args.batch);
         tasks.push(tokio::spawn(async move {
             let mut outcomes = Vec::new();
@@ -265,7 +334,7 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
                     break;
                 }
                 let sent = Instant::now();
-                let result = one(&client, &blob, &user, nonce, batch).await;
+                let result = one(&mut connection, &blob, &user, nonce, batch).await;
                 outcomes.push(Outcome {
                     latency: sent.elapsed(),
                     result,

@@ -12,7 +12,10 @@ mod import;
 mod policy;
 
 use clap::{Parser, Subcommand};
-use nitro_signer_common::logging::{self, LogFormat};
+use nitro_signer_common::{
+    logging::{self, LogFormat},
+    process::RuntimeArgs,
+};
 use tokio::io::AsyncReadExt;
 
 /// nitro-signer: Ethereum signing inside AWS Nitro Enclaves.
@@ -69,6 +72,8 @@ enum KeysCommand {
 struct Component<A: clap::Args> {
     #[command(flatten)]
     args: A,
+    #[command(flatten)]
+    runtime: RuntimeArgs,
     /// Stop when standard input closes (the supervising `nitro-signer dev` has exited).
     #[arg(long, hide = true)]
     exit_with_parent: bool,
@@ -91,11 +96,20 @@ async fn shutdown(with_parent: bool) {
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     logging::init(cli.log_format);
-    match cli.command {
+    let runtime = match &cli.command {
+        Command::Enclave(c) => c.runtime,
+        Command::Proxy(c) => c.runtime,
+        Command::KmsEmulator(c) => c.runtime,
+        _ => RuntimeArgs::default(),
+    };
+    runtime.runtime()?.block_on(run(cli.command))
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Dev(args) => dev::run(args).await,
         Command::Keys(KeysCommand::Create(args)) => client::create(args).await,
         Command::Keys(KeysCommand::Import(args)) => import::run(args).await,

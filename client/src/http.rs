@@ -203,13 +203,19 @@ impl HttpClient {
 async fn decode<T: DeserializeOwned>(response: reqwest::Response) -> Result<T, HttpError> {
     let status = response.status().as_u16();
     let bytes = response.bytes().await?;
+    decode_answer(status, &bytes)
+}
+
+/// An answer of the proxy, `status` and body, as the endpoint's type `T` or the API error. For
+/// callers with their own HTTP client (`nitro-signer bench` uses bare HTTP/1.1 connections).
+pub fn decode_answer<T: DeserializeOwned>(status: u16, bytes: &[u8]) -> Result<T, HttpError> {
     if (200..300).contains(&status) {
-        serde_json::from_slice(&bytes).map_err(|error| HttpError::Unexpected {
+        serde_json::from_slice(bytes).map_err(|error| HttpError::Unexpected {
             status,
             message: format!("the answer does not fit the API: {error}"),
         })
     } else {
-        Err(error_from(status, &bytes))
+        Err(error_from(status, bytes))
     }
 }
 

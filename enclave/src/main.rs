@@ -1,6 +1,7 @@
 //! `nitro-signer-enclave`: the process that runs inside the Nitro Enclave.
 
 use clap::Parser;
+use nitro_signer_common::process::RuntimeArgs;
 use nitro_signer_enclave::cli;
 
 /// The nitro-signer enclave: holds keys, signs, and returns only signatures.
@@ -9,16 +10,17 @@ use nitro_signer_enclave::cli;
 struct Command {
     #[command(flatten)]
     args: cli::Args,
+
+    #[command(flatten)]
+    runtime: RuntimeArgs,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let command = Command::parse();
     nitro_signer_common::logging::init(nitro_signer_common::logging::LogFormat::Text);
-    cli::run(
+    command.runtime.runtime()?.block_on(cli::run(
         command.args,
         nitro_signer_common::process::shutdown_signal(),
-    )
-    .await?;
+    ))?;
     Ok(())
 }

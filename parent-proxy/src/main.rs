@@ -1,7 +1,10 @@
 //! `nitro-signer-proxy`: the parent proxy binary. See the library for the options.
 
 use clap::Parser;
-use nitro_signer_common::logging::{self, LogFormat};
+use nitro_signer_common::{
+    logging::{self, LogFormat},
+    process::RuntimeArgs,
+};
 use nitro_signer_proxy::Args;
 
 /// The nitro-signer parent proxy: the HTTP/JSON API back ends call, forwarded to the enclave.
@@ -19,6 +22,9 @@ struct Cli {
 
     #[command(flatten)]
     args: Args,
+
+    #[command(flatten)]
+    runtime: RuntimeArgs,
 }
 
 async fn shutdown() {
@@ -26,10 +32,11 @@ async fn shutdown() {
     tracing::info!("shutting down");
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     logging::init(cli.log_format);
-    nitro_signer_proxy::run(cli.args, shutdown()).await?;
+    cli.runtime
+        .runtime()?
+        .block_on(nitro_signer_proxy::run(cli.args, shutdown()))?;
     Ok(())
 }
