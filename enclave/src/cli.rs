@@ -75,7 +75,38 @@ pub struct Args {
     /// Milliseconds for a started frame to arrive, an answer to be written, or a hello to come.
     #[arg(long, env = "NITRO_SIGNER_IO_TIMEOUT_MS", default_value_t = 10_000)]
     pub io_timeout_ms: u64,
+
+    /// Milliseconds one KMS attempt may take before the SDK abandons it and retries with
+    /// backoff (default 3000). Tests only: accepted only with --dangerous-simulated-nsm, so that
+    /// fault tests can make a slow KMS fail fast; production always uses the default.
+    #[arg(
+        long,
+        env = "NITRO_SIGNER_KMS_ATTEMPT_TIMEOUT_MS",
+        value_name = "MS",
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub kms_attempt_timeout_ms: Option<u64>,
+
+    /// Milliseconds a whole KMS operation, retries and backoff included, may take (default
+    /// 8000). Tests only: accepted only with --dangerous-simulated-nsm, like
+    /// --kms-attempt-timeout-ms.
+    #[arg(
+        long,
+        env = "NITRO_SIGNER_KMS_OPERATION_TIMEOUT_MS",
+        value_name = "MS",
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub kms_operation_timeout_ms: Option<u64>,
 }
+
+/// Time limit of one KMS attempt (the SDK retries failed attempts with backoff, three attempts
+/// in all).
+pub const KMS_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Time limit of a whole KMS operation, retries and backoff included. Shorter than the parent
+/// proxy's default request timeout (10 s), so that a slow KMS is reported as `kms_unavailable`
+/// by the enclave rather than as the proxy's `enclave_timeout`, which would blame the enclave.
+pub const KMS_OPERATION_TIMEOUT: Duration = Duration::from_secs(8);
 
 /// Why the enclave did not start.
 #[derive(Debug, thiserror::Error)]
@@ -136,6 +167,15 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), S
             "--kms-endpoint is for simulated mode only (with --dangerous-simulated-nsm)",
         ));
     }
+    if (args.kms_attempt_timeout_ms.is_some() || args.kms_operation_timeout_ms.is_some())
+        && !simulated
+    {
+        // Tests shorten them to exercise a slow KMS quickly; production keeps the defaults.
+        return Err(StartError::Config(
+            "--kms-attempt-timeout-ms and --kms-operation-timeout-ms are for tests in simulated \
+             mode only (with --dangerous-simulated-nsm)",
+        ));
+    }
     // An empty value (e.g. an unset build argument in the image) means no generation key.
     let generation_key = args.kms_key_id.clone().filter(|key| !key.is_empty());
     if let Some(key) = &generation_key
@@ -172,8 +212,12 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), S
             region: args.kms_region.clone(),
             endpoint: Some(endpoint),
             http_client,
-            attempt_timeout: Duration::from_secs(3),
-            operation_timeout: Duration::from_secs(10),
+            attempt_timeout: args
+                .kms_attempt_timeout_ms
+                .map_or(KMS_ATTEMPT_TIMEOUT, Duration::from_millis),
+            operation_timeout: args
+                .kms_operation_timeout_ms
+                .map_or(KMS_OPERATION_TIMEOUT, Duration::from_millis),
         },
         Arc::clone(&nsm),
         recipient,

@@ -1,0 +1,1038 @@
+//! KMS faults end to end: the real KMS emulator, enclave (NSM simulator) and parent proxy, each
+//! its own `nitro-signer` process over real sockets, with a fault-injecting TCP relay (written
+//! here) between the enclave and the emulator.
+//!
+//! The relay passes traffic through, or makes KMS unreachable (new connections closed at once,
+//! open ones cut), slow (answers held longer than the enclave's per-attempt timeout), or failing
+//! (every request answered by the relay itself with a KMS JSON 1.1 error), and counts the
+//! attempts that meet a fault. Killing the emulator and restarting it on the same port with the
+//! same data directory is the other outage.
+//!
+//! What must hold under every fault: keys already in the enclave's cache keep signing (no KMS
+//! call); a key the enclave has not decrypted yet gets a clear `502 kms_unavailable` within a
+//! bound that follows from the configured timeouts and retries, never a hang and never a 200;
+//! the SDK retries with backoff and stops after its maximum attempts; once the fault is gone the
+//! same key signs at once, without restarting the enclave or the proxy; and the enclave's KMS
+//! counters in `/metrics` say what happened. The enclave runs with short KMS timeouts
+//! (simulated-mode-only flags) to keep the tests fast, except in one test that checks that with
+//! the production timeouts a slow KMS is still reported as `kms_unavailable`.
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use std::{
+    collections::BTreeMap,
+    ffi::OsString,
+    io::Write as _,
+    net::SocketAddr,
+    path::Path,
+    process::Stdio,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use alloy_consensus::{TxEnvelope, transaction::SignerRecoverable};
+use alloy_eips::eip2718::Decodable2718;
+use alloy_primitives::{Address, B256, U256, keccak256};
+use aws_sdk_kms::config::{BehaviorVersion, Region};
+use nitro_signer_enclave::{
+    cli::{KMS_ATTEMPT_TIMEOUT, KMS_OPERATION_TIMEOUT},
+    nsm::{Nsm, SimulatedNsm, SimulatorConfig},
+};
+use nitro_signer_eth::EthSignature;
+use nitro_signer_tests::{libsecp, reference_derivation};
+use serde_json::{Value, json};
+use tokio::{
+    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
+    net::{TcpListener, TcpStream},
+    process::{Child, ChildStdin, Command},
+    sync::watch,
+    task::JoinHandle,
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_nitro-signer");
+const REGION: &str = "us-east-1";
+const ACCESS_KEY_ID: &str = "AKIAFAULTTESTS000001";
+
+/// The enclave's per-attempt KMS timeout in these tests (`--kms-attempt-timeout-ms`).
+const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(1_000);
+/// The enclave's whole-operation KMS timeout in these tests (`--kms-operation-timeout-ms`).
+const OPERATION_TIMEOUT: Duration = Duration::from_millis(4_000);
+/// Attempts per KMS operation in the AWS SDK's standard retry mode (the enclave's setting).
+const MAX_ATTEMPTS: usize = 3;
+/// Backoff before the second and third attempts is at most 1 s and 2 s (standard mode: initial
+/// backoff 1 s, doubled per attempt, with full jitter).
+const MAX_BACKOFF_TOTAL: Duration = Duration::from_secs(3);
+/// Scheduling, process and HTTP overhead on a busy 2-core machine.
+const SLACK: Duration = Duration::from_secs(2);
+/// How long KMS is slow for: longer than the attempt timeout, and than the whole operation, so
+/// that no attempt can succeed.
+const SLOW_DELAY: Duration = Duration::from_secs(6);
+
+// ---------------------------------------------------------------------------------------------
+// The fault-injecting relay.
+
+/// What the relay does with the enclave's KMS traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Bytes pass through to the emulator.
+    Pass,
+    /// KMS unreachable: new connections are closed as soon as they are accepted.
+    Down,
+    /// Each request reaches the emulator, but its answer is held back this long.
+    Slow(Duration),
+    /// Every request is answered by the relay with this KMS error.
+    Errors(Fault),
+}
+
+/// A KMS error answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// `500 KMSInternalException`.
+    Internal,
+    /// `400 ThrottlingException`.
+    Throttling,
+}
+
+impl Fault {
+    /// The whole HTTP answer, as AWS sends JSON 1.1 protocol errors (`x-amzn-ErrorType` and
+    /// `__type`).
+    fn response(self, request_number: usize) -> Vec<u8> {
+        let (status, error_type) = match self {
+            Self::Internal => ("500 Internal Server Error", "KMSInternalException"),
+            Self::Throttling => ("400 Bad Request", "ThrottlingException"),
+        };
+        let body =
+            format!(r#"{{"__type":"{error_type}","message":"injected by the test's KMS relay"}}"#);
+        format!(
+            "HTTP/1.1 {status}\r\nx-amzn-RequestId: fault-{request_number}\r\n\
+             x-amzn-ErrorType: {error_type}:http://internal.amazon.com/coral/com.amazonaws.kms/\r\n\
+             Content-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    }
+}
+
+/// A TCP relay in front of the KMS emulator. Changing the mode cuts every open connection, so
+/// the enclave's pooled connections cannot bypass a new fault.
+struct Relay {
+    address: SocketAddr,
+    mode: watch::Sender<Mode>,
+    /// Attempts that met a fault since the last mode change: connections closed while down,
+    /// requests held while slow, requests answered with an error.
+    faulted: Arc<AtomicUsize>,
+    task: JoinHandle<()>,
+}
+
+impl Relay {
+    async fn start(upstream: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (mode, modes) = watch::channel(Mode::Pass);
+        let faulted = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&faulted);
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else {
+                    continue;
+                };
+                tokio::spawn(relay_connection(
+                    client,
+                    upstream,
+                    modes.clone(),
+                    Arc::clone(&counter),
+                ));
+            }
+        });
+        Self {
+            address,
+            mode,
+            faulted,
+            task,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    fn set(&self, mode: Mode) {
+        self.faulted.store(0, Ordering::SeqCst);
+        self.mode.send_replace(mode);
+    }
+
+    /// Attempts that met the fault since the last call (or mode change).
+    fn take_faulted(&self) -> usize {
+        self.faulted.swap(0, Ordering::SeqCst)
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn relay_connection(
+    mut client: TcpStream,
+    upstream: SocketAddr,
+    mut modes: watch::Receiver<Mode>,
+    faulted: Arc<AtomicUsize>,
+) {
+    let mode = *modes.borrow_and_update();
+    let work = async {
+        let mut pending = Vec::new();
+        match mode {
+            Mode::Pass => {
+                if let Ok(mut server) = TcpStream::connect(upstream).await {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                }
+                // Upstream unreachable (emulator stopped): the client sees its connection close.
+            }
+            Mode::Down => {
+                faulted.fetch_add(1, Ordering::SeqCst);
+            }
+            Mode::Slow(delay) => {
+                let Some(request) = read_request(&mut client, &mut pending).await else {
+                    return;
+                };
+                faulted.fetch_add(1, Ordering::SeqCst);
+                let Ok(mut server) = TcpStream::connect(upstream).await else {
+                    return;
+                };
+                if server.write_all(&request).await.is_err() {
+                    return;
+                }
+                // KMS has the request; its answer comes late.
+                tokio::time::sleep(delay).await;
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+            }
+            Mode::Errors(fault) => {
+                while read_request(&mut client, &mut pending).await.is_some() {
+                    let number = faulted.fetch_add(1, Ordering::SeqCst);
+                    if client.write_all(&fault.response(number)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    };
+    tokio::select! {
+        () = work => {}
+        _ = modes.changed() => {}
+    }
+}
+
+/// One HTTP/1.1 request (head and `Content-Length` body) from `stream`, with `pending` holding
+/// bytes read past the previous one. `None` when the peer closes.
+async fn read_request(stream: &mut TcpStream, pending: &mut Vec<u8>) -> Option<Vec<u8>> {
+    loop {
+        if let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = std::str::from_utf8(&pending[..end]).ok()?;
+            let length = head
+                .lines()
+                .filter_map(|line| line.split_once(':'))
+                .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
+                .and_then(|(_, value)| value.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            let total = end + 4 + length;
+            while pending.len() < total {
+                read_more(stream, pending).await?;
+            }
+            return Some(pending.drain(..total).collect());
+        }
+        read_more(stream, pending).await?;
+    }
+}
+
+async fn read_more(stream: &mut TcpStream, pending: &mut Vec<u8>) -> Option<()> {
+    let mut chunk = [0u8; 8192];
+    match stream.read(&mut chunk).await {
+        Ok(0) | Err(_) => None,
+        Ok(n) => {
+            pending.extend_from_slice(&chunk[..n]);
+            Some(())
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The processes.
+
+/// A component process (`nitro-signer kms-emulator`, `enclave` or `proxy`).
+struct Process {
+    name: &'static str,
+    child: Child,
+    // Held open: the component exits when it closes (`--exit-with-parent`).
+    _stdin: ChildStdin,
+    /// What it printed after `listening on `.
+    address: String,
+}
+
+impl Process {
+    async fn start(
+        name: &'static str,
+        args: &[OsString],
+        env: &[(&str, &str)],
+        log: &Path,
+    ) -> Self {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        let mut child = Command::new(BIN)
+            .args(args)
+            .arg("--exit-with-parent")
+            .envs(env.iter().copied())
+            .env("RUST_LOG", "info,aws_smithy_runtime=debug")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("the {name} did not start within 60 s"))
+            .unwrap()
+            .unwrap_or_else(|| panic!("the {name} exited during start-up (see its log)"));
+        let address = line
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line from the {name}: {line:?}"))
+            .to_owned();
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Self {
+            name,
+            child,
+            _stdin: stdin,
+            address,
+        }
+    }
+
+    /// SIGKILL, and wait for it to be gone.
+    async fn kill(mut self) {
+        self.child.start_kill().unwrap();
+        let status = self.child.wait().await.unwrap();
+        assert!(!status.success(), "the {} exited cleanly", self.name);
+    }
+}
+
+/// The credentials the emulator accepts and the proxy forwards to the enclave.
+struct Credentials {
+    secret: String,
+}
+
+impl Credentials {
+    fn new() -> Self {
+        let mut secret = [0u8; 20];
+        aws_lc_rs::rand::fill(&mut secret).unwrap();
+        Self {
+            secret: hex::encode(secret),
+        }
+    }
+
+    fn emulator_env(&self) -> Vec<(&'static str, &str)> {
+        vec![
+            ("NITRO_SIGNER_KMS_ACCESS_KEY_ID", ACCESS_KEY_ID),
+            ("NITRO_SIGNER_KMS_SECRET_ACCESS_KEY", &self.secret),
+        ]
+    }
+
+    /// The standard AWS chain's environment, for the proxy and `keys import`.
+    fn aws_env(&self) -> Vec<(&'static str, &str)> {
+        vec![
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID),
+            ("AWS_SECRET_ACCESS_KEY", &self.secret),
+            ("AWS_REGION", REGION),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ]
+    }
+
+    fn kms_client(&self, endpoint: &str) -> aws_sdk_kms::Client {
+        let config = aws_sdk_kms::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(REGION))
+            .endpoint_url(endpoint)
+            .credentials_provider(aws_credential_types::Credentials::new(
+                ACCESS_KEY_ID,
+                self.secret.as_str(),
+                None,
+                None,
+                "kms-faults-test",
+            ))
+            .build();
+        aws_sdk_kms::Client::from_conf(config)
+    }
+}
+
+/// Emulator, relay, enclave and proxy, as `nitro-signer dev` wires them, with the relay between
+/// the enclave and the emulator.
+struct Stack {
+    dir: tempfile::TempDir,
+    credentials: Credentials,
+    emulator: Option<Process>,
+    emulator_args: Vec<OsString>,
+    relay: Relay,
+    _enclave: Process,
+    _proxy: Process,
+    url: String,
+    key_arn: String,
+    http: reqwest::Client,
+    /// The longest a request for a key that needs KMS may take while KMS is faulty: the enclave
+    /// gives up at its operation timeout at the latest (its KMS queue is empty in these tests).
+    failure_bound: Duration,
+}
+
+/// The enclave's KMS timeouts.
+#[derive(Debug, Clone, Copy)]
+enum Timeouts {
+    /// [`ATTEMPT_TIMEOUT`] and [`OPERATION_TIMEOUT`], through the simulated-mode-only flags.
+    Short,
+    /// What production runs with.
+    Production,
+}
+
+impl Stack {
+    async fn start(timeouts: Timeouts) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let credentials = Credentials::new();
+        let nsm_dir = dir.path().join("nsm");
+        let nsm = SimulatedNsm::open(SimulatorConfig::new(&nsm_dir)).unwrap();
+
+        let mut emulator_args: Vec<OsString> = vec![
+            "kms-emulator".into(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--region".into(),
+            REGION.into(),
+            "--data-dir".into(),
+            dir.path().join("kms").into(),
+            "--dangerous-attestation-root-sha256".into(),
+            hex::encode(nsm.root_fingerprint()).into(),
+        ];
+        let emulator = Process::start(
+            "kms-emulator",
+            &emulator_args,
+            &credentials.emulator_env(),
+            &dir.path().join("kms-emulator.log"),
+        )
+        .await;
+        // A restart must come back on the same port.
+        let emulator_address: SocketAddr = emulator
+            .address
+            .strip_prefix("http://")
+            .unwrap()
+            .parse()
+            .unwrap();
+        emulator_args[2] = emulator_address.to_string().into();
+        let key_arn = create_key(&credentials.kms_client(&emulator.address), &nsm).await;
+
+        let relay = Relay::start(emulator_address).await;
+        let socket = dir.path().join("enclave.sock");
+        let (timeout_args, operation_timeout): (Vec<OsString>, _) = match timeouts {
+            Timeouts::Short => (
+                vec![
+                    "--kms-attempt-timeout-ms".into(),
+                    ATTEMPT_TIMEOUT.as_millis().to_string().into(),
+                    "--kms-operation-timeout-ms".into(),
+                    OPERATION_TIMEOUT.as_millis().to_string().into(),
+                ],
+                OPERATION_TIMEOUT,
+            ),
+            Timeouts::Production => (Vec::new(), KMS_OPERATION_TIMEOUT),
+        };
+        let enclave = Process::start(
+            "enclave",
+            &[
+                "enclave".into(),
+                "--listen".into(),
+                format!("unix://{}", socket.display()).into(),
+                "--kms-region".into(),
+                REGION.into(),
+                "--kms-endpoint".into(),
+                relay.url().into(),
+                "--kms-key-id".into(),
+                key_arn.clone().into(),
+                "--dangerous-simulated-nsm".into(),
+                nsm_dir.into(),
+            ]
+            .into_iter()
+            .chain(timeout_args)
+            .collect::<Vec<OsString>>(),
+            &[],
+            &dir.path().join("enclave.log"),
+        )
+        .await;
+        let proxy = Process::start(
+            "proxy",
+            &[
+                "proxy".into(),
+                "--listen".into(),
+                "127.0.0.1:0".into(),
+                "--enclave".into(),
+                enclave.address.clone().into(),
+            ],
+            &credentials.aws_env(),
+            &dir.path().join("proxy.log"),
+        )
+        .await;
+        let url = proxy.address.clone();
+        Self {
+            dir,
+            credentials,
+            emulator: Some(emulator),
+            emulator_args,
+            relay,
+            _enclave: enclave,
+            _proxy: proxy,
+            url,
+            key_arn,
+            // Far above every bound asserted here: a hang fails the test with a clear message.
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+            failure_bound: operation_timeout + SLACK,
+        }
+    }
+
+    fn emulator_url(&self) -> &str {
+        &self.emulator.as_ref().unwrap().address
+    }
+
+    async fn kill_emulator(&mut self) {
+        self.emulator.take().unwrap().kill().await;
+    }
+
+    async fn restart_emulator(&mut self) {
+        assert!(self.emulator.is_none());
+        let emulator = Process::start(
+            "kms-emulator",
+            &self.emulator_args,
+            &self.credentials.emulator_env(),
+            &self.dir.path().join("kms-emulator.log"),
+        )
+        .await;
+        assert_eq!(
+            emulator.address,
+            format!("http://{}", self.emulator_args[2].to_str().unwrap())
+        );
+        self.emulator = Some(emulator);
+    }
+
+    /// A key blob for `seed`, encrypted with `nitro-signer keys import` straight at the
+    /// emulator: the enclave has never decrypted it, so its first use needs KMS.
+    fn import(&self, seed: [u8; 32]) -> String {
+        let mut child = std::process::Command::new(BIN)
+            .args(["keys", "import", "--kind", "seed", "--kms-key-id"])
+            .arg(&self.key_arn)
+            .args([
+                "--kms-endpoint",
+                self.emulator_url(),
+                "--kms-region",
+                REGION,
+            ])
+            .envs(self.credentials.aws_env())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(hex::encode(seed).as_bytes())
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let answer: Value = serde_json::from_slice(&output.stdout).unwrap();
+        answer["keyBlob"].as_str().unwrap().to_owned()
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> (u16, Value, Duration) {
+        let started = Instant::now();
+        let response = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .json(body)
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("{path}: no answer ({error})"));
+        let status = response.status().as_u16();
+        let answer = response.json().await.unwrap_or(Value::Null);
+        (status, answer, started.elapsed())
+    }
+
+    /// Signs an EIP-1559 transaction for `user` and checks the answer independently.
+    async fn sign(&self, blob: &str, user: &str, expected: Address, nonce: u64) -> Duration {
+        let (status, answer, elapsed) = self
+            .post(
+                "/v1/sign/transaction",
+                &json!({"keyBlob": blob, "userId": user, "transaction": transaction(nonce)}),
+            )
+            .await;
+        assert_eq!(status, 200, "{answer}");
+        check_transaction(&answer, expected, nonce);
+        elapsed
+    }
+
+    /// A signing request that needs KMS while KMS is faulty: a clear 502 within the bound.
+    /// Returns the time it took and the error message.
+    async fn sign_fails(&self, blob: &str, nonce: u64) -> (Duration, String) {
+        let (status, answer, elapsed) = self
+            .post(
+                "/v1/sign/transaction",
+                &json!({"keyBlob": blob, "userId": "alice", "transaction": transaction(nonce)}),
+            )
+            .await;
+        self.assert_kms_unavailable(status, &answer, elapsed);
+        (
+            elapsed,
+            answer["error"]["message"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    fn assert_kms_unavailable(&self, status: u16, answer: &Value, elapsed: Duration) {
+        assert_eq!(status, 502, "{answer}");
+        assert_eq!(answer["error"]["code"], "kms_unavailable", "{answer}");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.starts_with("KMS unavailable"), "{message}");
+        assert!(
+            !message.contains(&self.credentials.secret),
+            "the error carries the AWS secret key: {message}"
+        );
+        assert!(
+            elapsed < self.failure_bound,
+            "the error took {elapsed:?} (bound {:?})",
+            self.failure_bound
+        );
+    }
+
+    /// The enclave's counters, from the proxy's `/metrics`.
+    async fn counters(&self) -> Counters {
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let value = |name: &str| -> u64 {
+            text.lines()
+                .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+                .unwrap_or_else(|| panic!("{name} is not in /metrics:\n{text}"))
+                .parse()
+                .unwrap()
+        };
+        assert_eq!(value("nitro_signer_enclave_up"), 1);
+        Counters {
+            kms_calls: value("nitro_signer_enclave_kms_calls_total"),
+            kms_errors: value("nitro_signer_enclave_kms_errors_total"),
+            cache_hits: value("nitro_signer_enclave_cache_hits_total"),
+        }
+    }
+
+    /// Signs with `blob` until it works; returns the time it took and the attempts made. The
+    /// first attempt is expected to work: nothing about the failure was kept.
+    async fn recover(&self, blob: &str, expected: Address, nonce: u64) -> (Duration, u32) {
+        let started = Instant::now();
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let (status, answer, _) = self
+                .post(
+                    "/v1/sign/transaction",
+                    &json!({"keyBlob": blob, "userId": "alice", "transaction": transaction(nonce)}),
+                )
+                .await;
+            if status == 200 {
+                check_transaction(&answer, expected, nonce);
+                return (started.elapsed(), tries);
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "not recovered after 5 s: {status} {answer}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Stack {
+    /// No component logged the AWS secret key, whatever the faults.
+    fn assert_logs_clean(&self) {
+        for name in ["kms-emulator", "enclave", "proxy"] {
+            let log = std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap();
+            assert!(!log.is_empty(), "the {name} logged nothing");
+            assert!(
+                !log.contains(&self.credentials.secret),
+                "the {name}'s log contains the AWS secret key"
+            );
+        }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // On failure, show what the components logged before the directory goes away.
+        if std::thread::panicking() {
+            for name in ["kms-emulator", "enclave", "proxy"] {
+                let log = std::fs::read_to_string(self.dir.path().join(format!("{name}.log")))
+                    .unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                eprintln!("---- {name} log (last lines) ----");
+                for line in tail.into_iter().rev() {
+                    eprintln!("{line}");
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Counters {
+    kms_calls: u64,
+    kms_errors: u64,
+    cache_hits: u64,
+}
+
+impl Counters {
+    /// How far the counters moved since `before`: (KMS calls, KMS errors, cache hits).
+    fn since(self, before: Self) -> (u64, u64, u64) {
+        (
+            self.kms_calls - before.kms_calls,
+            self.kms_errors - before.kms_errors,
+            self.cache_hits - before.cache_hits,
+        )
+    }
+}
+
+/// The dev stack's key policy shape: `Decrypt`/`GenerateDataKey` only for an enclave attesting
+/// the simulated PCR0/1/2.
+async fn create_key(client: &aws_sdk_kms::Client, nsm: &SimulatedNsm) -> String {
+    let mut pcrs = BTreeMap::new();
+    for n in 0..=2u8 {
+        pcrs.insert(n, hex::encode(nsm.pcr(n).unwrap()));
+    }
+    let policy = json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "Administration",
+                "Effect": "Allow",
+                "Principal": {"AWS": "arn:aws:iam::111122223333:root"},
+                "Action": ["kms:Create*", "kms:Describe*", "kms:List*", "kms:Put*", "kms:Encrypt"],
+                "Resource": "*"
+            },
+            {
+                "Sid": "DecryptOnlyInTheEnclave",
+                "Effect": "Allow",
+                "Principal": {"AWS": "arn:aws:iam::111122223333:root"},
+                "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+                "Resource": "*",
+                "Condition": {"StringEqualsIgnoreCase": {
+                    "kms:RecipientAttestation:ImageSha384": pcrs[&0],
+                    "kms:RecipientAttestation:PCR1": pcrs[&1],
+                    "kms:RecipientAttestation:PCR2": pcrs[&2]
+                }}
+            }
+        ]
+    });
+    let created = client
+        .create_key()
+        .description("kms fault tests")
+        .policy(policy.to_string())
+        .send()
+        .await
+        .unwrap();
+    created.key_metadata().unwrap().arn().unwrap().to_owned()
+}
+
+fn transaction(nonce: u64) -> Value {
+    json!({"type": "0x2", "chainId": "0x1", "nonce": format!("{nonce:#x}"),
+           "maxFeePerGas": "0x77359400", "maxPriorityFeePerGas": "0x3b9aca00", "gas": "0x5208",
+           "to": "0x3535353535353535353535353535353535353535", "value": "0x1"})
+}
+
+fn quantity(value: &Value) -> U256 {
+    U256::from_str_radix(value.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+}
+
+/// Decodes the signed transaction with alloy and recovers its signer with libsecp256k1.
+fn check_transaction(answer: &Value, expected: Address, nonce: u64) {
+    let raw = alloy_primitives::hex::decode(answer["raw"].as_str().unwrap()).unwrap();
+    let tx = TxEnvelope::decode_2718(&mut raw.as_slice()).unwrap();
+    assert_eq!(alloy_consensus::Transaction::nonce(&tx), nonce);
+    let signing_hash = tx.signature_hash();
+    assert_eq!(
+        answer["signingHash"]
+            .as_str()
+            .unwrap()
+            .parse::<B256>()
+            .unwrap(),
+        signing_hash
+    );
+    assert_eq!(
+        answer["hash"].as_str().unwrap().parse::<B256>().unwrap(),
+        keccak256(&raw)
+    );
+    let signature = &answer["signature"];
+    let recovered = libsecp::recover(
+        &signing_hash,
+        &EthSignature {
+            r: quantity(&signature["r"]),
+            s: quantity(&signature["s"]),
+            y_parity: quantity(&signature["yParity"]) == U256::from(1),
+            v: None,
+        },
+    );
+    assert_eq!(recovered, expected);
+    assert_eq!(tx.recover_signer().unwrap(), expected);
+}
+
+/// Alice's address under `seed`, from the reference derivation and libsecp256k1.
+fn alice(seed: [u8; 32]) -> Address {
+    libsecp::address(&reference_derivation::derive(&seed, "alice"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The scenarios.
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kms_down_slow_or_failing_gives_bounded_errors_and_recovers() {
+    let stack = Stack::start(Timeouts::Short).await;
+
+    // A warm key: imported, then used once, so the enclave holds its seed.
+    let warm_seed = [0x11; 32];
+    let warm = stack.import(warm_seed);
+    stack.sign(&warm, "alice", alice(warm_seed), 0).await;
+    // A key generated inside the enclave: cached at generation, never decrypted.
+    let (status, generated, _) = stack.post("/v1/keys", &json!({"label": "t"})).await;
+    assert_eq!(status, 201, "{generated}");
+    let generated = generated["keyBlob"].as_str().unwrap().to_owned();
+    let (status, answer, _) = stack
+        .post(
+            "/v1/address",
+            &json!({"keyBlob": generated, "userId": "bob"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let bob: Address = answer["address"].as_str().unwrap().parse().unwrap();
+    let mut nonce = 1;
+    let mut report = Vec::new();
+
+    for (name, mode) in [
+        ("down", Mode::Down),
+        ("slow", Mode::Slow(SLOW_DELAY)),
+        ("500 KMSInternalException", Mode::Errors(Fault::Internal)),
+        ("400 ThrottlingException", Mode::Errors(Fault::Throttling)),
+    ] {
+        // Cold: never decrypted by this enclave.
+        let cold_seed = [0x20 + u8::try_from(report.len()).unwrap(); 32];
+        let cold = stack.import(cold_seed);
+        stack.relay.set(mode);
+
+        // 1. Warm keys keep signing: cache hits, no KMS call.
+        let before = stack.counters().await;
+        let warm_in = stack.sign(&warm, "alice", alice(warm_seed), nonce).await;
+        nonce += 1;
+        stack.sign(&generated, "bob", bob, nonce).await;
+        nonce += 1;
+        assert_eq!(stack.counters().await.since(before), (0, 0, 2), "{name}");
+        assert_eq!(
+            stack.relay.take_faulted(),
+            0,
+            "{name}: warm keys reached KMS"
+        );
+        assert!(warm_in < Duration::from_secs(1), "{name}: {warm_in:?}");
+
+        // 2. A cold key: a clear 502 within the bound.
+        let before = stack.counters().await;
+        let (failed_in, message) = stack.sign_fails(&cold, nonce).await;
+        // 3. Retried with backoff, then given up.
+        let attempts = stack.relay.take_faulted();
+        assert!(
+            (2..=MAX_ATTEMPTS).contains(&attempts),
+            "{name}: the relay saw {attempts} attempts for one request"
+        );
+        // 5. One KMS call for the enclave, which failed.
+        assert_eq!(stack.counters().await.since(before), (1, 1, 0), "{name}");
+        match mode {
+            Mode::Slow(_) => {
+                assert!(message.ends_with("timed out"), "{name}: {message}");
+                // At least one attempt waited for its timeout.
+                assert!(failed_in >= ATTEMPT_TIMEOUT, "{name}: {failed_in:?}");
+            }
+            Mode::Errors(fault) => {
+                let expected = match fault {
+                    Fault::Internal => "KMSInternalException",
+                    Fault::Throttling => "ThrottlingException",
+                };
+                assert!(message.contains(expected), "{name}: {message}");
+                // Ended by the retry limit, not by a timeout.
+                assert!(
+                    failed_in < MAX_BACKOFF_TOTAL + SLACK,
+                    "{name}: {failed_in:?}"
+                );
+            }
+            Mode::Down => {
+                assert!(message.contains("not delivered"), "{name}: {message}");
+                assert!(
+                    failed_in < MAX_BACKOFF_TOTAL + SLACK,
+                    "{name}: {failed_in:?}"
+                );
+            }
+            Mode::Pass => unreachable!(),
+        }
+
+        // Concurrent first requests for the same cold key share one KMS operation and its
+        // failure.
+        let before = stack.counters().await;
+        let started = Instant::now();
+        let body = json!({"keyBlob": cold, "userId": "alice"});
+        let request = || stack.post("/v1/address", &body);
+        let (a, b, c, d) = tokio::join!(request(), request(), request(), request());
+        for (status, answer, elapsed) in [a, b, c, d] {
+            stack.assert_kms_unavailable(status, &answer, elapsed);
+        }
+        let concurrent_in = started.elapsed();
+        let concurrent_attempts = stack.relay.take_faulted();
+        let (calls, errors, _) = stack.counters().await.since(before);
+        assert_eq!(calls, errors, "{name}");
+        // One, unless a request arrived after the shared failure (it then loads again).
+        assert!(
+            (1..=2).contains(&calls),
+            "{name}: {calls} KMS calls for 4 concurrent requests"
+        );
+        assert!(
+            concurrent_attempts <= MAX_ATTEMPTS * usize::try_from(calls).unwrap(),
+            "{name}: {concurrent_attempts} attempts"
+        );
+
+        // Key generation needs KMS too.
+        let before = stack.counters().await;
+        let (status, answer, generate_in) = stack.post("/v1/keys", &json!({})).await;
+        stack.assert_kms_unavailable(status, &answer, generate_in);
+        let generate_attempts = stack.relay.take_faulted();
+        assert!(
+            (2..=MAX_ATTEMPTS).contains(&generate_attempts),
+            "{name}: {generate_attempts} attempts"
+        );
+        assert_eq!(stack.counters().await.since(before), (1, 1, 0), "{name}");
+
+        // 4. The fault is gone: the same cold key signs at once, same enclave, same proxy.
+        stack.relay.set(Mode::Pass);
+        let before = stack.counters().await;
+        let (recovered_in, tries) = stack.recover(&cold, alice(cold_seed), nonce).await;
+        nonce += 1;
+        assert_eq!(tries, 1, "{name}: the first request after the fault failed");
+        assert_eq!(stack.counters().await.since(before), (1, 0, 0), "{name}");
+        // ... and it is warm now.
+        let before = stack.counters().await;
+        stack.sign(&cold, "alice", alice(cold_seed), nonce).await;
+        nonce += 1;
+        assert_eq!(stack.counters().await.since(before), (0, 0, 1), "{name}");
+
+        report.push(format!(
+            "{name}: cold key 502 in {failed_in:.2?} after {attempts} attempts ({message}); \
+             4 concurrent: {concurrent_in:.2?}, {calls} KMS call(s), {concurrent_attempts} \
+             attempts; key generation 502 in {generate_in:.2?} after {generate_attempts} \
+             attempts; warm key signed in {warm_in:.2?}; recovered in {recovered_in:.2?}"
+        ));
+    }
+    eprintln!("{}", report.join("\n"));
+    stack.assert_logs_clean();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_kms_emulator_restarted_on_the_same_port_and_data_serves_the_same_keys() {
+    let mut stack = Stack::start(Timeouts::Short).await;
+    let warm_seed = [0x31; 32];
+    let warm = stack.import(warm_seed);
+    stack.sign(&warm, "alice", alice(warm_seed), 0).await;
+    let cold_seed = [0x32; 32];
+    let cold = stack.import(cold_seed);
+
+    stack.kill_emulator().await;
+    let before = stack.counters().await;
+    stack.sign(&warm, "alice", alice(warm_seed), 1).await;
+    assert_eq!(stack.counters().await.since(before), (0, 0, 1));
+
+    // Each request tries KMS again (a failure is not cached), and each fails in time.
+    let before = stack.counters().await;
+    let (failed_in, message) = stack.sign_fails(&cold, 2).await;
+    let (failed_again_in, _) = stack.sign_fails(&cold, 2).await;
+    assert_eq!(stack.counters().await.since(before), (2, 2, 0));
+    for elapsed in [failed_in, failed_again_in] {
+        assert!(elapsed < MAX_BACKOFF_TOTAL + SLACK, "{elapsed:?}");
+    }
+
+    // Same port, same data directory: the KMS key is still there.
+    let restarted = Instant::now();
+    stack.restart_emulator().await;
+    let restart_in = restarted.elapsed();
+    let before = stack.counters().await;
+    let (recovered_in, tries) = stack.recover(&cold, alice(cold_seed), 2).await;
+    assert_eq!(tries, 1, "the first request after the restart failed");
+    assert_eq!(stack.counters().await.since(before), (1, 0, 0));
+    // Key generation works again too.
+    let (status, answer, _) = stack.post("/v1/keys", &json!({})).await;
+    assert_eq!(status, 201, "{answer}");
+    eprintln!(
+        "emulator killed: cold key 502 in {failed_in:.2?}, then {failed_again_in:.2?} \
+         ({message}); emulator restarted in {restart_in:.2?}; recovered in {recovered_in:.2?}"
+    );
+    stack.assert_logs_clean();
+}
+
+/// With the timeouts production runs with, a slow KMS must be reported by the enclave (502
+/// `kms_unavailable`) before the proxy stops waiting for the enclave (504 `enclave_timeout`,
+/// which would blame a healthy enclave).
+#[tokio::test(flavor = "multi_thread")]
+async fn with_production_timeouts_a_slow_kms_is_kms_unavailable_not_an_enclave_timeout() {
+    let proxy_defaults = nitro_signer_proxy::Args::new("vsock://16:5000".parse().unwrap());
+    let proxy_timeout = Duration::from_millis(proxy_defaults.request_timeout_ms.get());
+    assert!(
+        KMS_OPERATION_TIMEOUT + Duration::from_secs(1) < proxy_timeout,
+        "the enclave's KMS operation timeout ({KMS_OPERATION_TIMEOUT:?}) must end well before \
+         the proxy's request timeout ({proxy_timeout:?})"
+    );
+
+    let stack = Stack::start(Timeouts::Production).await;
+    let cold_seed = [0x41; 32];
+    let cold = stack.import(cold_seed);
+    stack.relay.set(Mode::Slow(proxy_timeout * 2));
+    let (failed_in, message) = stack.sign_fails(&cold, 0).await;
+    let attempts = stack.relay.take_faulted();
+    assert!(failed_in >= KMS_ATTEMPT_TIMEOUT, "{failed_in:?}");
+    assert!(failed_in < proxy_timeout, "{failed_in:?}");
+    assert!(
+        (2..=MAX_ATTEMPTS).contains(&attempts),
+        "{attempts} attempts"
+    );
+    stack.relay.set(Mode::Pass);
+    let (recovered_in, _) = stack.recover(&cold, alice(cold_seed), 0).await;
+    eprintln!(
+        "production timeouts, slow KMS: 502 in {failed_in:.2?} after {attempts} attempts \
+         ({message}); recovered in {recovered_in:.2?}"
+    );
+    stack.assert_logs_clean();
+}
