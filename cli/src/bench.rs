@@ -7,6 +7,7 @@
 //! bare k256 signing throughput measured on the same machine in the same run, with the ratio.
 
 use std::{
+    path::PathBuf,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -29,7 +30,11 @@ use nitro_signer_client::{
     },
     http::decode_answer,
 };
-use nitro_signer_common::{UserId, resources};
+use nitro_signer_common::{UserId, key_blob::KeyKind, resources};
+use nitro_signer_enclave::{KeyMaterial, MasterSeed};
+use zeroize::Zeroizing;
+
+use crate::import;
 use serde_json::value::RawValue;
 
 /// Options of `bench`.
@@ -62,6 +67,17 @@ pub(crate) struct BenchArgs {
     /// Seconds of bare k256 signing on all cores, for the baseline (0 skips it).
     #[arg(long, default_value_t = 3)]
     baseline_secs: u64,
+
+    /// Measure the cold path instead: encrypt this many new seeds with the dev stack's KMS (see
+    /// `--data-dir`), then send `--connections` concurrent first requests for each new key blob
+    /// at once, one key after the other, and report their latency and the KMS calls they cost
+    /// (one per key: concurrent first requests share it).
+    #[arg(long, value_name = "KEYS")]
+    cold: Option<u64>,
+
+    /// The running dev stack's state directory, for `--cold`.
+    #[arg(long, env = "NITRO_SIGNER_DATA_DIR", default_value = ".nitro-signer")]
+    data_dir: PathBuf,
 }
 
 struct Outcome {
@@ -215,6 +231,104 @@ fn baseline(secs: u64) -> f64 {
     total.load(Ordering::Relaxed) as f64 / secs as f64
 }
 
+/// The cold path: the first signatures with key blobs the enclave has never decrypted.
+async fn cold(
+    args: &BenchArgs,
+    keys: u64,
+    client: &HttpClient,
+    authority: &str,
+) -> anyhow::Result<()> {
+    if keys == 0 {
+        bail!("--cold must be positive");
+    }
+    let (kms, kms_key) = import::dev_kms(&args.data_dir)?;
+    let user = UserId::new("bench-user")?;
+    // New seeds, encrypted client-side as `keys import` does: blobs no enclave has seen.
+    let mut blobs = Vec::new();
+    for _ in 0..keys {
+        let mut seed = Zeroizing::new([0u8; 32]);
+        aws_lc_rs::rand::fill(seed.as_mut_slice()).map_err(|_| anyhow::anyhow!("no randomness"))?;
+        let blob = import::encrypt(&kms, &kms_key, KeyKind::Seed, None, Vec::new(), &seed).await?;
+        let address = KeyMaterial::Seed(MasterSeed::new(seed))
+            .user_key(Some(&user))?
+            .address();
+        blobs.push((KeyBlob::new(blob.encode()), address));
+    }
+    let mut connections: Vec<Connection> = (0..args.connections)
+        .map(|_| Connection::new(authority))
+        .collect();
+
+    let before = client.metrics().await.unwrap_or_default();
+    let mut latencies = Vec::new();
+    let mut errors = std::collections::BTreeMap::<String, u64>::new();
+    let mut signatures = 0u64;
+    for (index, (blob, address)) in blobs.iter().enumerate() {
+        let tasks: Vec<_> = connections
+            .drain(..)
+            .enumerate()
+            .map(|(n, mut connection)| {
+                let (blob, user) = (blob.clone(), user.clone());
+                let nonce = (index * args.connections + n) as u64;
+                tokio::spawn(async move {
+                    let sent = Instant::now();
+                    let result = one(&mut connection, &blob, &user, nonce, 1).await;
+                    (connection, sent.elapsed(), result)
+                })
+            })
+            .collect();
+        for task in tasks {
+            let (connection, latency, result) = task.await?;
+            connections.push(connection);
+            latencies.push(latency);
+            match result {
+                Ok(raws) => {
+                    for raw in raws {
+                        let tx = TxEnvelope::decode_2718(&mut raw.as_slice())
+                            .context("a returned transaction does not decode")?;
+                        if tx.recover_signer().ok() != Some(*address) {
+                            bail!("a returned signature does not recover to {address}");
+                        }
+                        signatures += 1;
+                    }
+                }
+                Err(error) => *errors.entry(error).or_default() += 1,
+            }
+        }
+    }
+    let after = client.metrics().await.unwrap_or_default();
+    latencies.sort();
+    let delta = |name: &str| Some(sample(&after, name)? - sample(&before, name)?);
+
+    println!("endpoint            POST /v1/sign/transaction, cold");
+    println!(
+        "new key blobs       {keys}, each with {} concurrent first requests",
+        args.connections
+    );
+    println!(
+        "latency             p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        percentile(&latencies, 0.50).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.90).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+        latencies.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+    );
+    if let Some(calls) = delta("nitro_signer_enclave_kms_calls_total") {
+        println!(
+            "kms calls           {calls:.0} for {keys} new key blobs ({:.2} per blob) and {} requests",
+            calls / keys as f64,
+            latencies.len()
+        );
+    }
+    println!("verified            {signatures} signatures recover to their key's address");
+    println!("errors              {}", errors.values().sum::<u64>());
+    for (error, count) in &errors {
+        println!("  {count} × {error}");
+    }
+    if !errors.is_empty() {
+        bail!("{} requests failed", errors.values().sum::<u64>());
+    }
+    Ok(())
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted.get(index).copied().unwrap_or_default()
@@ -279,6 +393,9 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     let client = HttpClient::new(args.url.clone())?;
     let authority = plain_http_authority(&args.url)?;
+    if let Some(keys) = args.cold {
+        return cold(&args, keys, &client, &authority).await;
+    }
     let key = client.generate_key(Some("bench".into())).await?;
     let user = UserId::new("bench-user")?;
     let from = client

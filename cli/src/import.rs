@@ -6,7 +6,11 @@
 //! Run it where the secret already is, then destroy the secret. The secret is read from a file or
 //! standard input, never from the command line (which other users can see in the process list).
 
-use std::{collections::HashMap, io::Read, path::PathBuf};
+use std::{
+    collections::HashMap,
+    io::Read,
+    path::{Path, PathBuf},
+};
 
 use anyhow::{Context, bail};
 use aws_sdk_kms::primitives::Blob;
@@ -125,15 +129,7 @@ pub(crate) async fn run(args: ImportArgs) -> anyhow::Result<()> {
         .collect::<Vec<_>>();
 
     let (client, kms_key) = if args.dev {
-        let state: DevState = serde_json::from_slice(
-            &std::fs::read(args.data_dir.join("dev-stack.json"))
-                .context("no running dev stack found (start `nitro-signer dev` first)")?,
-        )?;
-        let credentials = DevCredentials::load_or_create(&args.data_dir)?;
-        (
-            credentials.kms_client(&state.kms_endpoint),
-            state.kms_key_arn,
-        )
+        dev_kms(&args.data_dir)?
     } else {
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new(args.kms_region.clone()));
@@ -149,31 +145,7 @@ pub(crate) async fn run(args: ImportArgs) -> anyhow::Result<()> {
         )
     };
 
-    let shell = KeyBlob::new(
-        kind,
-        kms_key.clone(),
-        args.owner.clone(),
-        policy.clone(),
-        vec![0],
-    )?;
-    let encrypted = client
-        .encrypt()
-        .key_id(&kms_key)
-        .plaintext(Blob::new(secret.to_vec()))
-        .set_encryption_context(Some(HashMap::from_iter(shell.encryption_context())))
-        .send()
-        .await
-        .context("KMS Encrypt failed")?;
-    let ciphertext = encrypted
-        .ciphertext_blob()
-        .context("KMS returned no ciphertext")?;
-    let blob = KeyBlob::new(
-        kind,
-        encrypted.key_id().unwrap_or(&kms_key),
-        args.owner,
-        policy,
-        ciphertext.as_ref().to_vec(),
-    )?;
+    let blob = encrypt(&client, &kms_key, kind, args.owner.clone(), policy, &secret).await?;
     let mut out = serde_json::Map::new();
     out.insert(
         "keyBlob".into(),
@@ -189,4 +161,48 @@ pub(crate) async fn run(args: ImportArgs) -> anyhow::Result<()> {
         out.insert("address".into(), key.address().to_string().into());
     }
     crate::client::print(&out)
+}
+
+/// The KMS client and key of the running dev stack whose state is in `data_dir`.
+pub(crate) fn dev_kms(data_dir: &Path) -> anyhow::Result<(aws_sdk_kms::Client, String)> {
+    let state: DevState = serde_json::from_slice(
+        &std::fs::read(data_dir.join("dev-stack.json"))
+            .context("no running dev stack found (start `nitro-signer dev` first)")?,
+    )?;
+    let credentials = DevCredentials::load_or_create(data_dir)?;
+    Ok((
+        credentials.kms_client(&state.kms_endpoint),
+        state.kms_key_arn,
+    ))
+}
+
+/// A key blob for `secret`: KMS `Encrypt` under `kms_key` with the encryption context of the
+/// blob's metadata (kind, owner, policy), which `Decrypt` in the enclave must repeat.
+pub(crate) async fn encrypt(
+    client: &aws_sdk_kms::Client,
+    kms_key: &str,
+    kind: KeyKind,
+    owner: Option<String>,
+    policy: Vec<PolicyFlag>,
+    secret: &Zeroizing<[u8; 32]>,
+) -> anyhow::Result<KeyBlob> {
+    let shell = KeyBlob::new(kind, kms_key, owner.clone(), policy.clone(), vec![0])?;
+    let encrypted = client
+        .encrypt()
+        .key_id(kms_key)
+        .plaintext(Blob::new(secret.to_vec()))
+        .set_encryption_context(Some(HashMap::from_iter(shell.encryption_context())))
+        .send()
+        .await
+        .context("KMS Encrypt failed")?;
+    let ciphertext = encrypted
+        .ciphertext_blob()
+        .context("KMS returned no ciphertext")?;
+    Ok(KeyBlob::new(
+        kind,
+        encrypted.key_id().unwrap_or(kms_key),
+        owner,
+        policy,
+        ciphertext.as_ref().to_vec(),
+    )?)
 }

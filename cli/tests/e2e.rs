@@ -712,4 +712,37 @@ async fn sustained_load_at_64_connections_has_no_errors_and_every_signature_veri
         "{report}"
     );
     assert!(report.contains("errors              0"), "{report}");
+
+    // The cold path: new key blobs (encrypted with the dev KMS, never seen by the enclave), 16
+    // concurrent first requests for each: one KMS call per blob, every signature verified.
+    let output = Command::new(BIN)
+        .args([
+            "bench",
+            "--url",
+            &stack.url,
+            "--cold",
+            "4",
+            "--connections",
+            "16",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{report}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        report
+            .contains("kms calls           4 for 4 new key blobs (1.00 per blob) and 64 requests"),
+        "{report}"
+    );
+    assert!(
+        report.contains("verified            64 signatures"),
+        "{report}"
+    );
 }

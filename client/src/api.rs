@@ -469,7 +469,7 @@ impl fmt::Display for ApiError {
 
 /// A quantity: minimal `0x` hex of big-endian bytes (`"0x0"` for zero).
 pub fn quantity(big_endian: &[u8]) -> String {
-    let digits = hex::encode(big_endian);
+    let digits = alloy_primitives::hex::encode(big_endian);
     let digits = digits.trim_start_matches('0');
     if digits.is_empty() {
         "0x0".to_owned()
@@ -480,7 +480,7 @@ pub fn quantity(big_endian: &[u8]) -> String {
 
 /// `0x` hex of `bytes`.
 pub fn to_hex(bytes: &[u8]) -> String {
-    format!("0x{}", hex::encode(bytes))
+    alloy_primitives::hex::encode_prefixed(bytes)
 }
 
 /// Bytes from `0x` hex. The error says why without repeating the input.

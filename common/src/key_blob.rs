@@ -168,19 +168,25 @@ impl KeyBlob {
         if bytes.len() > MAX_KEY_BLOB_LEN {
             return Err(malformed(format!("longer than {MAX_KEY_BLOB_LEN} bytes")));
         }
-        // Peek at the version first, so a future format gets a precise error.
-        if let Ok(serde_cbor::Value::Map(map)) = serde_cbor::from_slice::<serde_cbor::Value>(bytes)
-            && let Some(serde_cbor::Value::Integer(v)) =
-                map.get(&serde_cbor::Value::Text("v".into()))
-            && *v != i128::from(KEY_BLOB_VERSION)
-        {
-            return Err(KeyBlobError::UnsupportedVersion(
-                u8::try_from(*v).unwrap_or(u8::MAX),
-            ));
+        match serde_cbor::from_slice::<Self>(bytes) {
+            // `check` refuses other versions that happen to have this version's shape.
+            Ok(blob) => blob.check().map(|()| blob),
+            Err(error) => {
+                // A future format gets a precise error rather than "malformed". (Only on this
+                // path: it decodes the blob a second time, generically.)
+                if let Ok(serde_cbor::Value::Map(map)) =
+                    serde_cbor::from_slice::<serde_cbor::Value>(bytes)
+                    && let Some(serde_cbor::Value::Integer(v)) =
+                        map.get(&serde_cbor::Value::Text("v".into()))
+                    && *v != i128::from(KEY_BLOB_VERSION)
+                {
+                    return Err(KeyBlobError::UnsupportedVersion(
+                        u8::try_from(*v).unwrap_or(u8::MAX),
+                    ));
+                }
+                Err(malformed(error.to_string()))
+            }
         }
-        let blob: Self = serde_cbor::from_slice(bytes).map_err(|e| malformed(e.to_string()))?;
-        blob.check()?;
-        Ok(blob)
     }
 
     /// The CBOR encoding.
@@ -312,6 +318,17 @@ mod tests {
             );
         }
         assert!(KeyBlob::decode(&serde_cbor::to_vec(&value).unwrap()).is_err());
+        // A future version with a new shape still gets the precise error.
+        if let serde_cbor::Value::Map(m) = &mut value {
+            m.insert(
+                serde_cbor::Value::Text("v".into()),
+                serde_cbor::Value::Integer(3),
+            );
+        }
+        assert_eq!(
+            KeyBlob::decode(&serde_cbor::to_vec(&value).unwrap()).unwrap_err(),
+            KeyBlobError::UnsupportedVersion(3)
+        );
     }
 
     proptest! {

@@ -235,9 +235,9 @@ impl Enclave {
         }
         let _permit = self.kms_permit().await?;
         self.counters.kms_calls.fetch_add(1, Ordering::Relaxed);
-        let generated = self
-            .kms
-            .generate_seed(kms_key, owner)
+        // Boxed, like every KMS call: the SDK's futures are large, and every request's task would
+        // otherwise carry (and move) their state, cache hits included.
+        let generated = Box::pin(self.kms.generate_seed(kms_key, owner))
             .await
             .inspect_err(|_| {
                 self.counters.kms_errors.fetch_add(1, Ordering::Relaxed);
@@ -252,15 +252,20 @@ impl Enclave {
         }))
     }
 
-    /// The decrypted material of `key_blob`, from the cache or KMS.
-    async fn material(&self, key_blob: &[u8]) -> Result<(Arc<KeyMaterial>, KeyBlob), ServiceError> {
+    /// The key material of `key_blob`, whose SHA-256 is `hash`: from the cache, or decrypted
+    /// through KMS.
+    async fn material(
+        &self,
+        key_blob: &[u8],
+        hash: BlobHash,
+    ) -> Result<(Arc<KeyMaterial>, KeyBlob), ServiceError> {
         let blob = KeyBlob::decode(key_blob)?;
         let (material, source) = self
             .cache
-            .get_or_load(blob_hash(key_blob), || async {
+            .get_or_load(hash, || async {
                 let _permit = self.kms_permit().await?;
                 self.counters.kms_calls.fetch_add(1, Ordering::Relaxed);
-                self.kms.decrypt(&blob).await.inspect_err(|_| {
+                Box::pin(self.kms.decrypt(&blob)).await.inspect_err(|_| {
                     self.counters.kms_errors.fetch_add(1, Ordering::Relaxed);
                 })
             })
@@ -280,9 +285,10 @@ impl Enclave {
     }
 
     async fn signer(&self, key: &KeyRef) -> Result<(UserSigner, SigningPolicy), ServiceError> {
-        let (material, blob) = self.material(&key.key_blob).await?;
+        let hash = blob_hash(&key.key_blob);
+        let (material, blob) = self.material(&key.key_blob, hash).await?;
         let user_key = material.user_key(key.user_id.as_ref())?;
-        let cache_key = (blob_hash(&key.key_blob), key.user_id.clone());
+        let cache_key = (hash, key.user_id.clone());
         let known = self
             .addresses
             .lock()
@@ -307,7 +313,9 @@ impl Enclave {
     }
 
     async fn address(&self, key: KeyRef) -> Result<ResponseBody, ServiceError> {
-        let (material, _) = self.material(&key.key_blob).await?;
+        let (material, _) = self
+            .material(&key.key_blob, blob_hash(&key.key_blob))
+            .await?;
         let public_key = material.user_key(key.user_id.as_ref())?.public_key();
         Ok(ResponseBody::Address(AddressInfo {
             address: ByteArray::new(address_of(&public_key).into_array()),
