@@ -5,7 +5,9 @@
 //! the enclave finishes them. One manager task per connection slot opens the connection, says
 //! hello, sends the stored AWS credentials, and when the connection dies fails everything that was
 //! in flight on it and reconnects with a capped backoff. Calls never wait for a dead connection:
-//! with no live connection they fail at once with [`ClientError::Unavailable`].
+//! with no live connection they fail at once with [`ClientError::Unavailable`]. A call whose
+//! connection dies before its request was handed to the writer goes once to another live
+//! connection; a request that may have been sent is never sent again.
 
 use std::{
     collections::HashMap,
@@ -219,15 +221,32 @@ impl EnclaveClient {
 
     /// Sends one request and waits for its answer. An [`ResponseBody::Error`] answer becomes
     /// [`ClientError::Enclave`].
+    ///
+    /// When the connection picked turns out to be dead before the request was handed to its
+    /// writer (so the request provably never reached the enclave), the request goes once to
+    /// another live connection instead. A request that may have been sent is never sent again:
+    /// signing twice is not harmless to every caller.
     pub async fn call(&self, body: RequestBody) -> Result<ResponseBody, ClientError> {
-        let deadline = Instant::now() + self.inner.config.request_timeout;
+        let config = &self.inner.config;
+        let deadline = Instant::now() + config.request_timeout;
         let connection = self.inner.pick(deadline).await?;
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let bytes = codec::encode(&Request { id, body })?;
-        match connection
-            .call(id, bytes, deadline, &self.inner.config)
-            .await?
-        {
+        let answer = match connection.call(id, bytes, deadline, config).await {
+            Ok(answer) => answer,
+            Err(CallError::NotSent(error, bytes)) => {
+                let Some(other) = self.inner.least_loaded(Some(&connection)) else {
+                    return Err(error);
+                };
+                debug!(%error, "connection lost before the request was sent; sending it on another");
+                other
+                    .call(id, bytes, deadline, config)
+                    .await
+                    .map_err(CallError::into_client_error)?
+            }
+            Err(CallError::Failed(error)) => return Err(error),
+        };
+        match answer {
             ResponseBody::Error(error) => Err(ClientError::Enclave(error)),
             answer => Ok(answer),
         }
@@ -333,9 +352,10 @@ fn kind(body: &ResponseBody) -> &'static str {
 }
 
 impl Inner {
-    /// The live connection with the most free room, starting the scan at a rotating slot so that
-    /// ties are spread round-robin.
-    fn least_loaded(&self) -> Option<Arc<Connection>> {
+    /// The live connection with the most free room, other than `except`, starting the scan at a
+    /// rotating slot so that ties are spread round-robin. A connection that has died but is not
+    /// yet cleared from its slot is skipped.
+    fn least_loaded(&self, except: Option<&Arc<Connection>>) -> Option<Arc<Connection>> {
         let start = self.next_slot.fetch_add(1, Ordering::Relaxed);
         let count = self.slots.len();
         let mut best: Option<(usize, Arc<Connection>)> = None;
@@ -343,6 +363,11 @@ impl Inner {
             let Some(connection) = lock(slot).clone() else {
                 continue;
             };
+            if connection.permits.is_closed()
+                || except.is_some_and(|except| Arc::ptr_eq(except, &connection))
+            {
+                continue;
+            }
             let free = connection.permits.available_permits();
             if best.as_ref().is_none_or(|(most, _)| free > *most) {
                 best = Some((free, connection));
@@ -352,14 +377,14 @@ impl Inner {
     }
 
     async fn pick(&self, deadline: Instant) -> Result<Arc<Connection>, ClientError> {
-        if let Some(connection) = self.least_loaded() {
+        if let Some(connection) = self.least_loaded(None) {
             return Ok(connection);
         }
         // Right after start, give the first connection attempts a chance instead of failing.
         if !*self.attempted.borrow() {
             let mut attempted = self.attempted.subscribe();
             let _ = tokio::time::timeout_at(deadline, attempted.wait_for(|done| *done)).await;
-            if let Some(connection) = self.least_loaded() {
+            if let Some(connection) = self.least_loaded(None) {
                 return Ok(connection);
             }
         }
@@ -383,7 +408,11 @@ impl Inner {
             id,
             body: RequestBody::SetCredentials(credentials.clone()),
         })?;
-        match connection.call(id, bytes, deadline, &self.config).await? {
+        match connection
+            .call(id, bytes, deadline, &self.config)
+            .await
+            .map_err(CallError::into_client_error)?
+        {
             ResponseBody::CredentialsSet => Ok(()),
             ResponseBody::Error(error) => Err(ClientError::Enclave(error)),
             other => Err(unexpected("credentials_set", &other)),
@@ -396,6 +425,29 @@ impl Inner {
 }
 
 type Answer = Result<ResponseBody, ClientError>;
+
+/// Why a call on one connection failed.
+enum CallError {
+    /// The connection was closed before the request was handed to its writer: the request
+    /// never left this process, and may go to another connection. Its encoded bytes come back.
+    NotSent(ClientError, Vec<u8>),
+    /// Any other failure. The request may have reached the enclave.
+    Failed(ClientError),
+}
+
+impl CallError {
+    fn into_client_error(self) -> ClientError {
+        match self {
+            Self::NotSent(error, _) | Self::Failed(error) => error,
+        }
+    }
+}
+
+impl From<ClientError> for CallError {
+    fn from(error: ClientError) -> Self {
+        Self::Failed(error)
+    }
+}
 
 /// One open, welcomed connection.
 struct Connection {
@@ -426,29 +478,34 @@ impl Drop for Registration<'_> {
 }
 
 impl Connection {
+    /// Sends the request `bytes` (whose id is `id`) and waits for its answer until `deadline`.
+    /// Fails with [`CallError::NotSent`] only when the request provably never left: the
+    /// connection was closed before the frame was handed to the writer task.
     async fn call(
         &self,
         id: u64,
         bytes: Vec<u8>,
         deadline: Instant,
         config: &EnclaveConfig,
-    ) -> Result<ResponseBody, ClientError> {
+    ) -> Result<ResponseBody, CallError> {
         if bytes.len() > config.max_frame {
             return Err(ClientError::TooLarge {
                 len: bytes.len(),
                 max: config.max_frame,
-            });
+            }
+            .into());
         }
         let _permit = match tokio::time::timeout_at(deadline, self.permits.acquire()).await {
-            Err(_) => return Err(ClientError::Timeout(config.request_timeout)),
-            Ok(Err(_)) => return Err(self.unavailable()),
+            Err(_) => return Err(ClientError::Timeout(config.request_timeout).into()),
+            Ok(Err(_)) => return Err(CallError::NotSent(self.unavailable(), bytes)),
             Ok(Ok(permit)) => permit,
         };
         let (answer, answered) = oneshot::channel();
         {
             let mut pending = lock(&self.pending);
             if let Some(reason) = &pending.closed {
-                return Err(ClientError::Unavailable(reason.clone()));
+                let error = ClientError::Unavailable(reason.clone());
+                return Err(CallError::NotSent(error, bytes));
             }
             pending.waiting.insert(id, answer);
         }
@@ -456,13 +513,15 @@ impl Connection {
             connection: self,
             id,
         };
-        if self.to_writer.send(bytes).await.is_err() {
-            return Err(self.unavailable());
+        // The writer task is gone (it ended with the connection): the frame comes back unsent.
+        // Once the channel has taken it, it may be written, and it counts as sent.
+        if let Err(unsent) = self.to_writer.send(bytes).await {
+            return Err(CallError::NotSent(self.unavailable(), unsent.0));
         }
         match tokio::time::timeout_at(deadline, answered).await {
-            Err(_) => Err(ClientError::Timeout(config.request_timeout)),
-            Ok(Err(_)) => Err(self.unavailable()),
-            Ok(Ok(answer)) => answer,
+            Err(_) => Err(ClientError::Timeout(config.request_timeout).into()),
+            Ok(Err(_)) => Err(self.unavailable().into()),
+            Ok(Ok(answer)) => answer.map_err(CallError::Failed),
         }
     }
 

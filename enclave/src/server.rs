@@ -3,9 +3,14 @@
 //! Every peer is untrusted. A connection must say hello within a time limit; frames are bounded
 //! before allocation and must complete once started; a frame that does not decode gets an error
 //! answer (or, when even its request id is unreadable, a closed connection); a peer that stops
-//! reading its answers is disconnected. None of this affects other connections, and nothing a
-//! peer sends can panic the server: requests are handled by [`Enclave::handle`], which turns every
-//! failure into an error answer.
+//! reading its answers is disconnected. Requests in flight are capped per connection and across
+//! all of them; past the enclave-wide cap, requests are refused at once with `busy`. None of
+//! this affects other connections, and nothing a peer sends can panic the server: requests are
+//! handled by [`Enclave::handle`], which turns every failure into an error answer.
+//!
+//! On shutdown the server stops accepting, stops reading new requests, lets the requests in
+//! flight finish and their answers be written (within [`ServerLimits::drain_timeout`]), then
+//! returns.
 
 use std::{future::Future, sync::Arc, time::Duration};
 
@@ -21,24 +26,51 @@ use nitro_signer_common::{
 use serde::Deserialize;
 use tokio::{
     io::{AsyncWrite, WriteHalf},
-    sync::{Semaphore, mpsc},
+    sync::{Semaphore, mpsc, watch},
+    task::{JoinHandle, JoinSet},
 };
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::service::Enclave;
 
 /// Limits that keep one peer from exhausting the enclave.
+///
+/// # Memory
+///
+/// What a flood of requests can hold at once, at worst (each frame at the largest size, and
+/// answers as large as frames):
+///
+/// - frames being read: `max_connections × (max_frame + 16 KiB read buffer)`;
+/// - requests being handled, from the end of their frame until their answer is queued:
+///   `max_in_flight_total × 2 × max_frame` (the request and its answer; an answer larger than a
+///   frame is replaced by a short error);
+/// - answers queued for a peer that reads slowly: `max_connections × max_in_flight ×
+///   max_frame` (each write must progress within `io_timeout`, or the connection is closed).
+///
+/// Without the enclave-wide cap, the middle term would be `max_connections × max_in_flight ×
+/// 2 × max_frame`. With the defaults the three terms are 1 GiB, 32 GiB and 512 GiB: theoretical,
+/// since signing requests and answers are around a kilobyte (4,096 of them in flight hold a few
+/// MiB), but a hostile parent can send frames up to `max_frame`. Lower `max_frame` and the
+/// counts to fit the enclave's memory if that matters more than denial of service by the parent,
+/// which the threat model leaves out of scope.
 #[derive(Debug, Clone, Copy)]
 pub struct ServerLimits {
     /// Concurrent connections; more are closed on accept.
     pub max_connections: usize,
     /// Requests in flight per connection; further frames are not read until one finishes.
     pub max_in_flight: usize,
+    /// Requests in flight across all connections. When it is reached, further requests are
+    /// answered at once with [`ErrorCode::Busy`] instead of waiting, and reading goes on.
+    pub max_in_flight_total: usize,
     /// Largest frame.
     pub max_frame: usize,
     /// Time for a started frame to arrive completely, for an answer to be written, and for the
     /// hello after connecting.
     pub io_timeout: Duration,
+    /// On shutdown, how long requests in flight get to finish and have their answers written;
+    /// connections still open after it are closed. Longer than the enclave's KMS operation
+    /// timeout (`cli::KMS_OPERATION_TIMEOUT`), so that a request waiting for KMS gets its answer.
+    pub drain_timeout: Duration,
 }
 
 impl Default for ServerLimits {
@@ -46,20 +78,46 @@ impl Default for ServerLimits {
         Self {
             max_connections: 256,
             max_in_flight: 512,
+            max_in_flight_total: 4096,
             max_frame: frame::MAX_FRAME_LEN,
             io_timeout: Duration::from_secs(10),
+            drain_timeout: Duration::from_secs(10),
         }
     }
 }
 
-/// Serves `listener` until `shutdown` completes.
+/// What every connection shares.
+#[derive(Clone)]
+struct Shared {
+    enclave: Arc<Enclave>,
+    limits: ServerLimits,
+    /// Permits for requests in flight across all connections.
+    budget: Arc<Semaphore>,
+    /// Becomes true when the server shuts down.
+    draining: watch::Receiver<bool>,
+}
+
+/// Serves `listener` until `shutdown` completes, then drains: stops accepting and reading new
+/// requests, lets the requests in flight finish and their answers be written within
+/// [`ServerLimits::drain_timeout`], closes what is left, and returns.
 pub async fn serve(
     listener: Listener,
     enclave: Arc<Enclave>,
     limits: ServerLimits,
     shutdown: impl Future<Output = ()>,
 ) {
-    let connections = Arc::new(Semaphore::new(limits.max_connections));
+    let slots = Arc::new(Semaphore::new(
+        limits.max_connections.min(Semaphore::MAX_PERMITS),
+    ));
+    let (drain, draining) = watch::channel(false);
+    let shared = Shared {
+        enclave: Arc::clone(&enclave),
+        limits,
+        budget: Arc::new(Semaphore::new(
+            limits.max_in_flight_total.clamp(1, Semaphore::MAX_PERMITS),
+        )),
+        draining,
+    };
     let sweeper = tokio::spawn({
         let enclave = Arc::clone(&enclave);
         async move {
@@ -70,11 +128,14 @@ pub async fn serve(
             }
         }
     });
+    let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => accepted,
+            // Reap finished connections as they end.
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
         };
         let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
@@ -85,35 +146,73 @@ pub async fn serve(
                 continue;
             }
         };
-        let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
+        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
             warn!(%peer, limit = limits.max_connections, "connection refused: at the connection limit");
             continue;
         };
-        let enclave = Arc::clone(&enclave);
-        tokio::spawn(
+        let shared = shared.clone();
+        connections.spawn(
             async move {
                 let _permit = permit;
                 debug!("connected");
-                let reason = connection(stream, enclave, limits).await;
+                let reason = connection(stream, shared).await;
                 debug!(%reason, "disconnected");
             }
             .instrument(info_span!("connection", %peer)),
         );
     }
+    // New connections are refused from here on.
+    drop(listener);
+    drain.send_replace(true);
+    if !connections.is_empty() {
+        info!(
+            connections = connections.len(),
+            "shutting down: finishing the requests in flight"
+        );
+        let drained = tokio::time::timeout(limits.drain_timeout, async {
+            while connections.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            warn!(
+                connections = connections.len(),
+                drain_timeout = ?limits.drain_timeout,
+                "requests still in flight at the end of the drain; closing their connections"
+            );
+            connections.shutdown().await;
+        }
+    }
     sweeper.abort();
     info!("server stopped");
 }
 
+/// Aborts the task when dropped: a connection's writer ends with the connection.
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Serves one connection; returns why it ended.
-async fn connection(stream: Stream, enclave: Arc<Enclave>, limits: ServerLimits) -> String {
+async fn connection(stream: Stream, shared: Shared) -> String {
+    let Shared {
+        enclave,
+        limits,
+        budget,
+        mut draining,
+    } = shared;
     let (reader, mut writer) = tokio::io::split(stream);
     let mut reader = frame::buffered(reader);
 
-    let hello = tokio::time::timeout(
-        limits.io_timeout,
-        frame::read_frame(&mut reader, limits.max_frame, limits.io_timeout),
-    )
-    .await;
+    let hello = tokio::select! {
+        hello = tokio::time::timeout(
+            limits.io_timeout,
+            frame::read_frame(&mut reader, limits.max_frame, limits.io_timeout),
+        ) => hello,
+        _ = draining.wait_for(|draining| *draining) => return "shutting down".into(),
+    };
     let hello = match hello {
         Err(_) => return "no hello in time".into(),
         Ok(Err(error)) => return error.to_string(),
@@ -153,7 +252,7 @@ async fn connection(stream: Stream, enclave: Arc<Enclave>, limits: ServerLimits)
 
     // Answers go through one writer task, in the order they finish.
     let (answers, mut to_write) = mpsc::channel::<Vec<u8>>(limits.max_in_flight);
-    let writer_task = tokio::spawn(async move {
+    let mut writer_task = AbortOnDrop(tokio::spawn(async move {
         match frame::write_queued(
             &mut writer,
             &mut to_write,
@@ -166,18 +265,23 @@ async fn connection(stream: Stream, enclave: Arc<Enclave>, limits: ServerLimits)
             Err(FrameError::NotRead(_)) => "the peer does not read its answers".to_owned(),
             Err(error) => error.to_string(),
         }
-    });
+    }));
     let in_flight = Arc::new(Semaphore::new(limits.max_in_flight));
 
     let reason = loop {
         let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
             break "closing".to_owned();
         };
-        if writer_task.is_finished() {
+        if writer_task.0.is_finished() {
             break "writer stopped".to_owned();
         }
-        let bytes = match frame::read_frame(&mut reader, limits.max_frame, limits.io_timeout).await
-        {
+        // A frame cut short by the shutdown is dropped with the connection: its request was
+        // never received.
+        let read = tokio::select! {
+            read = frame::read_frame(&mut reader, limits.max_frame, limits.io_timeout) => read,
+            _ = draining.wait_for(|draining| *draining) => break "shutting down".to_owned(),
+        };
+        let bytes = match read {
             Ok(bytes) => bytes,
             Err(FrameError::Closed) => break "closed by the peer".to_owned(),
             Err(error) => break error.to_string(),
@@ -204,7 +308,8 @@ async fn connection(stream: Stream, enclave: Arc<Enclave>, limits: ServerLimits)
         };
         if matches!(request.body, RequestBody::SetCredentials(_)) {
             // Handled before the next frame is read, so that every later request on this
-            // connection sees the new credentials.
+            // connection sees the new credentials. Outside the enclave-wide budget: it is
+            // quick, one at a time per connection, and the enclave is useless without it.
             let body = enclave.handle(request.body).await;
             if answers
                 .send(encode_response(Response {
@@ -219,6 +324,25 @@ async fn connection(stream: Stream, enclave: Arc<Enclave>, limits: ServerLimits)
             drop(permit);
             continue;
         }
+        let Ok(budgeted) = Arc::clone(&budget).try_acquire_owned() else {
+            // At the enclave-wide limit: refuse at once rather than queue, and keep reading, so
+            // that a flood costs a short answer per request and nothing more.
+            debug!(id = request.id, limit = limits.max_in_flight_total, "busy");
+            let answer = encode_response(Response {
+                id: request.id,
+                body: ResponseBody::Error(ErrorBody::new(
+                    ErrorCode::Busy,
+                    format!(
+                        "the enclave is at its limit of {} requests in flight; retry later",
+                        limits.max_in_flight_total
+                    ),
+                )),
+            });
+            if answers.send(answer).await.is_err() {
+                break "writer stopped".to_owned();
+            }
+            continue;
+        };
         let enclave = Arc::clone(&enclave);
         let answers = answers.clone();
         let kind = kind(&request.body);
@@ -248,14 +372,16 @@ async fn connection(stream: Stream, enclave: Arc<Enclave>, limits: ServerLimits)
                     });
                 }
                 let _ = answers.send(answer).await;
+                drop(budgeted);
                 drop(permit);
             }
             .instrument(info_span!("request", id = request.id, kind)),
         );
     };
     drop(answers);
-    // In-flight requests finish and their answers are written, unless the peer is gone.
-    let _ = writer_task.await;
+    // In-flight requests finish and their answers are written, unless the peer is gone. During
+    // a shutdown, `serve` bounds the wait.
+    let _ = (&mut writer_task.0).await;
     reason
 }
 

@@ -111,7 +111,9 @@ impl ServiceError {
             Self::Kms(KmsError::NoCredentials) => ErrorCode::NoCredentials,
             Self::Kms(KmsError::AccessDenied(_)) => ErrorCode::KmsAccessDenied,
             Self::Kms(KmsError::InvalidCiphertext(_)) => ErrorCode::InvalidKeyBlob,
-            Self::Kms(KmsError::Busy) => ErrorCode::Busy,
+            // Both mean "retry later": this enclave's KMS slots are full, or KMS throttles.
+            Self::Kms(KmsError::Busy | KmsError::Throttled(_)) => ErrorCode::Busy,
+            Self::Kms(KmsError::Attestation | KmsError::RequestFailed) => ErrorCode::Internal,
             Self::Kms(KmsError::InvalidCredentials(_)) => ErrorCode::InvalidRequest,
             Self::Kms(_) => ErrorCode::KmsUnavailable,
             Self::Nsm(_) | Self::Internal(_) => ErrorCode::Internal,

@@ -22,9 +22,13 @@ use aws_sdk_kms::{
     config::{BehaviorVersion, Region, retry::RetryConfig},
     error::SdkError,
 };
-use nitro_signer_common::{attestation::RootOfTrust, protocol::AwsCredentials};
+use nitro_signer_common::{
+    attestation::RootOfTrust,
+    key_blob::{KeyBlob, KeyKind},
+    protocol::AwsCredentials,
+};
 use nitro_signer_enclave::{
-    kms::{Kms, KmsSettings},
+    kms::{Kms, KmsError, KmsSettings, Unreachable},
     kms_transport::{KmsTransport, TransportSettings},
     nsm::{Nsm, SimulatedNsm, SimulatorConfig},
     recipient::RecipientKey,
@@ -326,6 +330,53 @@ async fn a_certificate_from_another_ca_or_for_another_name_is_refused() {
 }
 
 #[tokio::test]
+async fn the_enclave_reports_a_refused_certificate_as_a_tls_failure_not_sdk_internals() {
+    let emulated = emulator().await;
+    let other = TestCa::new("other test CA");
+    let (front, _seen) = tls_front(other.server_cert(HOST), emulated.address).await;
+    let transport = KmsTransport::start(settings(front, None)).await.unwrap();
+    let nsm: Arc<dyn Nsm> = emulated.nsm.clone();
+    let kms = Kms::new(
+        &KmsSettings {
+            region: "us-east-1".into(),
+            endpoint: Some(transport.endpoint_url().to_owned()),
+            attempt_timeout: Duration::from_secs(2),
+            operation_timeout: Duration::from_secs(5),
+            http_client: Some(transport.http_client()),
+        },
+        nsm,
+        RecipientKey::generate().unwrap(),
+    );
+    kms.credentials()
+        .set(&AwsCredentials {
+            access_key_id: ACCESS_KEY.into(),
+            secret_access_key: Zeroizing::new(SECRET_KEY.into()),
+            session_token: None,
+            expires_at: None,
+        })
+        .unwrap();
+    let blob = KeyBlob::new(
+        KeyKind::Seed,
+        "arn:aws:kms:us-east-1:111122223333:key/k",
+        None,
+        Vec::new(),
+        vec![1; 64],
+    )
+    .unwrap();
+    let error = kms.decrypt(&blob).await.unwrap_err();
+    assert_eq!(error, KmsError::Unreachable(Unreachable::Tls));
+    let text = error.to_string();
+    assert!(
+        text.starts_with("KMS is unreachable (TLS handshake failed"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("UnknownIssuer") && !text.contains("Dispatch"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
 async fn the_client_resolves_no_other_host() {
     let emulated = emulator().await;
     let ca = TestCa::new("test KMS CA");
@@ -377,4 +428,114 @@ async fn dropping_the_transport_stops_the_forwarder() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(refused, "the forwarder still accepts connections");
+}
+
+/// A stand-in for the parent's vsock-proxy that echoes every byte and counts connections.
+async fn echo_upstream() -> (SocketAddr, Arc<Mutex<usize>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let connections = Arc::new(Mutex::new(0));
+    let count = Arc::clone(&connections);
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            *count.lock().unwrap() += 1;
+            tokio::spawn(async move {
+                let (mut reader, mut writer) = stream.split();
+                let _ = tokio::io::copy(&mut reader, &mut writer).await;
+            });
+        }
+    });
+    (address, connections)
+}
+
+/// Sends `bytes` on `stream` and reads them back within `within`; false if they do not come.
+async fn echoed(stream: &mut TcpStream, bytes: &[u8], within: Duration) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if stream.write_all(bytes).await.is_err() {
+        return false;
+    }
+    let mut back = vec![0; bytes.len()];
+    matches!(
+        tokio::time::timeout(within, stream.read_exact(&mut back)).await,
+        Ok(Ok(_)) if back == bytes
+    )
+}
+
+#[tokio::test]
+async fn idle_relayed_connections_are_closed_and_busy_ones_kept_within_the_connection_cap() {
+    use tokio::io::AsyncReadExt;
+
+    const IDLE: Duration = Duration::from_millis(300);
+    let (upstream, upstream_connections) = echo_upstream().await;
+    let transport = KmsTransport::start(TransportSettings {
+        upstream: format!("tcp://{upstream}").parse().unwrap(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        max_connections: 1,
+        idle_timeout: IDLE,
+        ..TransportSettings::for_region("us-east-1").unwrap()
+    })
+    .await
+    .unwrap();
+    let local = transport.local_addr();
+
+    // A connection that keeps talking outlives the idle timeout many times over.
+    let mut busy = TcpStream::connect(local).await.unwrap();
+    for n in 0..8u8 {
+        tokio::time::sleep(IDLE / 3).await;
+        assert!(
+            echoed(&mut busy, &[n; 16], Duration::from_secs(1)).await,
+            "round {n}"
+        );
+    }
+    let last_traffic = std::time::Instant::now();
+    // At the cap, a second connection waits: nothing of it reaches the upstream.
+    let mut waiting = TcpStream::connect(local).await.unwrap();
+    assert!(!echoed(&mut waiting, b"second", IDLE / 2).await);
+    assert_eq!(*upstream_connections.lock().unwrap(), 1);
+
+    // The first one goes quiet: the forwarder closes it after the idle timeout ...
+    let mut buf = [0u8; 16];
+    let closed = tokio::time::timeout(IDLE * 4, busy.read(&mut buf)).await;
+    assert!(matches!(closed, Ok(Ok(0) | Err(_))), "{closed:?}");
+    let after = last_traffic.elapsed();
+    assert!(after >= IDLE && after < IDLE * 3, "closed after {after:?}");
+    // ... and its slot goes to the waiting one, whose bytes were kept.
+    let mut back = [0u8; 6];
+    tokio::time::timeout(Duration::from_secs(2), waiting.read_exact(&mut back))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&back, b"second");
+    assert_eq!(*upstream_connections.lock().unwrap(), 2);
+}
+
+#[tokio::test]
+async fn the_sdk_reconnects_when_the_forwarder_has_closed_its_pooled_connection() {
+    let emulated = emulator().await;
+    let ca = TestCa::new("test KMS CA");
+    let (front, seen) = tls_front(ca.server_cert(HOST), emulated.address).await;
+    let idle = Duration::from_millis(300);
+    let transport = KmsTransport::start(TransportSettings {
+        idle_timeout: idle,
+        ..settings(front, Some(&ca))
+    })
+    .await
+    .unwrap();
+    // Without retries: the pool itself must notice that the connection is gone.
+    let client = sdk_client(&transport, transport.endpoint_url());
+    client.list_keys().send().await.unwrap();
+    client.list_keys().send().await.unwrap();
+    assert_eq!(
+        seen.lock().unwrap().connections,
+        1,
+        "the connection is pooled"
+    );
+    tokio::time::sleep(idle * 3).await;
+    client.list_keys().send().await.unwrap();
+    assert_eq!(
+        seen.lock().unwrap().connections,
+        2,
+        "the idle connection was closed by the forwarder and replaced"
+    );
 }

@@ -18,8 +18,8 @@ use nitro_signer_common::{
     attestation::{Expectations, RootOfTrust, Verifier},
     key_blob::{KeyBlob, KeyKind},
     protocol::{
-        AttestRequest, ErrorCode, Hello, HelloReply, KeyRef, PROTOCOL_VERSION, Request,
-        RequestBody, Response, ResponseBody, SignPayload, SignRequest,
+        AttestRequest, AwsCredentials, ErrorCode, Hello, HelloReply, KeyRef, PROTOCOL_VERSION,
+        Request, RequestBody, Response, ResponseBody, SignPayload, SignRequest,
         codec::{decode, encode},
         frame::{MAX_FRAME_LEN, read_frame, write_frame},
     },
@@ -43,7 +43,35 @@ struct Running {
     address: Address,
     root: [u8; 32],
     _dir: tempfile::TempDir,
-    _stop: tokio::sync::oneshot::Sender<()>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+/// Where the enclave's KMS client goes, and its time limits.
+struct KmsTarget {
+    endpoint: String,
+    attempt_timeout: Duration,
+    operation_timeout: Duration,
+}
+
+impl Default for KmsTarget {
+    /// Nothing listens there: tests that use it never get as far as KMS.
+    fn default() -> Self {
+        Self {
+            endpoint: "http://127.0.0.1:9".into(),
+            attempt_timeout: Duration::from_secs(1),
+            operation_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+fn test_limits() -> ServerLimits {
+    ServerLimits {
+        max_connections: MAX_CONNECTIONS,
+        max_in_flight: 16,
+        io_timeout: IO_TIMEOUT,
+        ..ServerLimits::default()
+    }
 }
 
 async fn start() -> Running {
@@ -51,17 +79,27 @@ async fn start() -> Running {
 }
 
 async fn start_with(max_frame: usize) -> Running {
+    start_server(
+        ServerLimits {
+            max_frame,
+            ..test_limits()
+        },
+        KmsTarget::default(),
+    )
+    .await
+}
+
+async fn start_server(limits: ServerLimits, kms: KmsTarget) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let simulator = SimulatedNsm::open(SimulatorConfig::new(dir.path().join("nsm"))).unwrap();
     let root = simulator.root_fingerprint();
     let nsm: Arc<dyn Nsm> = Arc::new(simulator);
-    // Nothing listens there: these tests never get as far as KMS.
     let kms = Kms::new(
         &KmsSettings {
             region: "us-east-1".into(),
-            endpoint: Some("http://127.0.0.1:9".into()),
-            attempt_timeout: Duration::from_secs(1),
-            operation_timeout: Duration::from_secs(2),
+            endpoint: Some(kms.endpoint),
+            attempt_timeout: kms.attempt_timeout,
+            operation_timeout: kms.operation_timeout,
             http_client: None,
         },
         Arc::clone(&nsm),
@@ -81,20 +119,32 @@ async fn start_with(max_frame: usize) -> Running {
         .unwrap();
     let address = listener.local_address().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let limits = ServerLimits {
-        max_connections: MAX_CONNECTIONS,
-        max_in_flight: 16,
-        io_timeout: IO_TIMEOUT,
-        max_frame,
-    };
-    tokio::spawn(serve(listener, enclave, limits, async {
+    let server = tokio::spawn(serve(listener, enclave, limits, async {
         let _ = stopped.await;
     }));
     Running {
         address,
         root,
         _dir: dir,
-        _stop: stop,
+        stop: Some(stop),
+        server,
+    }
+}
+
+/// A KMS that accepts connections and never answers: requests that reach it stay in flight
+/// until the enclave's KMS timeouts end them.
+async fn black_hole_kms() -> KmsTarget {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    KmsTarget {
+        endpoint,
+        ..KmsTarget::default()
     }
 }
 
@@ -370,4 +420,183 @@ async fn an_answer_too_large_for_a_frame_becomes_an_error_and_the_connection_liv
         other => panic!("{other:?}"),
     }
     status(&mut stream, 2).await;
+}
+
+/// Sends credentials on `stream` (request `id`) and waits for the acknowledgement.
+async fn set_credentials(stream: &mut Stream, id: u64) {
+    send(
+        stream,
+        &Request {
+            id,
+            body: RequestBody::SetCredentials(AwsCredentials {
+                access_key_id: "AKIDTEST".into(),
+                secret_access_key: zeroize::Zeroizing::new("secret".into()),
+                session_token: None,
+                expires_at: None,
+            }),
+        },
+    )
+    .await;
+    let response: Response = receive(stream).await;
+    assert_eq!(response.id, id);
+    assert!(
+        matches!(response.body, ResponseBody::CredentialsSet),
+        "{:?}",
+        response.body
+    );
+}
+
+/// A signing request whose payload is valid: it needs the key, so it goes to KMS.
+fn sign_request(id: u64) -> Request {
+    Request {
+        id,
+        body: RequestBody::Sign(SignRequest {
+            key: KeyRef {
+                key_blob: blob(),
+                user_id: Some(nitro_signer_common::UserId::new("u").unwrap()),
+            },
+            payload: SignPayload::Message(ByteBuf::from(b"hi".to_vec())),
+        }),
+    }
+}
+
+fn status_request(id: u64) -> Request {
+    Request {
+        id,
+        body: RequestBody::Status,
+    }
+}
+
+fn error_of(response: &Response) -> &nitro_signer_common::protocol::ErrorBody {
+    match &response.body {
+        ResponseBody::Error(error) => error,
+        other => panic!("request {}: {other:?}", response.id),
+    }
+}
+
+#[tokio::test]
+async fn past_the_enclave_wide_limit_requests_are_refused_at_once_and_reading_goes_on() {
+    let kms = black_hole_kms().await;
+    let running = start_server(
+        ServerLimits {
+            max_in_flight_total: 4,
+            ..test_limits()
+        },
+        kms,
+    )
+    .await;
+    let mut first = open(&running.address).await;
+    set_credentials(&mut first, 1).await;
+    // Four requests wait for KMS: the enclave is at its limit.
+    for id in 10..14 {
+        send(&mut first, &sign_request(id)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    // Another connection is refused at once, not queued.
+    let mut second = open(&running.address).await;
+    let started = std::time::Instant::now();
+    send(&mut second, &status_request(20)).await;
+    let response: Response = receive(&mut second).await;
+    assert_eq!(response.id, 20);
+    let error = error_of(&response);
+    assert_eq!(error.code, ErrorCode::Busy);
+    assert_eq!(
+        error.message,
+        "the enclave is at its limit of 4 requests in flight; retry later"
+    );
+    assert!(started.elapsed() < Duration::from_millis(500));
+    // The full connection keeps being read: its next request is refused at once too.
+    send(&mut first, &status_request(14)).await;
+    let response: Response = receive(&mut first).await;
+    assert_eq!(response.id, 14);
+    assert_eq!(error_of(&response).code, ErrorCode::Busy);
+
+    // The four end (KMS never answers) and the room is back.
+    let mut ended = Vec::new();
+    for _ in 10..14 {
+        let response: Response = receive(&mut first).await;
+        assert_eq!(error_of(&response).code, ErrorCode::KmsUnavailable);
+        ended.push(response.id);
+    }
+    ended.sort_unstable();
+    assert_eq!(ended, [10, 11, 12, 13]);
+    status(&mut second, 21).await;
+    status(&mut first, 15).await;
+}
+
+#[tokio::test]
+async fn on_shutdown_requests_in_flight_are_answered_before_the_server_returns() {
+    let kms = KmsTarget {
+        attempt_timeout: Duration::from_millis(500),
+        operation_timeout: Duration::from_millis(800),
+        ..black_hole_kms().await
+    };
+    let mut running = start_server(
+        ServerLimits {
+            drain_timeout: Duration::from_secs(5),
+            ..test_limits()
+        },
+        kms,
+    )
+    .await;
+    let mut busy = open(&running.address).await;
+    let mut idle = open(&running.address).await;
+    set_credentials(&mut busy, 1).await;
+    send(&mut busy, &sign_request(10)).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    running.stop.take().unwrap().send(()).unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // No new connections; an idle one is closed at once.
+    assert!(connect(&running.address).await.is_err(), "still accepting");
+    assert!(closed_within(&mut idle, Duration::from_millis(300)).await);
+    // The server waits for the request in flight ...
+    assert!(
+        !running.server.is_finished(),
+        "returned with a request in flight"
+    );
+    // ... which is answered; a request sent after the shutdown is not read.
+    send(&mut busy, &status_request(11)).await;
+    let response: Response = receive(&mut busy).await;
+    assert_eq!(response.id, 10);
+    assert_eq!(error_of(&response).code, ErrorCode::KmsUnavailable);
+    assert!(closed_within(&mut busy, Duration::from_secs(2)).await);
+    tokio::time::timeout(Duration::from_secs(2), &mut running.server)
+        .await
+        .expect("the server returns once drained")
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_drain_on_shutdown_is_bounded() {
+    let kms = KmsTarget {
+        attempt_timeout: Duration::from_secs(20),
+        operation_timeout: Duration::from_secs(30),
+        ..black_hole_kms().await
+    };
+    let drain_timeout = Duration::from_millis(300);
+    let mut running = start_server(
+        ServerLimits {
+            drain_timeout,
+            ..test_limits()
+        },
+        kms,
+    )
+    .await;
+    let mut stuck = open(&running.address).await;
+    set_credentials(&mut stuck, 1).await;
+    send(&mut stuck, &sign_request(10)).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let started = std::time::Instant::now();
+    running.stop.take().unwrap().send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(2), &mut running.server)
+        .await
+        .expect("the server returns after the drain timeout")
+        .unwrap();
+    let took = started.elapsed();
+    assert!(took >= drain_timeout, "{took:?}");
+    // The connection is closed without an answer.
+    assert!(closed_within(&mut stuck, Duration::from_millis(500)).await);
 }

@@ -5,6 +5,8 @@
 //! - `slow:N`: answer after N milliseconds;
 //! - `stall`: never answer;
 //! - `error:CODE`: answer with that error code (`policy_refused`, `no_credentials`, …);
+//! - `die-after:N`: after N milliseconds, close the connection the request came on, without
+//!   answering (the enclave crashed or the connection broke with the request in flight);
 //! - anything else: a canned answer of the right kind.
 //!
 //! It records the credentials and payloads it receives, and can be stopped (listener closed,
@@ -46,6 +48,8 @@ pub struct Seen {
     pub disconnected: AtomicUsize,
     /// Owner labels received with `generate_key`.
     pub owners: Mutex<Vec<Option<String>>>,
+    /// Request frames received, of every kind.
+    pub requests: AtomicUsize,
 }
 
 /// The stand-in server.
@@ -155,8 +159,26 @@ async fn serve(stream: Stream, seen: Arc<Seen>) {
         }
     });
     let _count_the_end = CountOnDrop(Arc::clone(&seen));
-    while let Ok(bytes) = frame::read_frame(&mut reader, frame::MAX_FRAME_LEN, second).await {
+    // Notified by a `die-after` request: returning drops every task, and so the connection.
+    let die = Arc::new(tokio::sync::Notify::new());
+    loop {
+        let bytes = tokio::select! {
+            read = frame::read_frame(&mut reader, frame::MAX_FRAME_LEN, second) => match read {
+                Ok(bytes) => bytes,
+                Err(_) => break,
+            },
+            () = die.notified() => break,
+        };
         let request: Request = codec::decode(&bytes).unwrap();
+        seen.requests.fetch_add(1, Ordering::SeqCst);
+        if let Some(ms) = die_after(&request.body) {
+            let die = Arc::clone(&die);
+            tasks.spawn(async move {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                die.notify_one();
+            });
+            continue;
+        }
         let answers = answers.clone();
         let seen = Arc::clone(&seen);
         tasks.spawn(async move {
@@ -170,6 +192,18 @@ async fn serve(stream: Stream, seen: Arc<Seen>) {
             });
         });
     }
+}
+
+/// N, for a sign request whose key blob is `die-after:N`.
+fn die_after(body: &RequestBody) -> Option<u64> {
+    let RequestBody::Sign(request) = body else {
+        return None;
+    };
+    std::str::from_utf8(&request.key.key_blob)
+        .ok()?
+        .strip_prefix("die-after:")?
+        .parse()
+        .ok()
 }
 
 struct CountOnDrop(Arc<Seen>);
