@@ -319,6 +319,12 @@ async fn cold(
         );
     }
     println!("verified            {signatures} signatures recover to their key's address");
+    if let Some(cached) = sample(&after, "nitro_signer_enclave_cached_keys") {
+        println!("cached keys         {cached:.0} in the enclave");
+    }
+    if let Some(resident) = sample(&after, "nitro_signer_enclave_resident_memory_bytes") {
+        println!("enclave memory      {:.1} MB resident", resident / 1e6);
+    }
     println!("errors              {}", errors.values().sum::<u64>());
     for (error, count) in &errors {
         println!("  {count} × {error}");

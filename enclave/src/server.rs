@@ -267,6 +267,11 @@ async fn connection(stream: Stream, shared: Shared) -> String {
         }
     }));
     let in_flight = Arc::new(Semaphore::new(limits.max_in_flight));
+    // One wait for the shutdown for the life of the connection (not one per request).
+    let shutting_down = async move {
+        let _ = draining.wait_for(|draining| *draining).await;
+    };
+    tokio::pin!(shutting_down);
 
     let reason = loop {
         let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
@@ -279,7 +284,7 @@ async fn connection(stream: Stream, shared: Shared) -> String {
         // never received.
         let read = tokio::select! {
             read = frame::read_frame(&mut reader, limits.max_frame, limits.io_timeout) => read,
-            _ = draining.wait_for(|draining| *draining) => break "shutting down".to_owned(),
+            () = &mut shutting_down => break "shutting down".to_owned(),
         };
         let bytes = match read {
             Ok(bytes) => bytes,
