@@ -10,6 +10,7 @@
 //! The enclave is restarted when it exits, as systemd does in production. Every component is
 //! started with `--exit-with-parent`, so nothing outlives this process.
 
+use nitro_signer_kms_emulator::{policy::attested_key_policy, service::KmsConfig};
 use std::{
     collections::BTreeMap,
     ffi::OsString,
@@ -185,38 +186,6 @@ fn os(args: &[&str]) -> Vec<OsString> {
     args.iter().map(OsString::from).collect()
 }
 
-/// The dev KMS key's policy: administration and `Encrypt` (for `keys import`) for the account,
-/// `Decrypt` and `GenerateDataKey` only for an enclave whose attestation document shows the
-/// simulated enclave's PCR0, PCR1 and PCR2 — the same shape as a production policy.
-pub(crate) fn dev_key_policy(pcrs: &BTreeMap<u8, String>) -> String {
-    let pcr = |n: u8| pcrs.get(&n).cloned().unwrap_or_default();
-    serde_json::json!({
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "Administration",
-                "Effect": "Allow",
-                "Principal": {"AWS": "arn:aws:iam::111122223333:root"},
-                "Action": ["kms:Create*", "kms:Describe*", "kms:List*", "kms:Put*", "kms:Encrypt"],
-                "Resource": "*"
-            },
-            {
-                "Sid": "DecryptOnlyInTheEnclave",
-                "Effect": "Allow",
-                "Principal": {"AWS": "arn:aws:iam::111122223333:root"},
-                "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
-                "Resource": "*",
-                "Condition": {"StringEqualsIgnoreCase": {
-                    "kms:RecipientAttestation:ImageSha384": pcr(0),
-                    "kms:RecipientAttestation:PCR1": pcr(1),
-                    "kms:RecipientAttestation:PCR2": pcr(2)
-                }}
-            }
-        ]
-    })
-    .to_string()
-}
-
 async fn dev_key(
     data_dir: &Path,
     client: &aws_sdk_kms::Client,
@@ -240,7 +209,7 @@ async fn dev_key(
     let created = client
         .create_key()
         .description("nitro-signer dev key")
-        .policy(dev_key_policy(&pcrs))
+        .policy(attested_key_policy(&KmsConfig::default().account_id, &pcrs))
         .send()
         .await
         .context("creating the dev KMS key")?;

@@ -25,6 +25,7 @@
     clippy::panic
 )]
 
+use nitro_signer_kms_emulator::{policy::attested_key_policy, service::KmsConfig};
 use std::{
     collections::BTreeMap,
     ffi::OsString,
@@ -750,41 +751,18 @@ impl Counters {
     }
 }
 
-/// The dev stack's key policy shape: `Decrypt`/`GenerateDataKey` only for an enclave attesting
-/// the simulated PCR0/1/2.
+/// A KMS key with the dev stack's policy: `Decrypt`/`GenerateDataKey` only for an enclave
+/// attesting the simulated PCR0/1/2.
 async fn create_key(client: &aws_sdk_kms::Client, nsm: &SimulatedNsm) -> String {
     let mut pcrs = BTreeMap::new();
     for n in 0..=2u8 {
         pcrs.insert(n, hex::encode(nsm.pcr(n).unwrap()));
     }
-    let policy = json!({
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "Administration",
-                "Effect": "Allow",
-                "Principal": {"AWS": "arn:aws:iam::111122223333:root"},
-                "Action": ["kms:Create*", "kms:Describe*", "kms:List*", "kms:Put*", "kms:Encrypt"],
-                "Resource": "*"
-            },
-            {
-                "Sid": "DecryptOnlyInTheEnclave",
-                "Effect": "Allow",
-                "Principal": {"AWS": "arn:aws:iam::111122223333:root"},
-                "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
-                "Resource": "*",
-                "Condition": {"StringEqualsIgnoreCase": {
-                    "kms:RecipientAttestation:ImageSha384": pcrs[&0],
-                    "kms:RecipientAttestation:PCR1": pcrs[&1],
-                    "kms:RecipientAttestation:PCR2": pcrs[&2]
-                }}
-            }
-        ]
-    });
+    let policy = attested_key_policy(&KmsConfig::default().account_id, &pcrs);
     let created = client
         .create_key()
         .description("kms fault tests")
-        .policy(policy.to_string())
+        .policy(policy)
         .send()
         .await
         .unwrap();

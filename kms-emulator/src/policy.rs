@@ -313,6 +313,43 @@ impl KeyPolicy {
     }
 }
 
+/// The key policy of a simulated deployment (`nitro-signer dev`, the end-to-end tests):
+/// administration and `Encrypt` (for `keys import`) for `account_id`, `Decrypt` and
+/// `GenerateDataKey` only for an enclave whose attestation document shows `pcrs` 0, 1 and 2 (hex)
+/// — the same shape as a production policy from `nitro-signer policy`.
+pub fn attested_key_policy(
+    account_id: &str,
+    pcrs: &std::collections::BTreeMap<u8, String>,
+) -> String {
+    let pcr = |n: u8| pcrs.get(&n).cloned().unwrap_or_default();
+    let principal = format!("arn:aws:iam::{account_id}:root");
+    serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "Administration",
+                "Effect": "Allow",
+                "Principal": {"AWS": principal},
+                "Action": ["kms:Create*", "kms:Describe*", "kms:List*", "kms:Put*", "kms:Encrypt"],
+                "Resource": "*"
+            },
+            {
+                "Sid": "DecryptOnlyInTheEnclave",
+                "Effect": "Allow",
+                "Principal": {"AWS": principal},
+                "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+                "Resource": "*",
+                "Condition": {"StringEqualsIgnoreCase": {
+                    "kms:RecipientAttestation:ImageSha384": pcr(0),
+                    "kms:RecipientAttestation:PCR1": pcr(1),
+                    "kms:RecipientAttestation:PCR2": pcr(2)
+                }}
+            }
+        ]
+    })
+    .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
