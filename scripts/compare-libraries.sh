@@ -30,7 +30,7 @@ trap 'rm -rf "$work"' EXIT
 cp "$here/ethers_sign.mjs" "$here/eth_account_sign.py" "$work/"
 (cd "$work" && npm init -y >/dev/null && npm install --silent --no-audit --no-fund \
   "ethers@${ETHERS_VERSION}" >/dev/null)
-python3 -m pip install --quiet --target "$work/py" "eth-account==${ETH_ACCOUNT_VERSION}"
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target "$work/py" "eth-account==${ETH_ACCOUNT_VERSION}"
 
 (cd "$work" && node ethers_sign.mjs)
 PYTHONPATH="$work/py" python3 "$work/eth_account_sign.py"
