@@ -72,9 +72,18 @@ pub struct Args {
     #[arg(long, env = "NITRO_SIGNER_MAX_IN_FLIGHT", default_value_t = 512)]
     pub max_in_flight: usize,
 
+    /// Requests in flight across all connections; past it, requests are answered `busy` at once.
+    #[arg(long, env = "NITRO_SIGNER_MAX_IN_FLIGHT_TOTAL", default_value_t = 4096)]
+    pub max_in_flight_total: usize,
+
     /// Milliseconds for a started frame to arrive, an answer to be written, or a hello to come.
     #[arg(long, env = "NITRO_SIGNER_IO_TIMEOUT_MS", default_value_t = 10_000)]
     pub io_timeout_ms: u64,
+
+    /// On shutdown (SIGTERM), milliseconds the requests in flight get to finish and have their
+    /// answers written before the remaining connections are closed.
+    #[arg(long, env = "NITRO_SIGNER_DRAIN_TIMEOUT_MS", default_value_t = 10_000)]
+    pub drain_timeout_ms: u64,
 
     /// Milliseconds one KMS attempt may take before the SDK abandons it and retries with
     /// backoff (default 3000). Tests only: accepted only with --dangerous-simulated-nsm, so that
@@ -251,7 +260,9 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), S
     let limits = ServerLimits {
         max_connections: args.max_connections,
         max_in_flight: args.max_in_flight.max(1),
+        max_in_flight_total: args.max_in_flight_total.max(1),
         io_timeout: Duration::from_millis(args.io_timeout_ms),
+        drain_timeout: Duration::from_millis(args.drain_timeout_ms),
         ..ServerLimits::default()
     };
     server::serve(listener, enclave, limits, shutdown).await;
