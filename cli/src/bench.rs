@@ -304,13 +304,7 @@ async fn cold(
         "new key blobs       {keys}, each with {} concurrent first requests",
         args.connections
     );
-    println!(
-        "latency             p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        percentile(&latencies, 0.50).as_secs_f64() * 1e3,
-        percentile(&latencies, 0.90).as_secs_f64() * 1e3,
-        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
-        latencies.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
-    );
+    print_latency(&latencies);
     if let Some(calls) = delta("nitro_signer_enclave_kms_calls_total") {
         println!(
             "kms calls           {calls:.0} for {keys} new key blobs ({:.2} per blob) and {} requests",
@@ -325,14 +319,31 @@ async fn cold(
     if let Some(resident) = sample(&after, "nitro_signer_enclave_resident_memory_bytes") {
         println!("enclave memory      {:.1} MB resident", resident / 1e6);
     }
-    println!("errors              {}", errors.values().sum::<u64>());
-    for (error, count) in &errors {
-        println!("  {count} × {error}");
-    }
+    print_errors(&errors);
     if !errors.is_empty() {
         bail!("{} requests failed", errors.values().sum::<u64>());
     }
     Ok(())
+}
+
+/// The latency line of a report, from latencies sorted ascending.
+fn print_latency(sorted: &[Duration]) {
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "latency             p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        ms(percentile(sorted, 0.50)),
+        ms(percentile(sorted, 0.90)),
+        ms(percentile(sorted, 0.99)),
+        ms(sorted.last().copied().unwrap_or_default()),
+    );
+}
+
+/// The error count of a report and each distinct error.
+fn print_errors(errors: &std::collections::BTreeMap<String, u64>) {
+    println!("errors              {}", errors.values().sum::<u64>());
+    for (error, count) in errors {
+        println!("  {count} × {error}");
+    }
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -513,18 +524,9 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     println!(
         "throughput          {requests_per_sec:.0} requests/s, {signatures_per_sec:.0} signatures/s"
     );
-    println!(
-        "latency             p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        percentile(&latencies, 0.50).as_secs_f64() * 1e3,
-        percentile(&latencies, 0.90).as_secs_f64() * 1e3,
-        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
-        latencies.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
-    );
+    print_latency(&latencies);
     println!("verified            {signatures} signatures recover to {from}");
-    println!("errors              {}", errors.values().sum::<u64>());
-    for (error, count) in &errors {
-        println!("  {count} × {error}");
-    }
+    print_errors(&errors);
     let stages = stage_sums(&before, endpoint)
         .into_iter()
         .zip(stage_sums(&after, endpoint));
