@@ -128,6 +128,23 @@ fn signal(name: &str, pid: u32) {
     assert!(status.success());
 }
 
+/// Runs `nitro-signer bench` with `args`; its report, after checking it succeeded.
+fn bench(args: &[&str]) -> String {
+    let output = Command::new(BIN)
+        .arg("bench")
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{report}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    report
+}
+
 async fn post(url: &str, path: &str, body: &Value) -> (u16, Value) {
     let response = reqwest::Client::new()
         .post(format!("{url}{path}"))
@@ -700,26 +717,18 @@ async fn sustained_load_at_64_connections_has_no_errors_and_every_signature_veri
     let dir = tempfile::tempdir().unwrap();
     let stack = Stack::start(&dir.path().join("data"), &dir.path().join("stack.log"));
     // `bench` verifies every signature it gets back and fails on any error.
-    let output = Command::new(BIN)
-        .args(["bench", "--url", &stack.url])
-        .args([
-            "--connections",
-            "64",
-            "--requests",
-            "3000",
-            "--warmup",
-            "64",
-        ])
-        .args(["--baseline-secs", "0"])
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{report}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let report = bench(&[
+        "--url",
+        &stack.url,
+        "--connections",
+        "64",
+        "--requests",
+        "3000",
+        "--warmup",
+        "64",
+        "--baseline-secs",
+        "0",
+    ]);
     assert!(
         report.contains("verified            3000 signatures"),
         "{report}"
@@ -728,27 +737,17 @@ async fn sustained_load_at_64_connections_has_no_errors_and_every_signature_veri
 
     // The cold path: new key blobs (encrypted with the dev KMS, never seen by the enclave), 16
     // concurrent first requests for each: one KMS call per blob, every signature verified.
-    let output = Command::new(BIN)
-        .args([
-            "bench",
-            "--url",
-            &stack.url,
-            "--cold",
-            "4",
-            "--connections",
-            "16",
-        ])
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{report}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let data_dir = dir.path().join("data");
+    let report = bench(&[
+        "--url",
+        &stack.url,
+        "--cold",
+        "4",
+        "--connections",
+        "16",
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+    ]);
     assert!(
         report
             .contains("kms calls           4 for 4 new key blobs (1.00 per blob) and 64 requests"),
