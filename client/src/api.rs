@@ -491,7 +491,9 @@ pub fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
     if digits.len() % 2 != 0 {
         return Err("odd number of hex digits".to_owned());
     }
-    hex::decode(digits).map_err(|error| format!("invalid hex: {error}"))
+    // const-hex strips one `0x` itself: `text` has exactly one (checked above), so a second
+    // one is refused as a non-hex digit.
+    alloy_primitives::hex::decode(text).map_err(|error| format!("invalid hex: {error}"))
 }
 
 fn parse_quantity_digits(text: &str) -> Result<&str, String> {
@@ -672,6 +674,17 @@ mod tests {
         assert_eq!(quantity(&[]), "0x0");
         assert_eq!(quantity(&[0, 1, 0xab]), "0x1ab");
         assert_eq!(format!("{:#x}", 0u64), "0x0");
+    }
+
+    #[test]
+    fn hex_needs_exactly_one_lowercase_prefix_and_whole_bytes() {
+        assert_eq!(parse_hex("0x").unwrap(), b"");
+        assert_eq!(parse_hex("0xAbcD").unwrap(), [0xab, 0xcd]);
+        for bad in [
+            "", "abcd", "0Xabcd", "0x0xab", "0x0Xab", "0xabc", "0xzz", "0x ab", " 0xab",
+        ] {
+            assert!(parse_hex(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
