@@ -97,6 +97,7 @@ fn transaction(nonce: u64) -> String {
 /// machine it measures. Reopened after a failure.
 struct Connection {
     authority: String,
+    host: Option<header::HeaderValue>,
     sender: Option<SendRequest<Full<Bytes>>>,
 }
 
@@ -104,6 +105,7 @@ impl Connection {
     fn new(authority: &str) -> Self {
         Self {
             authority: authority.to_owned(),
+            host: header::HeaderValue::from_str(authority).ok(),
             sender: None,
         }
     }
@@ -128,11 +130,18 @@ impl Connection {
         };
         let mut sender = sender;
         sender.ready().await.map_err(|e| e.to_string())?;
-        let request = hyper::Request::post(path)
-            .header(header::HOST, &self.authority)
-            .header(header::CONTENT_TYPE, "application/json")
+        let mut request = hyper::Request::post(path)
+            .header(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("application/json"),
+            )
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| e.to_string())?;
+        let host = self
+            .host
+            .clone()
+            .ok_or("the URL's host is not a header value")?;
+        request.headers_mut().insert(header::HOST, host);
         let response = sender
             .send_request(request)
             .await
@@ -149,36 +158,74 @@ impl Connection {
     }
 }
 
-/// Sends one request (a transaction, or a batch of `batch`), starting at `nonce`.
-async fn one(
-    connection: &mut Connection,
-    blob: &KeyBlob,
-    user: &UserId,
-    nonce: u64,
+/// The body of every request of a run, serialized once up to its transactions; each request
+/// only formats its own transactions (the load generator should take as little as it can of
+/// the machine it measures).
+#[derive(Clone)]
+struct Bodies {
+    /// The body up to the first transaction.
+    head: Arc<[u8]>,
+    /// Transactions per request: 1 is `/v1/sign/transaction`, more the batch endpoint.
     batch: usize,
-) -> Result<Vec<Vec<u8>>, String> {
-    let raw = |nonce| RawValue::from_string(transaction(nonce)).map_err(|e| e.to_string());
-    if batch <= 1 {
-        let request = SignTransactionRequest {
-            key_blob: blob.clone(),
-            user_id: Some(user.clone()),
-            transaction: raw(nonce)?,
+}
+
+impl Bodies {
+    fn new(blob: &KeyBlob, user: &UserId, batch: usize) -> anyhow::Result<Self> {
+        let (json, end) = if batch <= 1 {
+            let request = SignTransactionRequest {
+                key_blob: blob.clone(),
+                user_id: Some(user.clone()),
+                transaction: RawValue::from_string("null".to_owned())?,
+            };
+            (serde_json::to_vec(&request)?, &b"null}"[..])
+        } else {
+            let request = SignTransactionsRequest {
+                key_blob: blob.clone(),
+                user_id: Some(user.clone()),
+                transactions: Vec::new(),
+            };
+            (serde_json::to_vec(&request)?, &b"]}"[..])
         };
-        let body = serde_json::to_vec(&request).map_err(|e| e.to_string())?;
-        let (status, answer) = connection.post("/v1/sign/transaction", body).await?;
+        let head = json
+            .strip_suffix(end)
+            .context("a request body does not end with its transactions")?;
+        Ok(Self {
+            head: head.into(),
+            batch: batch.max(1),
+        })
+    }
+
+    fn path(&self) -> &'static str {
+        if self.batch == 1 {
+            "/v1/sign/transaction"
+        } else {
+            "/v1/sign/transactions"
+        }
+    }
+
+    /// The body of request number `n`: its transactions have nonces from `n * batch` on.
+    fn body(&self, n: u64) -> Vec<u8> {
+        let mut body = Vec::with_capacity(self.head.len() + self.batch * 256);
+        body.extend_from_slice(&self.head);
+        for i in 0..self.batch as u64 {
+            if i > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(transaction(n * self.batch as u64 + i).as_bytes());
+        }
+        body.extend_from_slice(if self.batch == 1 { b"}" } else { b"]}" });
+        body
+    }
+}
+
+/// Sends request number `n` (a transaction, or a batch); the signed raw transactions.
+async fn one(connection: &mut Connection, bodies: &Bodies, n: u64) -> Result<Vec<Vec<u8>>, String> {
+    let (status, answer) = connection.post(bodies.path(), bodies.body(n)).await?;
+    if bodies.batch == 1 {
         let signed: SignedTransaction =
             decode_answer(status, &answer).map_err(|e| e.to_string())?;
         return Ok(vec![signed.raw]);
     }
-    let request = SignTransactionsRequest {
-        key_blob: blob.clone(),
-        user_id: Some(user.clone()),
-        transactions: (0..batch as u64)
-            .map(|i| raw(nonce * batch as u64 + i))
-            .collect::<Result<_, _>>()?,
-    };
-    let body = serde_json::to_vec(&request).map_err(|e| e.to_string())?;
-    let (status, answer) = connection.post("/v1/sign/transactions", body).await?;
     let answer: SignTransactionsResponse =
         decode_answer(status, &answer).map_err(|e| e.to_string())?;
     answer
@@ -263,15 +310,16 @@ async fn cold(
     let mut errors = std::collections::BTreeMap::<String, u64>::new();
     let mut signatures = 0u64;
     for (index, (blob, address)) in blobs.iter().enumerate() {
+        let bodies = Bodies::new(blob, &user, 1)?;
         let tasks: Vec<_> = connections
             .drain(..)
             .enumerate()
             .map(|(n, mut connection)| {
-                let (blob, user) = (blob.clone(), user.clone());
-                let nonce = (index * args.connections + n) as u64;
+                let bodies = bodies.clone();
+                let n = (index * args.connections + n) as u64;
                 tokio::spawn(async move {
                     let sent = Instant::now();
-                    let result = one(&mut connection, &blob, &user, nonce, 1).await;
+                    let result = one(&mut connection, &bodies, n).await;
                     (connection, sent.elapsed(), result)
                 })
             })
@@ -422,7 +470,7 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         })
         .await?
         .address;
-    let blob = key.key_blob;
+    let bodies = Bodies::new(&key.key_blob, &user, args.batch)?;
     let endpoint = if args.batch <= 1 {
         "sign_transaction"
     } else {
@@ -433,16 +481,15 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let warmup = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for _ in 0..args.connections {
-        let (mut connection, blob, user, warmup) = (
+        let (mut connection, bodies, warmup) = (
             Connection::new(&authority),
-            blob.clone(),
-            user.clone(),
+            bodies.clone(),
             Arc::clone(&warmup),
         );
-        let (total, batch) = (args.warmup, args.batch);
+        let total = args.warmup;
         tasks.push(tokio::spawn(async move {
             while warmup.fetch_add(1, Ordering::Relaxed) < total {
-                let _ = one(&mut connection, &blob, &user, 0, batch).await;
+                let _ = one(&mut connection, &bodies, 0).await;
             }
             connection
         }));
@@ -458,17 +505,17 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for mut connection in connections {
-        let (blob, user, next) = (blob.clone(), user.clone(), Arc::clone(&next));
-        let (total, batch) = (args.requests, args.batch);
+        let (bodies, next) = (bodies.clone(), Arc::clone(&next));
+        let total = args.requests;
         tasks.push(tokio::spawn(async move {
             let mut outcomes = Vec::new();
             loop {
-                let nonce = next.fetch_add(1, Ordering::Relaxed);
-                if nonce >= total {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= total {
                     break;
                 }
                 let sent = Instant::now();
-                let result = one(&mut connection, &blob, &user, nonce, batch).await;
+                let result = one(&mut connection, &bodies, n).await;
                 outcomes.push(Outcome {
                     latency: sent.elapsed(),
                     result,
