@@ -111,9 +111,16 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(
 
 /// Writes the payloads queued on `queue` as frames until every sender is gone (then `Ok`).
 ///
-/// Whatever is already queued when a write starts goes out with it (up to 64 KiB), so a busy
-/// connection costs one system call per batch of frames and the peer one wake-up. Each write
-/// must complete within `stall`: a peer that stops reading gets [`FrameError::NotRead`].
+/// Whatever is queued when a write starts goes out with it (up to 64 KiB), so a busy connection
+/// costs one system call per batch of frames and the peer one wake-up. When only one frame is
+/// queued, the writer first lets the runtime's other ready tasks run once (`yield_now`): tokio
+/// runs a task woken by another task right after it, so without this the writer would wake for
+/// each answer and write frames one at a time. Measured on the dev stack at 32 connections, this
+/// took a fifth off the proxy's CPU per request and a third off the p99 latency, for about 10 µs
+/// more latency with one request in flight (`docs/performance.md`).
+///
+/// Each write must complete within `stall`: a peer that stops reading gets
+/// [`FrameError::NotRead`].
 pub async fn write_queued<W: AsyncWrite + Unpin>(
     writer: &mut W,
     queue: &mut mpsc::Receiver<Vec<u8>>,
@@ -124,10 +131,18 @@ pub async fn write_queued<W: AsyncWrite + Unpin>(
     while let Some(first) = queue.recv().await {
         out.clear();
         append_frame(&mut out, &first, max)?;
+        let first_len = out.len();
         drop(first);
+        let mut yielded = false;
         while out.len() < WRITE_BATCH {
-            let Ok(next) = queue.try_recv() else { break };
-            append_frame(&mut out, &next, max)?;
+            match queue.try_recv() {
+                Ok(next) => append_frame(&mut out, &next, max)?,
+                Err(_) if yielded || out.len() > first_len => break,
+                Err(_) => {
+                    yielded = true;
+                    tokio::task::yield_now().await;
+                }
+            }
         }
         let written = async {
             writer.write_all(&out).await?;
@@ -189,6 +204,80 @@ mod tests {
             read_frame(&mut b, 1 << 20, SECOND).await,
             Err(FrameError::Closed)
         ));
+    }
+
+    /// Counts the writes it is given.
+    struct CountingWriter {
+        writes: usize,
+        bytes: Vec<u8>,
+    }
+
+    impl AsyncWrite for CountingWriter {
+        fn poll_write(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            self.writes += 1;
+            self.bytes.extend_from_slice(buf);
+            std::task::Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    /// Answers made by tasks that are ready at the same time go out in one write, as on a busy
+    /// enclave connection, although each task wakes the writer as it queues its answer.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn answers_of_tasks_ready_together_share_a_write() {
+        let (tx, mut rx) = mpsc::channel(64);
+        let writer = tokio::spawn(async move {
+            let mut out = CountingWriter {
+                writes: 0,
+                bytes: Vec::new(),
+            };
+            write_queued(&mut out, &mut rx, 1 << 20, SECOND)
+                .await
+                .unwrap();
+            out
+        });
+        // Let the writer wait on the queue first, then make 16 tasks ready at once: spawned
+        // from a task on the runtime's only worker, none runs before all are queued.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let tasks = tokio::spawn(async move {
+            (0..16u8)
+                .map(|n| {
+                    let tx = tx.clone();
+                    tokio::spawn(async move { tx.send(vec![n; 10]).await.unwrap() })
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let out = writer.await.unwrap();
+        let mut read = buffered(out.bytes.as_slice());
+        let mut frames = Vec::new();
+        for _ in 0..16 {
+            frames.push(read_frame(&mut read, 64, SECOND).await.unwrap());
+        }
+        frames.sort();
+        assert_eq!(frames, (0..16u8).map(|n| vec![n; 10]).collect::<Vec<_>>());
+        assert!(out.writes <= 2, "{} writes for 16 frames", out.writes);
     }
 
     #[tokio::test]
