@@ -333,11 +333,14 @@ async fn the_dev_stack_signs_everything_and_survives_a_restart() {
         alice
     );
 
-    let batch: Vec<Value> = (0..3)
+    // Large enough to be signed in parts on several cores; one bad transaction in the middle.
+    const BAD: usize = 21;
+    let batch: Vec<Value> = (0..40)
         .map(|nonce| {
+            let gas = if nonce == BAD { "0xzz" } else { "0x5208" };
             json!({"type": "0x2", "chainId": "0x1", "nonce": format!("{nonce:#x}"),
                    "maxFeePerGas": "0x77359400", "maxPriorityFeePerGas": "0x1",
-                   "gas": "0x5208", "to": "0x3535353535353535353535353535353535353535",
+                   "gas": gas, "to": "0x3535353535353535353535353535353535353535",
                    "value": "0x0"})
         })
         .collect();
@@ -348,8 +351,12 @@ async fn the_dev_stack_signs_everything_and_survives_a_restart() {
     )
     .await;
     let results = answer["results"].as_array().unwrap();
-    assert_eq!(results.len(), 3);
+    assert_eq!(results.len(), 40);
     for (nonce, result) in results.iter().enumerate() {
+        if nonce == BAD {
+            assert_eq!(result["error"]["code"], "invalid_request", "{result}");
+            continue;
+        }
         let tx = check_transaction(result, alice);
         assert_eq!(alloy_consensus::Transaction::nonce(&tx), nonce as u64);
     }
