@@ -4,12 +4,9 @@
 //! parsed and hashed here, and KMS decides whether the blob may be decrypted. Payloads are parsed
 //! before the key is looked up, so malformed requests never cost a KMS call.
 
-use std::{
-    collections::HashMap,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
 };
 
 use alloy_primitives::{Address, B256, Bytes};
@@ -29,7 +26,7 @@ use nitro_signer_eth::{
 use serde_bytes::{ByteArray, ByteBuf};
 
 use crate::{
-    cache::{BlobHash, CacheLimits, SecretCache, Source, blob_hash},
+    cache::{BlobHash, CacheLimits, LruMap, SecretCache, Source, blob_hash},
     keys::{KeyError, KeyMaterial, address_of},
     kms::{Kms, KmsError},
     nsm::{AttestationRequest, Nsm, NsmError},
@@ -143,21 +140,23 @@ pub struct Enclave {
     kms_permits: tokio::sync::Semaphore,
     cache: SecretCache<KmsError>,
     /// Addresses of (blob, user) pairs already derived: computing one costs a scalar
-    /// multiplication, as much as the signature itself. Public values; bounded like the cache.
-    addresses: std::sync::Mutex<HashMap<(BlobHash, Option<UserId>), Address>>,
+    /// multiplication, as much as the signature itself. Public values; as many entries as the
+    /// cache, least recently used dropped first.
+    addresses: std::sync::Mutex<LruMap<(BlobHash, Option<UserId>), Address>>,
     counters: Counters,
 }
 
 impl Enclave {
     /// A service with `settings`, attesting with `nsm` and decrypting through `kms`.
     pub fn new(settings: Settings, nsm: Arc<dyn Nsm>, kms: Kms) -> Self {
+        let addresses = settings.cache.max_entries;
         Self {
             cache: SecretCache::new(settings.cache),
             settings,
             nsm,
             kms,
             kms_permits: tokio::sync::Semaphore::new(MAX_KMS_IN_FLIGHT),
-            addresses: std::sync::Mutex::new(HashMap::new()),
+            addresses: std::sync::Mutex::new(LruMap::new(addresses)),
             counters: Counters::default(),
         }
     }
@@ -295,18 +294,13 @@ impl Enclave {
             .addresses
             .lock()
             .ok()
-            .and_then(|addresses| addresses.get(&cache_key).copied());
+            .and_then(|mut addresses| addresses.get(&cache_key).copied());
         let signer = match known {
             Some(address) => UserSigner::with_known_address(user_key, address),
             None => {
                 let signer = UserSigner::new(user_key);
                 if let Ok(mut addresses) = self.addresses.lock() {
-                    if addresses.len() >= self.settings.cache.max_entries {
-                        addresses.clear();
-                    }
-                    if self.settings.cache.max_entries > 0 {
-                        addresses.insert(cache_key, signer.address());
-                    }
+                    addresses.insert(cache_key, signer.address());
                 }
                 signer
             }
