@@ -568,6 +568,20 @@ mod tests {
         assert_eq!(loads.load(Ordering::SeqCst), 5);
     }
 
+    /// The next key of a pseudo-random sequence (xorshift64 on `state`): one lookup in three
+    /// goes to the hot keys 0..4, the others to any of 0..40.
+    fn hot_or_cold_key(state: &mut u64) -> u8 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        let key = if state.is_multiple_of(3) {
+            (*state >> 8) % 4
+        } else {
+            (*state >> 8) % 40
+        };
+        key as u8
+    }
+
     /// The cache against a reference model of exact LRU, over a long pseudo-random sequence of
     /// lookups (hot keys and cold ones) and a few expiry sweeps.
     #[tokio::test]
@@ -579,15 +593,7 @@ mod tests {
         let mut model: Vec<u8> = Vec::new();
         let mut state = 0x2545_f491_4f6c_dd1d_u64;
         for step in 0..20_000u32 {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            // Keys 0..4 are hot, 4..40 cold.
-            let key = if state.is_multiple_of(3) {
-                (state >> 8) % 4
-            } else {
-                (state >> 8) % 40
-            } as u8;
+            let key = hot_or_cold_key(&mut state);
             let expected = match model.iter().position(|&k| k == key) {
                 Some(at) => {
                     model.remove(at);
@@ -625,14 +631,7 @@ mod tests {
         let mut model: Vec<(u8, u32)> = Vec::new();
         let mut state = 0x9e37_79b9_7f4a_7c15_u64;
         for step in 0..20_000u32 {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            let key = if state.is_multiple_of(3) {
-                (state >> 8) % 4
-            } else {
-                (state >> 8) % 40
-            } as u8;
+            let key = hot_or_cold_key(&mut state);
             let expected = model.iter().position(|&(k, _)| k == key);
             assert_eq!(
                 map.get(&key).copied(),
