@@ -9,25 +9,24 @@
     clippy::panic
 )]
 
+mod support;
+
 use std::{
-    io::{BufRead, BufReader, Write},
+    io::{BufRead, BufReader},
     path::Path,
     process::{Child, Command, Stdio},
     sync::mpsc,
     time::{Duration, Instant},
 };
 
-use alloy_consensus::{TxEnvelope, transaction::SignerRecoverable};
-use alloy_eips::eip2718::Decodable2718;
-use alloy_primitives::{Address, B256, U256, eip191_hash_message, keccak256};
+use alloy_primitives::{Address, B256, U256, eip191_hash_message};
 use nitro_signer_eth::EthSignature;
 use nitro_signer_tests::{
     fixtures::{MAIL, MAIL_HASH},
     libsecp, reference_derivation,
 };
 use serde_json::{Value, json};
-
-const BIN: &str = env!("CARGO_BIN_EXE_nitro-signer");
+use support::{BIN, address, b256, check_transaction, recover_fields};
 
 /// A running `nitro-signer dev`.
 struct Stack {
@@ -39,11 +38,7 @@ struct Stack {
 
 impl Stack {
     fn start(data_dir: &Path, log: &Path) -> Self {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .unwrap();
+        let log = support::append_log(log);
         let mut child = Command::new(BIN)
             .args(["dev", "--http", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
@@ -145,33 +140,15 @@ fn bench(args: &[&str]) -> String {
     report
 }
 
+/// POSTs `body` to `url` + `path` on a new connection: the status and the JSON answer.
 async fn post(url: &str, path: &str, body: &Value) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .post(format!("{url}{path}"))
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    support::post(&reqwest::Client::new(), url, path, body).await
 }
 
 async fn ok(url: &str, path: &str, body: &Value) -> Value {
     let (status, answer) = post(url, path, body).await;
     assert!((200..300).contains(&status), "{path}: {status} {answer}");
     answer
-}
-
-fn b256(value: &Value) -> B256 {
-    value.as_str().unwrap().parse().unwrap()
-}
-
-fn quantity(value: &Value) -> U256 {
-    U256::from_str_radix(value.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
-}
-
-fn address(value: &Value) -> Address {
-    value.as_str().unwrap().parse().unwrap()
 }
 
 /// `{"signature": "0x<r‖s‖v>"}` answers: recover with libsecp256k1.
@@ -188,30 +165,6 @@ fn recover_rsv(hash: B256, signature: &Value) -> Address {
             v: None,
         },
     )
-}
-
-/// A signed-transaction answer: decoded by alloy, hash checked, signer recovered by libsecp256k1.
-fn check_transaction(answer: &Value, expected_from: Address) -> TxEnvelope {
-    let raw = alloy_primitives::hex::decode(answer["raw"].as_str().unwrap()).unwrap();
-    let tx = TxEnvelope::decode_2718(&mut raw.as_slice()).unwrap();
-    assert_eq!(*tx.tx_hash(), keccak256(&raw));
-    assert_eq!(b256(&answer["hash"]), keccak256(&raw));
-    let signing_hash = tx.signature_hash();
-    assert_eq!(b256(&answer["signingHash"]), signing_hash);
-    let signature = &answer["signature"];
-    let recovered = libsecp::recover(
-        &signing_hash,
-        &EthSignature {
-            r: quantity(&signature["r"]),
-            s: quantity(&signature["s"]),
-            y_parity: quantity(&signature["yParity"]) == U256::from(1),
-            v: None,
-        },
-    );
-    assert_eq!(recovered, expected_from);
-    assert_eq!(tx.recover_signer().unwrap(), expected_from);
-    assert_eq!(address(&answer["from"]), expected_from);
-    tx
 }
 
 fn transactions(from: Address) -> Vec<Value> {
@@ -241,27 +194,16 @@ const SEED: [u8; 32] = [0x5e; 32];
 /// Imports `SEED` with `keys import --dev` at the most verbose log level; returns the blob and
 /// the command's log.
 fn import_seed(data_dir: &Path) -> (String, String) {
-    let mut child = Command::new(BIN)
-        .args(["keys", "import", "--dev", "--kind", "seed", "--data-dir"])
-        .arg(data_dir)
-        .env("RUST_LOG", "trace")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(hex::encode(SEED).as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success());
-    let answer: Value = serde_json::from_slice(&output.stdout).unwrap();
-    (
-        answer["keyBlob"].as_str().unwrap().to_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
+    support::import_seed(
+        &[
+            "--dev",
+            "--kind",
+            "seed",
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+        ],
+        &[("RUST_LOG", "trace")],
+        &SEED,
     )
 }
 
@@ -376,16 +318,10 @@ async fn the_dev_stack_signs_everything_and_survives_a_restart() {
         nonce: 7,
     };
     assert_eq!(b256(&authorization["hash"]), tuple.signature_hash());
-    let recovered = libsecp::recover(
-        &tuple.signature_hash(),
-        &EthSignature {
-            r: quantity(&authorization["r"]),
-            s: quantity(&authorization["s"]),
-            y_parity: quantity(&authorization["yParity"]) == U256::from(1),
-            v: None,
-        },
+    assert_eq!(
+        recover_fields(&tuple.signature_hash(), &authorization),
+        alice
     );
-    assert_eq!(recovered, alice);
 
     // The attestation document verifies against the simulator's root, with a fresh nonce.
     let attested = Command::new(BIN)

@@ -25,11 +25,12 @@
     clippy::panic
 )]
 
+mod support;
+
 use nitro_signer_kms_emulator::{policy::attested_key_policy, service::KmsConfig};
 use std::{
     collections::BTreeMap,
     ffi::OsString,
-    io::Write as _,
     net::SocketAddr,
     path::Path,
     process::Stdio,
@@ -40,17 +41,15 @@ use std::{
     time::{Duration, Instant},
 };
 
-use alloy_consensus::{TxEnvelope, transaction::SignerRecoverable};
-use alloy_eips::eip2718::Decodable2718;
-use alloy_primitives::{Address, B256, U256, keccak256};
+use alloy_primitives::Address;
 use aws_sdk_kms::config::{BehaviorVersion, Region};
 use nitro_signer_enclave::{
     cli::{KMS_ATTEMPT_TIMEOUT, KMS_OPERATION_TIMEOUT},
     nsm::{Nsm, SimulatedNsm, SimulatorConfig},
 };
-use nitro_signer_eth::EthSignature;
 use nitro_signer_tests::{libsecp, reference_derivation};
 use serde_json::{Value, json};
+use support::BIN;
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
     net::{TcpListener, TcpStream},
@@ -58,8 +57,6 @@ use tokio::{
     sync::watch,
     task::JoinHandle,
 };
-
-const BIN: &str = env!("CARGO_BIN_EXE_nitro-signer");
 
 /// How the proxy answers when KMS fails: 502 `kms_unavailable`; when KMS throttles, 503 `busy`
 /// (retry later), like the enclave's own KMS back-pressure.
@@ -291,11 +288,7 @@ impl Process {
         env: &[(&str, &str)],
         log: &Path,
     ) -> Self {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .unwrap();
+        let log = support::append_log(log);
         let mut child = Command::new(BIN)
             .args(args)
             .arg("--exit-with-parent")
@@ -541,48 +534,26 @@ impl Stack {
     /// A key blob for `seed`, encrypted with `nitro-signer keys import` straight at the
     /// emulator: the enclave has never decrypted it, so its first use needs KMS.
     fn import(&self, seed: [u8; 32]) -> String {
-        let mut child = std::process::Command::new(BIN)
-            .args(["keys", "import", "--kind", "seed", "--kms-key-id"])
-            .arg(&self.key_arn)
-            .args([
+        let (blob, _) = support::import_seed(
+            &[
+                "--kind",
+                "seed",
+                "--kms-key-id",
+                &self.key_arn,
                 "--kms-endpoint",
                 self.emulator_url(),
                 "--kms-region",
                 REGION,
-            ])
-            .envs(self.credentials.aws_env())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(hex::encode(seed).as_bytes())
-            .unwrap();
-        let output = child.wait_with_output().unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
+            ],
+            &self.credentials.aws_env(),
+            &seed,
         );
-        let answer: Value = serde_json::from_slice(&output.stdout).unwrap();
-        answer["keyBlob"].as_str().unwrap().to_owned()
+        blob
     }
 
     async fn post(&self, path: &str, body: &Value) -> (u16, Value, Duration) {
         let started = Instant::now();
-        let response = self
-            .http
-            .post(format!("{}{path}", self.url))
-            .json(body)
-            .send()
-            .await
-            .unwrap_or_else(|error| panic!("{path}: no answer ({error})"));
-        let status = response.status().as_u16();
-        let answer = response.json().await.unwrap_or(Value::Null);
+        let (status, answer) = support::post(&self.http, &self.url, path, body).await;
         (status, answer, started.elapsed())
     }
 
@@ -775,40 +746,11 @@ fn transaction(nonce: u64) -> Value {
            "to": "0x3535353535353535353535353535353535353535", "value": "0x1"})
 }
 
-fn quantity(value: &Value) -> U256 {
-    U256::from_str_radix(value.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
-}
-
-/// Decodes the signed transaction with alloy and recovers its signer with libsecp256k1.
+/// The signed transaction checked independently (see [`support::check_transaction`]), and its
+/// nonce.
 fn check_transaction(answer: &Value, expected: Address, nonce: u64) {
-    let raw = alloy_primitives::hex::decode(answer["raw"].as_str().unwrap()).unwrap();
-    let tx = TxEnvelope::decode_2718(&mut raw.as_slice()).unwrap();
+    let tx = support::check_transaction(answer, expected);
     assert_eq!(alloy_consensus::Transaction::nonce(&tx), nonce);
-    let signing_hash = tx.signature_hash();
-    assert_eq!(
-        answer["signingHash"]
-            .as_str()
-            .unwrap()
-            .parse::<B256>()
-            .unwrap(),
-        signing_hash
-    );
-    assert_eq!(
-        answer["hash"].as_str().unwrap().parse::<B256>().unwrap(),
-        keccak256(&raw)
-    );
-    let signature = &answer["signature"];
-    let recovered = libsecp::recover(
-        &signing_hash,
-        &EthSignature {
-            r: quantity(&signature["r"]),
-            s: quantity(&signature["s"]),
-            y_parity: quantity(&signature["yParity"]) == U256::from(1),
-            v: None,
-        },
-    );
-    assert_eq!(recovered, expected);
-    assert_eq!(tx.recover_signer().unwrap(), expected);
 }
 
 /// Alice's address under `seed`, from the reference derivation and libsecp256k1.
@@ -838,7 +780,7 @@ async fn kms_down_slow_or_failing_gives_bounded_errors_and_recovers() {
         )
         .await;
     assert_eq!(status, 200, "{answer}");
-    let bob: Address = answer["address"].as_str().unwrap().parse().unwrap();
+    let bob = support::address(&answer["address"]);
     let mut nonce = 1;
     let mut report = Vec::new();
 
