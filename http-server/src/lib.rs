@@ -14,12 +14,30 @@
 //!   ([`ServerLimits::max_body_bytes`]), which the application enforces in its own protocol (see
 //!   the fields' docs);
 //! - shutdown: idle connections close at once, busy ones after their answer, and [`serve`]
-//!   returns within the request and write timeouts.
+//!   returns within the request and write timeouts;
+//! - the lingering close ([`LINGERING_CLOSE_TIMEOUT`], [`LINGERING_CLOSE_MAX_BYTES`]).
+//!
+//! # Lingering close
+//!
+//! When the server ends a connection while the client may still be sending (a body answered
+//! with `413` before it was all read, a request answered early, `Connection: close`), closing
+//! the socket with unread data makes the kernel send a reset: the client's write fails with a
+//! broken pipe, and it may never read the answer. As nginx does, the server instead closes its
+//! write side once the answer is flushed, then reads and discards what the client still sends
+//! until the client closes, for at most [`LINGERING_CLOSE_TIMEOUT`] and
+//! [`LINGERING_CLOSE_MAX_BYTES`], and only then closes the socket. The connection keeps its
+//! place under [`ServerLimits::max_connections`] meanwhile, and shutdown cuts it short. A client
+//! that has already closed costs nothing (the first read sees its end of stream); connections
+//! that end in an error (timeouts, resets, malformed requests) close at once, as before.
+//!
+//! This gives a client no new way to hold a connection for long: lingering follows a whole
+//! request, and lasts less than the (default) [`ServerLimits::header_read_timeout`] a client
+//! can already spend sending nothing.
 //!
 //! # Layout
 //!
 //! - [`ServerLimits`] and [`serve`]: the accept loop, its connection cap and the drain.
-//! - `serve_connection`: one connection under hyper's HTTP/1 with the timeouts.
+//! - `serve_connection`: one connection under hyper's HTTP/1 with the timeouts, then `linger`.
 //! - `WriteTimeout`: the stream wrapper that fails a write that makes no progress.
 
 use std::{
@@ -38,7 +56,7 @@ use hyper_util::{
     service::TowerToHyperService,
 };
 use tokio::{
-    io::{AsyncRead, AsyncWrite, ReadBuf},
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf},
     net::{TcpListener, TcpStream},
     sync::{Semaphore, watch},
     time::Sleep,
@@ -47,7 +65,8 @@ use tracing::{debug, warn};
 
 /// Limits that keep many, slow or stalled clients from exhausting the server. Every way a
 /// client can hold a connection is bounded: waiting for a request's headers (including idle
-/// keep-alive), sending its body, and not reading its response.
+/// keep-alive), sending its body, and not reading its response (and the lingering close, by
+/// [`LINGERING_CLOSE_TIMEOUT`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServerLimits {
     /// Connections served at once. Further clients wait in the listen backlog until one closes.
@@ -90,6 +109,15 @@ const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) before the next one.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Longest a connection lingers after the server has answered and closed its write side:
+/// enough for a client on the same network to finish writing a body several MiB long and
+/// read the answer; short enough that lingering holds few connections. See the crate docs.
+pub const LINGERING_CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Most a lingering connection reads and discards: a body several times the default 1 MiB
+/// limit. A client that sends more gets a reset, as without the lingering close.
+pub const LINGERING_CLOSE_MAX_BYTES: u64 = 8 * 1024 * 1024;
 
 /// Serves `app` over HTTP/1 on `listener` until `shutdown` completes, then stops accepting,
 /// lets requests in flight finish (each is bounded by `limits`) and returns.
@@ -154,7 +182,7 @@ pub async fn serve(
 }
 
 async fn serve_connection(
-    stream: TcpStream,
+    mut stream: TcpStream,
     peer: SocketAddr,
     app: Router,
     limits: ServerLimits,
@@ -162,25 +190,48 @@ async fn serve_connection(
 ) {
     // Answers are small and written at once; do not hold them back.
     let _ = stream.set_nodelay(true);
-    let io = TokioIo::new(WriteTimeout::new(stream, limits.write_timeout));
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(MAX_HEAD_BYTES)
-        .keep_alive(true);
-    let connection = builder.serve_connection(io, TowerToHyperService::new(app));
-    tokio::pin!(connection);
-    let result = tokio::select! {
-        result = connection.as_mut() => result,
-        _ = stopping.changed() => {
-            connection.as_mut().graceful_shutdown();
-            connection.await
+    let result = {
+        // hyper only borrows the stream, which is left for the lingering close.
+        let io = TokioIo::new(WriteTimeout::new(&mut stream, limits.write_timeout));
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .max_buf_size(MAX_HEAD_BYTES)
+            .keep_alive(true);
+        let connection = builder.serve_connection(io, TowerToHyperService::new(app));
+        tokio::pin!(connection);
+        tokio::select! {
+            result = connection.as_mut() => result,
+            _ = stopping.changed() => {
+                connection.as_mut().graceful_shutdown();
+                connection.await
+            }
         }
     };
-    if let Err(e) = result {
+    match result {
+        // hyper has flushed the last answer and shut down the write side (its FIN follows
+        // the answer): the client may still be sending.
+        Ok(()) => linger(&mut stream, &mut stopping).await,
         // Timeouts, resets and malformed requests: the client's problem, not the server's.
-        debug!(%peer, error = %e, "connection closed");
+        // No lingering: the client is stalled, gone or not speaking HTTP.
+        Err(e) => debug!(%peer, error = %e, "connection closed"),
+    }
+}
+
+/// The lingering close (see the crate docs): reads and discards what the client still sends
+/// until it closes, or [`LINGERING_CLOSE_MAX_BYTES`] have come, [`LINGERING_CLOSE_TIMEOUT`] has
+/// passed or shutdown has begun, whichever is first. Without it, closing a socket with unread
+/// data resets the connection, and the client may lose the answer it has not read yet.
+async fn linger(stream: &mut TcpStream, stopping: &mut watch::Receiver<()>) {
+    let mut rest = AsyncReadExt::take(&mut *stream, LINGERING_CLOSE_MAX_BYTES);
+    let mut sink = tokio::io::sink();
+    let discard = tokio::io::copy(&mut rest, &mut sink);
+    tokio::select! {
+        // An end of stream, a reset or the byte bound: done either way.
+        _ = tokio::time::timeout(LINGERING_CLOSE_TIMEOUT, discard) => {}
+        // Already closed if shutdown began earlier: the drain does not wait for lingering.
+        _ = stopping.changed() => {}
     }
 }
 

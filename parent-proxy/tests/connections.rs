@@ -193,3 +193,64 @@ async fn connections_beyond_the_limit_wait_for_a_free_slot() {
     assert!(answer.contains(r#"{"status":"ok"}"#), "{answer}");
     assert!(left_at.elapsed() < PROMPTLY);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_still_sending_an_oversized_body_reads_the_413() {
+    let limit = 1 << 20;
+    let proxy = start(|args| args.max_body_bytes = NonZeroUsize::new(limit).unwrap()).await;
+    // About four times the limit: the proxy answers after the first MiB, and the client, which
+    // writes its whole body (reading meanwhile, as an HTTP client does), must be able to finish
+    // writing it and read the answer rather than a broken pipe or a reset.
+    let body = json!({
+        "keyBlob": KEY,
+        "transaction": {"data": format!("0x{}", "00".repeat(2 * limit))},
+    })
+    .to_string();
+    let mut request = format!(
+        "POST /v1/sign/transaction HTTP/1.1\r\nHost: proxy\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(body.as_bytes());
+
+    let rounds = 10;
+    let mut failures = Vec::new();
+    for round in 0..rounds {
+        let mut stream = TcpStream::connect(proxy.address).await.unwrap();
+        let (mut reader, mut writer) = stream.split();
+        let (written, read) = tokio::time::timeout(PROMPTLY, async {
+            tokio::join!(writer.write_all(&request), async {
+                let mut received = Vec::new();
+                reader.read_to_end(&mut received).await.map(|_| received)
+            })
+        })
+        .await
+        .expect("the exchange did not end");
+        // A clean end of stream comes after the whole answer.
+        let answer = match (written, read) {
+            (Ok(()), Ok(answer)) => String::from_utf8_lossy(&answer).into_owned(),
+            (written, read) => {
+                // The status line is enough to say what was read.
+                let read = read.map(|answer| {
+                    let answer = String::from_utf8_lossy(&answer);
+                    answer.lines().next().unwrap_or_default().to_owned()
+                });
+                failures.push(format!("round {round}: write {written:?}, read {read:?}"));
+                continue;
+            }
+        };
+        if !answer.starts_with("HTTP/1.1 413") || !answer.contains(r#""payload_too_large""#) {
+            failures.push(format!("round {round}: {answer}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {rounds} rounds failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    // And the proxy still serves.
+    let http = reqwest::Client::new();
+    assert!(address(&http, proxy.address).await["address"].is_string());
+}
