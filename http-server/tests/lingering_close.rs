@@ -19,6 +19,7 @@ use axum::{Router, body::Bytes, routing::post};
 use nitro_signer_http_server::{
     LINGERING_CLOSE_MAX_BYTES, LINGERING_CLOSE_TIMEOUT, ServerLimits, serve,
 };
+use nitro_signer_tests::sockets::{read_until_closed, still_open_and_silent};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
@@ -81,27 +82,6 @@ struct Exchange {
     read_error: Option<io::Error>,
 }
 
-/// Reads until the server closes `stream`; returns what it sent.
-async fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
-    let mut received = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match tokio::time::timeout(PROMPTLY, stream.read(&mut buf))
-            .await
-            .expect("the server did not close the connection")
-        {
-            Ok(0) | Err(_) => return received,
-            Ok(n) => received.extend_from_slice(&buf[..n]),
-        }
-    }
-}
-
-/// Whether the server has neither answered nor closed `stream` yet.
-fn still_open_and_silent(stream: &TcpStream) -> bool {
-    let mut buf = [0u8; 16];
-    matches!(stream.try_read(&mut buf), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
-}
-
 /// Starts a request whose body is far over [`LIMIT`] and reads the `413`; the server has then
 /// closed its write side and lingers. Returns when the `413` had been read.
 async fn refused(address: SocketAddr) -> (TcpStream, Instant) {
@@ -109,7 +89,7 @@ async fn refused(address: SocketAddr) -> (TcpStream, Instant) {
     let mut request = head(1 << 30);
     request.resize(request.len() + 2 * LIMIT, b'x');
     stream.write_all(&request).await.unwrap();
-    let answer = read_until_closed(&mut stream).await;
+    let answer = read_until_closed(&mut stream, PROMPTLY).await;
     let answered_at = Instant::now();
     assert_eq!(parse_response(&answer).unwrap().0, 413);
     (stream, answered_at)
@@ -274,7 +254,7 @@ async fn lingering_ends_after_its_time_bound_and_keeps_its_connection_slot() {
         "served beyond max_connections"
     );
     let wait = tokio::spawn(async move {
-        let answer = read_until_closed(&mut waiting).await;
+        let answer = read_until_closed(&mut waiting, PROMPTLY).await;
         (answer, Instant::now())
     });
 

@@ -25,11 +25,8 @@ use nitro_signer_kms_emulator::{
     service::Kms,
     sigv4::Credentials,
 };
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
-    task::JoinHandle,
-};
+use nitro_signer_tests::sockets::read_until_closed;
+use tokio::{io::AsyncWriteExt, net::TcpStream, task::JoinHandle};
 use zeroize::Zeroizing;
 
 const ACCESS_KEY: &str = "AKIAEMULATOR00000000";
@@ -84,21 +81,6 @@ fn client(address: SocketAddr) -> Client {
     Client::from_conf(config)
 }
 
-/// Reads until the server closes the connection; returns what it sent.
-async fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
-    let mut received = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match tokio::time::timeout(PROMPTLY, stream.read(&mut buf))
-            .await
-            .expect("the server did not close the connection")
-        {
-            Ok(0) | Err(_) => return received,
-            Ok(n) => received.extend_from_slice(&buf[..n]),
-        }
-    }
-}
-
 /// An unsigned request: the server answers it (with `MissingAuthenticationTokenException`)
 /// without touching a key, which is enough to see that it serves.
 const UNSIGNED: &[u8] = b"POST / HTTP/1.1\r\nHost: kms\r\nX-Amz-Target: TrentService.ListKeys\r\n\
@@ -139,7 +121,7 @@ async fn a_stalled_header_is_cut_off_while_others_are_served() {
 
     // Then the stalled connections are closed: the half header may get an error answer, the
     // idle one nothing.
-    let answer = read_until_closed(&mut stalled).await;
+    let answer = read_until_closed(&mut stalled, PROMPTLY).await;
     let closed_after = stalled_at.elapsed();
     assert!(
         closed_after >= header_read_timeout - Duration::from_millis(100),
@@ -150,7 +132,7 @@ async fn a_stalled_header_is_cut_off_while_others_are_served() {
         "{}",
         String::from_utf8_lossy(&answer)
     );
-    assert!(read_until_closed(&mut idle).await.is_empty());
+    assert!(read_until_closed(&mut idle, PROMPTLY).await.is_empty());
 
     // And the server still serves.
     assert!(kms.list_keys().send().await.unwrap().keys().is_empty());
@@ -172,7 +154,7 @@ async fn connections_beyond_the_limit_wait_for_a_free_slot() {
 
     let mut waiting = TcpStream::connect(running.address).await.unwrap();
     waiting.write_all(UNSIGNED).await.unwrap();
-    let answer = read_until_closed(&mut waiting).await;
+    let answer = read_until_closed(&mut waiting, PROMPTLY).await;
     let answered_after = held_at.elapsed();
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
@@ -184,7 +166,7 @@ async fn connections_beyond_the_limit_wait_for_a_free_slot() {
         answered_after >= header_read_timeout - Duration::from_millis(100),
         "served after {answered_after:?}, before the only slot was free"
     );
-    assert!(read_until_closed(&mut holder).await.is_empty());
+    assert!(read_until_closed(&mut holder, PROMPTLY).await.is_empty());
 }
 
 #[tokio::test]
@@ -204,7 +186,7 @@ Content-Length: 100\r\n\r\n{\"Limit\":",
         .await
         .unwrap();
     let sent_at = Instant::now();
-    let answer = read_until_closed(&mut stream).await;
+    let answer = read_until_closed(&mut stream, PROMPTLY).await;
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("RequestTimeoutException"), "{answer}");
@@ -224,7 +206,7 @@ Content-Length: 2000\r\nConnection: close\r\n\r\n"
         .to_vec();
     request.extend_from_slice(&[b' '; 2000]);
     stream.write_all(&request).await.unwrap();
-    let answer = read_until_closed(&mut stream).await;
+    let answer = read_until_closed(&mut stream, PROMPTLY).await;
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.contains("larger than 1024 bytes"), "{answer}");
@@ -240,7 +222,7 @@ Content-Length: 2000\r\nConnection: close\r\n\r\n"
     .into_bytes();
     request.extend(std::iter::repeat_n(b' ', size));
     stream.write_all(&request).await.unwrap();
-    let answer = read_until_closed(&mut stream).await;
+    let answer = read_until_closed(&mut stream, PROMPTLY).await;
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
     assert!(
@@ -274,6 +256,6 @@ async fn shutdown_closes_idle_connections_and_returns() {
         .await
         .expect("serve did not return after shutdown")
         .unwrap();
-    assert!(read_until_closed(&mut idle).await.is_empty());
+    assert!(read_until_closed(&mut idle, PROMPTLY).await.is_empty());
     assert!(TcpStream::connect(running.address).await.is_err());
 }

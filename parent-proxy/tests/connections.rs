@@ -20,6 +20,7 @@ use std::{
 };
 
 use nitro_signer_proxy::{Args, Server};
+use nitro_signer_tests::sockets::{read_until_closed, still_open_and_silent};
 use serde_json::{Value, json};
 use stand_in::StandIn;
 use tokio::{
@@ -71,27 +72,6 @@ async fn start(configure: impl FnOnce(&mut Args)) -> Proxy {
     }
 }
 
-/// Reads until the proxy closes the connection; returns what it sent.
-async fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
-    let mut received = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match tokio::time::timeout(PROMPTLY, stream.read(&mut buf))
-            .await
-            .expect("the proxy did not close the connection")
-        {
-            Ok(0) | Err(_) => return received,
-            Ok(n) => received.extend_from_slice(&buf[..n]),
-        }
-    }
-}
-
-/// Whether the proxy has neither answered nor closed `stream` yet.
-fn still_open_and_silent(stream: &TcpStream) -> bool {
-    let mut buf = [0u8; 16];
-    matches!(stream.try_read(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
-}
-
 /// An address request through the proxy to the enclave stand-in.
 async fn address(http: &reqwest::Client, proxy: SocketAddr) -> Value {
     let response = http
@@ -133,7 +113,7 @@ async fn a_half_sent_header_is_cut_off_while_others_are_served() {
     }
     let mut other = TcpStream::connect(proxy.address).await.unwrap();
     other.write_all(HEALTHZ).await.unwrap();
-    let answer = read_until_closed(&mut other).await;
+    let answer = read_until_closed(&mut other, PROMPTLY).await;
     assert!(
         answer.starts_with(b"HTTP/1.1 200"),
         "{}",
@@ -147,7 +127,7 @@ async fn a_half_sent_header_is_cut_off_while_others_are_served() {
     }
 
     // Then the stalled client is disconnected (perhaps with an error answer, never a success).
-    let answer = read_until_closed(&mut stalled).await;
+    let answer = read_until_closed(&mut stalled, PROMPTLY).await;
     let closed_after = stalled_at.elapsed();
     assert!(
         closed_after >= header_read_timeout - Duration::from_millis(100),
@@ -187,7 +167,7 @@ async fn connections_beyond_the_limit_wait_for_a_free_slot() {
     // Once the holder leaves, the waiting client is served.
     drop(holder);
     let left_at = Instant::now();
-    let answer = read_until_closed(&mut waiting).await;
+    let answer = read_until_closed(&mut waiting, PROMPTLY).await;
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains(r#"{"status":"ok"}"#), "{answer}");

@@ -7,6 +7,8 @@
 //! - [`libsecp`]: signing, verification and recovery with libsecp256k1.
 //! - [`fixtures`]: payloads with published expected results.
 //! - [`reference_derivation`]: the per-user key derivation written out from RFC 5869.
+//! - [`sockets`]: raw-socket probes of how a server handles a connection (the HTTP servers'
+//!   connection limits, timeouts and lingering close).
 
 pub mod libsecp {
     //! libsecp256k1 as the independent secp256k1 implementation.
@@ -146,4 +148,35 @@ pub mod fixtures {
     /// `MAIL`'s EIP-712 signing hash, as the specification's example prints it.
     pub const MAIL_HASH: &str =
         "0xbe609aee343fb3c4b28e1df9e632fca64fcfaede20f02e86244efddf30957bd2";
+}
+
+pub mod sockets {
+    //! Raw-socket probes of a server's connection handling, for the tests of the HTTP servers'
+    //! limits: what did the server send before it closed, and has it done anything yet.
+
+    use std::{io, time::Duration};
+
+    use tokio::{io::AsyncReadExt, net::TcpStream};
+
+    /// Reads until the server closes `stream` (or resets it); returns what it sent. Panics if
+    /// the server neither sends nor closes for `within`.
+    pub async fn read_until_closed(stream: &mut TcpStream, within: Duration) -> Vec<u8> {
+        let mut received = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match tokio::time::timeout(within, stream.read(&mut buf))
+                .await
+                .expect("the server did not close the connection")
+            {
+                Ok(0) | Err(_) => return received,
+                Ok(n) => received.extend_from_slice(&buf[..n]),
+            }
+        }
+    }
+
+    /// Whether the server has neither answered nor closed `stream` yet.
+    pub fn still_open_and_silent(stream: &TcpStream) -> bool {
+        let mut buf = [0u8; 16];
+        matches!(stream.try_read(&mut buf), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
 }
