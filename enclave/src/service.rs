@@ -105,7 +105,11 @@ impl ServiceError {
             ) => ErrorCode::PolicyRefused,
             Self::Sign(SignError::Unrepresentable) => ErrorCode::Internal,
             Self::Sign(_) => ErrorCode::InvalidRequest,
-            Self::Kms(KmsError::NoCredentials) => ErrorCode::NoCredentials,
+            // None yet, or KMS rejected the ones the parent forwarded (unknown, expired, or a
+            // signature off because of the clock): either way the fix is the credentials.
+            Self::Kms(KmsError::NoCredentials | KmsError::CredentialsRejected(_)) => {
+                ErrorCode::NoCredentials
+            }
             Self::Kms(KmsError::AccessDenied(_)) => ErrorCode::KmsAccessDenied,
             Self::Kms(KmsError::InvalidCiphertext(_)) => ErrorCode::InvalidKeyBlob,
             // Both mean "retry later": this enclave's KMS slots are full, or KMS throttles.
@@ -477,5 +481,57 @@ fn to_wire(signed: Signed) -> protocol::Signed {
         v: signed.signature.v.map(|v| ByteArray::new(v.to_be_bytes())),
         transaction,
         authorization,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::kms::{CiphertextRefusal, Operation, ServiceCode, Unreachable};
+
+    /// Every KMS failure maps to the code an operator or caller acts on.
+    #[test]
+    fn kms_failures_map_to_the_code_to_act_on() {
+        let code = || ServiceCode::new(Some("SomeException"));
+        for (error, expected) in [
+            (KmsError::NoCredentials, ErrorCode::NoCredentials),
+            (
+                KmsError::CredentialsRejected(code()),
+                ErrorCode::NoCredentials,
+            ),
+            (
+                KmsError::AccessDenied(Operation::Decrypt),
+                ErrorCode::KmsAccessDenied,
+            ),
+            (
+                KmsError::InvalidCiphertext(CiphertextRefusal::IncorrectKey),
+                ErrorCode::InvalidKeyBlob,
+            ),
+            (KmsError::Busy, ErrorCode::Busy),
+            (KmsError::Throttled(code()), ErrorCode::Busy),
+            (KmsError::Attestation, ErrorCode::Internal),
+            (KmsError::RequestFailed, ErrorCode::Internal),
+            (
+                KmsError::InvalidCredentials("expired".into()),
+                ErrorCode::InvalidRequest,
+            ),
+            (
+                KmsError::Unreachable(Unreachable::Connection),
+                ErrorCode::KmsUnavailable,
+            ),
+            (
+                KmsError::TimedOut(Duration::from_secs(8)),
+                ErrorCode::KmsUnavailable,
+            ),
+            (KmsError::KeyUnusable(code()), ErrorCode::KmsUnavailable),
+            (KmsError::ServiceFailure(code()), ErrorCode::KmsUnavailable),
+            (KmsError::Refused(code()), ErrorCode::KmsUnavailable),
+            (KmsError::BadResponse("no blob"), ErrorCode::KmsUnavailable),
+        ] {
+            let shown = error.to_string();
+            assert_eq!(ServiceError::Kms(error).code(), expected, "{shown}");
+        }
     }
 }

@@ -329,7 +329,8 @@ pub enum ErrorCode {
     KmsAccessDenied,
     /// KMS could not be reached or failed.
     KmsUnavailable,
-    /// The enclave has no valid AWS credentials yet.
+    /// The enclave has no AWS credentials KMS accepts: none yet, or KMS rejected the ones the
+    /// parent forwarded (unknown or expired, or the enclave's clock is off).
     NoCredentials,
     /// The enclave is at its limit of in-flight requests.
     Busy,
