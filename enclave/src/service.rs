@@ -147,6 +147,9 @@ pub struct Enclave {
     /// multiplication, as much as the signature itself. Public values; as many entries as the
     /// cache, least recently used dropped first.
     addresses: std::sync::Mutex<LruMap<(BlobHash, Option<UserId>), Address>>,
+    /// CPUs a batch is signed on, read once (the standard library reads the cgroup quota files
+    /// each time it is asked).
+    cpus: usize,
     counters: Counters,
 }
 
@@ -161,6 +164,7 @@ impl Enclave {
             kms,
             kms_permits: tokio::sync::Semaphore::new(MAX_KMS_IN_FLIGHT),
             addresses: std::sync::Mutex::new(LruMap::new(addresses)),
+            cpus: std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
             counters: Counters::default(),
         }
     }
@@ -356,7 +360,7 @@ impl Enclave {
             return Ok(ResponseBody::SignedBatch(items));
         }
         let (signer, policy) = self.signer(&key).await?;
-        let items = sign_in_parallel(Arc::new(signer), policy, parsed).await?;
+        let items = sign_in_parallel(Arc::new(signer), policy, parsed, self.cpus).await?;
         let signed = items
             .iter()
             .filter(|item| matches!(item, BatchItem::Signed(_)))
@@ -388,14 +392,15 @@ impl Enclave {
 /// hundredth of 8 signatures.
 const MIN_BATCH_PART: usize = 8;
 
-/// Signs a batch's transactions off the async workers, split into up to one part per CPU so that
-/// a large batch takes a fraction of its single-core time. Results come back in request order.
+/// Signs a batch's transactions off the async workers, split into up to one part per CPU (of
+/// `cpus`) so that a large batch takes a fraction of its single-core time. Results come back in
+/// request order.
 async fn sign_in_parallel(
     signer: Arc<UserSigner>,
     policy: SigningPolicy,
     parsed: Vec<Result<TransactionRequest, PayloadError>>,
+    cpus: usize,
 ) -> Result<Vec<BatchItem>, ServiceError> {
-    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     let parts = cpus.min(parsed.len().div_ceil(MIN_BATCH_PART)).max(1);
     let part_len = parsed.len().div_ceil(parts);
     let total = parsed.len();
