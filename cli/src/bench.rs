@@ -86,10 +86,14 @@ struct Outcome {
     result: Result<Vec<Vec<u8>>, String>,
 }
 
-fn transaction(nonce: u64) -> String {
-    format!(
+/// Appends the JSON of the benchmark's EIP-1559 transaction with nonce `nonce` to `out`.
+fn write_transaction(out: &mut Vec<u8>, nonce: u64) {
+    use std::io::Write as _;
+    // Writing to a vector cannot fail.
+    let _ = write!(
+        out,
         r#"{{"type":"0x2","chainId":"0x1","nonce":"{nonce:#x}","maxFeePerGas":"0x77359400","maxPriorityFeePerGas":"0x3b9aca00","gas":"0x5208","to":"0x3535353535353535353535353535353535353535","value":"0x1"}}"#
-    )
+    );
 }
 
 /// One keep-alive HTTP/1.1 connection of the load generator: hyper's client connection with none
@@ -97,17 +101,19 @@ fn transaction(nonce: u64) -> String {
 /// machine it measures. Reopened after a failure.
 struct Connection {
     authority: String,
-    host: Option<header::HeaderValue>,
+    /// `authority` as the `Host` header.
+    host: header::HeaderValue,
     sender: Option<SendRequest<Full<Bytes>>>,
 }
 
 impl Connection {
-    fn new(authority: &str) -> Self {
-        Self {
+    fn new(authority: &str) -> anyhow::Result<Self> {
+        Ok(Self {
             authority: authority.to_owned(),
-            host: header::HeaderValue::from_str(authority).ok(),
+            host: header::HeaderValue::from_str(authority)
+                .context("the URL's host is not a header value")?,
             sender: None,
-        }
+        })
     }
 
     async fn open(&self) -> Result<SendRequest<Full<Bytes>>, String> {
@@ -137,11 +143,9 @@ impl Connection {
             )
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| e.to_string())?;
-        let host = self
-            .host
-            .clone()
-            .ok_or("the URL's host is not a header value")?;
-        request.headers_mut().insert(header::HOST, host);
+        request
+            .headers_mut()
+            .insert(header::HOST, self.host.clone());
         let response = sender
             .send_request(request)
             .await
@@ -211,7 +215,7 @@ impl Bodies {
             if i > 0 {
                 body.push(b',');
             }
-            body.extend_from_slice(transaction(n * self.batch as u64 + i).as_bytes());
+            write_transaction(&mut body, n * self.batch as u64 + i);
         }
         body.extend_from_slice(if self.batch == 1 { b"}" } else { b"]}" });
         body
@@ -301,9 +305,9 @@ async fn cold(
             .address();
         blobs.push((KeyBlob::new(blob.encode()), address));
     }
-    let mut connections: Vec<Connection> = (0..args.connections)
+    let mut connections = (0..args.connections)
         .map(|_| Connection::new(authority))
-        .collect();
+        .collect::<anyhow::Result<Vec<_>>>()?;
 
     let before = client.metrics().await.unwrap_or_default();
     let mut latencies = Vec::new();
@@ -482,7 +486,7 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut tasks = Vec::new();
     for _ in 0..args.connections {
         let (mut connection, bodies, warmup) = (
-            Connection::new(&authority),
+            Connection::new(&authority)?,
             bodies.clone(),
             Arc::clone(&warmup),
         );
