@@ -247,26 +247,12 @@ async fn the_sdk_reaches_kms_through_the_forwarder_with_tls_ending_in_the_enclav
     let key_id = key.key_metadata().unwrap().arn().unwrap().to_owned();
 
     // The enclave's own client: GenerateDataKey and Decrypt with Recipient, through TLS.
-    let nsm: Arc<dyn Nsm> = emulated.nsm.clone();
-    let kms = Kms::new(
-        &KmsSettings {
-            region: "us-east-1".into(),
-            endpoint: Some(transport.endpoint_url().to_owned()),
-            attempt_timeout: Duration::from_secs(5),
-            operation_timeout: Duration::from_secs(10),
-            http_client: Some(transport.http_client()),
-        },
-        nsm,
-        RecipientKey::generate().unwrap(),
+    let kms = enclave_kms(
+        &emulated,
+        &transport,
+        Duration::from_secs(5),
+        Duration::from_secs(10),
     );
-    kms.credentials()
-        .set(&AwsCredentials {
-            access_key_id: ACCESS_KEY.into(),
-            secret_access_key: Zeroizing::new(SECRET_KEY.into()),
-            session_token: None,
-            expires_at: None,
-        })
-        .unwrap();
     let generated = kms.generate_seed(&key_id, None).await.unwrap();
     let decrypted = kms.decrypt(&generated.blob).await.unwrap();
     assert_eq!(
@@ -282,6 +268,37 @@ async fn the_sdk_reaches_kms_through_the_forwarder_with_tls_ending_in_the_enclav
         seen.server_names
     );
     assert_eq!(seen.failed_handshakes, 0);
+}
+
+/// The enclave's own KMS client going through `transport`, attesting with the emulator's NSM,
+/// with the test credentials set.
+fn enclave_kms(
+    emulated: &Emulated,
+    transport: &KmsTransport,
+    attempt_timeout: Duration,
+    operation_timeout: Duration,
+) -> Kms {
+    let nsm: Arc<dyn Nsm> = emulated.nsm.clone();
+    let kms = Kms::new(
+        &KmsSettings {
+            region: "us-east-1".into(),
+            endpoint: Some(transport.endpoint_url().to_owned()),
+            attempt_timeout,
+            operation_timeout,
+            http_client: Some(transport.http_client()),
+        },
+        nsm,
+        RecipientKey::generate().unwrap(),
+    );
+    kms.credentials()
+        .set(&AwsCredentials {
+            access_key_id: ACCESS_KEY.into(),
+            secret_access_key: Zeroizing::new(SECRET_KEY.into()),
+            session_token: None,
+            expires_at: None,
+        })
+        .unwrap();
+    kms
 }
 
 #[tokio::test]
@@ -335,26 +352,12 @@ async fn the_enclave_reports_a_refused_certificate_as_a_tls_failure_not_sdk_inte
     let other = TestCa::new("other test CA");
     let (front, _seen) = tls_front(other.server_cert(HOST), emulated.address).await;
     let transport = KmsTransport::start(settings(front, None)).await.unwrap();
-    let nsm: Arc<dyn Nsm> = emulated.nsm.clone();
-    let kms = Kms::new(
-        &KmsSettings {
-            region: "us-east-1".into(),
-            endpoint: Some(transport.endpoint_url().to_owned()),
-            attempt_timeout: Duration::from_secs(2),
-            operation_timeout: Duration::from_secs(5),
-            http_client: Some(transport.http_client()),
-        },
-        nsm,
-        RecipientKey::generate().unwrap(),
+    let kms = enclave_kms(
+        &emulated,
+        &transport,
+        Duration::from_secs(2),
+        Duration::from_secs(5),
     );
-    kms.credentials()
-        .set(&AwsCredentials {
-            access_key_id: ACCESS_KEY.into(),
-            secret_access_key: Zeroizing::new(SECRET_KEY.into()),
-            session_token: None,
-            expires_at: None,
-        })
-        .unwrap();
     let blob = KeyBlob::new(
         KeyKind::Seed,
         "arn:aws:kms:us-east-1:111122223333:key/k",
