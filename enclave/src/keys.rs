@@ -9,7 +9,7 @@ use std::fmt;
 use alloy_primitives::{Address, keccak256};
 use aws_lc_rs::hkdf::{HKDF_SHA256, KeyType, Salt};
 use k256::{NonZeroScalar, PublicKey, elliptic_curve::sec1::ToEncodedPoint};
-use nitro_signer_common::UserId;
+use nitro_signer_common::{UserId, key_blob::KeyKind};
 use zeroize::{Zeroize, Zeroizing};
 
 /// HKDF salt of the per-user derivation, version 1.
@@ -176,6 +176,16 @@ impl fmt::Debug for PrivateKey {
     }
 }
 
+/// The user-id rule of [`KeyMaterial::user_key`], from the blob's kind alone: a seed needs a user
+/// id, an imported key refuses one. Checked before the key is loaded.
+pub fn check_user(kind: KeyKind, user: Option<&UserId>) -> Result<(), KeyError> {
+    match (kind, user) {
+        (KeyKind::Seed, None) => Err(KeyError::UserIdRequired),
+        (KeyKind::PrivateKey, Some(_)) => Err(KeyError::UserIdNotAllowed),
+        _ => Ok(()),
+    }
+}
+
 /// The secret a key blob holds.
 #[derive(Debug)]
 pub enum KeyMaterial {
@@ -189,11 +199,19 @@ impl KeyMaterial {
     /// The private key for `user`: derived from a seed (a user id is required), or the imported
     /// key itself (a user id is refused, so that it cannot be silently ignored).
     pub fn user_key(&self, user: Option<&UserId>) -> Result<PrivateKey, KeyError> {
+        check_user(self.kind(), user)?;
         match (self, user) {
             (Self::Seed(seed), Some(user)) => seed.derive(user),
+            (Self::Imported(key), _) => Ok(key.duplicate()),
             (Self::Seed(_), None) => Err(KeyError::UserIdRequired),
-            (Self::Imported(key), None) => Ok(key.duplicate()),
-            (Self::Imported(_), Some(_)) => Err(KeyError::UserIdNotAllowed),
+        }
+    }
+
+    /// What the blob says this is.
+    pub fn kind(&self) -> KeyKind {
+        match self {
+            Self::Seed(_) => KeyKind::Seed,
+            Self::Imported(_) => KeyKind::PrivateKey,
         }
     }
 
@@ -205,10 +223,11 @@ impl KeyMaterial {
     /// key re-encrypted under another KMS key keeps its id; and salted apart from the per-user
     /// derivation, so no user id can make a user's key equal to it.
     pub fn key_id(&self) -> Result<[u8; 32], KeyError> {
-        let (secret, kind) = match self {
-            Self::Seed(seed) => (Zeroizing::new(*seed.0), "seed"),
-            Self::Imported(key) => (Zeroizing::new(key.0.to_bytes().into()), "private-key"),
+        let secret = match self {
+            Self::Seed(seed) => Zeroizing::new(*seed.0),
+            Self::Imported(key) => Zeroizing::new(key.0.to_bytes().into()),
         };
+        let kind = self.kind().as_str();
         let mut id = [0u8; 32];
         Salt::new(HKDF_SHA256, KEY_ID_SALT)
             .extract(secret.as_slice())

@@ -31,4 +31,4 @@ pub mod service;
 pub mod signing;
 
 pub use keys::{KeyError, KeyMaterial, MasterSeed, PrivateKey};
-pub use signing::{Payload, SignError, Signed, SignedOutput, SigningPolicy, UserSigner};
+pub use signing::{Payload, Prepared, SignError, Signed, SignedOutput, SigningPolicy, UserSigner};

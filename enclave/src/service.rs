@@ -1,8 +1,10 @@
 //! The enclave's request handler: one [`RequestBody`] in, one [`ResponseBody`] out.
 //!
 //! Everything a request carries is untrusted: the key blob is decoded and checked, payloads are
-//! parsed and hashed here, and KMS decides whether the blob may be decrypted. Payloads are parsed
-//! before the key is looked up, so malformed requests never cost a KMS call.
+//! parsed and hashed here, and KMS decides whether the blob may be decrypted. A request is taken
+//! as far as it can go without the key first (blob decoded, user id checked against the blob's
+//! kind, payload parsed, validated against the blob's opt-ins and hashed), so a malformed or
+//! refused request never costs a KMS call.
 
 use std::sync::{
     Arc,
@@ -27,10 +29,10 @@ use serde_bytes::{ByteArray, ByteBuf};
 
 use crate::{
     cache::{BlobHash, CacheLimits, LruMap, SecretCache, Source, blob_hash},
-    keys::{KeyError, KeyMaterial, address_of},
+    keys::{KeyError, KeyMaterial, address_of, check_user},
     kms::{Kms, KmsError},
     nsm::{AttestationRequest, Nsm, NsmError},
-    signing::{Payload, SignError, Signed, SignedOutput, SigningPolicy, UserSigner},
+    signing::{Payload, Prepared, SignError, Signed, SignedOutput, SigningPolicy, UserSigner},
 };
 
 /// Most transactions in one batch request.
@@ -123,15 +125,6 @@ impl ServiceError {
 
     fn into_body(self) -> ErrorBody {
         ErrorBody::new(self.code(), self.to_string())
-    }
-}
-
-fn policy_of(blob: &KeyBlob) -> SigningPolicy {
-    let has = |flag| blob.policy().contains(&flag);
-    SigningPolicy {
-        allow_raw_digest: has(PolicyFlag::RawDigest),
-        allow_pre_eip155: has(PolicyFlag::PreEip155),
-        allow_any_chain_authorization: has(PolicyFlag::AnyChainAuthorization),
     }
 }
 
@@ -261,28 +254,24 @@ impl Enclave {
         }))
     }
 
-    /// The key material of `key_blob`, whose SHA-256 is `hash`: from the cache, or decrypted
-    /// through KMS.
-    async fn material(
-        &self,
-        key_blob: &[u8],
-        hash: BlobHash,
-    ) -> Result<(Arc<KeyMaterial>, KeyBlob), ServiceError> {
-        let blob = KeyBlob::decode(key_blob)?;
+    /// The key material of `key`: from the cache, or decrypted through KMS.
+    async fn material(&self, key: &RequestKey) -> Result<Arc<KeyMaterial>, ServiceError> {
         let (material, source) = self
             .cache
-            .get_or_load(hash, || async {
+            .get_or_load(key.hash, || async {
                 let _permit = self.kms_permit().await?;
                 self.counters.kms_calls.fetch_add(1, Ordering::Relaxed);
-                Box::pin(self.kms.decrypt(&blob)).await.inspect_err(|_| {
-                    self.counters.kms_errors.fetch_add(1, Ordering::Relaxed);
-                })
+                Box::pin(self.kms.decrypt(&key.blob))
+                    .await
+                    .inspect_err(|_| {
+                        self.counters.kms_errors.fetch_add(1, Ordering::Relaxed);
+                    })
             })
             .await?;
         if source == Source::Cache {
             self.counters.cache_hits.fetch_add(1, Ordering::Relaxed);
         }
-        Ok((material, blob))
+        Ok(material)
     }
 
     async fn kms_permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, KmsError> {
@@ -293,17 +282,16 @@ impl Enclave {
             .ok_or(KmsError::Busy)
     }
 
-    async fn signer(&self, key: &KeyRef) -> Result<(UserSigner, SigningPolicy), ServiceError> {
-        let hash = blob_hash(&key.key_blob);
-        let (material, blob) = self.material(&key.key_blob, hash).await?;
+    async fn signer(&self, key: &RequestKey) -> Result<UserSigner, ServiceError> {
+        let material = self.material(key).await?;
         let user_key = material.user_key(key.user_id.as_ref())?;
-        let cache_key = (hash, key.user_id.clone());
+        let cache_key = (key.hash, key.user_id.clone());
         let known = self
             .addresses
             .lock()
             .ok()
             .and_then(|mut addresses| addresses.get(&cache_key).copied());
-        let signer = match known {
+        Ok(match known {
             Some(address) => UserSigner::with_known_address(user_key, address),
             None => {
                 let signer = UserSigner::new(user_key);
@@ -312,14 +300,12 @@ impl Enclave {
                 }
                 signer
             }
-        };
-        Ok((signer, policy_of(&blob)))
+        })
     }
 
     async fn address(&self, key: KeyRef) -> Result<ResponseBody, ServiceError> {
-        let (material, _) = self
-            .material(&key.key_blob, blob_hash(&key.key_blob))
-            .await?;
+        let key = RequestKey::decode(key)?;
+        let material = self.material(&key).await?;
         let public_key = material.user_key(key.user_id.as_ref())?.public_key();
         Ok(ResponseBody::Address(AddressInfo {
             address: ByteArray::new(address_of(&public_key).into_array()),
@@ -328,9 +314,9 @@ impl Enclave {
     }
 
     async fn sign(&self, key: KeyRef, payload: SignPayload) -> Result<ResponseBody, ServiceError> {
-        let payload = parse_payload(payload)?;
-        let (signer, policy) = self.signer(&key).await?;
-        let signed = signer.sign(payload, &policy)?;
+        let key = RequestKey::decode(key)?;
+        let prepared = prepare(payload, key.policy()).await?;
+        let signed = self.signer(&key).await?.sign_prepared(prepared)?;
         self.counters.signatures.fetch_add(1, Ordering::Relaxed);
         Ok(ResponseBody::Signed(Box::new(to_wire(signed))))
     }
@@ -346,21 +332,28 @@ impl Enclave {
                 transactions.len()
             )));
         }
-        // Parse everything first: a batch of malformed transactions costs no KMS call.
-        let parsed: Vec<Result<TransactionRequest, PayloadError>> = transactions
+        let key = RequestKey::decode(key)?;
+        let policy = key.policy();
+        // Everything is parsed and checked first: a batch of refused transactions costs no KMS
+        // call.
+        let prepared: Vec<Result<Prepared, SignError>> = transactions
             .iter()
-            .map(|json| TransactionRequest::from_json(json.as_bytes()))
+            .map(|json| {
+                TransactionRequest::from_json(json.as_bytes())
+                    .map_err(SignError::from)
+                    .and_then(|request| Payload::Transaction(request).prepare(&policy))
+            })
             .collect();
-        if parsed.iter().all(Result::is_err) {
-            let items = parsed
+        if prepared.iter().all(Result::is_err) {
+            let items = prepared
                 .into_iter()
                 .filter_map(Result::err)
                 .map(|error| BatchItem::Error(ServiceError::from(error).into_body()))
                 .collect();
             return Ok(ResponseBody::SignedBatch(items));
         }
-        let (signer, policy) = self.signer(&key).await?;
-        let items = sign_in_parallel(Arc::new(signer), policy, parsed, self.cpus).await?;
+        let signer = self.signer(&key).await?;
+        let items = sign_in_parallel(Arc::new(signer), prepared, self.cpus).await?;
         let signed = items
             .iter()
             .filter(|item| matches!(item, BatchItem::Signed(_)))
@@ -397,31 +390,26 @@ const MIN_BATCH_PART: usize = 8;
 /// request order.
 async fn sign_in_parallel(
     signer: Arc<UserSigner>,
-    policy: SigningPolicy,
-    parsed: Vec<Result<TransactionRequest, PayloadError>>,
+    prepared: Vec<Result<Prepared, SignError>>,
     cpus: usize,
 ) -> Result<Vec<BatchItem>, ServiceError> {
-    let parts = cpus.min(parsed.len().div_ceil(MIN_BATCH_PART)).max(1);
-    let part_len = parsed.len().div_ceil(parts);
-    let total = parsed.len();
-    let mut parsed = parsed.into_iter();
+    let parts = cpus.min(prepared.len().div_ceil(MIN_BATCH_PART)).max(1);
+    let part_len = prepared.len().div_ceil(parts);
+    let total = prepared.len();
+    let mut prepared = prepared.into_iter();
     let mut tasks = Vec::with_capacity(parts);
     loop {
-        let part: Vec<_> = parsed.by_ref().take(part_len).collect();
+        let part: Vec<_> = prepared.by_ref().take(part_len).collect();
         if part.is_empty() {
             break;
         }
         let signer = Arc::clone(&signer);
         tasks.push(tokio::task::spawn_blocking(move || {
             part.into_iter()
-                .map(|request| {
-                    request
-                        .map_err(ServiceError::from)
-                        .and_then(
-                            |request| Ok(signer.sign(Payload::Transaction(request), &policy)?),
-                        )
+                .map(|item| {
+                    item.and_then(|prepared| signer.sign_prepared(prepared))
                         .map_or_else(
-                            |error| BatchItem::Error(error.into_body()),
+                            |error| BatchItem::Error(ServiceError::from(error).into_body()),
                             |signed| BatchItem::Signed(Box::new(to_wire(signed))),
                         )
                 })
@@ -442,20 +430,60 @@ fn server_name() -> String {
     format!("nitro-signer-enclave {}", env!("CARGO_PKG_VERSION"))
 }
 
-fn parse_payload(payload: SignPayload) -> Result<Payload, ServiceError> {
-    Ok(match payload {
+/// A request's key as far as it is known without KMS: the decoded blob, its hash (the cache
+/// key) and the user, checked against the blob's kind.
+struct RequestKey {
+    blob: KeyBlob,
+    hash: BlobHash,
+    user_id: Option<UserId>,
+}
+
+impl RequestKey {
+    fn decode(key: KeyRef) -> Result<Self, ServiceError> {
+        let blob = KeyBlob::decode(&key.key_blob)?;
+        check_user(blob.kind(), key.user_id.as_ref())?;
+        Ok(Self {
+            hash: blob_hash(&key.key_blob),
+            blob,
+            user_id: key.user_id,
+        })
+    }
+
+    /// The opt-ins the blob carries (bound to it through the KMS encryption context).
+    fn policy(&self) -> SigningPolicy {
+        let has = |flag| self.blob.policy().contains(&flag);
+        SigningPolicy {
+            allow_raw_digest: has(PolicyFlag::RawDigest),
+            allow_pre_eip155: has(PolicyFlag::PreEip155),
+            allow_any_chain_authorization: has(PolicyFlag::AnyChainAuthorization),
+        }
+    }
+}
+
+/// Parses, checks and hashes a payload ([`Payload::prepare`]) before any key is loaded.
+async fn prepare(payload: SignPayload, policy: SigningPolicy) -> Result<Prepared, ServiceError> {
+    let payload = match payload {
         SignPayload::Transaction(json) => {
             Payload::Transaction(TransactionRequest::from_json(json.as_bytes())?)
         }
         SignPayload::Message(bytes) => {
             Payload::Message(PersonalMessage::Bytes(Bytes::from(bytes.into_vec())))
         }
-        SignPayload::TypedData(json) => Payload::TypedData(TypedData::from_json(json.as_bytes())?),
+        SignPayload::TypedData(json) => {
+            // EIP-712 hashing is bounded (see `nitro_signer_eth::typed_data`) but can still take
+            // milliseconds for a large document: it runs off the async workers.
+            let typed = TypedData::from_json(json.as_bytes())?;
+            return tokio::task::spawn_blocking(move || Payload::TypedData(typed).prepare(&policy))
+                .await
+                .map_err(|_| ServiceError::Internal("typed-data hashing was interrupted"))?
+                .map_err(ServiceError::from);
+        }
         SignPayload::Authorization(json) => {
             Payload::Authorization(AuthorizationRequest::from_json(json.as_bytes())?)
         }
         SignPayload::Digest(digest) => Payload::DangerousDigest(B256::from(digest.into_array())),
-    })
+    };
+    Ok(payload.prepare(&policy)?)
 }
 
 fn to_wire(signed: Signed) -> protocol::Signed {
@@ -493,8 +521,152 @@ fn to_wire(signed: Signed) -> protocol::Signed {
 mod tests {
     use std::time::Duration;
 
+    use nitro_signer_common::{attestation::Pcr, protocol::AwsCredentials};
+    use zeroize::Zeroizing;
+
     use super::*;
-    use crate::kms::{CiphertextRefusal, Operation, ServiceCode, Unreachable};
+    use crate::{
+        kms::{CiphertextRefusal, KmsSettings, Operation, ServiceCode, Unreachable},
+        recipient::RecipientKey,
+    };
+
+    /// An NSM that cannot attest: a KMS call then fails before it leaves the enclave, after the
+    /// service has counted it.
+    #[derive(Debug)]
+    struct NoNsm;
+
+    impl Nsm for NoNsm {
+        fn attest(&self, _: AttestationRequest<'_>) -> Result<Vec<u8>, NsmError> {
+            Err(NsmError::Device("no NSM in this test".into()))
+        }
+        fn fill_random(&self, _: &mut [u8]) -> Result<(), NsmError> {
+            Err(NsmError::Device("no NSM in this test".into()))
+        }
+        fn pcr(&self, _: u8) -> Result<Pcr, NsmError> {
+            Err(NsmError::Device("no NSM in this test".into()))
+        }
+    }
+
+    fn service() -> Enclave {
+        let nsm: Arc<dyn Nsm> = Arc::new(NoNsm);
+        let kms = Kms::new(
+            &KmsSettings {
+                region: "us-east-1".into(),
+                // Nothing listens there; no test below may get that far but the control.
+                endpoint: Some("http://127.0.0.1:9".into()),
+                attempt_timeout: Duration::from_millis(200),
+                operation_timeout: Duration::from_millis(400),
+                http_client: None,
+            },
+            Arc::clone(&nsm),
+            RecipientKey::generate().unwrap(),
+        );
+        kms.credentials()
+            .set(&AwsCredentials {
+                access_key_id: "AKIDEXAMPLE".into(),
+                secret_access_key: Zeroizing::new("secret".into()),
+                session_token: None,
+                expires_at: None,
+            })
+            .unwrap();
+        let settings = Settings {
+            generation_key: None,
+            simulated: true,
+            cache: CacheLimits::default(),
+        };
+        Enclave::new(settings, nsm, kms)
+    }
+
+    fn key(kind: KeyKind, user: Option<&str>) -> KeyRef {
+        let blob = KeyBlob::new(
+            kind,
+            "arn:aws:kms:us-east-1:111122223333:key/k",
+            None,
+            Vec::new(),
+            vec![7; 64],
+        )
+        .unwrap();
+        KeyRef {
+            key_blob: ByteBuf::from(blob.encode()),
+            user_id: user.map(|user| UserId::new(user).unwrap()),
+        }
+    }
+
+    fn sign(payload: SignPayload) -> RequestBody {
+        RequestBody::Sign(protocol::SignRequest {
+            key: key(KeyKind::Seed, Some("alice")),
+            payload,
+        })
+    }
+
+    const TX: &str = r#"{"chainId":"0x1","nonce":"0x0","gas":"0x5208","maxFeePerGas":"0x2",
+        "maxPriorityFeePerGas":"0x1","to":"0x3535353535353535353535353535353535353535","value":"0x1"}"#;
+
+    /// Requests refused for what they carry are refused before the key is loaded: a cold blob
+    /// costs no KMS call, whatever the payload kind. A valid request on the same blob does call
+    /// KMS, so the count is live.
+    #[tokio::test]
+    async fn refused_requests_on_a_cold_blob_make_no_kms_call() {
+        let enclave = service();
+        let refused = [
+            // Malformed or invalid payloads of every kind.
+            sign(SignPayload::Transaction("{}".into())),
+            sign(SignPayload::Transaction("not json".into())),
+            sign(SignPayload::Transaction(
+                TX.replace(r#""maxFeePerGas":"0x2","#, r#""maxFeePerGas":"0x2","gasPrice":"0x1","#),
+            )),
+            sign(SignPayload::TypedData("{}".into())),
+            sign(SignPayload::Authorization(r#"{"chainId":"0x1"}"#.into())),
+            // Refused by the blob's opt-ins (none): pre-EIP-155, any-chain 7702, raw digest.
+            sign(SignPayload::Transaction(
+                r#"{"nonce":"0x0","gas":"0x5208","gasPrice":"0x1","to":"0x3535353535353535353535353535353535353535","value":"0x1"}"#.into(),
+            )),
+            sign(SignPayload::Authorization(
+                r#"{"chainId":"0x0","address":"0x3535353535353535353535353535353535353535","nonce":"0x0"}"#.into(),
+            )),
+            sign(SignPayload::Digest(ByteArray::new([0x11; 32]))),
+            // The user id does not fit the blob's kind.
+            RequestBody::Sign(protocol::SignRequest {
+                key: key(KeyKind::Seed, None),
+                payload: SignPayload::Transaction(TX.into()),
+            }),
+            RequestBody::Sign(protocol::SignRequest {
+                key: key(KeyKind::PrivateKey, Some("alice")),
+                payload: SignPayload::Message(ByteBuf::from(b"hi".to_vec())),
+            }),
+            RequestBody::Address(key(KeyKind::Seed, None)),
+            // A batch whose every transaction is refused.
+            RequestBody::SignBatch(protocol::SignBatchRequest {
+                key: key(KeyKind::Seed, Some("alice")),
+                transactions: vec!["{}".into(), "[]".into()],
+            }),
+        ];
+        for request in refused {
+            let shown = format!("{request:?}");
+            match enclave.handle(request).await {
+                ResponseBody::Error(error) => assert!(
+                    matches!(
+                        error.code,
+                        ErrorCode::InvalidRequest | ErrorCode::PolicyRefused
+                    ),
+                    "{shown}: {error}"
+                ),
+                ResponseBody::SignedBatch(items) => assert!(
+                    items.iter().all(|item| matches!(item, BatchItem::Error(_))),
+                    "{shown}"
+                ),
+                other => panic!("{shown}: {other:?}"),
+            }
+            assert_eq!(enclave.status().kms_calls, 0, "{shown}");
+        }
+
+        // The control: a valid request on the same cold blob goes to KMS (which fails here).
+        let answer = enclave
+            .handle(sign(SignPayload::Transaction(TX.into())))
+            .await;
+        assert!(matches!(answer, ResponseBody::Error(_)), "{answer:?}");
+        assert_eq!(enclave.status().kms_calls, 1);
+    }
 
     /// Every KMS failure maps to the code an operator or caller acts on.
     #[test]

@@ -4,16 +4,19 @@
 //! bytes: k256's own prehash API accepts any input of 16 bytes or more and silently truncates
 //! longer ones, which the `[u8; 32]` type rules out.
 //!
-//! [`UserSigner::sign`] is the request layer: it parses and hashes what the caller asked to sign
-//! (see `nitro_signer_eth`), never a hash the caller hands in, unless the [`SigningPolicy`]
-//! explicitly allows raw digests.
+//! The request layer comes in two steps. [`Payload::prepare`] parses, validates and hashes what
+//! the caller asked to sign (see `nitro_signer_eth`), never a hash the caller hands in unless the
+//! [`SigningPolicy`] explicitly allows raw digests; it needs no key, so the service runs it before
+//! it loads one. [`UserSigner::sign_prepared`] then signs the result. [`UserSigner::sign`] does
+//! both.
 
 use alloy_primitives::{Address, B256, Signature};
 use k256::{FieldBytes, ecdsa::hazmat::SignPrimitive};
 use nitro_signer_common::UserId;
 use nitro_signer_eth::{
     AuthorizationOptions, AuthorizationRequest, EthSignature, PayloadError, PersonalMessage,
-    SignedAuthorization, TransactionRequest, TxOptions, TypedData,
+    SignedAuthorization, TransactionRequest, TxOptions, TypedData, UnsignedAuthorization,
+    UnsignedTransaction,
 };
 use sha2::Sha256;
 
@@ -104,6 +107,54 @@ pub enum Payload {
     DangerousDigest(B256),
 }
 
+impl Payload {
+    /// Parses, validates and hashes the payload, checked against the key's opt-ins: everything
+    /// that does not need the key, so that a request refused here costs no KMS call.
+    pub fn prepare(self, policy: &SigningPolicy) -> Result<Prepared, SignError> {
+        Ok(match self {
+            Self::Transaction(request) => {
+                let options = TxOptions {
+                    allow_pre_eip155: policy.allow_pre_eip155,
+                };
+                Prepared::Transaction(request.into_unsigned(options)?)
+            }
+            Self::Message(message) => Prepared::Hash(message.signing_hash()),
+            Self::TypedData(typed) => Prepared::Hash(typed.signing_hash()?),
+            Self::Authorization(request) => {
+                let options = AuthorizationOptions {
+                    allow_any_chain: policy.allow_any_chain_authorization,
+                };
+                Prepared::Authorization(request.into_unsigned(options)?)
+            }
+            Self::DangerousDigest(digest) if policy.allow_raw_digest => Prepared::Hash(digest),
+            Self::DangerousDigest(_) => return Err(SignError::DigestNotAllowed),
+        })
+    }
+}
+
+/// A payload parsed, validated against the key's opt-ins and hashed ([`Payload::prepare`]):
+/// exactly what will be signed, known before the key is loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prepared {
+    /// A transaction of one type, with the `from` the caller gave, if any.
+    Transaction(UnsignedTransaction),
+    /// An EIP-7702 authorization tuple.
+    Authorization(UnsignedAuthorization),
+    /// Messages, typed data and allowed digests: the hash is the whole job.
+    Hash(B256),
+}
+
+impl Prepared {
+    /// The hash that will be signed.
+    pub fn signing_hash(&self) -> B256 {
+        match self {
+            Self::Transaction(tx) => tx.signing_hash(),
+            Self::Authorization(auth) => auth.signing_hash(),
+            Self::Hash(hash) => *hash,
+        }
+    }
+}
+
 /// A signature and everything the caller needs with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Signed {
@@ -166,14 +217,16 @@ impl UserSigner {
         self.address
     }
 
-    /// Parses, checks and hashes `payload` and signs the hash.
+    /// Parses, checks and hashes `payload` ([`Payload::prepare`]) and signs the hash.
     pub fn sign(&self, payload: Payload, policy: &SigningPolicy) -> Result<Signed, SignError> {
-        match payload {
-            Payload::Transaction(request) => {
-                let options = TxOptions {
-                    allow_pre_eip155: policy.allow_pre_eip155,
-                };
-                let tx = request.into_unsigned(options)?;
+        self.sign_prepared(payload.prepare(policy)?)
+    }
+
+    /// Signs what [`Payload::prepare`] made. The one check left that needs the key: a
+    /// transaction's `from`, when given, must be this signer's address.
+    pub fn sign_prepared(&self, prepared: Prepared) -> Result<Signed, SignError> {
+        match prepared {
+            Prepared::Transaction(tx) => {
                 if let Some(expected) = tx.expected_from()
                     && expected != self.address
                 {
@@ -193,13 +246,7 @@ impl UserSigner {
                     },
                 })
             }
-            Payload::Message(message) => self.sign_hash(message.signing_hash()),
-            Payload::TypedData(typed) => self.sign_hash(typed.signing_hash()?),
-            Payload::Authorization(request) => {
-                let options = AuthorizationOptions {
-                    allow_any_chain: policy.allow_any_chain_authorization,
-                };
-                let auth = request.into_unsigned(options)?;
+            Prepared::Authorization(auth) => {
                 let signing_hash = auth.signing_hash();
                 let signature = self.key.dangerous_sign_prehash(&signing_hash.0)?;
                 Ok(Signed {
@@ -209,8 +256,7 @@ impl UserSigner {
                     output: SignedOutput::Authorization(auth.into_signed(signature)),
                 })
             }
-            Payload::DangerousDigest(digest) if policy.allow_raw_digest => self.sign_hash(digest),
-            Payload::DangerousDigest(_) => Err(SignError::DigestNotAllowed),
+            Prepared::Hash(signing_hash) => self.sign_hash(signing_hash),
         }
     }
 
