@@ -334,20 +334,7 @@ impl EnclaveClient {
 fn unexpected(expected: &'static str, got: &ResponseBody) -> ClientError {
     ClientError::UnexpectedResponse {
         expected,
-        got: kind(got),
-    }
-}
-
-fn kind(body: &ResponseBody) -> &'static str {
-    match body {
-        ResponseBody::Key(_) => "key",
-        ResponseBody::Address(_) => "address",
-        ResponseBody::Signed(_) => "signed",
-        ResponseBody::SignedBatch(_) => "signed_batch",
-        ResponseBody::Attestation(_) => "attestation",
-        ResponseBody::Status(_) => "status",
-        ResponseBody::CredentialsSet => "credentials_set",
-        ResponseBody::Error(_) => "error",
+        got: got.kind(),
     }
 }
 

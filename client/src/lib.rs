@@ -5,11 +5,11 @@
 //! - [`enclave`]: [`EnclaveClient`], the framed protocol to the enclave over vsock (or TCP/Unix in
 //!   simulated mode): a self-healing pool of multiplexed connections. The parent proxy uses it;
 //!   so can any program on the parent instance.
-//! - [`api`]: the serde types of the parent proxy's HTTP JSON API, shared by the proxy and
-//!   [`HttpClient`].
+//! - [`api`]: the serde types of the parent proxy's HTTP JSON API (the `nitro-signer-api` crate,
+//!   shared with the proxy), used by [`HttpClient`].
 //! - [`http`] (feature `http`, on by default): [`HttpClient`], a client of that HTTP API.
 
-pub mod api;
+pub use nitro_signer_api as api;
 pub mod enclave;
 #[cfg(feature = "http")]
 pub mod http;

@@ -350,7 +350,7 @@ async fn connection(stream: Stream, shared: Shared) -> String {
         };
         let enclave = Arc::clone(&enclave);
         let answers = answers.clone();
-        let kind = kind(&request.body);
+        let kind = request.body.kind();
         tokio::spawn(
             async move {
                 let body = enclave.handle(request.body).await;
@@ -430,16 +430,4 @@ fn request_id(bytes: &[u8]) -> Option<u64> {
     codec::decode::<IdOnly>(bytes)
         .ok()
         .map(|request| request.id)
-}
-
-fn kind(body: &RequestBody) -> &'static str {
-    match body {
-        RequestBody::GenerateKey(_) => "generate_key",
-        RequestBody::Address(_) => "address",
-        RequestBody::Sign(_) => "sign",
-        RequestBody::SignBatch(_) => "sign_batch",
-        RequestBody::Attest(_) => "attest",
-        RequestBody::Status => "status",
-        RequestBody::SetCredentials(_) => "set_credentials",
-    }
 }

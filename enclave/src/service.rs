@@ -17,8 +17,8 @@ use nitro_signer_common::{
     UserId,
     key_blob::{KeyBlob, KeyBlobError, KeyKind, PolicyFlag},
     protocol::{
-        self, AddressInfo, AttestationDocument, BatchItem, ErrorBody, ErrorCode, KeyRef, NewKey,
-        RequestBody, ResponseBody, SignPayload, Status, Welcome,
+        self, AddressInfo, AttestationDocument, BatchItem, ErrorBody, ErrorCode, KeyRef, MAX_BATCH,
+        NewKey, RequestBody, ResponseBody, SignPayload, Status, Welcome,
     },
     resources,
 };
@@ -35,8 +35,6 @@ use crate::{
     signing::{Payload, Prepared, SignError, Signed, SignedOutput, SigningPolicy, UserSigner},
 };
 
-/// Most transactions in one batch request.
-pub const MAX_BATCH: usize = 1_000;
 /// Longest nonce for an attestation request.
 pub const MAX_NONCE_LEN: usize = 512;
 /// Most KMS calls in flight at once; further ones wait up to [`KMS_QUEUE_WAIT`], then get
@@ -407,11 +405,20 @@ async fn sign_in_parallel(
         tasks.push(tokio::task::spawn_blocking(move || {
             part.into_iter()
                 .map(|item| {
-                    item.and_then(|prepared| signer.sign_prepared(prepared))
-                        .map_or_else(
-                            |error| BatchItem::Error(ServiceError::from(error).into_body()),
-                            |signed| BatchItem::Signed(Box::new(to_wire(signed))),
-                        )
+                    match item
+                        .and_then(|prepared| signer.sign_prepared(prepared))
+                        .map(to_wire)
+                    {
+                        Ok(protocol::Signed::Transaction(signed)) => {
+                            BatchItem::Signed(Box::new(signed))
+                        }
+                        // A batch holds transactions only (parsed above as such).
+                        Ok(_) => BatchItem::Error(
+                            ServiceError::Internal("a batch item signed as a non-transaction")
+                                .into_body(),
+                        ),
+                        Err(error) => BatchItem::Error(ServiceError::from(error).into_body()),
+                    }
                 })
                 .collect::<Vec<_>>()
         }));
@@ -487,33 +494,31 @@ async fn prepare(payload: SignPayload, policy: SigningPolicy) -> Result<Prepared
 }
 
 fn to_wire(signed: Signed) -> protocol::Signed {
-    let (transaction, authorization) = match signed.output {
-        SignedOutput::Transaction { raw, tx_hash } => (
-            Some(protocol::SignedTransaction {
-                raw: ByteBuf::from(raw.to_vec()),
-                hash: ByteArray::new(tx_hash.0),
-            }),
-            None,
-        ),
-        SignedOutput::Authorization(auth) => (
-            None,
-            Some(protocol::Authorization {
-                chain_id: ByteArray::new(auth.chain_id.to_be_bytes()),
-                address: ByteArray::new(auth.address.into_array()),
-                nonce: auth.nonce,
-            }),
-        ),
-        SignedOutput::SignatureOnly => (None, None),
-    };
-    protocol::Signed {
+    let signature = protocol::Signature {
         from: ByteArray::new(signed.from.into_array()),
         signing_hash: ByteArray::new(signed.signing_hash.0),
         r: ByteArray::new(signed.signature.r.to_be_bytes()),
         s: ByteArray::new(signed.signature.s.to_be_bytes()),
         y_parity: signed.signature.y_parity,
-        v: signed.signature.v.map(|v| ByteArray::new(v.to_be_bytes())),
-        transaction,
-        authorization,
+    };
+    match signed.output {
+        SignedOutput::Transaction { raw, tx_hash } => {
+            protocol::Signed::Transaction(protocol::SignedTransaction {
+                signature,
+                v: signed.signature.v.map(|v| ByteArray::new(v.to_be_bytes())),
+                raw: ByteBuf::from(raw.to_vec()),
+                hash: ByteArray::new(tx_hash.0),
+            })
+        }
+        SignedOutput::Authorization(auth) => {
+            protocol::Signed::Authorization(protocol::SignedAuthorization {
+                signature,
+                chain_id: ByteArray::new(auth.chain_id.to_be_bytes()),
+                address: ByteArray::new(auth.address.into_array()),
+                nonce: auth.nonce,
+            })
+        }
+        SignedOutput::SignatureOnly => protocol::Signed::Signature(signature),
     }
 }
 

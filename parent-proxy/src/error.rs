@@ -10,16 +10,14 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use nitro_signer_client::{
-    ClientError,
-    api::{ApiError, ErrorResponse},
-};
-use nitro_signer_common::protocol::ErrorCode;
+use nitro_signer_api::{ApiError, ErrorCode, ErrorResponse};
+use nitro_signer_client::ClientError;
+use nitro_signer_common::protocol;
 use tracing::{debug, warn};
 
 /// The error code of a failed request, put in the response's extensions for the request log.
 #[derive(Debug, Clone)]
-pub(crate) struct LoggedCode(pub(crate) String);
+pub(crate) struct LoggedCode(pub(crate) ErrorCode);
 
 /// How long a request spent waiting for the enclave, for the stage metrics.
 #[derive(Debug, Clone, Copy)]
@@ -29,29 +27,29 @@ pub(crate) struct EnclaveTime(pub(crate) Duration);
 #[derive(Debug)]
 pub(crate) struct Failure {
     pub(crate) status: StatusCode,
-    pub(crate) code: String,
+    pub(crate) code: ErrorCode,
     pub(crate) message: String,
     pub(crate) enclave_time: Option<Duration>,
 }
 
 impl Failure {
-    pub(crate) fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             status,
-            code: code.to_owned(),
+            code,
             message: message.into(),
             enclave_time: None,
         }
     }
 
     pub(crate) fn invalid_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+        Self::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, message)
     }
 
     pub(crate) fn not_found() -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
-            "not_found",
+            ErrorCode::NotFound,
             "no such endpoint; see the API documentation for the routes",
         )
     }
@@ -59,7 +57,7 @@ impl Failure {
     pub(crate) fn method_not_allowed() -> Self {
         Self::new(
             StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
+            ErrorCode::MethodNotAllowed,
             "this endpoint does not accept this method",
         )
     }
@@ -67,7 +65,7 @@ impl Failure {
     pub(crate) fn too_large(limit: usize) -> Self {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            ErrorCode::PayloadTooLarge,
             format!("the request body exceeds the {limit}-byte limit"),
         )
     }
@@ -75,7 +73,7 @@ impl Failure {
     pub(crate) fn overloaded() -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "overloaded",
+            ErrorCode::Overloaded,
             "the proxy is at its concurrency limit; retry shortly",
         )
     }
@@ -83,7 +81,7 @@ impl Failure {
     pub(crate) fn request_timeout() -> Self {
         Self::new(
             StatusCode::REQUEST_TIMEOUT,
-            "request_timeout",
+            ErrorCode::RequestTimeout,
             "the request was not completed in time",
         )
     }
@@ -92,25 +90,25 @@ impl Failure {
     pub(crate) fn from_client(error: ClientError, enclave_time: Duration) -> Self {
         let mut failure = match error {
             ClientError::Enclave(body) => {
-                Self::new(enclave_status(body.code), body.code.as_str(), body.message)
+                Self::new(enclave_status(body.code), body.code.into(), body.message)
             }
             ClientError::Unavailable(reason) => {
                 // Logged at debug: while the enclave is down every request says the same.
                 debug!(%reason, "enclave unavailable");
                 Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "enclave_unavailable",
+                    ErrorCode::EnclaveUnavailable,
                     "the enclave is not reachable; retry shortly",
                 )
             }
             ClientError::Timeout(after) => Self::new(
                 StatusCode::GATEWAY_TIMEOUT,
-                "enclave_timeout",
+                ErrorCode::EnclaveTimeout,
                 format!("the enclave did not answer within {} ms", after.as_millis()),
             ),
             ClientError::TooLarge { max, .. } => Self::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
+                ErrorCode::PayloadTooLarge,
                 format!("the request exceeds the enclave's {max}-byte message limit"),
             ),
             other => {
@@ -124,12 +122,17 @@ impl Failure {
 
     /// The enclave answered something that does not fit the request.
     pub(crate) fn protocol(message: &str) -> Self {
-        Self::new(StatusCode::BAD_GATEWAY, "enclave_protocol_error", message)
+        Self::new(
+            StatusCode::BAD_GATEWAY,
+            ErrorCode::EnclaveProtocolError,
+            message,
+        )
     }
 }
 
 /// The HTTP status of an enclave error code.
-pub(crate) fn enclave_status(code: ErrorCode) -> StatusCode {
+pub(crate) fn enclave_status(code: protocol::ErrorCode) -> StatusCode {
+    use protocol::ErrorCode;
     match code {
         ErrorCode::InvalidRequest | ErrorCode::InvalidKeyBlob => StatusCode::BAD_REQUEST,
         ErrorCode::PolicyRefused | ErrorCode::KmsAccessDenied => StatusCode::FORBIDDEN,
@@ -159,6 +162,7 @@ mod tests {
 
     #[test]
     fn enclave_codes_map_to_statuses() {
+        use protocol::ErrorCode;
         for (code, status) in [
             (ErrorCode::InvalidRequest, 400),
             (ErrorCode::InvalidKeyBlob, 400),

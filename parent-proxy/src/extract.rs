@@ -87,7 +87,7 @@ pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Failure> {
 
 #[cfg(test)]
 mod tests {
-    use nitro_signer_client::api::{AddressRequest, SignMessageRequest, SignTransactionRequest};
+    use nitro_signer_api::{AddressRequest, SignMessageRequest, SignTransactionRequest};
 
     use super::*;
 

@@ -12,7 +12,7 @@
 //! - `credentials.rs`: AWS credentials from the standard chain, pushed to the enclave before they
 //!   expire.
 //!
-//! The API's JSON types live in `nitro_signer_client::api`, shared with the Rust client; the
+//! The API's JSON types live in the `nitro-signer-api` crate (`api/`), shared with the Rust client; the
 //! connection pool to the enclave is `nitro_signer_client::EnclaveClient`.
 
 mod credentials;

@@ -21,26 +21,26 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use nitro_signer_client::{
-    ClientError, EnclaveClient,
-    api::{
-        AddressRequest, AddressResponse, ApiError, AttestationRequest, AttestationResponse,
-        AuthorizationResponse, BatchResult, ErrorResponse, GenerateKeyRequest, HealthResponse,
-        KeyBlob, KeyResponse, MAX_BATCH, ReadyResponse, SignAuthorizationRequest,
-        SignDigestRequest, SignMessageRequest, SignTransactionRequest, SignTransactionsRequest,
-        SignTransactionsResponse, SignTypedDataRequest, SignatureResponse, SignedTransaction,
-        TransactionSignature,
-    },
+use nitro_signer_api::{
+    AddressRequest, AddressResponse, ApiError, AttestationRequest, AttestationResponse,
+    AuthorizationResponse, BatchResult, ErrorCode, ErrorResponse, GenerateKeyRequest,
+    HealthResponse, KeyBlob, KeyResponse, MAX_BATCH, ReadyResponse, SignAuthorizationRequest,
+    SignDigestRequest, SignMessageRequest, SignTransactionRequest, SignTransactionsRequest,
+    SignTransactionsResponse, SignTypedDataRequest, SignatureResponse, SignedTransaction,
+    TransactionSignature,
 };
+use nitro_signer_client::{ClientError, EnclaveClient};
 use nitro_signer_common::{
     UserId,
-    protocol::{BatchItem, KeyRef, SignBatchRequest, SignPayload, SignRequest, Signed},
+    protocol::{
+        self, BatchItem, KeyRef, SignBatchRequest, SignPayload, SignRequest, Signature, Signed,
+    },
 };
 use serde::Serialize;
 use serde_bytes::{ByteArray, ByteBuf};
 use serde_json::value::RawValue;
 use tokio::sync::Semaphore;
-use tracing::{Instrument, debug, debug_span, info};
+use tracing::{Instrument, debug, debug_span, info, warn};
 
 use crate::{
     error::{EnclaveTime, Failure, LoggedCode},
@@ -197,7 +197,7 @@ async fn observe(State(state): State<Arc<AppState>>, mut request: Request, next:
                 endpoint,
                 status,
                 latency_ms,
-                error = code.as_deref(),
+                error = code.as_ref().map(ErrorCode::as_str),
                 enclave_ms,
                 "answered"
             );
@@ -307,7 +307,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             .into_response(),
         Err(_) => Failure::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            ErrorCode::Internal,
             "the metrics could not be encoded",
         )
         .into_response(),
@@ -343,36 +343,49 @@ fn u256(bytes: ByteArray<32>) -> U256 {
     U256::from_be_bytes(bytes.into_array())
 }
 
-/// A signed transaction in API form; the enclave must have returned the transaction.
-fn signed_transaction(signed: Signed) -> Result<SignedTransaction, Failure> {
-    let transaction = signed
-        .transaction
-        .ok_or_else(|| Failure::protocol("the enclave's answer has no signed transaction"))?;
-    Ok(SignedTransaction {
-        from: Address::from(signed.from.into_array()),
-        hash: B256::from(transaction.hash.into_array()),
-        signing_hash: B256::from(signed.signing_hash.into_array()),
-        signature: TransactionSignature {
-            r: u256(signed.r),
-            s: u256(signed.s),
-            y_parity: signed.y_parity,
-            v: signed.v.map(|v| u128::from_be_bytes(v.into_array())),
-        },
-        raw: transaction.raw.into_vec(),
-    })
+fn transaction_signature(signature: &Signature, v: Option<ByteArray<16>>) -> TransactionSignature {
+    TransactionSignature {
+        r: u256(signature.r),
+        s: u256(signature.s),
+        y_parity: signature.y_parity,
+        v: v.map(|v| u128::from_be_bytes(v.into_array())),
+    }
+}
+
+/// A signed transaction in API form.
+fn signed_transaction(signed: protocol::SignedTransaction) -> SignedTransaction {
+    SignedTransaction {
+        from: Address::from(signed.signature.from.into_array()),
+        hash: B256::from(signed.hash.into_array()),
+        signing_hash: B256::from(signed.signature.signing_hash.into_array()),
+        signature: transaction_signature(&signed.signature, signed.v),
+        raw: signed.raw.into_vec(),
+    }
 }
 
 /// `r ‖ s ‖ v` with `v` 27 or 28.
-fn signature_response(signed: Signed) -> SignatureResponse {
-    let mut signature = Vec::with_capacity(65);
-    signature.extend_from_slice(signed.r.as_slice());
-    signature.extend_from_slice(signed.s.as_slice());
-    signature.push(27 + u8::from(signed.y_parity));
+fn signature_response(signature: &Signature) -> SignatureResponse {
+    let mut bytes = Vec::with_capacity(65);
+    bytes.extend_from_slice(signature.r.as_slice());
+    bytes.extend_from_slice(signature.s.as_slice());
+    bytes.push(27 + u8::from(signature.y_parity));
     SignatureResponse {
-        from: Address::from(signed.from.into_array()),
-        hash: B256::from(signed.signing_hash.into_array()),
-        signature,
+        from: Address::from(signature.from.into_array()),
+        hash: B256::from(signature.signing_hash.into_array()),
+        signature: bytes,
     }
+}
+
+/// The enclave answered a sign request with another kind of output than the payload calls for.
+fn wrong_output(expected: &str, signed: &Signed, took: Duration) -> Failure {
+    warn!(
+        expected,
+        got = signed.kind(),
+        "the enclave signed another kind of output"
+    );
+    let mut failure = Failure::protocol("the enclave's answer does not fit the request");
+    failure.enclave_time = Some(took);
+    failure
 }
 
 async fn sign(
@@ -383,18 +396,28 @@ async fn sign(
     timed(state.client.sign(SignRequest { key, payload })).await
 }
 
+/// The answer to a message, typed-data or digest request: the signature alone.
+fn signature_reply((signed, took): (Signed, Duration)) -> Result<Response, Failure> {
+    match signed {
+        Signed::Signature(signature) => {
+            Ok(reply(StatusCode::OK, &signature_response(&signature), took))
+        }
+        other => Err(wrong_output("signature", &other, took)),
+    }
+}
+
 async fn sign_transaction(
     State(state): State<Arc<AppState>>,
     ApiJson(request): ApiJson<SignTransactionRequest>,
 ) -> Result<Response, Failure> {
     let key = key_ref(request.key_blob, request.user_id);
     let payload = SignPayload::Transaction(raw_text(request.transaction));
-    let (signed, took) = sign(&state, key, payload).await?;
-    let body = signed_transaction(signed).map_err(|mut failure| {
-        failure.enclave_time = Some(took);
-        failure
-    })?;
-    Ok(reply(StatusCode::OK, &body, took))
+    match sign(&state, key, payload).await? {
+        (Signed::Transaction(signed), took) => {
+            Ok(reply(StatusCode::OK, &signed_transaction(signed), took))
+        }
+        (other, took) => Err(wrong_output("transaction", &other, took)),
+    }
 }
 
 async fn sign_transactions(
@@ -417,29 +440,22 @@ async fn sign_transactions(
         transactions: request.transactions.into_iter().map(raw_text).collect(),
     };
     let (items, took) = timed(state.client.sign_batch(batch)).await?;
-    let protocol_failure = |message| {
-        let mut failure = Failure::protocol(message);
-        failure.enclave_time = Some(took);
-        failure
-    };
     if items.len() != count {
-        return Err(protocol_failure(
+        let mut failure = Failure::protocol(
             "the enclave answered a different number of results than transactions",
-        ));
+        );
+        failure.enclave_time = Some(took);
+        return Err(failure);
     }
-    let mut results = Vec::with_capacity(count);
-    for item in items {
-        results.push(match item {
-            BatchItem::Signed(signed) => {
-                BatchResult::Signed(Box::new(signed_transaction(*signed).map_err(|_| {
-                    protocol_failure("a batch result has no signed transaction")
-                })?))
-            }
+    let results = items
+        .into_iter()
+        .map(|item| match item {
+            BatchItem::Signed(signed) => BatchResult::Signed(Box::new(signed_transaction(*signed))),
             BatchItem::Error(error) => BatchResult::Error(ErrorResponse {
-                error: ApiError::new(error.code.as_str(), error.message),
+                error: ApiError::new(error.code, error.message),
             }),
-        });
-    }
+        })
+        .collect();
     Ok(reply(
         StatusCode::OK,
         &SignTransactionsResponse { results },
@@ -453,8 +469,7 @@ async fn sign_message(
 ) -> Result<Response, Failure> {
     let key = key_ref(request.key_blob, request.user_id);
     let payload = SignPayload::Message(ByteBuf::from(request.message.into_bytes()));
-    let (signed, took) = sign(&state, key, payload).await?;
-    Ok(reply(StatusCode::OK, &signature_response(signed), took))
+    signature_reply(sign(&state, key, payload).await?)
 }
 
 async fn sign_typed_data(
@@ -463,8 +478,7 @@ async fn sign_typed_data(
 ) -> Result<Response, Failure> {
     let key = key_ref(request.key_blob, request.user_id);
     let payload = SignPayload::TypedData(raw_text(request.typed_data));
-    let (signed, took) = sign(&state, key, payload).await?;
-    Ok(reply(StatusCode::OK, &signature_response(signed), took))
+    signature_reply(sign(&state, key, payload).await?)
 }
 
 async fn sign_digest(
@@ -473,8 +487,7 @@ async fn sign_digest(
 ) -> Result<Response, Failure> {
     let key = key_ref(request.key_blob, request.user_id);
     let payload = SignPayload::Digest(ByteArray::new(request.digest.0));
-    let (signed, took) = sign(&state, key, payload).await?;
-    Ok(reply(StatusCode::OK, &signature_response(signed), took))
+    signature_reply(sign(&state, key, payload).await?)
 }
 
 async fn sign_authorization(
@@ -484,20 +497,18 @@ async fn sign_authorization(
     let key = key_ref(request.key_blob, request.user_id);
     let payload = SignPayload::Authorization(raw_text(request.authorization));
     let (signed, took) = sign(&state, key, payload).await?;
-    let Some(authorization) = signed.authorization else {
-        let mut failure = Failure::protocol("the enclave's answer has no authorization");
-        failure.enclave_time = Some(took);
-        return Err(failure);
+    let Signed::Authorization(signed) = signed else {
+        return Err(wrong_output("authorization", &signed, took));
     };
     let body = AuthorizationResponse {
-        from: Address::from(signed.from.into_array()),
-        hash: B256::from(signed.signing_hash.into_array()),
-        chain_id: u256(authorization.chain_id),
-        address: Address::from(authorization.address.into_array()),
-        nonce: authorization.nonce,
-        y_parity: signed.y_parity,
-        r: u256(signed.r),
-        s: u256(signed.s),
+        from: Address::from(signed.signature.from.into_array()),
+        hash: B256::from(signed.signature.signing_hash.into_array()),
+        chain_id: u256(signed.chain_id),
+        address: Address::from(signed.address.into_array()),
+        nonce: signed.nonce,
+        y_parity: signed.signature.y_parity,
+        r: u256(signed.signature.r),
+        s: u256(signed.signature.s),
     };
     Ok(reply(StatusCode::OK, &body, took))
 }

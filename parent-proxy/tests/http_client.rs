@@ -18,8 +18,9 @@ use alloy_primitives::{Address, B256, U256};
 use nitro_signer_client::{
     HttpClient, HttpError,
     api::{
-        AddressRequest, BatchResult, KeyBlob, Message, SignAuthorizationRequest, SignDigestRequest,
-        SignMessageRequest, SignTransactionRequest, SignTransactionsRequest, SignTypedDataRequest,
+        AddressRequest, BatchResult, ErrorCode, KeyBlob, Message, SignAuthorizationRequest,
+        SignDigestRequest, SignMessageRequest, SignTransactionRequest, SignTransactionsRequest,
+        SignTypedDataRequest,
     },
 };
 use nitro_signer_common::UserId;
@@ -102,7 +103,9 @@ async fn every_method_against_the_proxy() {
         .await
         .unwrap();
     assert!(matches!(&batch.results[0], BatchResult::Signed(tx) if tx.signature.v.is_none()));
-    assert!(matches!(&batch.results[1], BatchResult::Error(e) if e.error.code == "policy_refused"));
+    assert!(
+        matches!(&batch.results[1], BatchResult::Error(e) if e.error.code == ErrorCode::PolicyRefused)
+    );
 
     let message = client
         .sign_message(&SignMessageRequest {
@@ -159,13 +162,13 @@ async fn every_method_against_the_proxy() {
         .await
         .unwrap_err();
     assert_eq!(error.status(), Some(403));
-    assert_eq!(error.api_error().unwrap().code, "kms_access_denied");
+    assert_eq!(error.api_error().unwrap().code, ErrorCode::KmsAccessDenied);
 
     enclave.stop().await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     let error = client.ready().await.unwrap_err();
     assert!(
-        matches!(&error, HttpError::Api { status: 503, error } if error.code == "enclave_unavailable"),
+        matches!(&error, HttpError::Api { status: 503, error } if error.code == ErrorCode::EnclaveUnavailable),
         "{error:?}"
     );
 

@@ -22,9 +22,9 @@ use std::{
 
 use nitro_signer_common::{
     protocol::{
-        AddressInfo, AttestationDocument, Authorization, BatchItem, ErrorBody, ErrorCode, Hello,
-        HelloReply, NewKey, Request, RequestBody, Response, ResponseBody, SignPayload, Signed,
-        SignedTransaction, Status, Welcome, codec, frame,
+        AddressInfo, AttestationDocument, BatchItem, ErrorBody, ErrorCode, Hello, HelloReply,
+        NewKey, PROTOCOL_VERSION, Request, RequestBody, Response, ResponseBody, SignPayload,
+        Signature, Signed, SignedAuthorization, SignedTransaction, Status, Welcome, codec, frame,
     },
     transport::{Address, Listener, Stream},
 };
@@ -130,9 +130,9 @@ async fn serve(stream: Stream, seen: Arc<Seen>) {
         return;
     };
     let hello: Hello = codec::decode(&hello).unwrap();
-    assert!(hello.versions.contains(&1));
+    assert!(hello.versions.contains(&PROTOCOL_VERSION));
     let welcome = HelloReply::Welcome(Welcome {
-        version: 1,
+        version: PROTOCOL_VERSION,
         server: "stand-in".into(),
         simulated: true,
     });
@@ -214,8 +214,8 @@ impl Drop for CountOnDrop {
     }
 }
 
-fn signed(transaction: bool, legacy: bool) -> Signed {
-    Signed {
+fn signature() -> Signature {
+    Signature {
         from: ByteArray::new([0xab; 20]),
         signing_hash: ByteArray::new([0x5a; 32]),
         r: ByteArray::new([0x01; 32]),
@@ -225,12 +225,15 @@ fn signed(transaction: bool, legacy: bool) -> Signed {
             ByteArray::new(s)
         },
         y_parity: true,
+    }
+}
+
+fn signed_transaction(legacy: bool) -> SignedTransaction {
+    SignedTransaction {
+        signature: signature(),
         v: legacy.then(|| ByteArray::new(37u128.to_be_bytes())),
-        transaction: transaction.then(|| SignedTransaction {
-            raw: ByteBuf::from(vec![0x02, 0xc0]),
-            hash: ByteArray::new([0x3c; 32]),
-        }),
-        authorization: None,
+        raw: ByteBuf::from(vec![0x02, 0xc0]),
+        hash: ByteArray::new([0x3c; 32]),
     }
 }
 
@@ -267,37 +270,34 @@ async fn answer(body: RequestBody, seen: &Seen) -> ResponseBody {
             public_key: ByteBuf::from([vec![0x04], vec![0x11; 64]].concat()),
         }),
         RequestBody::Sign(request) => {
-            let (text, transaction, legacy, authorization) = match request.payload {
+            let (text, signed) = match request.payload {
                 SignPayload::Transaction(json) => {
                     let legacy = json.contains("\"gasPrice\"");
-                    (json, true, legacy, false)
+                    let signed = Signed::Transaction(signed_transaction(legacy));
+                    (json, signed)
                 }
-                SignPayload::TypedData(json) => (json, false, false, false),
-                SignPayload::Authorization(json) => (json, false, false, true),
+                SignPayload::TypedData(json) => (json, Signed::Signature(signature())),
+                SignPayload::Authorization(json) => {
+                    let mut chain_id = [0u8; 32];
+                    chain_id[31] = 1;
+                    let signed = Signed::Authorization(SignedAuthorization {
+                        signature: signature(),
+                        chain_id: ByteArray::new(chain_id),
+                        address: ByteArray::new([0xad; 20]),
+                        nonce: 9,
+                    });
+                    (json, signed)
+                }
                 SignPayload::Message(bytes) => (
                     format!("message:{}", hex::encode(&bytes)),
-                    false,
-                    false,
-                    false,
+                    Signed::Signature(signature()),
                 ),
                 SignPayload::Digest(digest) => (
                     format!("digest:{}", hex::encode(digest.as_slice())),
-                    false,
-                    false,
-                    false,
+                    Signed::Signature(signature()),
                 ),
             };
             seen.payloads.lock().unwrap().push(text);
-            let mut signed = signed(transaction, legacy);
-            if authorization {
-                let mut chain_id = [0u8; 32];
-                chain_id[31] = 1;
-                signed.authorization = Some(Authorization {
-                    chain_id: ByteArray::new(chain_id),
-                    address: ByteArray::new([0xad; 20]),
-                    nonce: 9,
-                });
-            }
             ResponseBody::Signed(Box::new(signed))
         }
         RequestBody::SignBatch(request) => ResponseBody::SignedBatch(
@@ -310,7 +310,7 @@ async fn answer(body: RequestBody, seen: &Seen) -> ResponseBody {
                     if refuse {
                         BatchItem::Error(ErrorBody::new(ErrorCode::PolicyRefused, "refused"))
                     } else {
-                        BatchItem::Signed(Box::new(signed(true, false)))
+                        BatchItem::Signed(Box::new(signed_transaction(false)))
                     }
                 })
                 .collect(),

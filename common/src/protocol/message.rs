@@ -69,6 +69,21 @@ pub enum RequestBody {
     SetCredentials(AwsCredentials),
 }
 
+impl RequestBody {
+    /// The variant's wire name, for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::GenerateKey(_) => "generate_key",
+            Self::Address(_) => "address",
+            Self::Sign(_) => "sign",
+            Self::SignBatch(_) => "sign_batch",
+            Self::Attest(_) => "attest",
+            Self::Status => "status",
+            Self::SetCredentials(_) => "set_credentials",
+        }
+    }
+}
+
 /// [`RequestBody::GenerateKey`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GenerateKey {
@@ -184,6 +199,22 @@ pub enum ResponseBody {
     Error(ErrorBody),
 }
 
+impl ResponseBody {
+    /// The variant's wire name, for logs and error messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Key(_) => "key",
+            Self::Address(_) => "address",
+            Self::Signed(_) => "signed",
+            Self::SignedBatch(_) => "signed_batch",
+            Self::Attestation(_) => "attestation",
+            Self::Status(_) => "status",
+            Self::CredentialsSet => "credentials_set",
+            Self::Error(_) => "error",
+        }
+    }
+}
+
 /// [`ResponseBody::Key`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewKey {
@@ -202,9 +233,9 @@ pub struct AddressInfo {
     pub public_key: ByteBuf,
 }
 
-/// A signature and what it completes.
+/// A signature over a hash the enclave computed itself, by the key of `from`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Signed {
+pub struct Signature {
     /// The signer's address.
     pub from: ByteArray<20>,
     /// The hash the enclave computed and signed.
@@ -215,27 +246,61 @@ pub struct Signed {
     pub s: ByteArray<32>,
     /// The recovery id.
     pub y_parity: bool,
-    /// Legacy transactions' `v` as a big-endian `u128` (`35 + 2·chainId + yParity` does not fit
-    /// a CBOR integer for the largest chain ids).
-    pub v: Option<ByteArray<16>>,
-    /// For transactions: the signed transaction.
-    pub transaction: Option<SignedTransaction>,
-    /// For EIP-7702 authorizations: the tuple that was signed.
-    pub authorization: Option<Authorization>,
+}
+
+/// [`ResponseBody::Signed`]: one variant per kind of output, so that a reader never has to
+/// check which optional parts are there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Signed {
+    /// The answer to [`SignPayload::Transaction`].
+    Transaction(SignedTransaction),
+    /// The answer to [`SignPayload::Authorization`].
+    Authorization(SignedAuthorization),
+    /// The answer to [`SignPayload::Message`], [`SignPayload::TypedData`] and
+    /// [`SignPayload::Digest`]: the signature is the whole result.
+    Signature(Signature),
+}
+
+impl Signed {
+    /// The signature, whatever it completes.
+    pub fn signature(&self) -> &Signature {
+        match self {
+            Self::Transaction(signed) => &signed.signature,
+            Self::Authorization(signed) => &signed.signature,
+            Self::Signature(signature) => signature,
+        }
+    }
+
+    /// The variant's name, for error messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Transaction(_) => "transaction",
+            Self::Authorization(_) => "authorization",
+            Self::Signature(_) => "signature",
+        }
+    }
 }
 
 /// A signed transaction.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedTransaction {
+    /// The signature over the transaction's signing hash.
+    pub signature: Signature,
+    /// Legacy transactions' `v` as a big-endian `u128` (`35 + 2·chainId + yParity` does not fit
+    /// a CBOR integer for the largest chain ids); `None` for typed transactions.
+    pub v: Option<ByteArray<16>>,
     /// EIP-2718 encoding, for `eth_sendRawTransaction`.
     pub raw: ByteBuf,
     /// The transaction hash.
     pub hash: ByteArray<32>,
 }
 
-/// The EIP-7702 tuple that was signed.
+/// A signed EIP-7702 authorization: the signature and the tuple that was signed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Authorization {
+pub struct SignedAuthorization {
+    /// The signature over the tuple's signing hash.
+    pub signature: Signature,
     /// Chain id, big-endian 256-bit.
     pub chain_id: ByteArray<32>,
     /// The delegate contract.
@@ -249,7 +314,7 @@ pub struct Authorization {
 #[serde(rename_all = "snake_case")]
 pub enum BatchItem {
     /// This transaction was signed.
-    Signed(Box<Signed>),
+    Signed(Box<SignedTransaction>),
     /// This transaction was refused; the others are unaffected.
     Error(ErrorBody),
 }
@@ -464,25 +529,24 @@ mod tests {
         );
     }
 
-    fn signed() -> Signed {
-        Signed {
+    fn signature() -> Signature {
+        Signature {
             from: ByteArray::new([0xf0; 20]),
             signing_hash: ByteArray::new([0x5a; 32]),
             r: ByteArray::new([0x01; 32]),
             s: ByteArray::new([0x02; 32]),
             y_parity: true,
+        }
+    }
+
+    fn signed_transaction() -> SignedTransaction {
+        SignedTransaction {
+            signature: signature(),
             v: Some(ByteArray::new(
                 (u128::from(u64::MAX) * 2 + 36).to_be_bytes(),
             )),
-            transaction: Some(SignedTransaction {
-                raw: ByteBuf::from(vec![0x02, 0xc0]),
-                hash: ByteArray::new([0x3c; 32]),
-            }),
-            authorization: Some(Authorization {
-                chain_id: ByteArray::new([0; 32]),
-                address: ByteArray::new([0xad; 20]),
-                nonce: 9,
-            }),
+            raw: ByteBuf::from(vec![0x02, 0xc0]),
+            hash: ByteArray::new([0x3c; 32]),
         }
     }
 
@@ -538,15 +602,34 @@ mod tests {
             "a26269640764626f6479a16761646472657373a2676164647265737354adadadadadadadadadadadadadadadadadadadad6a7075626c69635f6b65794104",
         );
         golden(
-            response(ResponseBody::Signed(Box::new(signed()))),
-            "a26269640764626f6479a1667369676e6564a86466726f6d54f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f06c7369676e696e675f6861736858205a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a61725820010101010101010101010101010101010101010101010101010101010101010161735820020202020202020202020202020202020202020202020202020202020202020268795f706172697479f5617650000000000000000200000000000000226b7472616e73616374696f6ea2637261774202c0646861736858203c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c6d617574686f72697a6174696f6ea368636861696e5f696458200000000000000000000000000000000000000000000000000000000000000000676164647265737354adadadadadadadadadadadadadadadadadadadad656e6f6e636509",
+            response(ResponseBody::Signed(Box::new(Signed::Transaction(
+                signed_transaction(),
+            )))),
+            "a26269640764626f6479a1667369676e6564a16b7472616e73616374696f6ea4697369676e6174757265a56466726f6d54f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f06c7369676e696e675f6861736858205a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a61725820010101010101010101010101010101010101010101010101010101010101010161735820020202020202020202020202020202020202020202020202020202020202020268795f706172697479f561765000000000000000020000000000000022637261774202c0646861736858203c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c",
+        );
+        golden(
+            response(ResponseBody::Signed(Box::new(Signed::Authorization(
+                SignedAuthorization {
+                    signature: signature(),
+                    chain_id: ByteArray::new([0; 32]),
+                    address: ByteArray::new([0xad; 20]),
+                    nonce: 9,
+                },
+            )))),
+            "a26269640764626f6479a1667369676e6564a16d617574686f72697a6174696f6ea4697369676e6174757265a56466726f6d54f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f06c7369676e696e675f6861736858205a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a61725820010101010101010101010101010101010101010101010101010101010101010161735820020202020202020202020202020202020202020202020202020202020202020268795f706172697479f568636861696e5f696458200000000000000000000000000000000000000000000000000000000000000000676164647265737354adadadadadadadadadadadadadadadadadadadad656e6f6e636509",
+        );
+        golden(
+            response(ResponseBody::Signed(Box::new(Signed::Signature(
+                signature(),
+            )))),
+            "a26269640764626f6479a1667369676e6564a1697369676e6174757265a56466726f6d54f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f06c7369676e696e675f6861736858205a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a61725820010101010101010101010101010101010101010101010101010101010101010161735820020202020202020202020202020202020202020202020202020202020202020268795f706172697479f5",
         );
         golden(
             response(ResponseBody::SignedBatch(vec![
-                BatchItem::Signed(Box::new(signed())),
+                BatchItem::Signed(Box::new(signed_transaction())),
                 BatchItem::Error(ErrorBody::new(ErrorCode::PolicyRefused, "m")),
             ])),
-            "a26269640764626f6479a16c7369676e65645f626174636882a1667369676e6564a86466726f6d54f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f06c7369676e696e675f6861736858205a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a61725820010101010101010101010101010101010101010101010101010101010101010161735820020202020202020202020202020202020202020202020202020202020202020268795f706172697479f5617650000000000000000200000000000000226b7472616e73616374696f6ea2637261774202c0646861736858203c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c6d617574686f72697a6174696f6ea368636861696e5f696458200000000000000000000000000000000000000000000000000000000000000000676164647265737354adadadadadadadadadadadadadadadadadadadad656e6f6e636509a1656572726f72a264636f64656e706f6c6963795f72656675736564676d657373616765616d",
+            "a26269640764626f6479a16c7369676e65645f626174636882a1667369676e6564a4697369676e6174757265a56466726f6d54f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f06c7369676e696e675f6861736858205a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a61725820010101010101010101010101010101010101010101010101010101010101010161735820020202020202020202020202020202020202020202020202020202020202020268795f706172697479f561765000000000000000020000000000000022637261774202c0646861736858203c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3ca1656572726f72a264636f64656e706f6c6963795f72656675736564676d657373616765616d",
         );
         golden(
             response(ResponseBody::Attestation(AttestationDocument {

@@ -17,5 +17,8 @@ mod message;
 
 pub use message::*;
 
-/// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// The protocol version this build speaks. Version 2: [`Signed`] is an enum of outputs.
+pub const PROTOCOL_VERSION: u32 = 2;
+
+/// Most transactions in one [`SignBatchRequest`] (and in the HTTP API's batch endpoint).
+pub const MAX_BATCH: usize = 1_000;

@@ -1,5 +1,6 @@
-//! The parent proxy's HTTP JSON API: one definition of every request and answer body, used by
-//! the proxy (server side) and by [`HttpClient`](crate::HttpClient).
+#![doc = include_str!("../README.md")]
+//!
+//! # Conventions
 //!
 //! Conventions follow Ethereum JSON-RPC: names are camelCase, quantities are minimal `0x` hex
 //! (`"0x0"` for zero), byte strings are `0x` hex, addresses are EIP-55 checksummed. Key blobs and
@@ -24,8 +25,8 @@ use serde::{
 };
 use serde_json::value::RawValue;
 
-/// Most transactions accepted in one `POST /v1/sign/transactions`.
-pub const MAX_BATCH: usize = 1000;
+/// Most transactions accepted in one `POST /v1/sign/transactions`: the enclave's own limit.
+pub use nitro_signer_common::protocol::MAX_BATCH;
 
 /// A KMS-encrypted key blob, as stored by the caller. Travels as standard base64. Its `Debug`
 /// shows only its length: blobs are not secret, but they have no place in logs.
@@ -441,19 +442,15 @@ pub struct ErrorResponse {
 /// An error's code and message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiError {
-    /// What kind of failure, `snake_case`, for programs: the enclave's codes (`invalid_request`,
-    /// `invalid_key_blob`, `policy_refused`, `kms_access_denied`, `kms_unavailable`,
-    /// `no_credentials`, `busy`, `unsupported_protocol`, `internal`) and the proxy's own
-    /// (`payload_too_large`, `not_found`, `method_not_allowed`, `enclave_unavailable`,
-    /// `enclave_timeout`, `enclave_protocol_error`, `overloaded`, `request_timeout`).
-    pub code: String,
+    /// What kind of failure, for programs.
+    pub code: ErrorCode,
     /// What went wrong, and which field, for people.
     pub message: String,
 }
 
 impl ApiError {
     /// An error with `code` and `message`.
-    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn new(code: impl Into<ErrorCode>, message: impl Into<String>) -> Self {
         Self {
             code: code.into(),
             message: message.into(),
@@ -464,6 +461,116 @@ impl ApiError {
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+/// Every `error.code` of the HTTP API, `snake_case` on the wire: the enclave's codes (see
+/// [`nitro_signer_common::protocol::ErrorCode`]) and the proxy's own. A code this build does not
+/// know (from a newer proxy) reads as [`ErrorCode::Other`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// The request is malformed or its payload is invalid; the message names the field.
+    InvalidRequest,
+    /// The key blob is malformed, or KMS refused it as ciphertext.
+    InvalidKeyBlob,
+    /// The key's policy does not allow this signature.
+    PolicyRefused,
+    /// KMS denied the enclave access.
+    KmsAccessDenied,
+    /// KMS could not be reached or failed.
+    KmsUnavailable,
+    /// The enclave has no AWS credentials KMS accepts.
+    NoCredentials,
+    /// The enclave is at its limit of requests in flight; retry shortly.
+    Busy,
+    /// The proxy and the enclave share no protocol version.
+    UnsupportedProtocol,
+    /// An internal failure; details are in the logs.
+    Internal,
+    /// The body exceeds the proxy's or the enclave's size limit.
+    PayloadTooLarge,
+    /// No such endpoint.
+    NotFound,
+    /// The endpoint does not accept this method.
+    MethodNotAllowed,
+    /// The enclave is not reachable.
+    EnclaveUnavailable,
+    /// The enclave did not answer in time.
+    EnclaveTimeout,
+    /// The enclave answered something that does not fit the request.
+    EnclaveProtocolError,
+    /// The proxy is at its concurrency limit; retry shortly.
+    Overloaded,
+    /// The request was not completed in time.
+    RequestTimeout,
+    /// A code this build does not know.
+    Other(String),
+}
+
+impl ErrorCode {
+    const NAMED: [(Self, &'static str); 17] = [
+        (Self::InvalidRequest, "invalid_request"),
+        (Self::InvalidKeyBlob, "invalid_key_blob"),
+        (Self::PolicyRefused, "policy_refused"),
+        (Self::KmsAccessDenied, "kms_access_denied"),
+        (Self::KmsUnavailable, "kms_unavailable"),
+        (Self::NoCredentials, "no_credentials"),
+        (Self::Busy, "busy"),
+        (Self::UnsupportedProtocol, "unsupported_protocol"),
+        (Self::Internal, "internal"),
+        (Self::PayloadTooLarge, "payload_too_large"),
+        (Self::NotFound, "not_found"),
+        (Self::MethodNotAllowed, "method_not_allowed"),
+        (Self::EnclaveUnavailable, "enclave_unavailable"),
+        (Self::EnclaveTimeout, "enclave_timeout"),
+        (Self::EnclaveProtocolError, "enclave_protocol_error"),
+        (Self::Overloaded, "overloaded"),
+        (Self::RequestTimeout, "request_timeout"),
+    ];
+
+    /// The `snake_case` name.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Other(name) => name,
+            known => Self::NAMED
+                .iter()
+                .find(|(code, _)| code == known)
+                .map_or("internal", |(_, name)| name),
+        }
+    }
+
+    /// The code named `name`.
+    pub fn from_name(name: &str) -> Self {
+        Self::NAMED
+            .iter()
+            .find(|(_, known)| *known == name)
+            .map_or_else(|| Self::Other(name.to_owned()), |(code, _)| code.clone())
+    }
+}
+
+impl From<nitro_signer_common::protocol::ErrorCode> for ErrorCode {
+    fn from(code: nitro_signer_common::protocol::ErrorCode) -> Self {
+        Self::from_name(code.as_str())
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for ErrorCode {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ErrorCode {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        Ok(Self::from_name(&name))
     }
 }
 
@@ -667,6 +774,37 @@ mod quantity_option_u128 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_codes_round_trip_and_cover_the_enclave_codes() {
+        use nitro_signer_common::protocol::ErrorCode as Enclave;
+        for (code, name) in ErrorCode::NAMED {
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(json, format!("\"{name}\""));
+            assert_eq!(serde_json::from_str::<ErrorCode>(&json).unwrap(), code);
+        }
+        for code in [
+            Enclave::InvalidRequest,
+            Enclave::InvalidKeyBlob,
+            Enclave::PolicyRefused,
+            Enclave::KmsAccessDenied,
+            Enclave::KmsUnavailable,
+            Enclave::NoCredentials,
+            Enclave::Busy,
+            Enclave::UnsupportedProtocol,
+            Enclave::Internal,
+        ] {
+            let api = ErrorCode::from(code);
+            assert!(!matches!(api, ErrorCode::Other(_)), "{code:?}");
+            assert_eq!(api.as_str(), code.as_str());
+        }
+        let newer: ErrorCode = serde_json::from_str("\"approvals_required\"").unwrap();
+        assert_eq!(newer, ErrorCode::Other("approvals_required".into()));
+        assert_eq!(
+            serde_json::to_string(&newer).unwrap(),
+            "\"approvals_required\""
+        );
+    }
 
     #[test]
     fn quantities_are_minimal() {
