@@ -71,3 +71,28 @@ impl UnsignedAuthorization {
         self.0.into_signed(signature)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_refuses_a_second_hex_prefix() {
+        let json =
+            |address: &str| format!(r#"{{"chainId":"0x1","address":"{address}","nonce":"0x7"}}"#);
+        let good = AuthorizationRequest::from_json(
+            json("0x3535353535353535353535353535353535353535").as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(good.address, Address::repeat_byte(0x35));
+        assert_eq!(good.nonce, 7);
+        let err = AuthorizationRequest::from_json(
+            json("0x0x35353535353535353535353535353535353535").as_bytes(),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with("address: invalid hex digit"),
+            "{err}"
+        );
+    }
+}
