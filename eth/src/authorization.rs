@@ -5,7 +5,7 @@ use alloy_eips::eip7702::{Authorization, SignedAuthorization};
 use alloy_primitives::{Address, B256, Signature, U256};
 use serde::Deserialize;
 
-use crate::{PayloadError, error::from_json_slice, hex};
+use crate::{PayloadError, hex, json::from_json_slice};
 
 /// The JSON of an authorization to sign: `{"chainId", "address", "nonce"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

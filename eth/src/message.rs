@@ -3,7 +3,7 @@
 use alloy_primitives::{B256, Bytes, eip191_hash_message};
 use serde::Deserialize;
 
-use crate::{PayloadError, error::from_json_slice, hex};
+use crate::{PayloadError, hex, json::from_json_slice};
 
 /// A message to sign with `personal_sign` semantics: the signed hash is
 /// `keccak256("\x19Ethereum Signed Message:\n" ‖ len ‖ message)`.

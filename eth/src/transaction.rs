@@ -38,8 +38,8 @@ use serde::{Deserialize, Deserializer};
 
 use crate::{
     EthSignature, PayloadError,
-    error::from_json_slice,
     hex::{self, Hex},
+    json::from_json_slice,
 };
 
 /// A transaction to sign, as the JSON object of `eth_signTransaction` (camelCase names, hex

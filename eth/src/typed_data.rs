@@ -26,7 +26,7 @@ use alloy_dyn_abi::TypedData as AlloyTypedData;
 use alloy_primitives::{Address, B256, Bytes, U256};
 use serde_json::{Map, Value};
 
-use crate::{PayloadError, error::from_json_slice, hex::FromJsonHex};
+use crate::{PayloadError, hex::FromJsonHex, json::from_json_slice};
 
 /// Largest accepted typed-data document.
 pub const MAX_TYPED_DATA_LEN: usize = 64 * 1024;
@@ -385,9 +385,12 @@ impl TypedData {
     }
 
     /// Checks an already parsed document.
+    ///
+    /// A [`Value`] no longer shows whether its source repeated a key (serde_json kept the last
+    /// one), so untrusted bytes go through [`TypedData::from_json`], which refuses them.
     pub fn from_value(value: Value) -> Result<Self, PayloadError> {
         let value = match value {
-            Value::String(s) if s.len() <= MAX_TYPED_DATA_LEN => serde_json::from_str(&s)
+            Value::String(s) if s.len() <= MAX_TYPED_DATA_LEN => from_json_slice(s.as_bytes())
                 .map_err(|e| err(format!("the string is not a typed-data document: {e}")))?,
             Value::String(_) => return Err(err(format!("larger than {MAX_TYPED_DATA_LEN} bytes"))),
             other => other,

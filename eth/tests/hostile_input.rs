@@ -4,8 +4,8 @@
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use nitro_signer_eth::{
-    AuthorizationOptions, AuthorizationRequest, PersonalMessage, TransactionRequest, TxOptions,
-    TypedData,
+    AuthorizationOptions, AuthorizationRequest, PayloadError, PersonalMessage, TransactionRequest,
+    TxOptions, TypedData,
 };
 use proptest::prelude::*;
 use serde_json::{Map, Value};
@@ -147,4 +147,110 @@ fn deep_nesting_is_refused_not_overflowed() {
     let deep_typed =
         format!(r#"{{"types":{{}},"primaryType":"A","domain":{{}},"message":{deep}}}"#);
     assert!(TypedData::from_json(deep_typed.as_bytes()).is_err());
+}
+
+const TX: &str = r#"{"type":"0x2","chainId":"0x1","nonce":"0x0","gas":"0x5208",
+    "maxFeePerGas":"0x2","maxPriorityFeePerGas":"0x1",
+    "to":"0x3535353535353535353535353535353535353535",
+    "accessList":[{"address":"0x3535353535353535353535353535353535353535","storageKeys":[]}]}"#;
+const AUTH: &str =
+    r#"{"chainId":"0x1","address":"0x3535353535353535353535353535353535353535","nonce":"0x0"}"#;
+const MAIL: &str = r#"{"types":{"EIP712Domain":[{"name":"name","type":"string"}],
+    "Person":[{"name":"name","type":"string"}],"Mail":[{"name":"from","type":"Person"}]},
+    "primaryType":"Mail","domain":{"name":"n"},"message":{"from":{"name":"Cow"}}}"#;
+
+/// Every parser, on `json`: the path and message of its `Json` error, or `None` if it accepted.
+fn json_errors(json: &str) -> [Option<(String, String)>; 4] {
+    fn json_error<T>(r: Result<T, PayloadError>) -> Option<(String, String)> {
+        match r {
+            Ok(_) => None,
+            Err(PayloadError::Json { path, message }) => Some((path, message)),
+            Err(other) => Some((String::new(), other.to_string())),
+        }
+    }
+    let bytes = json.as_bytes();
+    [
+        json_error(TransactionRequest::from_json(bytes)),
+        json_error(AuthorizationRequest::from_json(bytes)),
+        json_error(PersonalMessage::from_json(bytes)),
+        json_error(TypedData::from_json(bytes)),
+    ]
+}
+
+#[test]
+fn repeated_keys_are_refused_by_every_parser_naming_the_key() {
+    // Each document is accepted as it is, and refused with one key given twice (a hostile parent
+    // hoping that a checker in front of the enclave reads the other copy). Parsers: 0
+    // transaction, 1 authorization, 2 personal message, 3 typed data.
+    let other = r#""0x3636363636363636363636363636363636363636","#;
+    let cases = [
+        (0, TX, r#""to":"#, other, "to"),
+        (0, TX, r#""nonce":"#, r#""0x1","#, "nonce"),
+        (0, TX, r#"{"address":"#, other, "accessList[0].address"),
+        (1, AUTH, r#""address":"#, other, "address"),
+        (2, r#"{"utf8":"Hello"}"#, r#""utf8":"#, r#""Bye","#, "utf8"),
+        (
+            3,
+            MAIL,
+            r#"{"name":"Cow""#,
+            r#""Eve","#,
+            "message.from.name",
+        ),
+        (3, MAIL, r#""name":"n""#, r#""m","#, "domain.name"),
+        (3, MAIL, r#""Person":"#, "[],", "types.Person"),
+        (
+            3,
+            MAIL,
+            r#"{"name":"name","type":"string"}],"Mail""#,
+            r#""from","#,
+            "types.Person[0].name",
+        ),
+        (3, MAIL, r#""types":"#, "{},", "types"),
+    ];
+    for (parser, doc, at, first_value, path) in cases {
+        assert!(
+            json_errors(doc)[parser].is_none(),
+            "{path}: the original is refused"
+        );
+        // The key is the first quoted string of `at`; a first copy goes right before it.
+        let key_start = at.find('"').unwrap();
+        let key_end = key_start + 1 + at[key_start + 1..].find('"').unwrap() + 2;
+        let key = &at[key_start..key_end];
+        let doubled = doc.replacen(
+            at,
+            &format!("{}{key}{first_value}{}", &at[..key_start], &at[key_start..]),
+            1,
+        );
+        assert_ne!(doubled, doc);
+        let (got_path, message) = json_errors(&doubled)[parser]
+            .clone()
+            .unwrap_or_else(|| panic!("{path}: accepted {doubled}"));
+        assert_eq!(got_path, path, "{message}");
+        assert!(message.starts_with("repeated key"), "{message}");
+    }
+    // A typed-data document sent as a JSON string is checked the same way.
+    let doubled = MAIL.replacen(r#""name":"Cow""#, r#""name":"Eve","name":"Cow""#, 1);
+    let quoted = serde_json::to_string(&doubled).unwrap();
+    let err = TypedData::from_json(quoted.as_bytes())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("message.from.name: repeated key"), "{err}");
+}
+
+#[test]
+fn serde_json_private_keys_are_refused_in_every_build() {
+    // With serde_json's `raw_value` feature on (the workspace build turns it on for the CLI and
+    // the proxy), `{"$serde_json::private::RawValue": "1"}` would parse as the number 1 in a
+    // typed-data message; without it (the enclave built alone, as in production), as an object.
+    // Refused either way, so that both builds agree.
+    let raw = r#"{"$serde_json::private::RawValue":""Cow""}"#;
+    let doc = MAIL.replacen(r#""Cow""#, raw, 1);
+    let (path, message) = json_errors(&doc)[3].clone().unwrap();
+    assert_eq!(path, "message.from.name.$serde_json::private::RawValue");
+    assert!(message.starts_with("reserved key"), "{message}");
+    let number = r#"{"$serde_json::private::Number":"1"}"#;
+    let tx = TX.replacen(r#""0x0""#, number, 1);
+    let (path, message) = json_errors(&tx)[0].clone().unwrap();
+    assert_eq!(path, "nonce.$serde_json::private::Number");
+    assert!(message.starts_with("reserved key"), "{message}");
 }
