@@ -3,9 +3,11 @@
 //! get past the first checks and into the validation logic).
 #![allow(missing_docs, clippy::unwrap_used)]
 
+use alloy_primitives::keccak256;
 use nitro_signer_eth::{
-    AuthorizationOptions, AuthorizationRequest, PayloadError, PersonalMessage, TransactionRequest,
-    TxOptions, TypedData,
+    AuthorizationOptions, AuthorizationRequest, B256, PayloadError, PersonalMessage,
+    TransactionRequest, TxOptions, TypedData,
+    typed_data::{MAX_HASHED_BYTES, MAX_TYPED_DATA_LEN},
 };
 use proptest::prelude::*;
 use serde_json::{Map, Value};
@@ -115,7 +117,11 @@ fn exercise(bytes: &[u8]) {
         let _ = message.signing_hash();
     }
     if let Ok(typed) = TypedData::from_json(bytes) {
-        let _ = typed.signing_hash();
+        // This crate hashes structs itself (each type hash once); alloy must agree.
+        assert_eq!(
+            typed.signing_hash().ok(),
+            typed.as_alloy().eip712_signing_hash().ok()
+        );
     }
     if let Ok(auth) = AuthorizationRequest::from_json(bytes)
         && let Ok(auth) = auth.into_unsigned(AuthorizationOptions {
@@ -147,6 +153,67 @@ fn deep_nesting_is_refused_not_overflowed() {
     let deep_typed =
         format!(r#"{{"types":{{}},"primaryType":"A","domain":{{}},"message":{deep}}}"#);
     assert!(TypedData::from_json(deep_typed.as_bytes()).is_err());
+}
+
+#[test]
+fn eip712_type_hashes_are_computed_once_per_type_not_per_value() {
+    // A wide type W (64 members with 400-character names: a 26 KB encodeType) that E refers to,
+    // and as many small E values (`{"w":[]}`, 9 bytes) as fit in the rest of 64 KiB. Computing
+    // E's type hash for every value, as alloy does, hashes encodeType(E) thousands of times
+    // (about 0.3 s in a release build); this crate computes it once.
+    let members: Vec<String> = (0..64)
+        .map(|i| format!(r#"{{"name":"m{i}_{}","type":"uint8"}}"#, "a".repeat(400)))
+        .collect();
+    let head = format!(
+        r#"{{"types":{{"EIP712Domain":[],"W":[{}],"E":[{{"name":"w","type":"W[]"}}],
+        "P":[{{"name":"e","type":"E[][]"}}]}},"primaryType":"P","domain":{{}},"message":{{"e":["#,
+        members.join(",")
+    );
+    // Arrays of at most 1,000 values (the limit is 1,024).
+    let values = (MAX_TYPED_DATA_LEN - head.len() - 200) / 9;
+    let rows: Vec<usize> = (0..values.div_ceil(1000))
+        .map(|r| (values - r * 1000).min(1000))
+        .collect();
+    let body: Vec<String> = rows
+        .iter()
+        .map(|&n| format!("[{}]", vec![r#"{"w":[]}"#; n].join(",")))
+        .collect();
+    let doc = format!("{head}{}]}}}}", body.join(","));
+    assert!(doc.len() <= MAX_TYPED_DATA_LEN);
+
+    // The work alloy's way: encodeType(E) for each E value is well over the hashing budget.
+    let w_members: Vec<String> = (0..64)
+        .map(|i| format!("uint8 m{i}_{}", "a".repeat(400)))
+        .collect();
+    let encode_w = format!("W({})", w_members.join(","));
+    let encode_e = format!("E(W[] w){encode_w}");
+    assert!(values > 3000);
+    assert!(values * encode_e.len() > 10 * MAX_HASHED_BYTES);
+
+    // Accepted, hence hashed within MAX_HASHED_BYTES; the hash is EIP-712's, worked out here
+    // from the definitions.
+    let typed = TypedData::from_json(doc.as_bytes()).unwrap();
+    let concat =
+        |words: &mut dyn Iterator<Item = B256>| -> Vec<u8> { words.flat_map(|w| w.0).collect() };
+    let e_hash = keccak256(concat(
+        &mut [keccak256(&encode_e), keccak256([])].into_iter(),
+    ));
+    let rows_hash: Vec<B256> = rows
+        .iter()
+        .map(|&n| keccak256(concat(&mut std::iter::repeat_n(e_hash, n))))
+        .collect();
+    let p_hash = keccak256(concat(
+        &mut [
+            keccak256(format!("P(E[][] e){encode_e}")),
+            keccak256(concat(&mut rows_hash.into_iter())),
+        ]
+        .into_iter(),
+    ));
+    let domain_separator = keccak256(keccak256("EIP712Domain()"));
+    let mut signed = vec![0x19, 0x01];
+    signed.extend_from_slice(domain_separator.as_slice());
+    signed.extend_from_slice(p_hash.as_slice());
+    assert_eq!(typed.signing_hash().unwrap(), keccak256(&signed));
 }
 
 const TX: &str = r#"{"type":"0x2","chainId":"0x1","nonce":"0x0","gas":"0x5208",

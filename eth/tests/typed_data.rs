@@ -25,6 +25,12 @@ fn hashes_match_eth_sig_util_v4() {
             vector["hash"].as_str().unwrap(),
             "{name}"
         );
+        // This crate hashes structs itself (each type hash once); alloy agrees.
+        assert_eq!(
+            typed.signing_hash().unwrap(),
+            typed.as_alloy().eip712_signing_hash().unwrap(),
+            "{name}"
+        );
     }
 }
 
