@@ -5,7 +5,7 @@ use alloy_eips::eip7702::{Authorization, SignedAuthorization};
 use alloy_primitives::{Address, B256, Signature, U256};
 use serde::Deserialize;
 
-use crate::{PayloadError, error::from_json_slice, hex};
+use crate::{PayloadError, hex, json::from_json_slice};
 
 /// The JSON of an authorization to sign: `{"chainId", "address", "nonce"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -69,5 +69,30 @@ impl UnsignedAuthorization {
     /// Attaches the signature, giving the tuple as it goes into a set-code transaction.
     pub fn into_signed(self, signature: Signature) -> SignedAuthorization {
         self.0.into_signed(signature)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_refuses_a_second_hex_prefix() {
+        let json =
+            |address: &str| format!(r#"{{"chainId":"0x1","address":"{address}","nonce":"0x7"}}"#);
+        let good = AuthorizationRequest::from_json(
+            json("0x3535353535353535353535353535353535353535").as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(good.address, Address::repeat_byte(0x35));
+        assert_eq!(good.nonce, 7);
+        let err = AuthorizationRequest::from_json(
+            json("0x0x35353535353535353535353535353535353535").as_bytes(),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with("address: invalid hex digit"),
+            "{err}"
+        );
     }
 }

@@ -69,17 +69,3 @@ impl PayloadError {
         }
     }
 }
-
-/// Parses `json` into `T`, reporting the path of the first problem.
-pub(crate) fn from_json_slice<'a, T: serde::Deserialize<'a>>(
-    json: &'a [u8],
-) -> Result<T, PayloadError> {
-    let mut de = serde_json::Deserializer::from_slice(json);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(PayloadError::json)?;
-    // Trailing bytes after the document are an error, not something to ignore.
-    de.end().map_err(|e| PayloadError::Json {
-        path: ".".into(),
-        message: e.to_string(),
-    })?;
-    Ok(value)
-}

@@ -8,7 +8,9 @@
 //! - JSON numbers are refused: they lose precision above 2^53. (EIP-712 messages follow their
 //!   own rules; see [`crate::typed_data`].)
 //!
-//! Both cases of hex digit are accepted.
+//! Both cases of hex digit are accepted; the prefix is a lower-case `0x`, exactly once: every
+//! character after it must be a hex digit, so `"0x0x35"` and `"0X35"` are refused wherever hex
+//! is read (transactions, authorizations, messages, addresses, EIP-712 values).
 
 use std::{fmt, marker::PhantomData};
 
@@ -106,6 +108,11 @@ impl FromJsonHex for U256 {
 
 fn decode_data(s: &str) -> Result<Vec<u8>, HexError> {
     let digits = strip_prefix(s)?;
+    // Checked here, not left to the decoder: `const_hex` strips a `0x` of its own, so it would
+    // read "0x0x35" as one byte where geth refuses the string.
+    if !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(HexError::InvalidDigit);
+    }
     if digits.len() % 2 != 0 {
         return Err(HexError::OddLength);
     }
@@ -243,6 +250,8 @@ mod tests {
         );
         assert_eq!(Bytes::from_json_hex("0x0"), Err(HexError::OddLength));
         assert_eq!(Bytes::from_json_hex("00"), Err(HexError::MissingPrefix));
+        assert_eq!(Bytes::from_json_hex("0x 0"), Err(HexError::InvalidDigit));
+        assert_eq!(Bytes::from_json_hex("0x0g"), Err(HexError::InvalidDigit));
         assert_eq!(
             B256::from_json_hex("0x00"),
             Err(HexError::WrongLength {
@@ -282,10 +291,42 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_second_prefix_is_refused() {
+        let b32 = format!("0x0x{}", "35".repeat(31));
+        let address = format!("0x0x{}", "35".repeat(19));
+        assert_eq!(Bytes::from_json_hex("0x0x35"), Err(HexError::InvalidDigit));
+        assert_eq!(Bytes::from_json_hex("0x0x"), Err(HexError::InvalidDigit));
+        assert_eq!(B256::from_json_hex(&b32), Err(HexError::InvalidDigit));
+        assert_eq!(
+            Address::from_json_hex(&address),
+            Err(HexError::InvalidDigit)
+        );
+        assert_eq!(u64::from_json_hex("0x0x1"), Err(HexError::InvalidDigit));
+        assert_eq!(U256::from_json_hex("0x0x1"), Err(HexError::InvalidDigit));
+        // Without the second prefix, the same digits are fine.
+        assert_eq!(
+            B256::from_json_hex(&b32.replacen("0x0x", "0x35", 1)),
+            Ok(B256::repeat_byte(0x35))
+        );
+        assert_eq!(
+            Address::from_json_hex(&address.replacen("0x0x", "0x35", 1)),
+            Ok(Address::repeat_byte(0x35))
+        );
+    }
+
     proptest::proptest! {
         #[test]
         fn u128_quantities_round_trip(v: u128) {
             proptest::prop_assert_eq!(u128::from_json_hex(&format!("{v:#x}")), Ok(v));
+        }
+
+        #[test]
+        fn data_round_trips_and_a_second_prefix_never_parses(bytes: Vec<u8>) {
+            let text = format!("0x{}", alloy_primitives::hex::encode(&bytes));
+            proptest::prop_assert_eq!(Bytes::from_json_hex(&text), Ok(Bytes::from(bytes)));
+            let doubled = format!("0x{text}");
+            proptest::prop_assert_eq!(Bytes::from_json_hex(&doubled), Err(HexError::InvalidDigit));
         }
 
         #[test]

@@ -2,6 +2,8 @@
 //!
 //! # Layout
 //!
+//! - [`json`]: the rules every payload's JSON follows (one document, no repeated keys), and the
+//!   one function that parses payloads from bytes.
 //! - [`hex`]: the JSON-RPC hex rules for quantities, data and addresses.
 //! - [`transaction`]: `eth_signTransaction` JSON → validated transaction → signing hash → raw
 //!   signed transaction.
@@ -14,6 +16,7 @@
 pub mod authorization;
 pub mod error;
 pub mod hex;
+pub mod json;
 pub mod message;
 pub mod signature;
 pub mod transaction;

@@ -3,7 +3,7 @@
 use alloy_primitives::{B256, Bytes, eip191_hash_message};
 use serde::Deserialize;
 
-use crate::{PayloadError, error::from_json_slice, hex};
+use crate::{PayloadError, hex, json::from_json_slice};
 
 /// A message to sign with `personal_sign` semantics: the signed hash is
 /// `keccak256("\x19Ethereum Signed Message:\n" ‖ len ‖ message)`.
@@ -76,7 +76,14 @@ mod tests {
 
     #[test]
     fn refuses_ambiguous_or_malformed() {
-        for bad in [r#""Hello""#, r#"{"utf8":"a","x":1}"#, "42", r#""0x123""#] {
+        for bad in [
+            r#""Hello""#,
+            r#"{"utf8":"a","x":1}"#,
+            "42",
+            r#""0x123""#,
+            // A second prefix: const_hex alone would read this as the byte 0x35.
+            r#""0x0x35""#,
+        ] {
             assert!(PersonalMessage::from_json(bad.as_bytes()).is_err(), "{bad}");
         }
     }

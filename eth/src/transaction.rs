@@ -38,8 +38,8 @@ use serde::{Deserialize, Deserializer};
 
 use crate::{
     EthSignature, PayloadError,
-    error::from_json_slice,
     hex::{self, Hex},
+    json::from_json_slice,
 };
 
 /// A transaction to sign, as the JSON object of `eth_signTransaction` (camelCase names, hex
@@ -664,6 +664,61 @@ mod tests {
                 .starts_with("gasPrice: invalid type: integer"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn refuses_a_second_hex_prefix_in_every_hex_field() {
+        let a = "0x3535353535353535353535353535353535353535";
+        let a2 = "0x0x35353535353535353535353535353535353535";
+        let h = "0x0100000000000000000000000000000000000000000000000000000000000000";
+        let h2 = "0x0x01000000000000000000000000000000000000000000000000000000000000";
+        let fee = r#""maxFeePerGas":"0x2","maxPriorityFeePerGas":"0x1""#;
+        let blob = format!(r#"{fee},"maxFeePerBlobGas":"0x1","blobVersionedHashes":["HASH"]"#);
+        let auth = format!(
+            r#"{fee},"authorizationList":[{{"chainId":"0x1","address":"AUTH","nonce":"0x0","yParity":"0x0","r":"0x1","s":"0x1"}}]"#
+        );
+        let access = format!(r#"{fee},"accessList":[{{"address":"ACC","storageKeys":["KEY"]}}]"#);
+        let cases: [(&str, String, &str, &str); 9] = [
+            ("to", format!(r#""to":"TO",{fee}"#), "TO", a),
+            ("from", format!(r#""from":"FROM",{fee}"#), "FROM", a),
+            ("input", format!(r#""input":"IN",{fee}"#), "IN", "0x35"),
+            ("data", format!(r#""data":"IN",{fee}"#), "IN", "0x35"),
+            ("accessList[0].address", access.clone(), "ACC", a),
+            ("accessList[0].storageKeys[0]", access, "KEY", h),
+            ("blobVersionedHashes[0]", blob, "HASH", h),
+            ("authorizationList[0].address", auth, "AUTH", a),
+            ("gas", format!(r#""gas":"GAS",{fee}"#), "GAS", "0x5208"),
+        ];
+        let body = |fields: &str| {
+            let mut json = format!(r#"{{"chainId":"0x1","nonce":"0x0","value":"0x1",{fields}"#);
+            for (name, value) in [("to", format!(r#""{a}""#)), ("gas", r#""0x5208""#.into())] {
+                if !fields.contains(&format!(r#""{name}""#)) {
+                    json.push_str(&format!(r#","{name}":{value}"#));
+                }
+            }
+            json.push('}');
+            json
+        };
+        for (path, fields, placeholder, good) in cases {
+            let accepted = body(&fields.replace(placeholder, good))
+                .replace("ACC", a)
+                .replace("KEY", h);
+            parse(&accepted).unwrap_or_else(|e| panic!("{path}: {e}"));
+            let doubled = match good.len() {
+                42 => a2.to_owned(),
+                66 => h2.to_owned(),
+                _ => good.replacen("0x", "0x0x", 1),
+            };
+            let refused = body(&fields.replace(placeholder, &doubled))
+                .replace("ACC", a)
+                .replace("KEY", h);
+            let err = parse(&refused).unwrap_err();
+            assert!(
+                err.to_string()
+                    .starts_with(&format!("{path}: invalid hex digit")),
+                "{path}: {err}"
+            );
+        }
     }
 
     #[test]

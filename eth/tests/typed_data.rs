@@ -25,6 +25,12 @@ fn hashes_match_eth_sig_util_v4() {
             vector["hash"].as_str().unwrap(),
             "{name}"
         );
+        // This crate hashes structs itself (each type hash once); alloy agrees.
+        assert_eq!(
+            typed.signing_hash().unwrap(),
+            typed.as_alloy().eip712_signing_hash().unwrap(),
+            "{name}"
+        );
     }
 }
 
@@ -75,6 +81,19 @@ fn leaf_values_have_one_reading() {
     ] {
         refused(one(ty, value));
     }
+    // A second 0x prefix, which const_hex alone would strip: refused by this crate's checks
+    // (naming the value), not left to alloy's parser.
+    for (ty, value) in [
+        ("bytes", json!("0x0x35")),
+        ("bytes1", json!("0x0x35")),
+        ("bytes32", json!(format!("0x0x{}", "35".repeat(31)))),
+        ("address", json!(format!("0x0x{}", "35".repeat(19)))),
+        ("uint256", json!("0x0x1")),
+        ("int256", json!("0x0x1")),
+    ] {
+        let message = refused(one(ty, value));
+        assert!(message.starts_with("message.x: "), "{ty}: {message}");
+    }
     for (ty, value) in [
         ("int8", json!(-128)),
         ("int8", json!("127")),
@@ -114,6 +133,37 @@ fn documents_whose_meaning_is_ambiguous_are_refused() {
         "primaryType": "T$", "domain": {}, "message": {"x": 1}
     });
     refused(doc);
+}
+
+#[test]
+fn a_second_hex_prefix_is_refused_in_the_domain() {
+    let doc = |contract: &str, salt: &str| {
+        json!({
+            "types": {
+                "EIP712Domain": [
+                    {"name": "verifyingContract", "type": "address"},
+                    {"name": "salt", "type": "bytes32"}
+                ],
+                "T": [{"name": "x", "type": "uint8"}]
+            },
+            "primaryType": "T",
+            "domain": {"verifyingContract": contract, "salt": salt},
+            "message": {"x": 1}
+        })
+    };
+    let contract = format!("0x{}", "35".repeat(20));
+    let salt = format!("0x{}", "35".repeat(32));
+    TypedData::from_value(doc(&contract, &salt)).unwrap();
+    let message = refused(doc(&contract.replacen("0x35", "0x0x", 1), &salt));
+    assert!(
+        message.starts_with("domain.verifyingContract: invalid hex digit"),
+        "{message}"
+    );
+    let message = refused(doc(&contract, &salt.replacen("0x35", "0x0x", 1)));
+    assert!(
+        message.starts_with("domain.salt: invalid hex digit"),
+        "{message}"
+    );
 }
 
 #[test]
