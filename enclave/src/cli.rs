@@ -7,8 +7,10 @@ use tracing::{info, warn};
 
 use crate::{
     cache::CacheLimits,
-    kms::{Kms, KmsSettings, is_key_arn},
-    kms_transport::{KmsTransport, TransportError, TransportSettings},
+    kms::{
+        Kms, KmsSettings, is_key_arn,
+        transport::{KmsTransport, TransportError, TransportSettings},
+    },
     nsm::{HardwareNsm, Nsm, NsmError, SimulatedNsm, SimulatorConfig},
     recipient::{RecipientKey, RecipientKeyError},
     server::{self, ServerLimits},

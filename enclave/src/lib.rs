@@ -6,8 +6,9 @@
 //! - [`cli`]: the enclave process's options and entry point.
 //! - [`cms`]: the CMS envelope of KMS's `CiphertextForRecipient`, read from untrusted BER.
 //! - [`keys`]: [`MasterSeed`], [`PrivateKey`], [`KeyMaterial`] and the per-user derivation.
-//! - [`kms`]: `Decrypt`/`GenerateDataKey` with `Recipient` through `aws-sdk-kms`.
-//! - [`kms_transport`]: HTTPS to AWS KMS through the parent's vsock-proxy, TLS ending in the enclave.
+//! - [`kms`]: `Decrypt`/`GenerateDataKey` with `Recipient` through `aws-sdk-kms`: the client, its
+//!   errors, the parent's credentials, and [`kms::transport`], HTTPS to AWS KMS through the
+//!   parent's vsock-proxy with TLS ending in the enclave.
 //! - [`loopback`]: brings up `lo` in production (an enclave boots with it down).
 //! - [`nsm`]: the Nitro Security Module behind a trait: [`nsm::HardwareNsm`] over `/dev/nsm`,
 //!   [`nsm::SimulatedNsm`] for the simulated mode.
@@ -22,7 +23,6 @@ pub mod cli;
 pub mod cms;
 pub mod keys;
 pub mod kms;
-pub mod kms_transport;
 pub mod loopback;
 pub mod nsm;
 pub mod recipient;
