@@ -2,7 +2,8 @@
 //!
 //! # Layout
 //!
-//! - [`cache`]: decrypted key material, bounded in entries and age, zeroized on eviction.
+//! - [`cache`]: decrypted key material, bounded in entries and age, zeroized on eviction; its LRU
+//!   bookkeeping in `cache/lru.rs`.
 //! - [`cli`]: the enclave process's options and entry point.
 //! - [`cms`]: the CMS envelope of KMS's `CiphertextForRecipient`, read from untrusted BER.
 //! - [`keys`]: [`MasterSeed`], [`PrivateKey`], [`KeyMaterial`] and the per-user derivation.
