@@ -12,10 +12,12 @@
 //!   parent's vsock-proxy with TLS ending in the enclave.
 //! - [`loopback`]: brings up `lo` in production (an enclave boots with it down).
 //! - [`nsm`]: the Nitro Security Module behind a trait: [`nsm::HardwareNsm`] over `/dev/nsm`,
-//!   [`nsm::SimulatedNsm`] for the simulated mode.
+//!   and, with the `simulated` feature, `nsm::SimulatedNsm` for the simulated mode.
 //! - [`recipient`]: the enclave's RSA-2048 KMS recipient key, which opens `CiphertextForRecipient`.
 //! - [`server`]: connections from the parent over vsock (or TCP/Unix in simulated mode).
 //! - [`service`]: the request handler behind the server.
+//! - `simulated` (with the `simulated` feature only): simulated mode's options, which swap the
+//!   NSM and the KMS endpoint and nothing else.
 //! - [`signing`]: the signing primitive ([`PrivateKey::dangerous_sign_prehash`]) and the request layer
 //!   ([`UserSigner::sign`], [`Payload`], [`SigningPolicy`]).
 
@@ -30,6 +32,8 @@ pub mod recipient;
 pub mod server;
 pub mod service;
 pub mod signing;
+#[cfg(feature = "simulated")]
+pub mod simulated;
 
 pub use keys::{KeyError, KeyMaterial, MasterSeed, PrivateKey};
 pub use signing::{Payload, SignError, Signed, SignedOutput, SigningPolicy, UserSigner};
