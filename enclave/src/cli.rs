@@ -13,6 +13,7 @@ use crate::{
         Kms, KmsSettings, is_key_arn,
         transport::{KmsTransport, TransportError, TransportSettings},
     },
+    limits,
     nsm::{HardwareNsm, Nsm, NsmError},
     recipient::{RecipientKey, RecipientKeyError},
     server::{self, ServerLimits},
@@ -20,8 +21,10 @@ use crate::{
 };
 
 /// Options of the enclave process. Each can also be set through the environment variable shown
-/// by `--help`.
+/// by `--help`, which also shows the memory budget the limits' defaults come from
+/// ([`crate::limits`]).
 #[derive(Debug, Clone, clap::Args)]
+#[command(after_long_help = limits::budget_help())]
 pub struct Args {
     /// Where to listen for the parent instance: `vsock://CID:PORT` inside a Nitro Enclave (CID
     /// 4294967295 means any), `tcp://HOST:PORT` or `unix:///PATH` in simulated mode.
@@ -47,33 +50,60 @@ pub struct Args {
     #[arg(
         long,
         env = "NITRO_SIGNER_CACHE_MAX_ENTRIES",
-        default_value_t = 100_000
+        default_value_t = limits::CACHE_MAX_ENTRIES
     )]
     pub cache_max_entries: usize,
 
-    /// Seconds a decrypted key stays cached after KMS returned it; 0 turns the cache off.
-    #[arg(long, env = "NITRO_SIGNER_CACHE_TTL_SECS", default_value_t = 3600)]
+    /// Seconds a decrypted key stays cached after KMS returned it; 0 turns the cache off. Also
+    /// how long a revocation at KMS (key policy, disabled key) can take to reach a cached key.
+    #[arg(
+        long,
+        env = "NITRO_SIGNER_CACHE_TTL_SECS",
+        default_value_t = limits::CACHE_TTL.as_secs()
+    )]
     pub cache_ttl_secs: u64,
 
-    /// Concurrent connections from the parent; more are closed on accept.
-    #[arg(long, env = "NITRO_SIGNER_MAX_CONNECTIONS", default_value_t = 256)]
+    /// Concurrent connections from the parent; more are closed on accept. Each can hold about
+    /// three frames (6 MiB) at worst: see the memory budget below.
+    #[arg(
+        long,
+        env = "NITRO_SIGNER_MAX_CONNECTIONS",
+        default_value_t = limits::MAX_CONNECTIONS
+    )]
     pub max_connections: usize,
 
-    /// Requests in flight per connection.
-    #[arg(long, env = "NITRO_SIGNER_MAX_IN_FLIGHT", default_value_t = 512)]
+    /// Requests in flight per connection (by default half the enclave-wide limit).
+    #[arg(
+        long,
+        env = "NITRO_SIGNER_MAX_IN_FLIGHT",
+        default_value_t = limits::MAX_IN_FLIGHT
+    )]
     pub max_in_flight: usize,
 
     /// Requests in flight across all connections; past it, requests are answered `busy` at once.
-    #[arg(long, env = "NITRO_SIGNER_MAX_IN_FLIGHT_TOTAL", default_value_t = 4096)]
+    /// Each can hold about two frames (4 MiB) at worst: see the memory budget below.
+    #[arg(
+        long,
+        env = "NITRO_SIGNER_MAX_IN_FLIGHT_TOTAL",
+        default_value_t = limits::MAX_IN_FLIGHT_TOTAL
+    )]
     pub max_in_flight_total: usize,
 
     /// Milliseconds for a started frame to arrive, an answer to be written, or a hello to come.
-    #[arg(long, env = "NITRO_SIGNER_IO_TIMEOUT_MS", default_value_t = 10_000)]
+    #[arg(
+        long,
+        env = "NITRO_SIGNER_IO_TIMEOUT_MS",
+        default_value_t = millis(limits::IO_TIMEOUT)
+    )]
     pub io_timeout_ms: u64,
 
     /// On shutdown (SIGTERM), milliseconds the requests in flight get to finish and have their
     /// answers written before the remaining connections are closed.
-    #[arg(long, env = "NITRO_SIGNER_DRAIN_TIMEOUT_MS", default_value_t = 10_000)]
+    #[arg(
+        long,
+        env = "NITRO_SIGNER_DRAIN_TIMEOUT_MS",
+        default_value_t = millis(limits::DRAIN_TIMEOUT)
+    )]
     pub drain_timeout_ms: u64,
 
     /// Simulated mode's options: only in builds with the `simulated` feature (`nitro-signer dev`,
@@ -83,14 +113,12 @@ pub struct Args {
     pub simulated: crate::simulated::SimulatedArgs,
 }
 
-/// Time limit of one KMS attempt (the SDK retries failed attempts with backoff, three attempts
-/// in all).
-pub const KMS_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
+pub use crate::limits::{KMS_ATTEMPT_TIMEOUT, KMS_OPERATION_TIMEOUT};
 
-/// Time limit of a whole KMS operation, retries and backoff included. Shorter than the parent
-/// proxy's default request timeout (10 s), so that a slow KMS is reported as `kms_unavailable`
-/// by the enclave rather than as the proxy's `enclave_timeout`, which would blame the enclave.
-pub const KMS_OPERATION_TIMEOUT: Duration = Duration::from_secs(8);
+/// `duration` in whole milliseconds, for the options' defaults.
+const fn millis(duration: Duration) -> u64 {
+    duration.as_millis() as u64
+}
 
 /// Why the enclave did not start.
 #[derive(Debug, thiserror::Error)]

@@ -10,6 +10,8 @@
 //! - [`kms`]: `Decrypt`/`GenerateDataKey` with `Recipient` through `aws-sdk-kms`: the client, its
 //!   errors, the parent's credentials, and [`kms::transport`], HTTPS to AWS KMS through the
 //!   parent's vsock-proxy with TLS ending in the enclave.
+//! - [`limits`]: every default (limits, timeouts, cache sizes) and the memory budget the server's
+//!   limits come from.
 //! - [`loopback`]: brings up `lo` in production (an enclave boots with it down).
 //! - [`nsm`]: the Nitro Security Module behind a trait: [`nsm::HardwareNsm`] over `/dev/nsm`,
 //!   and, with the `simulated` feature, `nsm::SimulatedNsm` for the simulated mode.
@@ -26,6 +28,7 @@ pub mod cli;
 pub mod cms;
 pub mod keys;
 pub mod kms;
+pub mod limits;
 pub mod loopback;
 pub mod nsm;
 pub mod recipient;

@@ -26,33 +26,23 @@ use nitro_signer_common::{
 use serde::Deserialize;
 use tokio::{
     io::{AsyncRead, AsyncWrite, WriteHalf},
-    sync::{Semaphore, mpsc, watch},
+    sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch},
     task::{JoinHandle, JoinSet},
 };
 use tracing::{Instrument, debug, debug_span, info, info_span, warn};
 
-use crate::service::Enclave;
+use crate::{limits, service::Enclave};
 
 /// Limits that keep one peer from exhausting the enclave.
 ///
 /// # Memory
 ///
-/// What a flood of requests can hold at once, at worst (each frame at the largest size, and
-/// answers as large as frames):
-///
-/// - frames being read: `max_connections × (max_frame + 16 KiB read buffer)`;
-/// - requests being handled, from the end of their frame until their answer is queued:
-///   `max_in_flight_total × 2 × max_frame` (the request and its answer; an answer larger than a
-///   frame is replaced by a short error);
-/// - answers queued for a peer that reads slowly: `max_connections × max_in_flight ×
-///   max_frame` (each write must progress within `io_timeout`, or the connection is closed).
-///
-/// Without the enclave-wide cap, the middle term would be `max_connections × max_in_flight ×
-/// 2 × max_frame`. With the defaults the three terms are 1 GiB, 32 GiB and 512 GiB: theoretical,
-/// since signing requests and answers are around a kilobyte (4,096 of them in flight hold a few
-/// MiB), but a hostile parent can send frames up to `max_frame`. Lower `max_frame` and the
-/// counts to fit the enclave's memory if that matters more than denial of service by the parent,
-/// which the threat model leaves out of scope.
+/// At worst (every frame at `max_frame`, answers as large), the server holds about
+/// `max_connections × (3 × max_frame + 80 KiB) + max_in_flight_total × 2 × max_frame`
+/// ([`crate::limits::worst_case`]): per connection, the frame being read (and its decoded form)
+/// and the writer's buffer; per request in flight, the request and its answer until the writer
+/// takes it. The defaults keep this within the memory budget of [`crate::limits`] (509.25 of
+/// 512 MiB, half the enclave's 1 GiB).
 #[derive(Debug, Clone, Copy)]
 pub struct ServerLimits {
     /// Concurrent connections; more are closed on accept.
@@ -69,19 +59,21 @@ pub struct ServerLimits {
     pub io_timeout: Duration,
     /// On shutdown, how long requests in flight get to finish and have their answers written;
     /// connections still open after it are closed. Longer than the enclave's KMS operation
-    /// timeout (`cli::KMS_OPERATION_TIMEOUT`), so that a request waiting for KMS gets its answer.
+    /// timeout ([`limits::KMS_OPERATION_TIMEOUT`]), so that a request waiting for KMS gets its
+    /// answer.
     pub drain_timeout: Duration,
 }
 
 impl Default for ServerLimits {
+    /// The defaults of [`crate::limits`].
     fn default() -> Self {
         Self {
-            max_connections: 256,
-            max_in_flight: 512,
-            max_in_flight_total: 4096,
-            max_frame: frame::MAX_FRAME_LEN,
-            io_timeout: Duration::from_secs(10),
-            drain_timeout: Duration::from_secs(10),
+            max_connections: limits::MAX_CONNECTIONS,
+            max_in_flight: limits::MAX_IN_FLIGHT,
+            max_in_flight_total: limits::MAX_IN_FLIGHT_TOTAL,
+            max_frame: limits::MAX_FRAME,
+            io_timeout: limits::IO_TIMEOUT,
+            drain_timeout: limits::DRAIN_TIMEOUT,
         }
     }
 }
@@ -214,7 +206,7 @@ async fn connection(stream: Stream, shared: Shared) -> String {
     }
 
     // Answers go through one writer task, in the order they finish.
-    let (answers, mut to_write) = mpsc::channel::<Vec<u8>>(limits.max_in_flight);
+    let (answers, mut to_write) = mpsc::channel::<Answer>(limits.max_in_flight);
     let mut writer_task = AbortOnDrop(tokio::spawn(async move {
         match frame::write_queued(
             &mut writer,
@@ -295,7 +287,7 @@ async fn handshake<R: AsyncRead + Unpin, W: AsyncWrite>(
 /// or the server shuts down; returns why. Answers are queued on `answers`.
 async fn read_requests<R: AsyncRead + Unpin>(
     reader: &mut R,
-    answers: &mpsc::Sender<Vec<u8>>,
+    answers: &mpsc::Sender<Answer>,
     writer: &JoinHandle<String>,
     shared: Shared,
 ) -> Result<Infallible, String> {
@@ -373,8 +365,14 @@ async fn read_requests<R: AsyncRead + Unpin>(
         tokio::spawn(
             async move {
                 let answer = handle(&enclave, request, limits.max_frame).await;
-                let _ = answers.send(answer).await;
-                drop(budgeted);
+                // The enclave-wide permit goes with the answer, so that answers waiting for a
+                // slow peer count against the memory budget like requests being handled.
+                let _ = answers
+                    .send(Answer {
+                        bytes: answer,
+                        _budgeted: Some(budgeted),
+                    })
+                    .await;
                 drop(permit);
             }
             // A `debug` span: an enabled span costs a few hundred nanoseconds per request, and
@@ -387,10 +385,28 @@ async fn read_requests<R: AsyncRead + Unpin>(
 /// Why a connection ends when its writer task has stopped.
 const WRITER_STOPPED: &str = "writer stopped";
 
-/// Queues `answer` for the writer task; fails when the writer has stopped.
-async fn queue(answers: &mpsc::Sender<Vec<u8>>, answer: Vec<u8>) -> Result<(), String> {
+/// An encoded answer queued for the writer task, with the enclave-wide in-flight permit of its
+/// request (none for the short error answers given without one), released when the writer has
+/// copied the answer into its buffer.
+struct Answer {
+    bytes: Vec<u8>,
+    _budgeted: Option<OwnedSemaphorePermit>,
+}
+
+impl AsRef<[u8]> for Answer {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// Queues `answer` (one that holds no permit) for the writer task; fails when the writer has
+/// stopped.
+async fn queue(answers: &mpsc::Sender<Answer>, answer: Vec<u8>) -> Result<(), String> {
     answers
-        .send(answer)
+        .send(Answer {
+            bytes: answer,
+            _budgeted: None,
+        })
         .await
         .map_err(|_| WRITER_STOPPED.to_owned())
 }

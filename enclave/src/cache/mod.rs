@@ -46,8 +46,8 @@ pub struct CacheLimits {
 impl Default for CacheLimits {
     fn default() -> Self {
         Self {
-            max_entries: 100_000,
-            ttl: Duration::from_secs(3600),
+            max_entries: crate::limits::CACHE_MAX_ENTRIES,
+            ttl: crate::limits::CACHE_TTL,
         }
     }
 }
