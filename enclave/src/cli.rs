@@ -1,23 +1,30 @@
 //! The enclave's command line: what `nitro-signer-enclave` (and `nitro-signer enclave`) run.
 
-use std::{future::Future, io::Write, path::PathBuf, sync::Arc, time::Duration};
+use std::{future::Future, io::Write, sync::Arc, time::Duration};
+
+use aws_sdk_kms::config::SharedHttpClient;
 
 use nitro_signer_common::transport::{Address, Listener};
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::{
     cache::CacheLimits,
-    kms::{Kms, KmsSettings, is_key_arn},
-    kms_transport::{KmsTransport, TransportError, TransportSettings},
-    nsm::{HardwareNsm, Nsm, NsmError, SimulatedNsm, SimulatorConfig},
+    kms::{
+        Kms, KmsSettings, is_key_arn,
+        transport::{KmsTransport, TransportError, TransportSettings},
+    },
+    limits,
+    nsm::{HardwareNsm, Nsm, NsmError},
     recipient::{RecipientKey, RecipientKeyError},
     server::{self, ServerLimits},
     service::{Enclave, Settings},
 };
 
 /// Options of the enclave process. Each can also be set through the environment variable shown
-/// by `--help`.
+/// by `--help`, which also shows the memory budget the limits' defaults come from
+/// ([`crate::limits`]).
 #[derive(Debug, Clone, clap::Args)]
+#[command(after_long_help = limits::budget_help())]
 pub struct Args {
     /// Where to listen for the parent instance: `vsock://CID:PORT` inside a Nitro Enclave (CID
     /// 4294967295 means any), `tcp://HOST:PORT` or `unix:///PATH` in simulated mode.
@@ -32,90 +39,86 @@ pub struct Args {
     #[arg(long, env = "NITRO_SIGNER_KMS_REGION", default_value = "us-east-1")]
     pub kms_region: String,
 
-    /// KMS endpoint URL, e.g. the KMS emulator's `http://127.0.0.1:4000` in simulated mode.
-    /// Without it, the enclave reaches `kms.REGION.amazonaws.com` over TLS that ends inside the
-    /// enclave (embedded Amazon roots), through the parent's vsock-proxy at `vsock://3:8000`,
-    /// relayed by a forwarder on `127.0.0.1:443` (production mode brings the loopback interface up).
-    #[arg(long, env = "NITRO_SIGNER_KMS_ENDPOINT")]
-    pub kms_endpoint: Option<String>,
-
     /// KMS key ARN that new keys are generated under (a full ARN: bare ids and aliases are
     /// refused). Without it, key generation is refused; signing with existing blobs works either
     /// way.
     #[arg(long, env = "NITRO_SIGNER_KMS_KEY_ID")]
     pub kms_key_id: Option<String>,
 
-    /// Use the NSM simulator with its state (test root of trust, PCRs) in DIR instead of
-    /// `/dev/nsm`. Development and tests only: attestation documents are then signed by a local
-    /// test root that production verifiers and KMS key policies do not trust.
-    #[arg(long, env = "NITRO_SIGNER_DANGEROUS_SIMULATED_NSM", value_name = "DIR")]
-    pub dangerous_simulated_nsm: Option<PathBuf>,
-
     /// Most decrypted keys cached in enclave memory; 0 turns the cache off (every request then
     /// calls KMS).
     #[arg(
         long,
         env = "NITRO_SIGNER_CACHE_MAX_ENTRIES",
-        default_value_t = 100_000
+        default_value_t = limits::CACHE_MAX_ENTRIES
     )]
     pub cache_max_entries: usize,
 
-    /// Seconds a decrypted key stays cached after KMS returned it; 0 turns the cache off.
-    #[arg(long, env = "NITRO_SIGNER_CACHE_TTL_SECS", default_value_t = 3600)]
+    /// Seconds a decrypted key stays cached after KMS returned it; 0 turns the cache off. Also
+    /// how long a revocation at KMS (key policy, disabled key) can take to reach a cached key.
+    #[arg(
+        long,
+        env = "NITRO_SIGNER_CACHE_TTL_SECS",
+        default_value_t = limits::CACHE_TTL.as_secs()
+    )]
     pub cache_ttl_secs: u64,
 
-    /// Concurrent connections from the parent; more are closed on accept.
-    #[arg(long, env = "NITRO_SIGNER_MAX_CONNECTIONS", default_value_t = 256)]
+    /// Concurrent connections from the parent; more are closed on accept. Each can hold about
+    /// three frames (6 MiB) at worst: see the memory budget below.
+    #[arg(
+        long,
+        env = "NITRO_SIGNER_MAX_CONNECTIONS",
+        default_value_t = limits::MAX_CONNECTIONS
+    )]
     pub max_connections: usize,
 
-    /// Requests in flight per connection.
-    #[arg(long, env = "NITRO_SIGNER_MAX_IN_FLIGHT", default_value_t = 512)]
+    /// Requests in flight per connection (by default half the enclave-wide limit).
+    #[arg(
+        long,
+        env = "NITRO_SIGNER_MAX_IN_FLIGHT",
+        default_value_t = limits::MAX_IN_FLIGHT
+    )]
     pub max_in_flight: usize,
 
     /// Requests in flight across all connections; past it, requests are answered `busy` at once.
-    #[arg(long, env = "NITRO_SIGNER_MAX_IN_FLIGHT_TOTAL", default_value_t = 4096)]
+    /// Each can hold about two frames (4 MiB) at worst: see the memory budget below.
+    #[arg(
+        long,
+        env = "NITRO_SIGNER_MAX_IN_FLIGHT_TOTAL",
+        default_value_t = limits::MAX_IN_FLIGHT_TOTAL
+    )]
     pub max_in_flight_total: usize,
 
     /// Milliseconds for a started frame to arrive, an answer to be written, or a hello to come.
-    #[arg(long, env = "NITRO_SIGNER_IO_TIMEOUT_MS", default_value_t = 10_000)]
+    #[arg(
+        long,
+        env = "NITRO_SIGNER_IO_TIMEOUT_MS",
+        default_value_t = millis(limits::IO_TIMEOUT)
+    )]
     pub io_timeout_ms: u64,
 
     /// On shutdown (SIGTERM), milliseconds the requests in flight get to finish and have their
     /// answers written before the remaining connections are closed.
-    #[arg(long, env = "NITRO_SIGNER_DRAIN_TIMEOUT_MS", default_value_t = 10_000)]
+    #[arg(
+        long,
+        env = "NITRO_SIGNER_DRAIN_TIMEOUT_MS",
+        default_value_t = millis(limits::DRAIN_TIMEOUT)
+    )]
     pub drain_timeout_ms: u64,
 
-    /// Milliseconds one KMS attempt may take before the SDK abandons it and retries with
-    /// backoff (default 3000). Tests only: accepted only with --dangerous-simulated-nsm, so that
-    /// fault tests can make a slow KMS fail fast; production always uses the default.
-    #[arg(
-        long,
-        env = "NITRO_SIGNER_KMS_ATTEMPT_TIMEOUT_MS",
-        value_name = "MS",
-        value_parser = clap::value_parser!(u64).range(1..)
-    )]
-    pub kms_attempt_timeout_ms: Option<u64>,
-
-    /// Milliseconds a whole KMS operation, retries and backoff included, may take (default
-    /// 8000). Tests only: accepted only with --dangerous-simulated-nsm, like
-    /// --kms-attempt-timeout-ms.
-    #[arg(
-        long,
-        env = "NITRO_SIGNER_KMS_OPERATION_TIMEOUT_MS",
-        value_name = "MS",
-        value_parser = clap::value_parser!(u64).range(1..)
-    )]
-    pub kms_operation_timeout_ms: Option<u64>,
+    /// Simulated mode's options: only in builds with the `simulated` feature (`nitro-signer dev`,
+    /// tests), never in the production image.
+    #[cfg(feature = "simulated")]
+    #[command(flatten)]
+    pub simulated: crate::simulated::SimulatedArgs,
 }
 
-/// Time limit of one KMS attempt (the SDK retries failed attempts with backoff, three attempts
-/// in all).
-pub const KMS_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
+pub use crate::limits::{KMS_ATTEMPT_TIMEOUT, KMS_OPERATION_TIMEOUT};
 
-/// Time limit of a whole KMS operation, retries and backoff included. Shorter than the parent
-/// proxy's default request timeout (10 s), so that a slow KMS is reported as `kms_unavailable`
-/// by the enclave rather than as the proxy's `enclave_timeout`, which would blame the enclave.
-pub const KMS_OPERATION_TIMEOUT: Duration = Duration::from_secs(8);
+/// `duration` in whole milliseconds, for the options' defaults.
+const fn millis(duration: Duration) -> u64 {
+    duration.as_millis() as u64
+}
 
 /// Why the enclave did not start.
 #[derive(Debug, thiserror::Error)]
@@ -151,40 +154,6 @@ pub enum StartError {
 /// Once listening, prints `listening on <address>` on standard output (logs go to standard
 /// error), so that a supervisor knows it is ready.
 pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
-    let (nsm, simulated): (Arc<dyn Nsm>, bool) = match &args.dangerous_simulated_nsm {
-        Some(dir) => {
-            warn!(
-                dir = %dir.display(),
-                "SIMULATED NSM: attestation documents are signed by a local test root; not for production"
-            );
-            (
-                Arc::new(SimulatedNsm::open(SimulatorConfig::new(dir))?),
-                true,
-            )
-        }
-        None => {
-            // The KMS transport listens on 127.0.0.1; an enclave boots with `lo` down.
-            let loopback = crate::loopback::ensure_up()?;
-            info!(?loopback, "loopback interface up");
-            (Arc::new(HardwareNsm::open()?), false)
-        }
-    };
-    if args.kms_endpoint.is_some() && !simulated {
-        // Without the pinned TLS of the vsock-proxy transport, the parent could answer for KMS
-        // and choose the seeds this enclave uses.
-        return Err(StartError::Config(
-            "--kms-endpoint is for simulated mode only (with --dangerous-simulated-nsm)",
-        ));
-    }
-    if (args.kms_attempt_timeout_ms.is_some() || args.kms_operation_timeout_ms.is_some())
-        && !simulated
-    {
-        // Tests shorten them to exercise a slow KMS quickly; production keeps the defaults.
-        return Err(StartError::Config(
-            "--kms-attempt-timeout-ms and --kms-operation-timeout-ms are for tests in simulated \
-             mode only (with --dangerous-simulated-nsm)",
-        ));
-    }
     // An empty value (e.g. an unset build argument in the image) means no generation key.
     let generation_key = args.kms_key_id.clone().filter(|key| !key.is_empty());
     if let Some(key) = &generation_key
@@ -195,40 +164,26 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), S
              alias would be resolved in whatever account the parent's credentials belong to",
         ));
     }
+    #[cfg(feature = "simulated")]
+    let simulated = args.simulated.platform(&args.kms_region).await?;
+    #[cfg(not(feature = "simulated"))]
+    let simulated = None;
+    let platform = match simulated {
+        Some(platform) => platform,
+        None => Platform::production(&args.kms_region).await?,
+    };
+    let simulated = platform.simulated;
     // A fresh recipient key per start: KMS answers are readable only by this process.
     let recipient = RecipientKey::generate()?;
-    // Simulated mode names the emulator's URL; production reaches the region's AWS endpoint over
-    // TLS that ends here, through the parent's vsock-proxy. The transport lives as long as the
-    // server.
-    let (endpoint, http_client, _transport) = match args.kms_endpoint.clone() {
-        Some(endpoint) => (endpoint, None, None),
-        None => {
-            let transport =
-                KmsTransport::start(TransportSettings::for_region(&args.kms_region)?).await?;
-            info!(
-                endpoint = transport.endpoint_url(),
-                "KMS through the parent's vsock-proxy"
-            );
-            (
-                transport.endpoint_url().to_owned(),
-                Some(transport.http_client()),
-                Some(transport),
-            )
-        }
-    };
     let kms = Kms::new(
         &KmsSettings {
             region: args.kms_region.clone(),
-            endpoint: Some(endpoint),
-            http_client,
-            attempt_timeout: args
-                .kms_attempt_timeout_ms
-                .map_or(KMS_ATTEMPT_TIMEOUT, Duration::from_millis),
-            operation_timeout: args
-                .kms_operation_timeout_ms
-                .map_or(KMS_OPERATION_TIMEOUT, Duration::from_millis),
+            endpoint: Some(platform.kms.endpoint.clone()),
+            http_client: platform.kms.http_client.clone(),
+            attempt_timeout: platform.kms_timeouts.attempt,
+            operation_timeout: platform.kms_timeouts.operation,
         },
-        Arc::clone(&nsm),
+        Arc::clone(&platform.nsm),
         recipient,
     );
     let enclave = Arc::new(Enclave::new(
@@ -240,7 +195,7 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), S
                 ttl: Duration::from_secs(args.cache_ttl_secs),
             },
         },
-        nsm,
+        Arc::clone(&platform.nsm),
         kms,
     ));
     let listener = Listener::bind(&args.listen)
@@ -266,7 +221,86 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), S
         ..ServerLimits::default()
     };
     server::serve(listener, enclave, limits, shutdown).await;
+    // The KMS transport (in `platform`) lives as long as the server.
+    drop(platform);
     Ok(())
+}
+
+/// What the enclave gets from where it runs: the NSM and the way to KMS. Production and
+/// simulated mode differ only in this; everything [`run`] builds from it is the same code.
+#[derive(Debug)]
+pub(crate) struct Platform {
+    /// `/dev/nsm`, or the simulator.
+    pub(crate) nsm: Arc<dyn Nsm>,
+    /// Where the KMS client connects.
+    pub(crate) kms: KmsRoute,
+    /// KMS's time limits.
+    pub(crate) kms_timeouts: KmsTimeouts,
+    /// Whether the NSM is the simulator (reported to clients).
+    pub(crate) simulated: bool,
+}
+
+impl Platform {
+    /// Production mode: the loopback interface up, `/dev/nsm`, and KMS through the parent's
+    /// vsock-proxy with TLS ending here.
+    async fn production(region: &str) -> Result<Self, StartError> {
+        // The KMS transport listens on 127.0.0.1; an enclave boots with `lo` down.
+        let loopback = crate::loopback::ensure_up()?;
+        info!(?loopback, "loopback interface up");
+        let nsm = Arc::new(HardwareNsm::open()?);
+        Ok(Self {
+            nsm,
+            kms: KmsRoute::through_vsock_proxy(region).await?,
+            kms_timeouts: KmsTimeouts::default(),
+            simulated: false,
+        })
+    }
+}
+
+/// Where the KMS client connects, and through what.
+#[derive(Debug)]
+pub(crate) struct KmsRoute {
+    /// The SDK's endpoint URL.
+    pub(crate) endpoint: String,
+    /// The SDK's HTTP client; `None` for its default one.
+    pub(crate) http_client: Option<SharedHttpClient>,
+    /// The forwarder behind `http_client`, stopped when dropped.
+    pub(crate) _transport: Option<KmsTransport>,
+}
+
+impl KmsRoute {
+    /// The region's AWS KMS endpoint, over TLS that ends inside the enclave, through the
+    /// parent's vsock-proxy.
+    pub(crate) async fn through_vsock_proxy(region: &str) -> Result<Self, StartError> {
+        let transport = KmsTransport::start(TransportSettings::for_region(region)?).await?;
+        info!(
+            endpoint = transport.endpoint_url(),
+            "KMS through the parent's vsock-proxy"
+        );
+        Ok(Self {
+            endpoint: transport.endpoint_url().to_owned(),
+            http_client: Some(transport.http_client()),
+            _transport: Some(transport),
+        })
+    }
+}
+
+/// KMS's time limits.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KmsTimeouts {
+    /// One attempt.
+    pub(crate) attempt: Duration,
+    /// A whole operation, retries and backoff included.
+    pub(crate) operation: Duration,
+}
+
+impl Default for KmsTimeouts {
+    fn default() -> Self {
+        Self {
+            attempt: KMS_ATTEMPT_TIMEOUT,
+            operation: KMS_OPERATION_TIMEOUT,
+        }
+    }
 }
 
 /// Prints the readiness line `listening on <address>` on standard output.
@@ -274,4 +308,41 @@ fn announce(address: &str) {
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "listening on {address}");
     let _ = stdout.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Command {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    /// Simulated mode's options exist only with the `simulated` feature: the production binary
+    /// refuses them as unknown.
+    #[test]
+    fn simulated_mode_options_exist_only_with_the_feature() {
+        for option in [
+            "--dangerous-simulated-nsm=/tmp/nsm",
+            "--kms-endpoint=http://127.0.0.1:4000",
+            "--kms-attempt-timeout-ms=100",
+            "--kms-operation-timeout-ms=100",
+        ] {
+            let parsed = Command::try_parse_from(["enclave", option]);
+            if cfg!(feature = "simulated") {
+                assert!(parsed.is_ok(), "{option}: {parsed:?}");
+            } else {
+                let error = parsed.unwrap_err();
+                assert_eq!(
+                    error.kind(),
+                    clap::error::ErrorKind::UnknownArgument,
+                    "{option}"
+                );
+            }
+        }
+    }
 }

@@ -2,7 +2,7 @@
 //!
 //! A Nitro Enclave boots with `lo` down, and the init that `nitro-cli build-enclave` puts in
 //! every image does not bring it up. The enclave needs it: its KMS transport
-//! ([`crate::kms_transport`]) listens on `127.0.0.1:443`. So in production the enclave does what
+//! ([`crate::kms::transport`]) listens on `127.0.0.1:443`. So in production the enclave does what
 //! `ip link set lo up` does, over rtnetlink: it asks the kernel for the `lo` link and, if it is
 //! down, sets its `IFF_UP` flag. The kernel then gives it `127.0.0.1/8` by itself (should it
 //! not, the address is added explicitly). It then checks that 127.0.0.1 is routable. If the

@@ -12,7 +12,7 @@
 //! flight finish and their answers be written (within [`ServerLimits::drain_timeout`]), then
 //! returns.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{convert::Infallible, future::Future, sync::Arc, time::Duration};
 
 use nitro_signer_common::{
     protocol::{
@@ -25,34 +25,24 @@ use nitro_signer_common::{
 };
 use serde::Deserialize;
 use tokio::{
-    io::{AsyncWrite, WriteHalf},
-    sync::{Semaphore, mpsc, watch},
+    io::{AsyncRead, AsyncWrite, WriteHalf},
+    sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch},
     task::{JoinHandle, JoinSet},
 };
 use tracing::{Instrument, debug, debug_span, info, info_span, warn};
 
-use crate::service::Enclave;
+use crate::{limits, service::Enclave};
 
 /// Limits that keep one peer from exhausting the enclave.
 ///
 /// # Memory
 ///
-/// What a flood of requests can hold at once, at worst (each frame at the largest size, and
-/// answers as large as frames):
-///
-/// - frames being read: `max_connections × (max_frame + 16 KiB read buffer)`;
-/// - requests being handled, from the end of their frame until their answer is queued:
-///   `max_in_flight_total × 2 × max_frame` (the request and its answer; an answer larger than a
-///   frame is replaced by a short error);
-/// - answers queued for a peer that reads slowly: `max_connections × max_in_flight ×
-///   max_frame` (each write must progress within `io_timeout`, or the connection is closed).
-///
-/// Without the enclave-wide cap, the middle term would be `max_connections × max_in_flight ×
-/// 2 × max_frame`. With the defaults the three terms are 1 GiB, 32 GiB and 512 GiB: theoretical,
-/// since signing requests and answers are around a kilobyte (4,096 of them in flight hold a few
-/// MiB), but a hostile parent can send frames up to `max_frame`. Lower `max_frame` and the
-/// counts to fit the enclave's memory if that matters more than denial of service by the parent,
-/// which the threat model leaves out of scope.
+/// At worst (every frame at `max_frame`, answers as large), the server holds about
+/// `max_connections × (3 × max_frame + 80 KiB) + max_in_flight_total × 2 × max_frame`
+/// ([`crate::limits::worst_case`]): per connection, the frame being read (and its decoded form)
+/// and the writer's buffer; per request in flight, the request and its answer until the writer
+/// takes it. The defaults keep this within the memory budget of [`crate::limits`] (509.25 of
+/// 512 MiB, half the enclave's 1 GiB).
 #[derive(Debug, Clone, Copy)]
 pub struct ServerLimits {
     /// Concurrent connections; more are closed on accept.
@@ -69,19 +59,21 @@ pub struct ServerLimits {
     pub io_timeout: Duration,
     /// On shutdown, how long requests in flight get to finish and have their answers written;
     /// connections still open after it are closed. Longer than the enclave's KMS operation
-    /// timeout (`cli::KMS_OPERATION_TIMEOUT`), so that a request waiting for KMS gets its answer.
+    /// timeout ([`limits::KMS_OPERATION_TIMEOUT`]), so that a request waiting for KMS gets its
+    /// answer.
     pub drain_timeout: Duration,
 }
 
 impl Default for ServerLimits {
+    /// The defaults of [`crate::limits`].
     fn default() -> Self {
         Self {
-            max_connections: 256,
-            max_in_flight: 512,
-            max_in_flight_total: 4096,
-            max_frame: frame::MAX_FRAME_LEN,
-            io_timeout: Duration::from_secs(10),
-            drain_timeout: Duration::from_secs(10),
+            max_connections: limits::MAX_CONNECTIONS,
+            max_in_flight: limits::MAX_IN_FLIGHT,
+            max_in_flight_total: limits::MAX_IN_FLIGHT_TOTAL,
+            max_frame: limits::MAX_FRAME,
+            io_timeout: limits::IO_TIMEOUT,
+            drain_timeout: limits::DRAIN_TIMEOUT,
         }
     }
 }
@@ -197,25 +189,65 @@ impl<T> Drop for AbortOnDrop<T> {
 
 /// Serves one connection; returns why it ended.
 async fn connection(stream: Stream, shared: Shared) -> String {
-    let Shared {
-        enclave,
-        limits,
-        budget,
-        mut draining,
-    } = shared;
     let (reader, mut writer) = tokio::io::split(stream);
     let mut reader = frame::buffered(reader);
+    let limits = shared.limits;
+    let mut draining = shared.draining.clone();
+    if let Err(reason) = handshake(
+        &mut reader,
+        &mut writer,
+        &shared.enclave,
+        limits,
+        &mut draining,
+    )
+    .await
+    {
+        return reason;
+    }
 
+    // Answers go through one writer task, in the order they finish.
+    let (answers, mut to_write) = mpsc::channel::<Answer>(limits.max_in_flight);
+    let mut writer_task = AbortOnDrop(tokio::spawn(async move {
+        match frame::write_queued(
+            &mut writer,
+            &mut to_write,
+            limits.max_frame,
+            limits.io_timeout,
+        )
+        .await
+        {
+            Ok(()) => "closed".to_owned(),
+            Err(FrameError::NotRead(_)) => "the peer does not read its answers".to_owned(),
+            Err(error) => error.to_string(),
+        }
+    }));
+    let Err(reason) = read_requests(&mut reader, &answers, &writer_task.0, shared).await;
+    drop(answers);
+    // In-flight requests finish and their answers are written, unless the peer is gone. During
+    // a shutdown, `serve` bounds the wait.
+    let _ = (&mut writer_task.0).await;
+    reason
+}
+
+/// Waits for the peer's hello (within [`ServerLimits::io_timeout`]) and answers it. `Ok` when
+/// the peer was welcomed; otherwise why the connection ends.
+async fn handshake<R: AsyncRead + Unpin, W: AsyncWrite>(
+    reader: &mut R,
+    writer: &mut WriteHalf<W>,
+    enclave: &Enclave,
+    limits: ServerLimits,
+    draining: &mut watch::Receiver<bool>,
+) -> Result<(), String> {
     let hello = tokio::select! {
         hello = tokio::time::timeout(
             limits.io_timeout,
-            frame::read_frame(&mut reader, limits.max_frame, limits.io_timeout),
+            frame::read_frame(reader, limits.max_frame, limits.io_timeout),
         ) => hello,
-        _ = draining.wait_for(|draining| *draining) => return "shutting down".into(),
+        _ = draining.wait_for(|draining| *draining) => return Err("shutting down".into()),
     };
     let hello = match hello {
-        Err(_) => return "no hello in time".into(),
-        Ok(Err(error)) => return error.to_string(),
+        Err(_) => return Err("no hello in time".into()),
+        Ok(Err(error)) => return Err(error.to_string()),
         Ok(Ok(bytes)) => bytes,
     };
     let reply = match codec::decode::<Hello>(&hello) {
@@ -243,29 +275,28 @@ async fn connection(stream: Stream, shared: Shared) -> String {
         )),
     };
     let welcomed = matches!(reply, HelloReply::Welcome(_));
-    if let Err(error) = write(&mut writer, &reply, limits).await {
-        return error;
+    write(writer, &reply, limits).await?;
+    if welcomed {
+        Ok(())
+    } else {
+        Err("hello refused".into())
     }
-    if !welcomed {
-        return "hello refused".into();
-    }
+}
 
-    // Answers go through one writer task, in the order they finish.
-    let (answers, mut to_write) = mpsc::channel::<Vec<u8>>(limits.max_in_flight);
-    let mut writer_task = AbortOnDrop(tokio::spawn(async move {
-        match frame::write_queued(
-            &mut writer,
-            &mut to_write,
-            limits.max_frame,
-            limits.io_timeout,
-        )
-        .await
-        {
-            Ok(()) => "closed".to_owned(),
-            Err(FrameError::NotRead(_)) => "the peer does not read its answers".to_owned(),
-            Err(error) => error.to_string(),
-        }
-    }));
+/// Reads requests and starts each, until the peer closes, a frame is unusable, the writer stops
+/// or the server shuts down; returns why. Answers are queued on `answers`.
+async fn read_requests<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    answers: &mpsc::Sender<Answer>,
+    writer: &JoinHandle<String>,
+    shared: Shared,
+) -> Result<Infallible, String> {
+    let Shared {
+        enclave,
+        limits,
+        budget,
+        mut draining,
+    } = shared;
     let in_flight = Arc::new(Semaphore::new(limits.max_in_flight));
     // One wait for the shutdown for the life of the connection (not one per request).
     let shutting_down = async move {
@@ -273,42 +304,38 @@ async fn connection(stream: Stream, shared: Shared) -> String {
     };
     tokio::pin!(shutting_down);
 
-    let reason = loop {
+    loop {
         let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
-            break "closing".to_owned();
+            return Err("closing".to_owned());
         };
-        if writer_task.0.is_finished() {
-            break "writer stopped".to_owned();
+        if writer.is_finished() {
+            return Err(WRITER_STOPPED.to_owned());
         }
         // A frame cut short by the shutdown is dropped with the connection: its request was
         // never received.
         let read = tokio::select! {
-            read = frame::read_frame(&mut reader, limits.max_frame, limits.io_timeout) => read,
-            () = &mut shutting_down => break "shutting down".to_owned(),
+            read = frame::read_frame(reader, limits.max_frame, limits.io_timeout) => read,
+            () = &mut shutting_down => return Err("shutting down".to_owned()),
         };
         let bytes = match read {
             Ok(bytes) => bytes,
-            Err(FrameError::Closed) => break "closed by the peer".to_owned(),
-            Err(error) => break error.to_string(),
+            Err(FrameError::Closed) => return Err("closed by the peer".to_owned()),
+            Err(error) => return Err(error.to_string()),
         };
         let request = match codec::decode::<Request>(&bytes) {
             Ok(request) => request,
+            // The frame is a request whose body does not decode: answer, keep serving.
             Err(error) => match request_id(&bytes) {
-                // The frame is a request whose body does not decode: answer, keep serving.
                 Some(id) => {
-                    let answer = encode_response(Response {
-                        id,
-                        body: ResponseBody::Error(ErrorBody::new(
-                            ErrorCode::InvalidRequest,
-                            error.to_string(),
-                        )),
-                    });
-                    if answers.send(answer).await.is_err() {
-                        break "writer stopped".to_owned();
-                    }
+                    let message = error.to_string();
+                    queue(
+                        answers,
+                        error_answer(id, ErrorCode::InvalidRequest, message),
+                    )
+                    .await?;
                     continue;
                 }
-                None => break format!("undecodable frame: {error}"),
+                None => return Err(format!("undecodable frame: {error}")),
             },
         };
         if matches!(request.body, RequestBody::SetCredentials(_)) {
@@ -316,16 +343,8 @@ async fn connection(stream: Stream, shared: Shared) -> String {
             // connection sees the new credentials. Outside the enclave-wide budget: it is
             // quick, one at a time per connection, and the enclave is useless without it.
             let body = enclave.handle(request.body).await;
-            if answers
-                .send(encode_response(Response {
-                    id: request.id,
-                    body,
-                }))
-                .await
-                .is_err()
-            {
-                break "writer stopped".to_owned();
-            }
+            let id = request.id;
+            queue(answers, encode_response(Response { id, body })).await?;
             drop(permit);
             continue;
         }
@@ -333,63 +352,91 @@ async fn connection(stream: Stream, shared: Shared) -> String {
             // At the enclave-wide limit: refuse at once rather than queue, and keep reading, so
             // that a flood costs a short answer per request and nothing more.
             debug!(id = request.id, limit = limits.max_in_flight_total, "busy");
-            let answer = encode_response(Response {
-                id: request.id,
-                body: ResponseBody::Error(ErrorBody::new(
-                    ErrorCode::Busy,
-                    format!(
-                        "the enclave is at its limit of {} requests in flight; retry later",
-                        limits.max_in_flight_total
-                    ),
-                )),
-            });
-            if answers.send(answer).await.is_err() {
-                break "writer stopped".to_owned();
-            }
+            let message = format!(
+                "the enclave is at its limit of {} requests in flight; retry later",
+                limits.max_in_flight_total
+            );
+            queue(answers, error_answer(request.id, ErrorCode::Busy, message)).await?;
             continue;
         };
         let enclave = Arc::clone(&enclave);
         let answers = answers.clone();
-        let kind = request.body.kind();
+        let (id, kind) = (request.id, request.body.kind());
         tokio::spawn(
             async move {
-                let body = enclave.handle(request.body).await;
-                if let ResponseBody::Error(error) = &body {
-                    debug!(code = error.code.as_str(), "refused");
-                }
-                let mut answer = encode_response(Response {
-                    id: request.id,
-                    body,
-                });
-                if answer.len() > limits.max_frame {
-                    // Sending it would close the connection for every request on it.
-                    answer = encode_response(Response {
-                        id: request.id,
-                        body: ResponseBody::Error(ErrorBody::new(
-                            ErrorCode::InvalidRequest,
-                            format!(
-                                "the answer ({} bytes) exceeds the {}-byte frame limit; send \
-                                 fewer or smaller payloads per request",
-                                answer.len(),
-                                limits.max_frame
-                            ),
-                        )),
-                    });
-                }
-                let _ = answers.send(answer).await;
-                drop(budgeted);
+                let answer = handle(&enclave, request, limits.max_frame).await;
+                // The enclave-wide permit goes with the answer, so that answers waiting for a
+                // slow peer count against the memory budget like requests being handled.
+                let _ = answers
+                    .send(Answer {
+                        bytes: answer,
+                        _budgeted: Some(budgeted),
+                    })
+                    .await;
                 drop(permit);
             }
             // A `debug` span: an enabled span costs a few hundred nanoseconds per request, and
             // the request id is the connection's own counter, of little use at `info`.
-            .instrument(debug_span!("request", id = request.id, kind)),
+            .instrument(debug_span!("request", id, kind)),
         );
-    };
-    drop(answers);
-    // In-flight requests finish and their answers are written, unless the peer is gone. During
-    // a shutdown, `serve` bounds the wait.
-    let _ = (&mut writer_task.0).await;
-    reason
+    }
+}
+
+/// Why a connection ends when its writer task has stopped.
+const WRITER_STOPPED: &str = "writer stopped";
+
+/// An encoded answer queued for the writer task, with the enclave-wide in-flight permit of its
+/// request (none for the short error answers given without one), released when the writer has
+/// copied the answer into its buffer.
+struct Answer {
+    bytes: Vec<u8>,
+    _budgeted: Option<OwnedSemaphorePermit>,
+}
+
+impl AsRef<[u8]> for Answer {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// Queues `answer` (one that holds no permit) for the writer task; fails when the writer has
+/// stopped.
+async fn queue(answers: &mpsc::Sender<Answer>, answer: Vec<u8>) -> Result<(), String> {
+    answers
+        .send(Answer {
+            bytes: answer,
+            _budgeted: None,
+        })
+        .await
+        .map_err(|_| WRITER_STOPPED.to_owned())
+}
+
+/// Handles `request` and encodes its answer, no larger than `max_frame`.
+async fn handle(enclave: &Enclave, request: Request, max_frame: usize) -> Vec<u8> {
+    let id = request.id;
+    let body = enclave.handle(request.body).await;
+    if let ResponseBody::Error(error) = &body {
+        debug!(code = error.code.as_str(), "refused");
+    }
+    let answer = encode_response(Response { id, body });
+    if answer.len() <= max_frame {
+        return answer;
+    }
+    // Sending it would close the connection for every request on it.
+    let message = format!(
+        "the answer ({} bytes) exceeds the {max_frame}-byte frame limit; send fewer or smaller \
+         payloads per request",
+        answer.len()
+    );
+    error_answer(id, ErrorCode::InvalidRequest, message)
+}
+
+/// The encoded error answer `code`, saying `message`, to request `id`.
+fn error_answer(id: u64, code: ErrorCode, message: String) -> Vec<u8> {
+    encode_response(Response {
+        id,
+        body: ResponseBody::Error(ErrorBody::new(code, message)),
+    })
 }
 
 async fn write<T: serde::Serialize, W: AsyncWrite>(

@@ -28,8 +28,10 @@ use nitro_signer_common::{
     protocol::AwsCredentials,
 };
 use nitro_signer_enclave::{
-    kms::{Kms, KmsError, KmsSettings, Unreachable},
-    kms_transport::{KmsTransport, TransportSettings},
+    kms::{
+        Kms, KmsError, KmsSettings, Unreachable,
+        transport::{KmsTransport, TransportSettings},
+    },
     nsm::{Nsm, SimulatedNsm, SimulatorConfig},
     recipient::RecipientKey,
 };

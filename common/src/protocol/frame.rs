@@ -17,8 +17,9 @@ pub const MAX_FRAME_LEN: usize = 4 * 1024 * 1024;
 /// connection costs one read per batch of frames instead of two per frame.
 pub const READ_BUFFER: usize = 16 * 1024;
 
-/// Bytes of queued frames [`write_queued`] gathers into one write.
-const WRITE_BATCH: usize = 64 * 1024;
+/// Bytes of queued frames [`write_queued`] gathers into one write (its buffer holds at most this
+/// plus one frame).
+pub const WRITE_BATCH: usize = 64 * 1024;
 
 /// Why a frame could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -120,23 +121,25 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(
 /// more latency with one request in flight (`docs/performance.md`).
 ///
 /// Each write must complete within `stall`: a peer that stops reading gets
-/// [`FrameError::NotRead`].
-pub async fn write_queued<W: AsyncWrite + Unpin>(
+/// [`FrameError::NotRead`]. Each payload is dropped as soon as it is copied into the write
+/// buffer, with whatever it carries (the enclave's server releases a request's share of its
+/// memory budget then).
+pub async fn write_queued<W: AsyncWrite + Unpin, F: AsRef<[u8]>>(
     writer: &mut W,
-    queue: &mut mpsc::Receiver<Vec<u8>>,
+    queue: &mut mpsc::Receiver<F>,
     max: usize,
     stall: Duration,
 ) -> Result<(), FrameError> {
     let mut out = Vec::with_capacity(WRITE_BATCH);
     while let Some(first) = queue.recv().await {
         out.clear();
-        append_frame(&mut out, &first, max)?;
+        append_frame(&mut out, first.as_ref(), max)?;
         let first_len = out.len();
         drop(first);
         let mut yielded = false;
         while out.len() < WRITE_BATCH {
             match queue.try_recv() {
-                Ok(next) => append_frame(&mut out, &next, max)?,
+                Ok(next) => append_frame(&mut out, next.as_ref(), max)?,
                 Err(_) if yielded || out.len() > first_len => break,
                 Err(_) => {
                     yielded = true;

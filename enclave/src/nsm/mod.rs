@@ -1,15 +1,18 @@
 //! The Nitro Security Module: attestation documents, randomness and PCRs.
 //!
 //! [`Nsm`] is what the enclave needs from the module. [`HardwareNsm`] talks to `/dev/nsm` in a
-//! real enclave; [`SimulatedNsm`] issues documents in the same format, signed by a local P-384
+//! real enclave; `SimulatedNsm` issues documents in the same format, signed by a local P-384
 //! certificate chain shaped like AWS's, for the simulated mode and tests. Nothing else in the
-//! enclave knows which one it has.
+//! enclave knows which one it has. The simulator exists only with the `simulated` feature, which
+//! the production image is built without.
 
 mod hardware;
+#[cfg(feature = "simulated")]
 mod simulated;
 
 pub use hardware::HardwareNsm;
 use nitro_signer_common::attestation::Pcr;
+#[cfg(feature = "simulated")]
 pub use simulated::{SimulatedNsm, SimulatorConfig};
 
 /// Why the NSM could not serve a request.

@@ -86,6 +86,13 @@ pub const SDK_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// itself resends a request that was not written yet).
 pub const RELAY_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// Most connections the forwarder relays at once in production: more than the SDK's client
+/// opens for [`crate::service::MAX_KMS_IN_FLIGHT`] calls.
+pub const MAX_RELAYED_CONNECTIONS: usize = 64;
+
+/// Time limit for the forwarder to connect to the parent's vsock-proxy in production.
+pub const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// The CA roots that AWS KMS endpoints chain to, by SHA-256 fingerprint of the certificate:
 /// Amazon Trust Services' four roots and the Starfield root that cross-signs them. They are
 /// taken from `webpki-root-certs` (Mozilla's root program) by fingerprint, so a crate update can
@@ -160,8 +167,8 @@ impl TransportSettings {
             host: format!("kms.{region}.amazonaws.com"),
             upstream: PARENT_VSOCK_PROXY,
             listen: LOOPBACK_HTTPS,
-            max_connections: 64,
-            connect_timeout: Duration::from_secs(3),
+            max_connections: MAX_RELAYED_CONNECTIONS,
+            connect_timeout: UPSTREAM_CONNECT_TIMEOUT,
             idle_timeout: RELAY_IDLE_TIMEOUT,
             embedded_roots: true,
             dangerous_extra_roots_pem: None,
