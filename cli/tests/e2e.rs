@@ -1,13 +1,7 @@
 //! End to end: the real `nitro-signer dev` stack (KMS emulator, enclave with the NSM simulator,
 //! parent proxy, each its own process) over real sockets, driven through the HTTP API, with every
 //! signature checked by libsecp256k1 and every transaction decoded by alloy.
-#![allow(
-    missing_docs,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
+#![cfg(test)]
 
 mod support;
 

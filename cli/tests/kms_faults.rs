@@ -17,13 +17,7 @@
 //! counters in `/metrics` say what happened. The enclave runs with short KMS timeouts
 //! (simulated-mode-only flags) to keep the tests fast, except in one test that checks that with
 //! the production timeouts a slow KMS is still reported as `kms_unavailable`.
-#![allow(
-    missing_docs,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
+#![cfg(test)]
 
 mod support;
 

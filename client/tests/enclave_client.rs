@@ -1,11 +1,5 @@
-#![allow(
-    missing_docs,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 //! [`EnclaveClient`] against an in-test enclave stand-in over real sockets.
+#![cfg(test)]
 
 #[path = "support/stand_in.rs"]
 #[allow(dead_code, unreachable_pub)]

@@ -1,12 +1,6 @@
 //! The real `nitro-signer-kms-emulator` binary: its readiness line, the real `aws-sdk-kms`
 //! client against it, persistence across a restart, and refusing to start without credentials.
-#![allow(
-    missing_docs,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
+#![cfg(test)]
 
 use std::{
     path::Path,

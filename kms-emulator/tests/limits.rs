@@ -1,13 +1,7 @@
 //! The server's limits over real sockets: stalled headers and bodies are cut off while other
 //! clients are served, connections beyond the limit wait, oversized bodies are refused, and
 //! shutdown drains.
-#![allow(
-    missing_docs,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
+#![cfg(test)]
 
 use std::{
     net::SocketAddr,

@@ -2,13 +2,7 @@
 //! and never a plaintext, a data key, an attestation document or the secret access key, in any
 //! encoding. Runs the flows through the real `aws-sdk-kms` client and captures every event the
 //! emulator emits, at every level.
-#![allow(
-    missing_docs,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
+#![cfg(test)]
 
 use std::{
     io::Write,

@@ -1,12 +1,6 @@
-#![allow(
-    missing_docs,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 //! The real router on a real TCP port, against the enclave stand-in: each endpoint's JSON shape,
 //! and the error mapping.
+#![cfg(test)]
 
 #[path = "../../client/tests/support/stand_in.rs"]
 #[allow(dead_code, unreachable_pub)]

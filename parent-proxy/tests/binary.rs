@@ -1,12 +1,6 @@
-#![allow(
-    missing_docs,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 //! The `nitro-signer-proxy` binary: the readiness line on standard output, logs on standard error,
 //! options from the environment.
+#![cfg(test)]
 
 #[path = "../../client/tests/support/stand_in.rs"]
 #[allow(dead_code, unreachable_pub)]

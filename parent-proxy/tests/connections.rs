@@ -1,13 +1,7 @@
-#![allow(
-    missing_docs,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 //! The proxy's connection limits over real sockets, against the enclave stand-in: a client that
 //! sends half a request header is cut off after `--header-read-timeout-ms` while others are
 //! served, and connections beyond `--max-connections` wait for a free slot.
+#![cfg(test)]
 
 #[path = "../../client/tests/support/stand_in.rs"]
 #[allow(dead_code, unreachable_pub)]

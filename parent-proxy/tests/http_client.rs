@@ -1,12 +1,6 @@
-#![allow(
-    missing_docs,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 //! `nitro_signer_client::HttpClient` against the real proxy and the enclave stand-in: every
 //! method, typed answers and typed errors.
+#![cfg(test)]
 
 #[path = "../../client/tests/support/stand_in.rs"]
 #[allow(dead_code, unreachable_pub)]
