@@ -3,118 +3,29 @@
 //! signature checked by libsecp256k1 and every transaction decoded by alloy.
 #![cfg(test)]
 
-mod support;
-
 use std::{
-    io::{BufRead, BufReader},
     path::Path,
-    process::{Child, Command, Stdio},
-    sync::mpsc,
+    process::Command,
     time::{Duration, Instant},
 };
 
 use alloy_primitives::{Address, B256, U256, eip191_hash_message};
-use nitro_signer_eth::EthSignature;
 use nitro_signer_tests::{
+    answers::{address, b256, check_transaction, recover_fields, recover_rsv},
+    dev_stack::DevStack,
     fixtures::{MAIL, MAIL_HASH},
-    libsecp, reference_derivation,
+    libsecp,
+    process::signal,
+    reference_derivation,
 };
 use serde_json::{Value, json};
-use support::{BIN, address, b256, check_transaction, recover_fields};
 
-/// A running `nitro-signer dev`.
-struct Stack {
-    child: Child,
-    url: String,
-    enclave_pids: mpsc::Receiver<u32>,
-    enclave_pid: u32,
-}
+/// The `nitro-signer` binary under test.
+const BIN: &str = env!("CARGO_BIN_EXE_nitro-signer");
 
-impl Stack {
-    fn start(data_dir: &Path, log: &Path) -> Self {
-        let log = support::append_log(log);
-        let mut child = Command::new(BIN)
-            .args(["dev", "--http", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .env(
-                "RUST_LOG",
-                "trace,hyper=info,h2=info,aws_smithy_runtime=debug",
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        let (lines_tx, lines) = mpsc::channel::<String>();
-        std::thread::spawn(move || {
-            for line in stdout.lines().map_while(Result::ok) {
-                if lines_tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let (pids_tx, enclave_pids) = mpsc::channel();
-        let mut url = None;
-        let mut enclave_pid = None;
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while url.is_none() {
-            let line = lines
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .expect("the dev stack did not become ready");
-            if let Some(pid) = enclave_pid_of(&line) {
-                enclave_pid = Some(pid);
-            }
-            url = line.strip_prefix("ready ").map(str::to_owned);
-        }
-        std::thread::spawn(move || {
-            for line in lines {
-                if let Some(pid) = enclave_pid_of(&line)
-                    && pids_tx.send(pid).is_err()
-                {
-                    break;
-                }
-            }
-        });
-        Self {
-            child,
-            url: url.unwrap(),
-            enclave_pids,
-            enclave_pid: enclave_pid.unwrap(),
-        }
-    }
-
-    fn stop(mut self) {
-        signal("TERM", self.child.id());
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while self.child.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "dev did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn enclave_pid_of(line: &str) -> Option<u32> {
-    line.strip_prefix("enclave pid=")?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
-fn signal(name: &str, pid: u32) {
-    let status = Command::new("kill")
-        .args([format!("-{name}"), pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+/// Starts `nitro-signer dev` on `data_dir`, its log appended to `log`.
+fn start_stack(data_dir: &Path, log: &Path) -> DevStack {
+    DevStack::start(BIN, data_dir, log)
 }
 
 /// Runs `nitro-signer bench` with `args`; its report, after checking it succeeded.
@@ -136,29 +47,13 @@ fn bench(args: &[&str]) -> String {
 
 /// POSTs `body` to `url` + `path` on a new connection: the status and the JSON answer.
 async fn post(url: &str, path: &str, body: &Value) -> (u16, Value) {
-    support::post(&reqwest::Client::new(), url, path, body).await
+    nitro_signer_tests::answers::post(&reqwest::Client::new(), url, path, body).await
 }
 
 async fn ok(url: &str, path: &str, body: &Value) -> Value {
     let (status, answer) = post(url, path, body).await;
     assert!((200..300).contains(&status), "{path}: {status} {answer}");
     answer
-}
-
-/// `{"signature": "0x<r‖s‖v>"}` answers: recover with libsecp256k1.
-fn recover_rsv(hash: B256, signature: &Value) -> Address {
-    let bytes = alloy_primitives::hex::decode(signature.as_str().unwrap()).unwrap();
-    assert_eq!(bytes.len(), 65);
-    assert!(bytes[64] == 27 || bytes[64] == 28);
-    libsecp::recover(
-        &hash,
-        &EthSignature {
-            r: U256::from_be_slice(&bytes[..32]),
-            s: U256::from_be_slice(&bytes[32..64]),
-            y_parity: bytes[64] == 28,
-            v: None,
-        },
-    )
 }
 
 fn transactions(from: Address) -> Vec<Value> {
@@ -188,7 +83,8 @@ const SEED: [u8; 32] = [0x5e; 32];
 /// Imports `SEED` with `keys import --dev` at the most verbose log level; returns the blob and
 /// the command's log.
 fn import_seed(data_dir: &Path) -> (String, String) {
-    support::import_seed(
+    nitro_signer_tests::process::import_seed(
+        BIN,
         &[
             "--dev",
             "--kind",
@@ -206,7 +102,7 @@ async fn the_dev_stack_signs_everything_and_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
     let log = dir.path().join("stack.log");
-    let stack = Stack::start(&data_dir, &log);
+    let stack = start_stack(&data_dir, &log);
     let url = stack.url.clone();
 
     let health = reqwest::get(format!("{url}/readyz")).await.unwrap();
@@ -356,7 +252,7 @@ async fn the_dev_stack_signs_everything_and_survives_a_restart() {
 
     // Restart everything on the same data: same blobs, same addresses, same signatures.
     stack.stop();
-    let stack = Stack::start(&data_dir, &log);
+    let stack = start_stack(&data_dir, &log);
     let url = stack.url.clone();
     let answer = ok(
         &url,
@@ -413,7 +309,7 @@ fn base64_of(bytes: &[u8]) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_input_gets_clear_errors_and_the_service_keeps_serving() {
     let dir = tempfile::tempdir().unwrap();
-    let stack = Stack::start(&dir.path().join("data"), &dir.path().join("stack.log"));
+    let stack = start_stack(&dir.path().join("data"), &dir.path().join("stack.log"));
     let url = stack.url.clone();
     let (_, key) = post(&url, "/v1/keys", &json!({})).await;
     let blob = key["keyBlob"].as_str().unwrap().to_owned();
@@ -530,7 +426,7 @@ async fn bad_input_gets_clear_errors_and_the_service_keeps_serving() {
 #[tokio::test(flavor = "multi_thread")]
 async fn enclave_kills_under_load_give_clear_503s_and_never_a_wrong_signature() {
     let dir = tempfile::tempdir().unwrap();
-    let stack = Stack::start(&dir.path().join("data"), &dir.path().join("stack.log"));
+    let stack = start_stack(&dir.path().join("data"), &dir.path().join("stack.log"));
     let url = stack.url.clone();
     let (_, key) = post(&url, "/v1/keys", &json!({})).await;
     let blob = key["keyBlob"].as_str().unwrap().to_owned();
@@ -648,7 +544,7 @@ async fn enclave_kills_under_load_give_clear_503s_and_never_a_wrong_signature() 
 #[tokio::test(flavor = "multi_thread")]
 async fn sustained_load_at_64_connections_has_no_errors_and_every_signature_verifies() {
     let dir = tempfile::tempdir().unwrap();
-    let stack = Stack::start(&dir.path().join("data"), &dir.path().join("stack.log"));
+    let stack = start_stack(&dir.path().join("data"), &dir.path().join("stack.log"));
     // `bench` verifies every signature it gets back and fails on any error.
     let report = bench(&[
         "--url",

@@ -1,10 +1,6 @@
 //! [`EnclaveClient`] against an in-test enclave stand-in over real sockets.
 #![cfg(test)]
 
-#[path = "support/stand_in.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod stand_in;
-
 use std::time::{Duration, Instant};
 
 use nitro_signer_client::{ClientError, EnclaveClient, EnclaveConfig};
@@ -13,8 +9,8 @@ use nitro_signer_common::{
     protocol::{AwsCredentials, ErrorCode, KeyRef, SignPayload, SignRequest},
     transport::Address,
 };
+use nitro_signer_tests::stand_in::StandIn;
 use serde_bytes::ByteBuf;
-use stand_in::StandIn;
 use zeroize::Zeroizing;
 
 fn config(address: &Address) -> EnclaveConfig {

@@ -9,17 +9,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use aws_sdk_kms::{
-    Client,
-    config::{BehaviorVersion, Region},
-};
+use aws_sdk_kms::Client;
 use nitro_signer_common::attestation::RootOfTrust;
 use nitro_signer_kms_emulator::{
     server::{self, ServerLimits},
     service::Kms,
     sigv4::Credentials,
 };
-use nitro_signer_tests::sockets::read_until_closed;
+use nitro_signer_tests::{kms, sockets::read_until_closed};
 use tokio::{io::AsyncWriteExt, net::TcpStream, task::JoinHandle};
 use zeroize::Zeroizing;
 
@@ -64,15 +61,12 @@ async fn start(limits: ServerLimits) -> Running {
 }
 
 fn client(address: SocketAddr) -> Client {
-    let config = aws_sdk_kms::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(format!("http://{address}"))
-        .credentials_provider(aws_credential_types::Credentials::new(
-            ACCESS_KEY, SECRET_KEY, None, None, "test",
-        ))
-        .build();
-    Client::from_conf(config)
+    kms::client(
+        "us-east-1",
+        &format!("http://{address}"),
+        ACCESS_KEY,
+        SECRET_KEY,
+    )
 }
 
 /// An unsigned request: the server answers it (with `MissingAuthenticationTokenException`)
