@@ -491,20 +491,13 @@ async fn kms_down_slow_or_failing_gives_bounded_errors_and_recovers() {
 
     // A warm key: imported, then used once, so the enclave holds its seed.
     let warm_seed = [0x11; 32];
-    let warm = stack.import(warm_seed);
-    stack.sign(&warm, "alice", alice(warm_seed), 0).await;
-    // A key generated inside the enclave: cached at generation, never decrypted.
-    let (status, generated, _) = stack.post("/v1/keys", &json!({"label": "t"})).await;
-    assert_eq!(status, 201, "{generated}");
-    let generated = generated["keyBlob"].as_str().unwrap().to_owned();
-    let (status, answer, _) = stack
-        .post(
-            "/v1/address",
-            &json!({"keyBlob": generated, "userId": "bob"}),
-        )
-        .await;
-    assert_eq!(status, 200, "{answer}");
-    let bob = answers::address(&answer["address"]);
+    let warm = Warm {
+        blob: stack.import(warm_seed),
+        user: "alice",
+        address: alice(warm_seed),
+    };
+    stack.sign(&warm.blob, warm.user, warm.address, 0).await;
+    let generated = a_generated_key(&stack).await;
     let mut nonce = 1;
     let mut report = Vec::new();
 
@@ -518,118 +511,37 @@ async fn kms_down_slow_or_failing_gives_bounded_errors_and_recovers() {
         let cold_seed = [0x20 + u8::try_from(report.len()).unwrap(); 32];
         let cold = stack.import(cold_seed);
         stack.relay.set(mode);
-
-        // 1. Warm keys keep signing: cache hits, no KMS call.
-        let before = stack.counters().await;
-        let warm_in = stack.sign(&warm, "alice", alice(warm_seed), nonce).await;
-        nonce += 1;
-        stack.sign(&generated, "bob", bob, nonce).await;
-        nonce += 1;
-        assert_eq!(stack.counters().await.since(before), (0, 0, 2), "{name}");
-        assert_eq!(
-            stack.relay.take_faulted(),
-            0,
-            "{name}: warm keys reached KMS"
-        );
-        assert!(warm_in < Duration::from_secs(1), "{name}: {warm_in:?}");
-
-        // 2. A cold key: a clear error within the bound (throttling says "retry later").
+        // Throttling says "retry later".
         let expected = match mode {
             Mode::Errors(Fault::Throttling) => BUSY,
             _ => KMS_UNAVAILABLE,
         };
-        let before = stack.counters().await;
-        let (failed_in, message) = stack.sign_fails_with(&cold, nonce, expected).await;
-        // 3. Retried with backoff, then given up.
-        let attempts = stack.relay.take_faulted();
-        assert!(
-            (2..=MAX_ATTEMPTS).contains(&attempts),
-            "{name}: the relay saw {attempts} attempts for one request"
-        );
-        // 5. One KMS call for the enclave, which failed.
-        assert_eq!(stack.counters().await.since(before), (1, 1, 0), "{name}");
-        match mode {
-            Mode::Slow(_) => {
-                assert!(
-                    message.starts_with("KMS did not answer within"),
-                    "{name}: {message}"
-                );
-                // At least one attempt waited for its timeout.
-                assert!(failed_in >= ATTEMPT_TIMEOUT, "{name}: {failed_in:?}");
-            }
-            Mode::Errors(fault) => {
-                let expected = match fault {
-                    Fault::Internal => "KMSInternalException",
-                    Fault::Throttling => "ThrottlingException",
-                };
-                assert!(message.contains(expected), "{name}: {message}");
-                // Ended by the retry limit, not by a timeout.
-                assert!(
-                    failed_in < MAX_BACKOFF_TOTAL + SLACK,
-                    "{name}: {failed_in:?}"
-                );
-            }
-            Mode::Down => {
-                assert!(
-                    message.starts_with("KMS is unreachable"),
-                    "{name}: {message}"
-                );
-                assert!(
-                    failed_in < MAX_BACKOFF_TOTAL + SLACK,
-                    "{name}: {failed_in:?}"
-                );
-            }
-            Mode::Pass => unreachable!(),
-        }
 
-        // Concurrent first requests for the same cold key share one KMS operation and its
-        // failure.
-        let before = stack.counters().await;
-        let started = Instant::now();
-        let body = json!({"keyBlob": cold, "userId": "alice"});
-        let request = || stack.post("/v1/address", &body);
-        let (a, b, c, d) = tokio::join!(request(), request(), request(), request());
-        for (status, answer, elapsed) in [a, b, c, d] {
-            stack.assert_kms_failure(status, &answer, elapsed, expected);
-        }
-        let concurrent_in = started.elapsed();
-        let concurrent_attempts = stack.relay.take_faulted();
-        let (calls, errors, _) = stack.counters().await.since(before);
-        assert_eq!(calls, errors, "{name}");
-        // One, unless a request arrived after the shared failure (it then loads again).
-        assert!(
-            (1..=2).contains(&calls),
-            "{name}: {calls} KMS calls for 4 concurrent requests"
-        );
-        assert!(
-            concurrent_attempts <= MAX_ATTEMPTS * usize::try_from(calls).unwrap(),
-            "{name}: {concurrent_attempts} attempts"
-        );
-
-        // Key generation needs KMS too.
-        let before = stack.counters().await;
-        let (status, answer, generate_in) = stack.post("/v1/keys", &json!({})).await;
-        stack.assert_kms_failure(status, &answer, generate_in, expected);
-        let generate_attempts = stack.relay.take_faulted();
-        assert!(
-            (2..=MAX_ATTEMPTS).contains(&generate_attempts),
-            "{name}: {generate_attempts} attempts"
-        );
-        assert_eq!(stack.counters().await.since(before), (1, 1, 0), "{name}");
-
+        // 1. Warm keys keep signing: cache hits, no KMS call.
+        let warm_in = warm_keys_keep_signing(&stack, name, [&warm, &generated], &mut nonce).await;
+        // 2, 3 and 5: a cold key fails clearly, within the bound, after retries; one KMS call.
+        let (failed_in, attempts, message) =
+            a_cold_key_fails_after_retries(&stack, name, mode, &cold, nonce, expected).await;
+        let concurrent =
+            concurrent_first_requests_share_one_failure(&stack, name, &cold, expected).await;
+        let (generate_in, generate_attempts) =
+            key_generation_fails_too(&stack, name, expected).await;
         // 4. The fault is gone: the same cold key signs at once, same enclave, same proxy.
         stack.relay.set(Mode::Pass);
-        let before = stack.counters().await;
-        let (recovered_in, tries) = stack.recover(&cold, alice(cold_seed), nonce).await;
-        nonce += 1;
-        assert_eq!(tries, 1, "{name}: the first request after the fault failed");
-        assert_eq!(stack.counters().await.since(before), (1, 0, 0), "{name}");
-        // ... and it is warm now.
-        let before = stack.counters().await;
-        stack.sign(&cold, "alice", alice(cold_seed), nonce).await;
-        nonce += 1;
-        assert_eq!(stack.counters().await.since(before), (0, 0, 1), "{name}");
+        let recovered_in = the_cold_key_signs_at_once_and_stays_warm(
+            &stack,
+            name,
+            &cold,
+            alice(cold_seed),
+            &mut nonce,
+        )
+        .await;
 
+        let Concurrent {
+            took: concurrent_in,
+            calls,
+            attempts: concurrent_attempts,
+        } = concurrent;
         report.push(format!(
             "{name}: cold key 502 in {failed_in:.2?} after {attempts} attempts ({message}); \
              4 concurrent: {concurrent_in:.2?}, {calls} KMS call(s), {concurrent_attempts} \
@@ -639,6 +551,194 @@ async fn kms_down_slow_or_failing_gives_bounded_errors_and_recovers() {
     }
     eprintln!("{}", report.join("\n"));
     stack.assert_logs_clean();
+}
+
+/// A key the enclave holds: its blob, and the user it signs for with that user's address.
+struct Warm {
+    blob: String,
+    user: &'static str,
+    address: Address,
+}
+
+/// A key generated inside the enclave: cached at generation, never decrypted. Bob's.
+async fn a_generated_key(stack: &Stack) -> Warm {
+    let (status, generated, _) = stack.post("/v1/keys", &json!({"label": "t"})).await;
+    assert_eq!(status, 201, "{generated}");
+    let blob = generated["keyBlob"].as_str().unwrap().to_owned();
+    let (status, answer, _) = stack
+        .post("/v1/address", &json!({"keyBlob": blob, "userId": "bob"}))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    Warm {
+        blob,
+        user: "bob",
+        address: answers::address(&answer["address"]),
+    }
+}
+
+/// Keys the enclave holds keep signing while KMS is faulty: cache hits, no KMS call, nothing
+/// reaching the relay, promptly. How long the first one took.
+async fn warm_keys_keep_signing(
+    stack: &Stack,
+    name: &str,
+    keys: [&Warm; 2],
+    nonce: &mut u64,
+) -> Duration {
+    let before = stack.counters().await;
+    let mut took = Vec::new();
+    for key in keys {
+        took.push(stack.sign(&key.blob, key.user, key.address, *nonce).await);
+        *nonce += 1;
+    }
+    assert_eq!(stack.counters().await.since(before), (0, 0, 2), "{name}");
+    assert_eq!(
+        stack.relay.take_faulted(),
+        0,
+        "{name}: warm keys reached KMS"
+    );
+    let warm_in = took[0];
+    assert!(warm_in < Duration::from_secs(1), "{name}: {warm_in:?}");
+    warm_in
+}
+
+/// A cold key gets a clear error within the bound, after the SDK retried with backoff and gave
+/// up; the enclave counts one KMS call, which failed. The time it took, the attempts the relay
+/// saw, and the error message.
+async fn a_cold_key_fails_after_retries(
+    stack: &Stack,
+    name: &str,
+    mode: Mode,
+    cold: &str,
+    nonce: u64,
+    expected: (u16, &str),
+) -> (Duration, usize, String) {
+    let before = stack.counters().await;
+    let (failed_in, message) = stack.sign_fails_with(cold, nonce, expected).await;
+    // Retried with backoff, then given up.
+    let attempts = stack.relay.take_faulted();
+    assert!(
+        (2..=MAX_ATTEMPTS).contains(&attempts),
+        "{name}: the relay saw {attempts} attempts for one request"
+    );
+    // One KMS call for the enclave, which failed.
+    assert_eq!(stack.counters().await.since(before), (1, 1, 0), "{name}");
+    match mode {
+        Mode::Slow(_) => {
+            assert!(
+                message.starts_with("KMS did not answer within"),
+                "{name}: {message}"
+            );
+            // At least one attempt waited for its timeout.
+            assert!(failed_in >= ATTEMPT_TIMEOUT, "{name}: {failed_in:?}");
+        }
+        Mode::Errors(fault) => {
+            let expected = match fault {
+                Fault::Internal => "KMSInternalException",
+                Fault::Throttling => "ThrottlingException",
+            };
+            assert!(message.contains(expected), "{name}: {message}");
+            // Ended by the retry limit, not by a timeout.
+            assert!(
+                failed_in < MAX_BACKOFF_TOTAL + SLACK,
+                "{name}: {failed_in:?}"
+            );
+        }
+        Mode::Down => {
+            assert!(
+                message.starts_with("KMS is unreachable"),
+                "{name}: {message}"
+            );
+            assert!(
+                failed_in < MAX_BACKOFF_TOTAL + SLACK,
+                "{name}: {failed_in:?}"
+            );
+        }
+        Mode::Pass => unreachable!(),
+    }
+    (failed_in, attempts, message)
+}
+
+/// What four concurrent first requests for one cold key cost.
+struct Concurrent {
+    took: Duration,
+    calls: u64,
+    attempts: usize,
+}
+
+/// Concurrent first requests for the same cold key share one KMS operation and its failure.
+async fn concurrent_first_requests_share_one_failure(
+    stack: &Stack,
+    name: &str,
+    cold: &str,
+    expected: (u16, &str),
+) -> Concurrent {
+    let before = stack.counters().await;
+    let started = Instant::now();
+    let body = json!({"keyBlob": cold, "userId": "alice"});
+    let request = || stack.post("/v1/address", &body);
+    let (a, b, c, d) = tokio::join!(request(), request(), request(), request());
+    for (status, answer, elapsed) in [a, b, c, d] {
+        stack.assert_kms_failure(status, &answer, elapsed, expected);
+    }
+    let took = started.elapsed();
+    let attempts = stack.relay.take_faulted();
+    let (calls, errors, _) = stack.counters().await.since(before);
+    assert_eq!(calls, errors, "{name}");
+    // One, unless a request arrived after the shared failure (it then loads again).
+    assert!(
+        (1..=2).contains(&calls),
+        "{name}: {calls} KMS calls for 4 concurrent requests"
+    );
+    assert!(
+        attempts <= MAX_ATTEMPTS * usize::try_from(calls).unwrap(),
+        "{name}: {attempts} attempts"
+    );
+    Concurrent {
+        took,
+        calls,
+        attempts,
+    }
+}
+
+/// Key generation needs KMS too: the same clear error, after retries, one failed KMS call. The
+/// time it took and the attempts the relay saw.
+async fn key_generation_fails_too(
+    stack: &Stack,
+    name: &str,
+    expected: (u16, &str),
+) -> (Duration, usize) {
+    let before = stack.counters().await;
+    let (status, answer, generate_in) = stack.post("/v1/keys", &json!({})).await;
+    stack.assert_kms_failure(status, &answer, generate_in, expected);
+    let generate_attempts = stack.relay.take_faulted();
+    assert!(
+        (2..=MAX_ATTEMPTS).contains(&generate_attempts),
+        "{name}: {generate_attempts} attempts"
+    );
+    assert_eq!(stack.counters().await.since(before), (1, 1, 0), "{name}");
+    (generate_in, generate_attempts)
+}
+
+/// Once the fault is gone, the cold key signs on the first request (one KMS call), and is warm
+/// after that (a cache hit). How long the recovery took.
+async fn the_cold_key_signs_at_once_and_stays_warm(
+    stack: &Stack,
+    name: &str,
+    cold: &str,
+    expected: Address,
+    nonce: &mut u64,
+) -> Duration {
+    let before = stack.counters().await;
+    let (recovered_in, tries) = stack.recover(cold, expected, *nonce).await;
+    *nonce += 1;
+    assert_eq!(tries, 1, "{name}: the first request after the fault failed");
+    assert_eq!(stack.counters().await.since(before), (1, 0, 0), "{name}");
+    // ... and it is warm now.
+    let before = stack.counters().await;
+    stack.sign(cold, "alice", expected, *nonce).await;
+    *nonce += 1;
+    assert_eq!(stack.counters().await.since(before), (0, 0, 1), "{name}");
+    recovered_in
 }
 
 #[tokio::test(flavor = "multi_thread")]
