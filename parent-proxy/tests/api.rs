@@ -46,12 +46,7 @@ impl Proxy {
             .send()
             .await
             .unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        status_and_json(response).await
     }
 
     async fn post_json(&self, path: &str, body: Value) -> (StatusCode, Value) {
@@ -65,13 +60,18 @@ impl Proxy {
             .send()
             .await
             .unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        status_and_json(response).await
     }
+}
+
+/// The status of `response`, and its body as JSON (as a string when it is not JSON).
+async fn status_and_json(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 /// The stand-in's key blob "k" in base64.
