@@ -17,46 +17,31 @@
 //! counters in `/metrics` say what happened. The enclave runs with short KMS timeouts
 //! (simulated-mode-only flags) to keep the tests fast, except in one test that checks that with
 //! the production timeouts a slow KMS is still reported as `kms_unavailable`.
-#![allow(
-    missing_docs,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
+#![cfg(test)]
 
-mod support;
-
-use nitro_signer_kms_emulator::{policy::attested_key_policy, service::KmsConfig};
 use std::{
     collections::BTreeMap,
     ffi::OsString,
     net::SocketAddr,
-    path::Path,
-    process::Stdio,
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
     time::{Duration, Instant},
 };
 
 use alloy_primitives::Address;
-use aws_sdk_kms::config::{BehaviorVersion, Region};
 use nitro_signer_enclave::{
     cli::{KMS_ATTEMPT_TIMEOUT, KMS_OPERATION_TIMEOUT},
     nsm::{Nsm, SimulatedNsm, SimulatorConfig},
 };
-use nitro_signer_tests::{libsecp, reference_derivation};
-use serde_json::{Value, json};
-use support::BIN;
-use tokio::{
-    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
-    net::{TcpListener, TcpStream},
-    process::{Child, ChildStdin, Command},
-    sync::watch,
-    task::JoinHandle,
+use nitro_signer_kms_emulator::{policy::attested_key_policy, service::KmsConfig};
+use nitro_signer_tests::{
+    answers, kms, libsecp, metrics,
+    process::{Component, import_seed},
+    reference_derivation,
+    relay::{Fault, Mode, Relay},
 };
+use serde_json::{Value, json};
+
+/// The `nitro-signer` binary under test.
+const BIN: &str = env!("CARGO_BIN_EXE_nitro-signer");
 
 /// How the proxy answers when KMS fails: 502 `kms_unavailable`; when KMS throttles, 503 `busy`
 /// (retry later), like the enclave's own KMS back-pressure.
@@ -79,254 +64,6 @@ const SLACK: Duration = Duration::from_secs(2);
 /// How long KMS is slow for: longer than the attempt timeout, and than the whole operation, so
 /// that no attempt can succeed.
 const SLOW_DELAY: Duration = Duration::from_secs(6);
-
-// ---------------------------------------------------------------------------------------------
-// The fault-injecting relay.
-
-/// What the relay does with the enclave's KMS traffic.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    /// Bytes pass through to the emulator.
-    Pass,
-    /// KMS unreachable: new connections are closed as soon as they are accepted.
-    Down,
-    /// Each request reaches the emulator, but its answer is held back this long.
-    Slow(Duration),
-    /// Every request is answered by the relay with this KMS error.
-    Errors(Fault),
-}
-
-/// A KMS error answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fault {
-    /// `500 KMSInternalException`.
-    Internal,
-    /// `400 ThrottlingException`.
-    Throttling,
-}
-
-impl Fault {
-    /// The whole HTTP answer, as AWS sends JSON 1.1 protocol errors (`x-amzn-ErrorType` and
-    /// `__type`).
-    fn response(self, request_number: usize) -> Vec<u8> {
-        let (status, error_type) = match self {
-            Self::Internal => ("500 Internal Server Error", "KMSInternalException"),
-            Self::Throttling => ("400 Bad Request", "ThrottlingException"),
-        };
-        let body =
-            format!(r#"{{"__type":"{error_type}","message":"injected by the test's KMS relay"}}"#);
-        format!(
-            "HTTP/1.1 {status}\r\nx-amzn-RequestId: fault-{request_number}\r\n\
-             x-amzn-ErrorType: {error_type}:http://internal.amazon.com/coral/com.amazonaws.kms/\r\n\
-             Content-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .into_bytes()
-    }
-}
-
-/// A TCP relay in front of the KMS emulator. Changing the mode cuts every open connection, so
-/// the enclave's pooled connections cannot bypass a new fault.
-struct Relay {
-    address: SocketAddr,
-    mode: watch::Sender<Mode>,
-    /// Attempts that met a fault since the last mode change: connections closed while down,
-    /// requests held while slow, requests answered with an error.
-    faulted: Arc<AtomicUsize>,
-    task: JoinHandle<()>,
-}
-
-impl Relay {
-    async fn start(upstream: SocketAddr) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let (mode, modes) = watch::channel(Mode::Pass);
-        let faulted = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&faulted);
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((client, _)) = listener.accept().await else {
-                    continue;
-                };
-                tokio::spawn(relay_connection(
-                    client,
-                    upstream,
-                    modes.clone(),
-                    Arc::clone(&counter),
-                ));
-            }
-        });
-        Self {
-            address,
-            mode,
-            faulted,
-            task,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.address)
-    }
-
-    fn set(&self, mode: Mode) {
-        self.faulted.store(0, Ordering::SeqCst);
-        self.mode.send_replace(mode);
-    }
-
-    /// Attempts that met the fault since the last call (or mode change).
-    fn take_faulted(&self) -> usize {
-        self.faulted.swap(0, Ordering::SeqCst)
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-async fn relay_connection(
-    mut client: TcpStream,
-    upstream: SocketAddr,
-    mut modes: watch::Receiver<Mode>,
-    faulted: Arc<AtomicUsize>,
-) {
-    let mode = *modes.borrow_and_update();
-    let work = async {
-        let mut pending = Vec::new();
-        match mode {
-            Mode::Pass => {
-                if let Ok(mut server) = TcpStream::connect(upstream).await {
-                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                }
-                // Upstream unreachable (emulator stopped): the client sees its connection close.
-            }
-            Mode::Down => {
-                faulted.fetch_add(1, Ordering::SeqCst);
-            }
-            Mode::Slow(delay) => {
-                let Some(request) = read_request(&mut client, &mut pending).await else {
-                    return;
-                };
-                faulted.fetch_add(1, Ordering::SeqCst);
-                let Ok(mut server) = TcpStream::connect(upstream).await else {
-                    return;
-                };
-                if server.write_all(&request).await.is_err() {
-                    return;
-                }
-                // KMS has the request; its answer comes late.
-                tokio::time::sleep(delay).await;
-                let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-            }
-            Mode::Errors(fault) => {
-                while read_request(&mut client, &mut pending).await.is_some() {
-                    let number = faulted.fetch_add(1, Ordering::SeqCst);
-                    if client.write_all(&fault.response(number)).await.is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-    };
-    tokio::select! {
-        () = work => {}
-        _ = modes.changed() => {}
-    }
-}
-
-/// One HTTP/1.1 request (head and `Content-Length` body) from `stream`, with `pending` holding
-/// bytes read past the previous one. `None` when the peer closes.
-async fn read_request(stream: &mut TcpStream, pending: &mut Vec<u8>) -> Option<Vec<u8>> {
-    loop {
-        if let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = std::str::from_utf8(&pending[..end]).ok()?;
-            let length = head
-                .lines()
-                .filter_map(|line| line.split_once(':'))
-                .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
-                .and_then(|(_, value)| value.trim().parse::<usize>().ok())
-                .unwrap_or(0);
-            let total = end + 4 + length;
-            while pending.len() < total {
-                read_more(stream, pending).await?;
-            }
-            return Some(pending.drain(..total).collect());
-        }
-        read_more(stream, pending).await?;
-    }
-}
-
-async fn read_more(stream: &mut TcpStream, pending: &mut Vec<u8>) -> Option<()> {
-    let mut chunk = [0u8; 8192];
-    match stream.read(&mut chunk).await {
-        Ok(0) | Err(_) => None,
-        Ok(n) => {
-            pending.extend_from_slice(&chunk[..n]);
-            Some(())
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The processes.
-
-/// A component process (`nitro-signer kms-emulator`, `enclave` or `proxy`).
-struct Process {
-    name: &'static str,
-    child: Child,
-    // Held open: the component exits when it closes (`--exit-with-parent`).
-    _stdin: ChildStdin,
-    /// What it printed after `listening on `.
-    address: String,
-}
-
-impl Process {
-    async fn start(
-        name: &'static str,
-        args: &[OsString],
-        env: &[(&str, &str)],
-        log: &Path,
-    ) -> Self {
-        let log = support::append_log(log);
-        let mut child = Command::new(BIN)
-            .args(args)
-            .arg("--exit-with-parent")
-            .envs(env.iter().copied())
-            .env("RUST_LOG", "info,aws_smithy_runtime=debug")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-            .await
-            .unwrap_or_else(|_| panic!("the {name} did not start within 60 s"))
-            .unwrap()
-            .unwrap_or_else(|| panic!("the {name} exited during start-up (see its log)"));
-        let address = line
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line from the {name}: {line:?}"))
-            .to_owned();
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Self {
-            name,
-            child,
-            _stdin: stdin,
-            address,
-        }
-    }
-
-    /// SIGKILL, and wait for it to be gone.
-    async fn kill(mut self) {
-        self.child.start_kill().unwrap();
-        let status = self.child.wait().await.unwrap();
-        assert!(!status.success(), "the {} exited cleanly", self.name);
-    }
-}
 
 /// The credentials the emulator accepts and the proxy forwards to the enclave.
 struct Credentials {
@@ -360,19 +97,7 @@ impl Credentials {
     }
 
     fn kms_client(&self, endpoint: &str) -> aws_sdk_kms::Client {
-        let config = aws_sdk_kms::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(REGION))
-            .endpoint_url(endpoint)
-            .credentials_provider(aws_credential_types::Credentials::new(
-                ACCESS_KEY_ID,
-                self.secret.as_str(),
-                None,
-                None,
-                "kms-faults-test",
-            ))
-            .build();
-        aws_sdk_kms::Client::from_conf(config)
+        kms::client(REGION, endpoint, ACCESS_KEY_ID, &self.secret)
     }
 }
 
@@ -381,11 +106,11 @@ impl Credentials {
 struct Stack {
     dir: tempfile::TempDir,
     credentials: Credentials,
-    emulator: Option<Process>,
+    emulator: Option<Component>,
     emulator_args: Vec<OsString>,
     relay: Relay,
-    _enclave: Process,
-    _proxy: Process,
+    _enclave: Component,
+    _proxy: Component,
     url: String,
     key_arn: String,
     http: reqwest::Client,
@@ -421,7 +146,8 @@ impl Stack {
             "--dangerous-attestation-root-sha256".into(),
             hex::encode(nsm.root_fingerprint()).into(),
         ];
-        let emulator = Process::start(
+        let emulator = Component::start(
+            BIN,
             "kms-emulator",
             &emulator_args,
             &credentials.emulator_env(),
@@ -452,7 +178,8 @@ impl Stack {
             ),
             Timeouts::Production => (Vec::new(), KMS_OPERATION_TIMEOUT),
         };
-        let enclave = Process::start(
+        let enclave = Component::start(
+            BIN,
             "enclave",
             &[
                 "enclave".into(),
@@ -474,7 +201,8 @@ impl Stack {
             &dir.path().join("enclave.log"),
         )
         .await;
-        let proxy = Process::start(
+        let proxy = Component::start(
+            BIN,
             "proxy",
             &[
                 "proxy".into(),
@@ -517,7 +245,8 @@ impl Stack {
 
     async fn restart_emulator(&mut self) {
         assert!(self.emulator.is_none());
-        let emulator = Process::start(
+        let emulator = Component::start(
+            BIN,
             "kms-emulator",
             &self.emulator_args,
             &self.credentials.emulator_env(),
@@ -534,7 +263,8 @@ impl Stack {
     /// A key blob for `seed`, encrypted with `nitro-signer keys import` straight at the
     /// emulator: the enclave has never decrypted it, so its first use needs KMS.
     fn import(&self, seed: [u8; 32]) -> String {
-        let (blob, _) = support::import_seed(
+        let (blob, _) = import_seed(
+            BIN,
             &[
                 "--kind",
                 "seed",
@@ -553,7 +283,7 @@ impl Stack {
 
     async fn post(&self, path: &str, body: &Value) -> (u16, Value, Duration) {
         let started = Instant::now();
-        let (status, answer) = support::post(&self.http, &self.url, path, body).await;
+        let (status, answer) = answers::post(&self.http, &self.url, path, body).await;
         (status, answer, started.elapsed())
     }
 
@@ -632,13 +362,7 @@ impl Stack {
             .text()
             .await
             .unwrap();
-        let value = |name: &str| -> u64 {
-            text.lines()
-                .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
-                .unwrap_or_else(|| panic!("{name} is not in /metrics:\n{text}"))
-                .parse()
-                .unwrap()
-        };
+        let value = |name: &str| -> u64 { metrics::sample(&text, name) };
         assert_eq!(value("nitro_signer_enclave_up"), 1);
         Counters {
             kms_calls: value("nitro_signer_enclave_kms_calls_total"),
@@ -746,10 +470,10 @@ fn transaction(nonce: u64) -> Value {
            "to": "0x3535353535353535353535353535353535353535", "value": "0x1"})
 }
 
-/// The signed transaction checked independently (see [`support::check_transaction`]), and its
+/// The signed transaction checked independently (see [`answers::check_transaction`]), and its
 /// nonce.
 fn check_transaction(answer: &Value, expected: Address, nonce: u64) {
-    let tx = support::check_transaction(answer, expected);
+    let tx = answers::check_transaction(answer, expected);
     assert_eq!(alloy_consensus::Transaction::nonce(&tx), nonce);
 }
 
@@ -767,20 +491,13 @@ async fn kms_down_slow_or_failing_gives_bounded_errors_and_recovers() {
 
     // A warm key: imported, then used once, so the enclave holds its seed.
     let warm_seed = [0x11; 32];
-    let warm = stack.import(warm_seed);
-    stack.sign(&warm, "alice", alice(warm_seed), 0).await;
-    // A key generated inside the enclave: cached at generation, never decrypted.
-    let (status, generated, _) = stack.post("/v1/keys", &json!({"label": "t"})).await;
-    assert_eq!(status, 201, "{generated}");
-    let generated = generated["keyBlob"].as_str().unwrap().to_owned();
-    let (status, answer, _) = stack
-        .post(
-            "/v1/address",
-            &json!({"keyBlob": generated, "userId": "bob"}),
-        )
-        .await;
-    assert_eq!(status, 200, "{answer}");
-    let bob = support::address(&answer["address"]);
+    let warm = Warm {
+        blob: stack.import(warm_seed),
+        user: "alice",
+        address: alice(warm_seed),
+    };
+    stack.sign(&warm.blob, warm.user, warm.address, 0).await;
+    let generated = a_generated_key(&stack).await;
     let mut nonce = 1;
     let mut report = Vec::new();
 
@@ -794,118 +511,37 @@ async fn kms_down_slow_or_failing_gives_bounded_errors_and_recovers() {
         let cold_seed = [0x20 + u8::try_from(report.len()).unwrap(); 32];
         let cold = stack.import(cold_seed);
         stack.relay.set(mode);
-
-        // 1. Warm keys keep signing: cache hits, no KMS call.
-        let before = stack.counters().await;
-        let warm_in = stack.sign(&warm, "alice", alice(warm_seed), nonce).await;
-        nonce += 1;
-        stack.sign(&generated, "bob", bob, nonce).await;
-        nonce += 1;
-        assert_eq!(stack.counters().await.since(before), (0, 0, 2), "{name}");
-        assert_eq!(
-            stack.relay.take_faulted(),
-            0,
-            "{name}: warm keys reached KMS"
-        );
-        assert!(warm_in < Duration::from_secs(1), "{name}: {warm_in:?}");
-
-        // 2. A cold key: a clear error within the bound (throttling says "retry later").
+        // Throttling says "retry later".
         let expected = match mode {
             Mode::Errors(Fault::Throttling) => BUSY,
             _ => KMS_UNAVAILABLE,
         };
-        let before = stack.counters().await;
-        let (failed_in, message) = stack.sign_fails_with(&cold, nonce, expected).await;
-        // 3. Retried with backoff, then given up.
-        let attempts = stack.relay.take_faulted();
-        assert!(
-            (2..=MAX_ATTEMPTS).contains(&attempts),
-            "{name}: the relay saw {attempts} attempts for one request"
-        );
-        // 5. One KMS call for the enclave, which failed.
-        assert_eq!(stack.counters().await.since(before), (1, 1, 0), "{name}");
-        match mode {
-            Mode::Slow(_) => {
-                assert!(
-                    message.starts_with("KMS did not answer within"),
-                    "{name}: {message}"
-                );
-                // At least one attempt waited for its timeout.
-                assert!(failed_in >= ATTEMPT_TIMEOUT, "{name}: {failed_in:?}");
-            }
-            Mode::Errors(fault) => {
-                let expected = match fault {
-                    Fault::Internal => "KMSInternalException",
-                    Fault::Throttling => "ThrottlingException",
-                };
-                assert!(message.contains(expected), "{name}: {message}");
-                // Ended by the retry limit, not by a timeout.
-                assert!(
-                    failed_in < MAX_BACKOFF_TOTAL + SLACK,
-                    "{name}: {failed_in:?}"
-                );
-            }
-            Mode::Down => {
-                assert!(
-                    message.starts_with("KMS is unreachable"),
-                    "{name}: {message}"
-                );
-                assert!(
-                    failed_in < MAX_BACKOFF_TOTAL + SLACK,
-                    "{name}: {failed_in:?}"
-                );
-            }
-            Mode::Pass => unreachable!(),
-        }
 
-        // Concurrent first requests for the same cold key share one KMS operation and its
-        // failure.
-        let before = stack.counters().await;
-        let started = Instant::now();
-        let body = json!({"keyBlob": cold, "userId": "alice"});
-        let request = || stack.post("/v1/address", &body);
-        let (a, b, c, d) = tokio::join!(request(), request(), request(), request());
-        for (status, answer, elapsed) in [a, b, c, d] {
-            stack.assert_kms_failure(status, &answer, elapsed, expected);
-        }
-        let concurrent_in = started.elapsed();
-        let concurrent_attempts = stack.relay.take_faulted();
-        let (calls, errors, _) = stack.counters().await.since(before);
-        assert_eq!(calls, errors, "{name}");
-        // One, unless a request arrived after the shared failure (it then loads again).
-        assert!(
-            (1..=2).contains(&calls),
-            "{name}: {calls} KMS calls for 4 concurrent requests"
-        );
-        assert!(
-            concurrent_attempts <= MAX_ATTEMPTS * usize::try_from(calls).unwrap(),
-            "{name}: {concurrent_attempts} attempts"
-        );
-
-        // Key generation needs KMS too.
-        let before = stack.counters().await;
-        let (status, answer, generate_in) = stack.post("/v1/keys", &json!({})).await;
-        stack.assert_kms_failure(status, &answer, generate_in, expected);
-        let generate_attempts = stack.relay.take_faulted();
-        assert!(
-            (2..=MAX_ATTEMPTS).contains(&generate_attempts),
-            "{name}: {generate_attempts} attempts"
-        );
-        assert_eq!(stack.counters().await.since(before), (1, 1, 0), "{name}");
-
+        // 1. Warm keys keep signing: cache hits, no KMS call.
+        let warm_in = warm_keys_keep_signing(&stack, name, [&warm, &generated], &mut nonce).await;
+        // 2, 3 and 5: a cold key fails clearly, within the bound, after retries; one KMS call.
+        let (failed_in, attempts, message) =
+            a_cold_key_fails_after_retries(&stack, name, mode, &cold, nonce, expected).await;
+        let concurrent =
+            concurrent_first_requests_share_one_failure(&stack, name, &cold, expected).await;
+        let (generate_in, generate_attempts) =
+            key_generation_fails_too(&stack, name, expected).await;
         // 4. The fault is gone: the same cold key signs at once, same enclave, same proxy.
         stack.relay.set(Mode::Pass);
-        let before = stack.counters().await;
-        let (recovered_in, tries) = stack.recover(&cold, alice(cold_seed), nonce).await;
-        nonce += 1;
-        assert_eq!(tries, 1, "{name}: the first request after the fault failed");
-        assert_eq!(stack.counters().await.since(before), (1, 0, 0), "{name}");
-        // ... and it is warm now.
-        let before = stack.counters().await;
-        stack.sign(&cold, "alice", alice(cold_seed), nonce).await;
-        nonce += 1;
-        assert_eq!(stack.counters().await.since(before), (0, 0, 1), "{name}");
+        let recovered_in = the_cold_key_signs_at_once_and_stays_warm(
+            &stack,
+            name,
+            &cold,
+            alice(cold_seed),
+            &mut nonce,
+        )
+        .await;
 
+        let Concurrent {
+            took: concurrent_in,
+            calls,
+            attempts: concurrent_attempts,
+        } = concurrent;
         report.push(format!(
             "{name}: cold key 502 in {failed_in:.2?} after {attempts} attempts ({message}); \
              4 concurrent: {concurrent_in:.2?}, {calls} KMS call(s), {concurrent_attempts} \
@@ -915,6 +551,194 @@ async fn kms_down_slow_or_failing_gives_bounded_errors_and_recovers() {
     }
     eprintln!("{}", report.join("\n"));
     stack.assert_logs_clean();
+}
+
+/// A key the enclave holds: its blob, and the user it signs for with that user's address.
+struct Warm {
+    blob: String,
+    user: &'static str,
+    address: Address,
+}
+
+/// A key generated inside the enclave: cached at generation, never decrypted. Bob's.
+async fn a_generated_key(stack: &Stack) -> Warm {
+    let (status, generated, _) = stack.post("/v1/keys", &json!({"label": "t"})).await;
+    assert_eq!(status, 201, "{generated}");
+    let blob = generated["keyBlob"].as_str().unwrap().to_owned();
+    let (status, answer, _) = stack
+        .post("/v1/address", &json!({"keyBlob": blob, "userId": "bob"}))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    Warm {
+        blob,
+        user: "bob",
+        address: answers::address(&answer["address"]),
+    }
+}
+
+/// Keys the enclave holds keep signing while KMS is faulty: cache hits, no KMS call, nothing
+/// reaching the relay, promptly. How long the first one took.
+async fn warm_keys_keep_signing(
+    stack: &Stack,
+    name: &str,
+    keys: [&Warm; 2],
+    nonce: &mut u64,
+) -> Duration {
+    let before = stack.counters().await;
+    let mut took = Vec::new();
+    for key in keys {
+        took.push(stack.sign(&key.blob, key.user, key.address, *nonce).await);
+        *nonce += 1;
+    }
+    assert_eq!(stack.counters().await.since(before), (0, 0, 2), "{name}");
+    assert_eq!(
+        stack.relay.take_faulted(),
+        0,
+        "{name}: warm keys reached KMS"
+    );
+    let warm_in = took[0];
+    assert!(warm_in < Duration::from_secs(1), "{name}: {warm_in:?}");
+    warm_in
+}
+
+/// A cold key gets a clear error within the bound, after the SDK retried with backoff and gave
+/// up; the enclave counts one KMS call, which failed. The time it took, the attempts the relay
+/// saw, and the error message.
+async fn a_cold_key_fails_after_retries(
+    stack: &Stack,
+    name: &str,
+    mode: Mode,
+    cold: &str,
+    nonce: u64,
+    expected: (u16, &str),
+) -> (Duration, usize, String) {
+    let before = stack.counters().await;
+    let (failed_in, message) = stack.sign_fails_with(cold, nonce, expected).await;
+    // Retried with backoff, then given up.
+    let attempts = stack.relay.take_faulted();
+    assert!(
+        (2..=MAX_ATTEMPTS).contains(&attempts),
+        "{name}: the relay saw {attempts} attempts for one request"
+    );
+    // One KMS call for the enclave, which failed.
+    assert_eq!(stack.counters().await.since(before), (1, 1, 0), "{name}");
+    match mode {
+        Mode::Slow(_) => {
+            assert!(
+                message.starts_with("KMS did not answer within"),
+                "{name}: {message}"
+            );
+            // At least one attempt waited for its timeout.
+            assert!(failed_in >= ATTEMPT_TIMEOUT, "{name}: {failed_in:?}");
+        }
+        Mode::Errors(fault) => {
+            let expected = match fault {
+                Fault::Internal => "KMSInternalException",
+                Fault::Throttling => "ThrottlingException",
+            };
+            assert!(message.contains(expected), "{name}: {message}");
+            // Ended by the retry limit, not by a timeout.
+            assert!(
+                failed_in < MAX_BACKOFF_TOTAL + SLACK,
+                "{name}: {failed_in:?}"
+            );
+        }
+        Mode::Down => {
+            assert!(
+                message.starts_with("KMS is unreachable"),
+                "{name}: {message}"
+            );
+            assert!(
+                failed_in < MAX_BACKOFF_TOTAL + SLACK,
+                "{name}: {failed_in:?}"
+            );
+        }
+        Mode::Pass => unreachable!(),
+    }
+    (failed_in, attempts, message)
+}
+
+/// What four concurrent first requests for one cold key cost.
+struct Concurrent {
+    took: Duration,
+    calls: u64,
+    attempts: usize,
+}
+
+/// Concurrent first requests for the same cold key share one KMS operation and its failure.
+async fn concurrent_first_requests_share_one_failure(
+    stack: &Stack,
+    name: &str,
+    cold: &str,
+    expected: (u16, &str),
+) -> Concurrent {
+    let before = stack.counters().await;
+    let started = Instant::now();
+    let body = json!({"keyBlob": cold, "userId": "alice"});
+    let request = || stack.post("/v1/address", &body);
+    let (a, b, c, d) = tokio::join!(request(), request(), request(), request());
+    for (status, answer, elapsed) in [a, b, c, d] {
+        stack.assert_kms_failure(status, &answer, elapsed, expected);
+    }
+    let took = started.elapsed();
+    let attempts = stack.relay.take_faulted();
+    let (calls, errors, _) = stack.counters().await.since(before);
+    assert_eq!(calls, errors, "{name}");
+    // One, unless a request arrived after the shared failure (it then loads again).
+    assert!(
+        (1..=2).contains(&calls),
+        "{name}: {calls} KMS calls for 4 concurrent requests"
+    );
+    assert!(
+        attempts <= MAX_ATTEMPTS * usize::try_from(calls).unwrap(),
+        "{name}: {attempts} attempts"
+    );
+    Concurrent {
+        took,
+        calls,
+        attempts,
+    }
+}
+
+/// Key generation needs KMS too: the same clear error, after retries, one failed KMS call. The
+/// time it took and the attempts the relay saw.
+async fn key_generation_fails_too(
+    stack: &Stack,
+    name: &str,
+    expected: (u16, &str),
+) -> (Duration, usize) {
+    let before = stack.counters().await;
+    let (status, answer, generate_in) = stack.post("/v1/keys", &json!({})).await;
+    stack.assert_kms_failure(status, &answer, generate_in, expected);
+    let generate_attempts = stack.relay.take_faulted();
+    assert!(
+        (2..=MAX_ATTEMPTS).contains(&generate_attempts),
+        "{name}: {generate_attempts} attempts"
+    );
+    assert_eq!(stack.counters().await.since(before), (1, 1, 0), "{name}");
+    (generate_in, generate_attempts)
+}
+
+/// Once the fault is gone, the cold key signs on the first request (one KMS call), and is warm
+/// after that (a cache hit). How long the recovery took.
+async fn the_cold_key_signs_at_once_and_stays_warm(
+    stack: &Stack,
+    name: &str,
+    cold: &str,
+    expected: Address,
+    nonce: &mut u64,
+) -> Duration {
+    let before = stack.counters().await;
+    let (recovered_in, tries) = stack.recover(cold, expected, *nonce).await;
+    *nonce += 1;
+    assert_eq!(tries, 1, "{name}: the first request after the fault failed");
+    assert_eq!(stack.counters().await.since(before), (1, 0, 0), "{name}");
+    // ... and it is warm now.
+    let before = stack.counters().await;
+    stack.sign(cold, "alice", expected, *nonce).await;
+    *nonce += 1;
+    assert_eq!(stack.counters().await.since(before), (0, 0, 1), "{name}");
+    recovered_in
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -2,13 +2,7 @@
 //! measurements it was given, refuses debug-mode (all-zero) PCRs and malformed input, and is
 //! enforced as intended by the KMS emulator: an enclave with those measurements may decrypt, one
 //! with other measurements (or a caller without an attestation document) may not.
-#![allow(
-    missing_docs,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
+#![cfg(test)]
 
 use std::{collections::BTreeMap, path::Path, process::Command};
 
@@ -44,6 +38,18 @@ fn policy(args: &[&str]) -> Output {
         stdout: String::from_utf8(out.stdout).unwrap(),
         stderr: String::from_utf8(out.stderr).unwrap(),
     }
+}
+
+/// `nitro-signer policy` for the measurements in `files`, the parent's role [`ROLE`] in
+/// [`ACCOUNT`], and `extra` options.
+fn policy_for(files: &[&Path], extra: &[&str]) -> Output {
+    let mut args = Vec::new();
+    for file in files {
+        args.extend(["--measurements", file.to_str().unwrap()]);
+    }
+    args.extend(["--role-arn", ROLE, "--account", ACCOUNT]);
+    args.extend_from_slice(extra);
+    policy(&args)
 }
 
 /// Writes `pcrs` as `nitro-cli build-enclave` prints them.
@@ -88,14 +94,7 @@ fn conditions_are_exactly_the_measurements() {
     let file = dir.path().join("nitro-signer.measurements.json");
     // nitro-cli prints lowercase; uppercase must come out lowercase all the same.
     write_measurements(&file, &pcrs_of(&[(0, 'A'), (1, 'b'), (2, 'c'), (8, 'd')]));
-    let out = policy(&[
-        "--measurements",
-        file.to_str().unwrap(),
-        "--role-arn",
-        ROLE,
-        "--account",
-        ACCOUNT,
-    ]);
+    let out = policy_for(&[&file], &[]);
     assert!(out.ok, "{}", out.stderr);
     let doc: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(doc["Version"], "2012-10-17");
@@ -146,20 +145,17 @@ fn conditions_are_exactly_the_measurements() {
     // PCR3 (computed from the role, as AWS documents it), PCR8 (from the file), key import,
     // and --output.
     let written = dir.path().join("policy.json");
-    let out = policy(&[
-        "--measurements",
-        file.to_str().unwrap(),
-        "--role-arn",
-        ROLE,
-        "--account",
-        ACCOUNT,
-        "--pcr3",
-        "--pcr8",
-        "--import-principal",
-        "arn:aws:iam::123456789012:role/KeyImporter",
-        "--output",
-        written.to_str().unwrap(),
-    ]);
+    let out = policy_for(
+        &[&file],
+        &[
+            "--pcr3",
+            "--pcr8",
+            "--import-principal",
+            "arn:aws:iam::123456789012:role/KeyImporter",
+            "--output",
+            written.to_str().unwrap(),
+        ],
+    );
     assert!(out.ok, "{}", out.stderr);
     assert!(out.stdout.is_empty());
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(&written).unwrap()).unwrap();
@@ -180,26 +176,16 @@ fn debug_mode_zero_pcrs_are_refused_unless_allowed() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("debug.json");
     write_measurements(&file, &pcrs_of(&[(0, '0'), (1, '0'), (2, '0')]));
-    let args = [
-        "--measurements",
-        file.to_str().unwrap(),
-        "--role-arn",
-        ROLE,
-        "--account",
-        ACCOUNT,
-    ];
-    let out = policy(&args);
+    let out = policy_for(&[&file], &[]);
     assert!(!out.ok);
     assert!(out.stdout.is_empty());
     assert!(out.stderr.contains("--allow-debug"), "{}", out.stderr);
 
     // One zero PCR is as bad as three.
     write_measurements(&file, &pcrs_of(&[(0, 'a'), (1, 'b'), (2, '0')]));
-    assert!(!policy(&args).ok);
+    assert!(!policy_for(&[&file], &[]).ok);
 
-    let mut allowed = args.to_vec();
-    allowed.push("--allow-debug");
-    let out = policy(&allowed);
+    let out = policy_for(&[&file], &["--allow-debug"]);
     assert!(out.ok, "{}", out.stderr);
     assert!(
         out.stderr.contains("allow-debug"),
@@ -341,16 +327,7 @@ fn the_kms_emulator_enforces_the_generated_policy() {
 
     let measurements = dir.path().join("nitro-signer.measurements.json");
     write_measurements(&measurements, &hex_pcrs(&good, &[0, 1, 2, 8]));
-    let out = policy(&[
-        "--measurements",
-        measurements.to_str().unwrap(),
-        "--role-arn",
-        ROLE,
-        "--account",
-        ACCOUNT,
-        "--pcr3",
-        "--pcr8",
-    ]);
+    let out = policy_for(&[&measurements], &["--pcr3", "--pcr8"]);
     assert!(out.ok, "{}", out.stderr);
 
     let kms = Kms::open(
@@ -440,28 +417,10 @@ fn rotation_allows_the_old_and_the_new_image_and_nothing_between() {
     let new_file = dir.path().join("new.json");
     write_measurements(&old_file, &hex_pcrs(&old, &[0, 1, 2]));
     write_measurements(&new_file, &hex_pcrs(&new, &[0, 1, 2]));
-    let out = policy(&[
-        "--measurements",
-        old_file.to_str().unwrap(),
-        "--measurements",
-        new_file.to_str().unwrap(),
-        "--role-arn",
-        ROLE,
-        "--account",
-        ACCOUNT,
-    ]);
+    let out = policy_for(&[&old_file, &new_file], &[]);
     assert!(out.ok, "{}", out.stderr);
     // The same image twice is a mistake, not a rotation.
-    let twice = policy(&[
-        "--measurements",
-        old_file.to_str().unwrap(),
-        "--measurements",
-        old_file.to_str().unwrap(),
-        "--role-arn",
-        ROLE,
-        "--account",
-        ACCOUNT,
-    ]);
+    let twice = policy_for(&[&old_file, &old_file], &[]);
     assert!(!twice.ok);
 
     let kms = Kms::open(

@@ -1,17 +1,11 @@
-#![allow(
-    missing_docs,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 //! [`EnclaveClient`] against an in-test enclave stand-in over real sockets.
+//!
+//! The tests of timeouts, reconnection backoff and connection life run on paused time
+//! (`start_paused`): client and stand-in share the test's runtime over Unix sockets, so the clock
+//! only has to move when both wait on a timer, and it jumps there instead of sleeping.
+#![cfg(test)]
 
-#[path = "support/stand_in.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod stand_in;
-
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nitro_signer_client::{ClientError, EnclaveClient, EnclaveConfig};
 use nitro_signer_common::{
@@ -19,8 +13,9 @@ use nitro_signer_common::{
     protocol::{AwsCredentials, ErrorCode, KeyRef, SignPayload, SignRequest},
     transport::Address,
 };
+use nitro_signer_tests::stand_in::StandIn;
 use serde_bytes::ByteBuf;
-use stand_in::StandIn;
+use tokio::time::Instant;
 use zeroize::Zeroizing;
 
 fn config(address: &Address) -> EnclaveConfig {
@@ -49,7 +44,7 @@ fn credentials(id: &str) -> AwsCredentials {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn answers_are_routed_by_id_when_they_come_out_of_order() {
     let dir = tempfile::tempdir().unwrap();
     let enclave = StandIn::start_unix(&dir).await;
@@ -125,7 +120,7 @@ async fn enclave_errors_and_typed_answers() {
     assert_eq!(stats.live, 2);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_stalled_request_times_out_without_blocking_others() {
     let dir = tempfile::tempdir().unwrap();
     let enclave = StandIn::start_unix(&dir).await;
@@ -154,7 +149,7 @@ async fn a_stalled_request_times_out_without_blocking_others() {
     assert_eq!(client.stats().live, 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn in_flight_requests_fail_at_once_when_the_connection_dies_and_calls_fail_fast() {
     let dir = tempfile::tempdir().unwrap();
     let mut enclave = StandIn::start_unix(&dir).await;
@@ -268,7 +263,7 @@ async fn a_call_whose_connection_dies_before_sending_goes_to_another_and_a_sent_
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_client_started_before_the_enclave_connects_when_it_appears() {
     let dir = tempfile::tempdir().unwrap();
     let address = Address::Unix(dir.path().join("late.sock"));
@@ -285,7 +280,7 @@ async fn a_client_started_before_the_enclave_connects_when_it_appears() {
     client.status().await.unwrap();
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn credentials_go_to_every_connection_and_again_after_reconnecting() {
     let dir = tempfile::tempdir().unwrap();
     let mut enclave = StandIn::start_unix(&dir).await;
@@ -353,7 +348,7 @@ async fn oversized_requests_are_refused_locally() {
     client.status().await.unwrap();
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn dropping_the_client_closes_its_connections() {
     let dir = tempfile::tempdir().unwrap();
     let enclave = StandIn::start_unix(&dir).await;

@@ -4,13 +4,7 @@
 //! KMS's identifiers (KMS's `AccessDeniedException` message names the role, the account and the
 //! key ARN) and without the SDK's internals; the enclave's log must have the details, and never
 //! the credentials.
-#![allow(
-    missing_docs,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
+#![cfg(test)]
 
 use std::{
     fmt::Write as _,

@@ -3,13 +3,7 @@
 //! upstream) where a TLS server holding a test certificate for `kms.us-east-1.amazonaws.com`
 //! fronts the KMS emulator. TLS ends in the enclave's client: a certificate from another CA or
 //! for another name is refused, and the client resolves no other host.
-#![allow(
-    missing_docs,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
+#![cfg(test)]
 
 use std::{
     net::SocketAddr,

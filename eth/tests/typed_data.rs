@@ -1,11 +1,6 @@
 //! EIP-712 typed data against MetaMask eth-sig-util v4 (an implementation independent of
 //! alloy), and the refusals that keep the two from disagreeing or the enclave from stalling.
-#![allow(
-    missing_docs,
-    clippy::unwrap_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
+#![cfg(test)]
 
 use std::time::{Duration, Instant};
 

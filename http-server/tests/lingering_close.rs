@@ -1,13 +1,7 @@
-#![allow(
-    missing_docs,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 //! The lingering close over real sockets: a client still writing a body the server refused reads
 //! the whole `413` instead of a reset, and a client cannot make a connection linger beyond its
 //! bounds, outside the connection cap, or past shutdown.
+#![cfg(test)]
 
 use std::{
     io,

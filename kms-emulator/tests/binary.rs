@@ -1,12 +1,6 @@
 //! The real `nitro-signer-kms-emulator` binary: its readiness line, the real `aws-sdk-kms`
 //! client against it, persistence across a restart, and refusing to start without credentials.
-#![allow(
-    missing_docs,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
+#![cfg(test)]
 
 use std::{
     path::Path,
@@ -15,13 +9,13 @@ use std::{
     time::Duration,
 };
 
-use aws_sdk_kms::{
-    Client,
-    config::{BehaviorVersion, Region},
-    primitives::Blob,
+use aws_sdk_kms::{Client, primitives::Blob};
+use nitro_signer_tests::{
+    kms,
+    process::{read_listening_line, signal},
 };
 use tokio::{
-    io::{AsyncBufReadExt, AsyncReadExt, BufReader},
+    io::{AsyncReadExt, BufReader},
     process::{Child, ChildStdout, Command},
 };
 
@@ -74,17 +68,8 @@ impl Emulator {
                     .push_str(&String::from_utf8_lossy(&buf[..n]));
             }
         });
-        let mut line = String::new();
-        tokio::time::timeout(STARTUP, stdout.read_line(&mut line))
-            .await
-            .expect("no readiness line")
-            .unwrap();
         // The readiness contract: exactly `listening on http://IP:PORT`, the bound port.
-        let url = line
-            .strip_suffix('\n')
-            .and_then(|l| l.strip_prefix("listening on "))
-            .unwrap_or_else(|| panic!("unexpected readiness line {line:?}"))
-            .to_owned();
+        let url = read_listening_line(&mut stdout, "emulator", STARTUP).await;
         let address: std::net::SocketAddr = url
             .strip_prefix("http://")
             .unwrap_or_else(|| panic!("not an http URL: {url:?}"))
@@ -101,28 +86,13 @@ impl Emulator {
     }
 
     fn client(&self) -> Client {
-        Client::from_conf(
-            aws_sdk_kms::Config::builder()
-                .behavior_version(BehaviorVersion::latest())
-                .region(Region::new("us-east-1"))
-                .endpoint_url(&self.url)
-                .credentials_provider(aws_credential_types::Credentials::new(
-                    ACCESS_KEY, SECRET_KEY, None, None, "test",
-                ))
-                .build(),
-        )
+        kms::client("us-east-1", &self.url, ACCESS_KEY, SECRET_KEY)
     }
 
     /// Stops it with SIGTERM; returns its standard error. Checks that it exited cleanly and
     /// printed nothing more on standard output.
     async fn stop(mut self) -> String {
-        let pid = self.child.id().unwrap().to_string();
-        let killed = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .await
-            .unwrap();
-        assert!(killed.success());
+        signal("TERM", self.child.id().unwrap());
         let status = tokio::time::timeout(STARTUP, self.child.wait())
             .await
             .expect("the emulator did not stop on SIGTERM")

@@ -1,13 +1,7 @@
 //! The server's limits over real sockets: stalled headers and bodies are cut off while other
 //! clients are served, connections beyond the limit wait, oversized bodies are refused, and
 //! shutdown drains.
-#![allow(
-    missing_docs,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
+#![cfg(test)]
 
 use std::{
     net::SocketAddr,
@@ -15,17 +9,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use aws_sdk_kms::{
-    Client,
-    config::{BehaviorVersion, Region},
-};
+use aws_sdk_kms::Client;
 use nitro_signer_common::attestation::RootOfTrust;
 use nitro_signer_kms_emulator::{
     server::{self, ServerLimits},
     service::Kms,
     sigv4::Credentials,
 };
-use nitro_signer_tests::sockets::read_until_closed;
+use nitro_signer_tests::{kms, sockets::read_until_closed};
 use tokio::{io::AsyncWriteExt, net::TcpStream, task::JoinHandle};
 use zeroize::Zeroizing;
 
@@ -70,15 +61,12 @@ async fn start(limits: ServerLimits) -> Running {
 }
 
 fn client(address: SocketAddr) -> Client {
-    let config = aws_sdk_kms::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(format!("http://{address}"))
-        .credentials_provider(aws_credential_types::Credentials::new(
-            ACCESS_KEY, SECRET_KEY, None, None, "test",
-        ))
-        .build();
-    Client::from_conf(config)
+    kms::client(
+        "us-east-1",
+        &format!("http://{address}"),
+        ACCESS_KEY,
+        SECRET_KEY,
+    )
 }
 
 /// An unsigned request: the server answers it (with `MissingAuthenticationTokenException`)

@@ -2,13 +2,7 @@
 //! and never a plaintext, a data key, an attestation document or the secret access key, in any
 //! encoding. Runs the flows through the real `aws-sdk-kms` client and captures every event the
 //! emulator emits, at every level.
-#![allow(
-    missing_docs,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
+#![cfg(test)]
 
 use std::{
     io::Write,
@@ -16,8 +10,6 @@ use std::{
 };
 
 use aws_sdk_kms::{
-    Client,
-    config::{BehaviorVersion, Region},
     error::ProvideErrorMetadata,
     primitives::Blob,
     types::{DataKeySpec, KeyEncryptionMechanism, RecipientInfo},
@@ -36,6 +28,7 @@ use nitro_signer_kms_emulator::{
     service::{EncryptionContext, Kms},
     sigv4::Credentials,
 };
+use nitro_signer_tests::kms;
 use zeroize::Zeroizing;
 
 const ACCESS_KEY: &str = "AKIAEMULATOR00000000";
@@ -133,16 +126,7 @@ async fn logs_and_debug_output_never_contain_secrets() {
             let _ = stopped.await;
         },
     ));
-    let client = Client::from_conf(
-        aws_sdk_kms::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .endpoint_url(&url)
-            .credentials_provider(aws_credential_types::Credentials::new(
-                ACCESS_KEY, SECRET_KEY, None, None, "test",
-            ))
-            .build(),
-    );
+    let client = kms::client("us-east-1", &url, ACCESS_KEY, SECRET_KEY);
 
     // Encrypt, Decrypt, GenerateDataKey (plaintext and Recipient), and a failure.
     let key_id = client

@@ -1,17 +1,11 @@
 //! The real `aws-sdk-kms` client against the emulator over HTTP: SigV4 accepted from the right
 //! credentials and refused from others, the Recipient flow, and KMS error types.
-#![allow(
-    missing_docs,
-    clippy::unwrap_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
+#![cfg(test)]
 
 use std::sync::Arc;
 
 use aws_sdk_kms::{
     Client,
-    config::{BehaviorVersion, Region},
     error::ProvideErrorMetadata,
     primitives::Blob,
     types::{DataKeySpec, KeyEncryptionMechanism, RecipientInfo},
@@ -26,6 +20,7 @@ use nitro_signer_kms_emulator::{
     service::{Kms, KmsConfig},
     sigv4::Credentials,
 };
+use nitro_signer_tests::kms;
 use zeroize::Zeroizing;
 
 const ACCESS_KEY: &str = "AKIAEMULATOR00000000";
@@ -81,15 +76,7 @@ fn client(url: &str, secret: &str) -> Client {
 }
 
 fn client_in(region: &'static str, url: &str, secret: &str) -> Client {
-    let config = aws_sdk_kms::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(region))
-        .endpoint_url(url)
-        .credentials_provider(aws_credential_types::Credentials::new(
-            ACCESS_KEY, secret, None, None, "test",
-        ))
-        .build();
-    Client::from_conf(config)
+    kms::client(region, url, ACCESS_KEY, secret)
 }
 
 #[tokio::test]

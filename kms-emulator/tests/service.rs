@@ -1,11 +1,6 @@
 //! The emulated KMS with the enclave's real recipient key and the simulated NSM: the Recipient
 //! flow end to end in process, and the refusals KMS would give.
-#![allow(
-    missing_docs,
-    clippy::unwrap_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
+#![cfg(test)]
 
 use std::{
     collections::BTreeMap,

@@ -1,23 +1,15 @@
-#![allow(
-    missing_docs,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 //! The real router on a real TCP port, against the enclave stand-in: each endpoint's JSON shape,
 //! and the error mapping.
+#![cfg(test)]
 
-#[path = "../../client/tests/support/stand_in.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod stand_in;
+mod support;
 
 use std::{num::NonZeroU64, num::NonZeroUsize, time::Duration};
 
-use nitro_signer_proxy::{Args, Server};
+use nitro_signer_proxy::Args;
+use nitro_signer_tests::{metrics, stand_in::StandIn};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use stand_in::StandIn;
 use tokio::sync::oneshot;
 
 struct Proxy {
@@ -30,25 +22,9 @@ struct Proxy {
 
 async fn start_with(configure: impl FnOnce(&mut Args)) -> Proxy {
     let dir = tempfile::tempdir().unwrap();
-    let enclave = StandIn::start_unix(&dir).await;
-    let mut args = Args::new(enclave.address.clone());
-    args.listen = "127.0.0.1:0".into();
-    args.no_aws_credentials = true;
-    configure(&mut args);
-    let server = Server::bind(args).await.unwrap();
-    assert!(
-        server
-            .enclave_client()
-            .wait_until_live(Duration::from_secs(2))
-            .await
-    );
-    let url = format!("http://{}", server.local_addr());
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(server.serve(async move {
-        let _ = stopped.await;
-    }));
+    let (address, enclave, stop) = support::start_proxy(&dir, configure).await;
     Proxy {
-        url,
+        url: format!("http://{address}"),
         http: reqwest::Client::new(),
         enclave,
         _dir: dir,
@@ -70,12 +46,7 @@ impl Proxy {
             .send()
             .await
             .unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        status_and_json(response).await
     }
 
     async fn post_json(&self, path: &str, body: Value) -> (StatusCode, Value) {
@@ -89,13 +60,18 @@ impl Proxy {
             .send()
             .await
             .unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        status_and_json(response).await
     }
+}
+
+/// The status of `response`, and its body as JSON (as a string when it is not JSON).
+async fn status_and_json(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 /// The stand-in's key blob "k" in base64.
@@ -556,13 +532,8 @@ async fn metrics_cover_requests_stages_connections_and_the_enclave() {
         );
     }
     // The proxy's own, under the usual names: present and plausible.
-    let value = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
-            .unwrap_or_else(|| panic!("missing {name} in\n{text}"))
-    };
-    assert!(value("process_cpu_seconds_total") >= 0.0);
-    assert!(value("process_resident_memory_bytes") > 1e6);
+    assert!(metrics::sample::<f64>(&text, "process_cpu_seconds_total") >= 0.0);
+    assert!(metrics::sample::<f64>(&text, "process_resident_memory_bytes") > 1e6);
     assert!(text.ends_with("# EOF\n"));
     assert_eq!(text.matches("# EOF").count(), 1);
 }

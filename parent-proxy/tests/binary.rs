@@ -1,22 +1,12 @@
-#![allow(
-    missing_docs,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 //! The `nitro-signer-proxy` binary: the readiness line on standard output, logs on standard error,
 //! options from the environment.
-
-#[path = "../../client/tests/support/stand_in.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod stand_in;
+#![cfg(test)]
 
 use std::{process::Stdio, time::Duration};
 
-use stand_in::StandIn;
+use nitro_signer_tests::{process::read_listening_line, stand_in::StandIn};
 use tokio::{
-    io::{AsyncBufReadExt, AsyncReadExt, BufReader},
+    io::{AsyncReadExt, BufReader},
     process::Command,
 };
 
@@ -36,16 +26,12 @@ async fn prints_one_readiness_line_and_serves() {
         .spawn()
         .unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    tokio::time::timeout(Duration::from_secs(10), stdout.read_line(&mut line))
-        .await
-        .expect("no readiness line")
+    let url = read_listening_line(&mut stdout, "proxy", Duration::from_secs(10)).await;
+    let address: std::net::SocketAddr = url
+        .strip_prefix("http://")
+        .unwrap_or_else(|| panic!("not an http URL: {url:?}"))
+        .parse()
         .unwrap();
-    let url = line
-        .strip_prefix("listening on http://")
-        .and_then(|rest| rest.strip_suffix('\n'))
-        .unwrap_or_else(|| panic!("bad readiness line {line:?}"));
-    let address: std::net::SocketAddr = url.parse().unwrap();
     assert_ne!(address.port(), 0);
 
     let http = reqwest::Client::new();

@@ -1,17 +1,9 @@
-#![allow(
-    missing_docs,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 //! The proxy's connection limits over real sockets, against the enclave stand-in: a client that
 //! sends half a request header is cut off after `--header-read-timeout-ms` while others are
 //! served, and connections beyond `--max-connections` wait for a free slot.
+#![cfg(test)]
 
-#[path = "../../client/tests/support/stand_in.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod stand_in;
+mod support;
 
 use std::{
     net::SocketAddr,
@@ -19,10 +11,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use nitro_signer_proxy::{Args, Server};
+use nitro_signer_proxy::Args;
 use nitro_signer_tests::sockets::{read_until_closed, still_open_and_silent};
+use nitro_signer_tests::stand_in::StandIn;
 use serde_json::{Value, json};
-use stand_in::StandIn;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
@@ -47,23 +39,7 @@ struct Proxy {
 
 async fn start(configure: impl FnOnce(&mut Args)) -> Proxy {
     let dir = tempfile::tempdir().unwrap();
-    let enclave = StandIn::start_unix(&dir).await;
-    let mut args = Args::new(enclave.address.clone());
-    args.listen = "127.0.0.1:0".into();
-    args.no_aws_credentials = true;
-    configure(&mut args);
-    let server = Server::bind(args).await.unwrap();
-    assert!(
-        server
-            .enclave_client()
-            .wait_until_live(Duration::from_secs(2))
-            .await
-    );
-    let address = server.local_addr();
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(server.serve(async move {
-        let _ = stopped.await;
-    }));
+    let (address, enclave, stop) = support::start_proxy(&dir, configure).await;
     Proxy {
         address,
         _enclave: enclave,

@@ -1,16 +1,8 @@
-#![allow(
-    missing_docs,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 //! `nitro_signer_client::HttpClient` against the real proxy and the enclave stand-in: every
 //! method, typed answers and typed errors.
+#![cfg(test)]
 
-#[path = "../../client/tests/support/stand_in.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod stand_in;
+mod support;
 
 use std::time::Duration;
 
@@ -24,9 +16,7 @@ use nitro_signer_client::{
     },
 };
 use nitro_signer_common::UserId;
-use nitro_signer_proxy::{Args, Server};
 use serde_json::value::RawValue;
-use stand_in::StandIn;
 
 fn raw(text: &str) -> Box<RawValue> {
     RawValue::from_string(text.to_owned()).unwrap()
@@ -43,19 +33,8 @@ fn user() -> Option<UserId> {
 #[tokio::test]
 async fn every_method_against_the_proxy() {
     let dir = tempfile::tempdir().unwrap();
-    let mut enclave = StandIn::start_unix(&dir).await;
-    let mut args = Args::new(enclave.address.clone());
-    args.listen = "127.0.0.1:0".into();
-    args.no_aws_credentials = true;
-    let server = Server::bind(args).await.unwrap();
-    assert!(
-        server
-            .enclave_client()
-            .wait_until_live(Duration::from_secs(2))
-            .await
-    );
-    let client = HttpClient::new(format!("http://{}/", server.local_addr())).unwrap();
-    tokio::spawn(server.serve(std::future::pending()));
+    let (address, mut enclave, _stop) = support::start_proxy(&dir, |_| {}).await;
+    let client = HttpClient::new(format!("http://{address}/")).unwrap();
 
     assert_eq!(client.health().await.unwrap().status, "ok");
     assert_eq!(client.ready().await.unwrap().kms_calls, 3);

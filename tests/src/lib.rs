@@ -1,14 +1,41 @@
 #![doc = include_str!("../README.md")]
-// Test oracles: a failed expectation is a failed test, so panicking is the right response.
-#![allow(clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+// Test code: a failed expectation is a failed test, so panicking is the right response. (The
+// integration tests get the same allowance from clippy.toml; this library is not built under
+// `cfg(test)`, so it states its own, once.)
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 //!
 //! # Layout
+//!
+//! Independent oracles:
 //!
 //! - [`libsecp`]: signing, verification and recovery with libsecp256k1.
 //! - [`fixtures`]: payloads with published expected results.
 //! - [`reference_derivation`]: the per-user key derivation written out from RFC 5869.
+//! - [`answers`]: the HTTP API's answers checked with alloy and libsecp256k1.
+//!
+//! Harnesses:
+//!
+//! - [`stand_in`]: an enclave stand-in speaking the framed protocol, for the client and proxy.
+//! - [`process`]: the binaries as processes (readiness line, logs, signals, `keys import`).
+//! - [`dev_stack`]: `nitro-signer dev`, the whole simulated stack, as one process.
+//! - [`relay`]: a fault-injecting TCP relay in front of KMS.
+//! - [`kms`]: the real `aws-sdk-kms` client pointed at a test endpoint.
+//! - [`metrics`]: reading the `/metrics` text.
 //! - [`sockets`]: raw-socket probes of how a server handles a connection (the HTTP servers'
 //!   connection limits, timeouts and lingering close).
+
+pub mod answers;
+pub mod dev_stack;
+pub mod kms;
+pub mod metrics;
+pub mod process;
+pub mod relay;
+pub mod stand_in;
 
 pub mod libsecp {
     //! libsecp256k1 as the independent secp256k1 implementation.

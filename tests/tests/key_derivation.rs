@@ -1,6 +1,6 @@
 //! The vectors of docs/key-derivation.md against the enclave, the reference derivation and
 //! libsecp256k1.
-#![allow(missing_docs, clippy::unwrap_used, clippy::indexing_slicing)]
+#![cfg(test)]
 
 use alloy_primitives::{Address, hex};
 use nitro_signer_common::UserId;

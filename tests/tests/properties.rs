@@ -1,6 +1,6 @@
 //! Property tests: for random seeds, user ids and payloads, the enclave's signatures are low-s,
 //! recover to the derived address and are byte-identical to libsecp256k1's.
-#![allow(missing_docs, clippy::unwrap_used)]
+#![cfg(test)]
 
 use alloy_primitives::{Address, B256, U256};
 use nitro_signer_common::UserId;

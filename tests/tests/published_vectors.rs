@@ -1,7 +1,7 @@
 //! Published vectors from the Ethereum ecosystem's own test suites, reproduced by the enclave's
 //! request layer. Each vector names its source. (The EIP-155 and EIP-712 examples from the EIPs
 //! themselves are in `signing.rs`.)
-#![allow(missing_docs, clippy::unwrap_used, clippy::panic)]
+#![cfg(test)]
 
 use alloy_primitives::{B256, U256, hex};
 use nitro_signer_enclave::{

@@ -1,11 +1,6 @@
 //! Every payload kind, signed by the enclave's request layer, checked with libsecp256k1 and
 //! against published vectors.
-#![allow(
-    missing_docs,
-    clippy::unwrap_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
+#![cfg(test)]
 
 use alloy_consensus::{Transaction, TxEnvelope};
 use alloy_eips::eip2718::Decodable2718;

@@ -54,7 +54,9 @@ pub struct Seen {
 
 /// The stand-in server.
 pub struct StandIn {
+    /// Where it listens (the bound port, when started on port 0).
     pub address: Address,
+    /// What it saw.
     pub seen: Arc<Seen>,
     server: Option<JoinHandle<()>>,
 }

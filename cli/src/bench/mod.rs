@@ -1,0 +1,97 @@
+//! `nitro-signer bench`: a load generator for the HTTP API.
+//!
+//! It drives `POST /v1/sign/transaction` (or the batch endpoint) with N concurrent connections
+//! for a fixed number of requests, then verifies every signature it got back (after the timed
+//! part, so that verification does not compete with the server for the CPU), and prints
+//! throughput, latency percentiles, errors, the server's per-stage latency (from `/metrics`), and
+//! bare k256 signing throughput measured on the same machine in the same run, with the ratio.
+//!
+//! # Layout
+//!
+//! - [`http`]: the load generator's HTTP client (bare HTTP/1.1 connections, request bodies).
+//! - [`warm`]: the warm run, with the bare k256 baseline.
+//! - [`cold`]: the cold run (`--cold`): first requests for new key blobs.
+//! - [`report`]: the report's latency, error, stage and CPU lines.
+
+mod cold;
+mod http;
+mod report;
+mod warm;
+
+use std::path::PathBuf;
+
+use alloy_consensus::{TxEnvelope, transaction::SignerRecoverable};
+use alloy_eips::eip2718::Decodable2718;
+use alloy_primitives::Address;
+use anyhow::{Context, bail};
+use nitro_signer_client::HttpClient;
+
+use self::http::plain_http_authority;
+
+/// Options of `bench`.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct BenchArgs {
+    /// The parent proxy's URL.
+    #[arg(
+        long,
+        env = "NITRO_SIGNER_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    url: String,
+
+    /// Concurrent connections (one request in flight on each).
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+
+    /// Requests to send in the timed run.
+    #[arg(long, default_value_t = 20_000)]
+    requests: u64,
+
+    /// Transactions per request: 1 uses `/v1/sign/transaction`, more use the batch endpoint.
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+
+    /// Requests sent before timing starts (fills the key cache and the connection pools).
+    #[arg(long, default_value_t = 500)]
+    warmup: u64,
+
+    /// Seconds of bare k256 signing on all cores, for the baseline (0 skips it).
+    #[arg(long, default_value_t = 3)]
+    baseline_secs: u64,
+
+    /// Measure the cold path instead: encrypt this many new seeds with the dev stack's KMS (see
+    /// `--data-dir`), then send `--connections` concurrent first requests for each new key blob
+    /// at once, one key after the other, and report their latency and the KMS calls they cost
+    /// (one per key: concurrent first requests share it).
+    #[arg(long, value_name = "KEYS")]
+    cold: Option<u64>,
+
+    /// The running dev stack's state directory, for `--cold`.
+    #[arg(long, env = "NITRO_SIGNER_DATA_DIR", default_value = ".nitro-signer")]
+    data_dir: PathBuf,
+}
+
+/// Runs the benchmark and prints its report.
+pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if args.connections == 0 || args.requests == 0 {
+        bail!("--connections and --requests must be positive");
+    }
+    let client = HttpClient::new(args.url.clone())?;
+    let authority = plain_http_authority(&args.url)?;
+    if let Some(keys) = args.cold {
+        return cold::run(&args, keys, &client, &authority).await;
+    }
+    warm::run(&args, &client, &authority).await
+}
+
+/// Checks that each signed raw transaction decodes and recovers to `signer`; how many there were.
+fn verify(raws: &[Vec<u8>], signer: Address) -> anyhow::Result<u64> {
+    for raw in raws {
+        let tx = TxEnvelope::decode_2718(&mut raw.as_slice())
+            .context("a returned transaction does not decode")?;
+        if tx.recover_signer().ok() != Some(signer) {
+            bail!("a returned signature does not recover to {signer}");
+        }
+    }
+    Ok(raws.len() as u64)
+}
