@@ -15,7 +15,7 @@ use std::{
 use anyhow::{Context, bail};
 use aws_sdk_kms::primitives::Blob;
 use base64::Engine;
-use nitro_signer_common::key_blob::{KeyBlob, KeyKind, PolicyFlag};
+use nitro_signer_common::key_blob::{KeyBlob, KeyKind, KeyMetadata, PolicyFlag};
 use nitro_signer_enclave::{KeyMaterial, MasterSeed, PrivateKey};
 use zeroize::Zeroizing;
 
@@ -186,23 +186,27 @@ pub(crate) async fn encrypt(
     policy: Vec<PolicyFlag>,
     secret: &Zeroizing<[u8; 32]>,
 ) -> anyhow::Result<KeyBlob> {
-    let shell = KeyBlob::new(kind, kms_key, owner.clone(), policy.clone(), vec![0])?;
+    let metadata = KeyMetadata::new(kind, kms_key, owner, policy)?;
     let encrypted = client
         .encrypt()
         .key_id(kms_key)
         .plaintext(Blob::new(secret.to_vec()))
-        .set_encryption_context(Some(HashMap::from_iter(shell.encryption_context())))
+        .set_encryption_context(Some(HashMap::from_iter(metadata.encryption_context())))
         .send()
         .await
         .context("KMS Encrypt failed")?;
     let ciphertext = encrypted
         .ciphertext_blob()
         .context("KMS returned no ciphertext")?;
-    Ok(KeyBlob::new(
-        kind,
-        encrypted.key_id().unwrap_or(kms_key),
-        owner,
-        policy,
-        ciphertext.as_ref().to_vec(),
-    )?)
+    // The blob names the key as KMS answered it (a full ARN, even when given by alias).
+    let metadata = match encrypted.key_id() {
+        Some(answered) if answered != kms_key => KeyMetadata::new(
+            kind,
+            answered,
+            metadata.owner().map(str::to_owned),
+            metadata.policy().to_vec(),
+        )?,
+        _ => metadata,
+    };
+    Ok(KeyBlob::new(metadata, ciphertext.as_ref().to_vec())?)
 }

@@ -100,7 +100,7 @@ pub struct EnclaveConfig {
 
 impl EnclaveConfig {
     /// Defaults for `address`: 4 connections, 10 s request timeout, 256 requests in flight per
-    /// connection, 4 MiB frames, 5 s I/O timeout, reconnection from 50 ms up to 1 s.
+    /// connection, 2 MiB frames ([`frame::MAX_FRAME_LEN`]), 5 s I/O timeout, reconnection from 50 ms up to 1 s.
     pub fn new(address: Address) -> Self {
         Self {
             address,

@@ -13,7 +13,7 @@
 //! | `ciphertext` | the KMS `CiphertextBlob` |
 //!
 //! Everything except the ciphertext itself is bound through the KMS encryption context
-//! ([`KeyBlob::encryption_context`]): a blob whose kind, owner or policy was altered, or that is
+//! ([`KeyMetadata::encryption_context`]): a blob whose kind, owner or policy was altered, or that is
 //! presented as another kind or owner, fails to decrypt at KMS. The parent instance, which
 //! stores and forwards blobs, therefore cannot turn a seed into a private key, move a key to
 //! another tenant, or grant a key raw-digest signing.
@@ -21,6 +21,8 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
+use crate::protocol::codec::{self, Value};
 
 /// Current format version.
 pub const KEY_BLOB_VERSION: u8 = 1;
@@ -84,10 +86,28 @@ impl PolicyFlag {
     }
 }
 
-/// A decoded, checked key blob.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// Everything a blob says about its secret besides the ciphertext: the kind, the KMS key, the
+/// owner and the opt-ins, checked, and all of it bound at KMS through
+/// [`KeyMetadata::encryption_context`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyMetadata {
+    kind: KeyKind,
+    kms_key: String,
+    owner: Option<String>,
+    policy: Vec<PolicyFlag>,
+}
+
+/// A decoded, checked key blob: its [`KeyMetadata`] and the KMS ciphertext.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyBlob {
+    metadata: KeyMetadata,
+    ciphertext: Vec<u8>,
+}
+
+/// The CBOR map a blob is encoded as (see the module docs).
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Wire {
     v: u8,
     kind: KeyKind,
     kms_key: String,
@@ -115,40 +135,32 @@ fn malformed(what: impl Into<String>) -> KeyBlobError {
     KeyBlobError::Malformed(what.into())
 }
 
-impl KeyBlob {
-    /// A new blob; checks the same rules as [`KeyBlob::decode`].
+impl KeyMetadata {
+    /// Checked metadata; `policy` is sorted and repeats dropped.
     pub fn new(
         kind: KeyKind,
         kms_key: impl Into<String>,
         owner: Option<String>,
         mut policy: Vec<PolicyFlag>,
-        ciphertext: Vec<u8>,
     ) -> Result<Self, KeyBlobError> {
         policy.sort();
         policy.dedup();
-        let blob = Self {
-            v: KEY_BLOB_VERSION,
+        let metadata = Self {
             kind,
             kms_key: kms_key.into(),
             owner,
             policy,
-            ciphertext,
         };
-        blob.check()?;
-        Ok(blob)
+        metadata.check()?;
+        Ok(metadata)
     }
 
     fn check(&self) -> Result<(), KeyBlobError> {
-        if self.v != KEY_BLOB_VERSION {
-            return Err(KeyBlobError::UnsupportedVersion(self.v));
-        }
         if self.kms_key.is_empty() || self.kms_key.len() > 2048 {
             return Err(malformed("kms_key must be 1 to 2048 characters"));
         }
         if let Some(owner) = &self.owner
-            && (owner.is_empty()
-                || owner.len() > MAX_OWNER_LEN
-                || !owner.bytes().all(|b| b.is_ascii_graphic() || b == b' '))
+            && !is_owner_label(owner)
         {
             return Err(malformed(
                 "owner must be 1 to 128 printable ASCII characters",
@@ -157,48 +169,13 @@ impl KeyBlob {
         if self.policy.windows(2).any(|w| w.first() >= w.get(1)) {
             return Err(malformed("policy must be sorted without repeats"));
         }
-        if self.ciphertext.is_empty() || self.ciphertext.len() > MAX_KEY_BLOB_LEN {
-            return Err(malformed("ciphertext is empty or too long"));
-        }
         Ok(())
     }
 
-    /// Decodes and checks a blob.
-    pub fn decode(bytes: &[u8]) -> Result<Self, KeyBlobError> {
-        if bytes.len() > MAX_KEY_BLOB_LEN {
-            return Err(malformed(format!("longer than {MAX_KEY_BLOB_LEN} bytes")));
-        }
-        match serde_cbor::from_slice::<Self>(bytes) {
-            // `check` refuses other versions that happen to have this version's shape.
-            Ok(blob) => blob.check().map(|()| blob),
-            Err(error) => {
-                // A future format gets a precise error rather than "malformed". (Only on this
-                // path: it decodes the blob a second time, generically.)
-                if let Ok(serde_cbor::Value::Map(map)) =
-                    serde_cbor::from_slice::<serde_cbor::Value>(bytes)
-                    && let Some(serde_cbor::Value::Integer(v)) =
-                        map.get(&serde_cbor::Value::Text("v".into()))
-                    && *v != i128::from(KEY_BLOB_VERSION)
-                {
-                    return Err(KeyBlobError::UnsupportedVersion(
-                        u8::try_from(*v).unwrap_or(u8::MAX),
-                    ));
-                }
-                Err(malformed(error.to_string()))
-            }
-        }
-    }
-
-    /// The CBOR encoding.
-    pub fn encode(&self) -> Vec<u8> {
-        // A struct of strings, bytes and small integers always encodes.
-        serde_cbor::to_vec(self).unwrap_or_default()
-    }
-
-    /// The KMS encryption context that binds this blob's metadata to its ciphertext.
+    /// The KMS encryption context that binds this metadata to a ciphertext.
     pub fn encryption_context(&self) -> BTreeMap<String, String> {
         let mut ctx = BTreeMap::from([
-            (context::VERSION.to_owned(), self.v.to_string()),
+            (context::VERSION.to_owned(), KEY_BLOB_VERSION.to_string()),
             (context::KIND.to_owned(), self.kind.as_str().to_owned()),
         ]);
         if let Some(owner) = &self.owner {
@@ -230,6 +207,79 @@ impl KeyBlob {
     pub fn policy(&self) -> &[PolicyFlag] {
         &self.policy
     }
+}
+
+/// Whether `label` is a valid owner label: 1 to [`MAX_OWNER_LEN`] printable ASCII characters.
+pub fn is_owner_label(label: &str) -> bool {
+    !label.is_empty()
+        && label.len() <= MAX_OWNER_LEN
+        && label.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+}
+
+impl KeyBlob {
+    /// A blob of `metadata` and the KMS `ciphertext` made under its encryption context.
+    pub fn new(metadata: KeyMetadata, ciphertext: Vec<u8>) -> Result<Self, KeyBlobError> {
+        if ciphertext.is_empty() || ciphertext.len() > MAX_KEY_BLOB_LEN {
+            return Err(malformed("ciphertext is empty or too long"));
+        }
+        Ok(Self {
+            metadata,
+            ciphertext,
+        })
+    }
+
+    /// Decodes and checks a blob.
+    pub fn decode(bytes: &[u8]) -> Result<Self, KeyBlobError> {
+        if bytes.len() > MAX_KEY_BLOB_LEN {
+            return Err(malformed(format!("longer than {MAX_KEY_BLOB_LEN} bytes")));
+        }
+        match codec::decode::<Wire>(bytes) {
+            // Other versions that happen to have this version's shape are refused here.
+            Ok(wire) if wire.v != KEY_BLOB_VERSION => Err(KeyBlobError::UnsupportedVersion(wire.v)),
+            Ok(wire) => {
+                let metadata = KeyMetadata {
+                    kind: wire.kind,
+                    kms_key: wire.kms_key,
+                    owner: wire.owner,
+                    policy: wire.policy,
+                };
+                metadata.check()?;
+                Self::new(metadata, wire.ciphertext)
+            }
+            Err(error) => {
+                // A future format gets a precise error rather than "malformed". (Only on this
+                // path: it decodes the blob a second time, generically.)
+                if let Ok(Value::Map(map)) = codec::decode::<Value>(bytes)
+                    && let Some(Value::Integer(v)) = map.get(&Value::Text("v".into()))
+                    && *v != i128::from(KEY_BLOB_VERSION)
+                {
+                    return Err(KeyBlobError::UnsupportedVersion(
+                        u8::try_from(*v).unwrap_or(u8::MAX),
+                    ));
+                }
+                Err(malformed(error.to_string()))
+            }
+        }
+    }
+
+    /// The CBOR encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        let wire = Wire {
+            v: KEY_BLOB_VERSION,
+            kind: self.metadata.kind,
+            kms_key: self.metadata.kms_key.clone(),
+            owner: self.metadata.owner.clone(),
+            policy: self.metadata.policy.clone(),
+            ciphertext: self.ciphertext.clone(),
+        };
+        // A struct of strings, bytes and small integers always encodes.
+        codec::encode(&wire).unwrap_or_default()
+    }
+
+    /// What the blob says about its secret.
+    pub fn metadata(&self) -> &KeyMetadata {
+        &self.metadata
+    }
 
     /// The KMS `CiphertextBlob`.
     pub fn ciphertext(&self) -> &[u8] {
@@ -243,7 +293,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn blob() -> KeyBlob {
-        KeyBlob::new(
+        let metadata = KeyMetadata::new(
             KeyKind::Seed,
             "arn:aws:kms:us-east-1:111122223333:key/1234",
             Some("tenant-7".into()),
@@ -252,32 +302,43 @@ mod tests {
                 PolicyFlag::PreEip155,
                 PolicyFlag::RawDigest,
             ],
-            vec![1, 2, 3],
         )
-        .unwrap()
+        .unwrap();
+        KeyBlob::new(metadata, vec![1, 2, 3]).unwrap()
+    }
+
+    fn plain() -> KeyBlob {
+        let metadata = KeyMetadata::new(KeyKind::PrivateKey, "k", None, vec![]).unwrap();
+        KeyBlob::new(metadata, vec![9]).unwrap()
+    }
+
+    /// The blob's wire form, for encoding blobs `KeyBlob` would refuse to make.
+    fn wire(blob: &KeyBlob) -> Wire {
+        codec::decode(&blob.encode()).unwrap()
     }
 
     #[test]
     fn round_trips_and_binds_metadata() {
         let b = blob();
-        assert_eq!(b.policy(), &[PolicyFlag::RawDigest, PolicyFlag::PreEip155]);
+        assert_eq!(
+            b.metadata().policy(),
+            &[PolicyFlag::RawDigest, PolicyFlag::PreEip155]
+        );
         assert_eq!(KeyBlob::decode(&b.encode()).unwrap(), b);
-        let ctx = b.encryption_context();
+        let ctx = b.metadata().encryption_context();
         assert_eq!(ctx[context::KIND], "seed");
         assert_eq!(ctx[context::OWNER], "tenant-7");
         assert_eq!(ctx[context::POLICY], "raw-digest,pre-eip155");
         assert_eq!(ctx[context::VERSION], "1");
         // A blob without owner or policy has a smaller context, so it is a different binding.
-        let plain = KeyBlob::new(KeyKind::PrivateKey, "k", None, vec![], vec![9]).unwrap();
-        assert_eq!(plain.encryption_context().len(), 2);
+        assert_eq!(plain().metadata().encryption_context().len(), 2);
     }
 
     #[test]
     fn golden_encoding() {
-        let plain = KeyBlob::new(KeyKind::PrivateKey, "k", None, vec![], vec![9]).unwrap();
         // {"v": 1, "kind": "private-key", "kms_key": "k", "ciphertext": h'09'}
         assert_eq!(
-            plain.encode(),
+            plain().encode(),
             [
                 &[0xa4, 0x61, b'v', 0x01, 0x64][..],
                 b"kind",
@@ -295,18 +356,22 @@ mod tests {
 
     #[test]
     fn refuses_bad_blobs() {
-        let mut future = blob();
+        let encode = |wire: &Wire| codec::encode(wire).unwrap();
+        let mut future = wire(&blob());
         future.v = 2;
         assert_eq!(
-            KeyBlob::decode(&future.encode()).unwrap_err(),
+            KeyBlob::decode(&encode(&future)).unwrap_err(),
             KeyBlobError::UnsupportedVersion(2)
         );
-        let mut unsorted = blob();
+        let mut unsorted = wire(&blob());
         unsorted.policy.reverse();
-        assert!(KeyBlob::decode(&unsorted.encode()).is_err());
-        let mut owner = blob();
+        assert!(KeyBlob::decode(&encode(&unsorted)).is_err());
+        let mut owner = wire(&blob());
         owner.owner = Some("bad\nowner".into());
-        assert!(KeyBlob::decode(&owner.encode()).is_err());
+        assert!(KeyBlob::decode(&encode(&owner)).is_err());
+        let mut empty = wire(&blob());
+        empty.ciphertext.clear();
+        assert!(KeyBlob::decode(&encode(&empty)).is_err());
         assert!(KeyBlob::decode(b"\xa0").is_err());
         assert!(KeyBlob::decode(&[0u8; MAX_KEY_BLOB_LEN + 1]).is_err());
         // Unknown fields are refused.

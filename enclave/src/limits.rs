@@ -33,7 +33,7 @@
 
 use std::time::Duration;
 
-use nitro_signer_common::protocol::frame::{READ_BUFFER, WRITE_BATCH};
+use nitro_signer_common::protocol::frame::{self, READ_BUFFER, WRITE_BATCH};
 
 const MIB: usize = 1024 * 1024;
 
@@ -43,8 +43,9 @@ pub const ENCLAVE_MEMORY: usize = 1024 * MIB;
 /// What the server's buffers may hold at worst: half of [`ENCLAVE_MEMORY`].
 pub const SERVER_MEMORY_BUDGET: usize = ENCLAVE_MEMORY / 2;
 
-/// Largest frame the enclave reads or writes.
-pub const MAX_FRAME: usize = 2 * MIB;
+/// Largest frame the enclave reads or writes: the protocol's default, which the proxy's client
+/// uses too.
+pub const MAX_FRAME: usize = frame::MAX_FRAME_LEN;
 
 /// What one connection holds at worst, besides its requests in flight.
 pub const PER_CONNECTION: usize = 3 * MAX_FRAME + READ_BUFFER + WRITE_BATCH;
@@ -70,6 +71,13 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// On shutdown, time for the requests in flight to finish and their answers to be written.
 /// Longer than [`KMS_OPERATION_TIMEOUT`], so that a request waiting for KMS gets its answer.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Most KMS calls in flight at once; further ones wait up to [`KMS_QUEUE_WAIT`], then get
+/// `busy`. Bounds what a flood of unknown blobs can cost (KMS throttles at its own limits too).
+pub const MAX_KMS_IN_FLIGHT: usize = 32;
+
+/// Longest wait for a KMS call slot.
+pub const KMS_QUEUE_WAIT: Duration = Duration::from_secs(5);
 
 /// Most decrypted keys cached.
 pub const CACHE_MAX_ENTRIES: usize = 100_000;

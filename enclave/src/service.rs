@@ -15,7 +15,7 @@ use alloy_primitives::{Address, B256, Bytes};
 use k256::elliptic_curve::sec1::ToEncodedPoint;
 use nitro_signer_common::{
     UserId,
-    key_blob::{KeyBlob, KeyBlobError, KeyKind, PolicyFlag},
+    key_blob::{KeyBlob, KeyBlobError, KeyKind, KeyMetadata, PolicyFlag},
     protocol::{
         self, AddressInfo, AttestationDocument, BatchItem, ErrorBody, ErrorCode, KeyRef, MAX_BATCH,
         NewKey, RequestBody, ResponseBody, SignPayload, Status, Welcome,
@@ -31,17 +31,13 @@ use crate::{
     cache::{BlobHash, CacheLimits, LruMap, SecretCache, Source, blob_hash},
     keys::{KeyError, KeyMaterial, address_of, check_user},
     kms::{Kms, KmsError},
+    limits::{KMS_QUEUE_WAIT, MAX_KMS_IN_FLIGHT},
     nsm::{AttestationRequest, Nsm, NsmError},
     signing::{Payload, Prepared, SignError, Signed, SignedOutput, SigningPolicy, UserSigner},
 };
 
 /// Longest nonce for an attestation request.
 pub const MAX_NONCE_LEN: usize = 512;
-/// Most KMS calls in flight at once; further ones wait up to [`KMS_QUEUE_WAIT`], then get
-/// `busy`. Bounds what a flood of unknown blobs can cost (KMS throttles at its own limits too).
-pub const MAX_KMS_IN_FLIGHT: usize = 32;
-/// Longest wait for a KMS call slot.
-pub const KMS_QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How the enclave is set up.
 #[derive(Debug, Clone)]
@@ -219,25 +215,17 @@ impl Enclave {
                 "key generation is not configured in this enclave (no KMS key id)".into(),
             )
         })?;
-        if let Some(label) = &owner {
-            KeyBlob::new(
-                KeyKind::Seed,
-                kms_key,
-                Some(label.clone()),
-                Vec::new(),
-                vec![0],
-            )
-            .map_err(|_| {
+        let metadata =
+            KeyMetadata::new(KeyKind::Seed, kms_key, owner, Vec::new()).map_err(|_| {
                 ServiceError::InvalidRequest(
                     "label: must be 1 to 128 printable ASCII characters".into(),
                 )
             })?;
-        }
         let _permit = self.kms_permit().await?;
         self.counters.kms_calls.fetch_add(1, Ordering::Relaxed);
         // Boxed, like every KMS call: the SDK's futures are large, and every request's task would
         // otherwise carry (and move) their state, cache hits included.
-        let generated = Box::pin(self.kms.generate_seed(kms_key, owner))
+        let generated = Box::pin(self.kms.generate_seed(metadata))
             .await
             .inspect_err(|_| {
                 self.counters.kms_errors.fetch_add(1, Ordering::Relaxed);
@@ -448,7 +436,7 @@ struct RequestKey {
 impl RequestKey {
     fn decode(key: KeyRef) -> Result<Self, ServiceError> {
         let blob = KeyBlob::decode(&key.key_blob)?;
-        check_user(blob.kind(), key.user_id.as_ref())?;
+        check_user(blob.metadata().kind(), key.user_id.as_ref())?;
         Ok(Self {
             hash: blob_hash(&key.key_blob),
             blob,
@@ -458,7 +446,7 @@ impl RequestKey {
 
     /// The opt-ins the blob carries (bound to it through the KMS encryption context).
     fn policy(&self) -> SigningPolicy {
-        let has = |flag| self.blob.policy().contains(&flag);
+        let has = |flag| self.blob.metadata().policy().contains(&flag);
         SigningPolicy {
             allow_raw_digest: has(PolicyFlag::RawDigest),
             allow_pre_eip155: has(PolicyFlag::PreEip155),
@@ -583,14 +571,14 @@ mod tests {
     }
 
     fn key(kind: KeyKind, user: Option<&str>) -> KeyRef {
-        let blob = KeyBlob::new(
+        let metadata = KeyMetadata::new(
             kind,
             "arn:aws:kms:us-east-1:111122223333:key/k",
             None,
             Vec::new(),
-            vec![7; 64],
         )
         .unwrap();
+        let blob = KeyBlob::new(metadata, vec![7; 64]).unwrap();
         KeyRef {
             key_blob: ByteBuf::from(blob.encode()),
             user_id: user.map(|user| UserId::new(user).unwrap()),

@@ -14,7 +14,7 @@ use std::{
 };
 
 use nitro_signer_common::{
-    key_blob::{KeyBlob, KeyKind},
+    key_blob::{KeyBlob, KeyKind, KeyMetadata},
     protocol::AwsCredentials,
 };
 use nitro_signer_enclave::{
@@ -144,7 +144,11 @@ fn enclave(endpoint: &str, attempt: Duration, operation: Duration) -> Enclave {
 }
 
 fn blob() -> KeyBlob {
-    KeyBlob::new(KeyKind::Seed, KEY_ARN, None, Vec::new(), vec![7; 64]).unwrap()
+    KeyBlob::new(
+        KeyMetadata::new(KeyKind::Seed, KEY_ARN, None, Vec::new()).unwrap(),
+        vec![7; 64],
+    )
+    .unwrap()
 }
 
 /// The caller's message for `error`: checked to carry nothing of KMS's or the SDK's.

@@ -18,7 +18,7 @@ use aws_sdk_kms::{
 };
 use nitro_signer_common::{
     attestation::RootOfTrust,
-    key_blob::{KeyBlob, KeyKind},
+    key_blob::{KeyBlob, KeyKind, KeyMetadata},
     protocol::AwsCredentials,
 };
 use nitro_signer_enclave::{
@@ -249,7 +249,10 @@ async fn the_sdk_reaches_kms_through_the_forwarder_with_tls_ending_in_the_enclav
         Duration::from_secs(5),
         Duration::from_secs(10),
     );
-    let generated = kms.generate_seed(&key_id, None).await.unwrap();
+    let generated = kms
+        .generate_seed(KeyMetadata::new(KeyKind::Seed, &key_id, None, Vec::new()).unwrap())
+        .await
+        .unwrap();
     let decrypted = kms.decrypt(&generated.blob).await.unwrap();
     assert_eq!(
         decrypted.key_id().unwrap(),
@@ -354,14 +357,14 @@ async fn the_enclave_reports_a_refused_certificate_as_a_tls_failure_not_sdk_inte
         Duration::from_secs(2),
         Duration::from_secs(5),
     );
-    let blob = KeyBlob::new(
+    let metadata = KeyMetadata::new(
         KeyKind::Seed,
         "arn:aws:kms:us-east-1:111122223333:key/k",
         None,
         Vec::new(),
-        vec![1; 64],
     )
     .unwrap();
+    let blob = KeyBlob::new(metadata, vec![1; 64]).unwrap();
     let error = kms.decrypt(&blob).await.unwrap_err();
     assert_eq!(error, KmsError::Unreachable(Unreachable::Tls));
     let text = error.to_string();

@@ -10,7 +10,7 @@ use std::{
 
 use nitro_signer_common::{
     attestation::{Expectations, RootOfTrust, Verifier},
-    key_blob::{KeyBlob, KeyKind},
+    key_blob::{KeyBlob, KeyKind, KeyMetadata},
     protocol::{
         AttestRequest, AwsCredentials, ErrorCode, Hello, HelloReply, KeyRef, PROTOCOL_VERSION,
         Request, RequestBody, Response, ResponseBody, SignPayload, SignRequest,
@@ -205,9 +205,12 @@ async fn closed_within(stream: &mut Stream, within: Duration) -> bool {
 
 fn blob() -> ByteBuf {
     ByteBuf::from(
-        KeyBlob::new(KeyKind::Seed, "key-1", None, Vec::new(), vec![1; 64])
-            .unwrap()
-            .encode(),
+        KeyBlob::new(
+            KeyMetadata::new(KeyKind::Seed, "key-1", None, Vec::new()).unwrap(),
+            vec![1; 64],
+        )
+        .unwrap()
+        .encode(),
     )
 }
 
@@ -228,7 +231,7 @@ async fn requests_are_multiplexed_and_answered_by_id() {
             body: RequestBody::Sign(SignRequest {
                 key: KeyRef {
                     key_blob: blob(),
-                    user_id: None,
+                    user_id: Some(nitro_signer_common::UserId::new("u").unwrap()),
                 },
                 payload: SignPayload::Transaction("{\"chainId\": 1}".into()),
             }),

@@ -9,6 +9,9 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(blob) = KeyBlob::decode(data) {
         let again = KeyBlob::decode(&blob.encode()).expect("an encoded blob decodes");
         assert_eq!(again, blob);
-        assert_eq!(again.encryption_context(), blob.encryption_context());
+        assert_eq!(
+            again.metadata().encryption_context(),
+            blob.metadata().encryption_context()
+        );
     }
 });

@@ -287,11 +287,11 @@ fn generate_random_seals_to_the_recipient() {
 
 #[test]
 fn key_blob_metadata_is_bound_by_the_encryption_context() {
-    use nitro_signer_common::key_blob::{KeyBlob, KeyKind, PolicyFlag};
+    use nitro_signer_common::key_blob::{KeyKind, KeyMetadata, PolicyFlag};
     let w = world();
     let r = Some(w.recipient());
     let metadata = |kind, owner: &str, policy| {
-        KeyBlob::new(kind, w.key_id.clone(), Some(owner.into()), policy, vec![0]).unwrap()
+        KeyMetadata::new(kind, w.key_id.clone(), Some(owner.into()), policy).unwrap()
     };
     let original = metadata(KeyKind::Seed, "tenant-a", vec![]);
     let data_key = w

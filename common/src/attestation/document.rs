@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_cbor::Value;
+use crate::protocol::codec::{self, Value};
 
 use super::AttestationError;
 
@@ -87,8 +87,7 @@ impl AttestationDocument {
         if untagged.first() != Some(&0x84) {
             return Err(malformed("not a COSE_Sign1 array"));
         }
-        let value: Value =
-            serde_cbor::from_slice(document).map_err(|e| malformed(format!("CBOR: {e}")))?;
+        let value: Value = codec::decode(document).map_err(|e| malformed(format!("CBOR: {e}")))?;
         let items = match value {
             Value::Array(items) => items,
             Value::Tag(COSE_SIGN1_TAG, inner) => match *inner {
@@ -107,8 +106,8 @@ impl AttestationDocument {
         let payload = bytes(payload, "payload")?;
         let signature = bytes(signature, "signature")?;
 
-        let header: Value = serde_cbor::from_slice(&protected)
-            .map_err(|e| malformed(format!("protected header: {e}")))?;
+        let header: Value =
+            codec::decode(&protected).map_err(|e| malformed(format!("protected header: {e}")))?;
         let Value::Map(header) = header else {
             return Err(malformed("protected header is not a map"));
         };
@@ -120,7 +119,7 @@ impl AttestationDocument {
         }
 
         let fields: Value =
-            serde_cbor::from_slice(&payload).map_err(|e| malformed(format!("payload: {e}")))?;
+            codec::decode(&payload).map_err(|e| malformed(format!("payload: {e}")))?;
         let Value::Map(mut fields) = fields else {
             return Err(malformed("payload is not a map"));
         };
@@ -194,7 +193,7 @@ impl AttestationDocument {
             Value::Bytes(self.payload.clone()),
         ]);
         // Encoding a `Value` built here cannot fail.
-        serde_cbor::to_vec(&structure).unwrap_or_default()
+        codec::encode(&structure).unwrap_or_default()
     }
 
     /// The raw `r ‖ s` signature.

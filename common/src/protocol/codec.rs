@@ -1,10 +1,15 @@
 //! The one place messages are turned into bytes and back.
 //!
-//! The encoding is CBOR through `serde_cbor`. That crate is unmaintained upstream; everything else
-//! calls [`encode`] and [`decode`] only, so that moving to another CBOR implementation touches this
-//! file alone (the golden byte tests in `message.rs` then show whether the encoding changed).
+//! The encoding is CBOR through `serde_cbor`. That crate is unmaintained upstream; every CBOR user
+//! in the project (the protocol messages, key blobs, attestation documents and the NSM
+//! simulator's COSE) goes through [`encode`], [`decode`] and the generic [`Value`] here, so that
+//! moving to another CBOR implementation starts in this file. The golden byte tests in
+//! `message.rs` and `key_blob.rs` then show whether an encoding changed; the COSE code, which
+//! walks [`Value`]s, would follow the new crate's value type.
 
 use serde::{Serialize, de::DeserializeOwned};
+/// A CBOR value of any shape, for formats read generically (COSE, future-version detection).
+pub use serde_cbor::Value;
 
 /// A message could not be encoded or decoded.
 #[derive(Debug, thiserror::Error)]

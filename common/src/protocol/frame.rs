@@ -10,8 +10,10 @@ use tokio::{
     sync::mpsc,
 };
 
-/// Default largest frame: room for a batch of transactions or a large typed-data document.
-pub const MAX_FRAME_LEN: usize = 4 * 1024 * 1024;
+/// Largest frame, both ways, by default: twice the proxy's default body limit (1 MiB), so that
+/// every request the proxy accepts fits, and small enough for the enclave's memory budget
+/// (`nitro_signer_enclave::limits`).
+pub const MAX_FRAME_LEN: usize = 2 * 1024 * 1024;
 
 /// Read buffer of a connection (see [`buffered`]): a few dozen signing requests, so that a busy
 /// connection costs one read per batch of frames instead of two per frame.

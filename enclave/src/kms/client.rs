@@ -14,7 +14,7 @@ use aws_sdk_kms::{
     primitives::Blob,
     types::{KeyEncryptionMechanism, RecipientInfo},
 };
-use nitro_signer_common::key_blob::{KeyBlob, KeyKind};
+use nitro_signer_common::key_blob::{KeyBlob, KeyKind, KeyMetadata};
 use tracing::warn;
 use zeroize::Zeroizing;
 
@@ -159,31 +159,28 @@ impl Kms {
         let answer = self
             .client
             .decrypt()
-            .key_id(blob.kms_key())
+            .key_id(blob.metadata().kms_key())
             .ciphertext_blob(Blob::new(blob.ciphertext()))
-            .set_encryption_context(Some(HashMap::from_iter(blob.encryption_context())))
+            .set_encryption_context(Some(HashMap::from_iter(
+                blob.metadata().encryption_context(),
+            )))
             .recipient(self.recipient_info()?)
             .send()
             .await
             .map_err(|error| self.classify(Operation::Decrypt, started, error))?;
         let plaintext = self.open(answer.ciphertext_for_recipient())?;
-        material(blob.kind(), &plaintext)
+        material(blob.metadata().kind(), &plaintext)
     }
 
-    /// Generates a new master seed under `kms_key`: KMS `GenerateDataKey` with `Recipient`, so
-    /// the seed exists in plaintext only inside this enclave.
-    pub async fn generate_seed(
-        &self,
-        kms_key: &str,
-        owner: Option<String>,
-    ) -> Result<GeneratedKey, KmsError> {
+    /// Generates a new master seed under `metadata`'s KMS key, bound to `metadata`: KMS
+    /// `GenerateDataKey` with `Recipient`, so the seed exists in plaintext only inside this
+    /// enclave.
+    pub async fn generate_seed(&self, metadata: KeyMetadata) -> Result<GeneratedKey, KmsError> {
         self.check_credentials()?;
-        // The encryption context depends only on the metadata; build it from a blob shell.
-        let shell = KeyBlob::new(KeyKind::Seed, kms_key, owner.clone(), Vec::new(), vec![0])
-            .map_err(|error| {
-                warn!(%error, "no key blob can be made for a new key");
-                KmsError::RequestFailed
-            })?;
+        if metadata.kind() != KeyKind::Seed {
+            return Err(KmsError::RequestFailed);
+        }
+        let kms_key = metadata.kms_key();
         let seed_len = i32::try_from(MasterSeed::LEN).map_err(|_| KmsError::RequestFailed)?;
         let started = Instant::now();
         let answer = self
@@ -191,7 +188,7 @@ impl Kms {
             .generate_data_key()
             .key_id(kms_key)
             .number_of_bytes(seed_len)
-            .set_encryption_context(Some(HashMap::from_iter(shell.encryption_context())))
+            .set_encryption_context(Some(HashMap::from_iter(metadata.encryption_context())))
             .recipient(self.recipient_info()?)
             .send()
             .await
@@ -215,14 +212,7 @@ impl Kms {
                 answered: answered.to_owned(),
             });
         }
-        let blob = KeyBlob::new(
-            KeyKind::Seed,
-            kms_key,
-            owner,
-            Vec::new(),
-            ciphertext.as_ref().to_vec(),
-        )
-        .map_err(|error| {
+        let blob = KeyBlob::new(metadata, ciphertext.as_ref().to_vec()).map_err(|error| {
             warn!(%error, "KMS's CiphertextBlob does not fit a key blob");
             KmsError::BadResponse("its CiphertextBlob does not fit a key blob")
         })?;

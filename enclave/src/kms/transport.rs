@@ -87,7 +87,7 @@ pub const SDK_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const RELAY_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Most connections the forwarder relays at once in production: more than the SDK's client
-/// opens for [`crate::service::MAX_KMS_IN_FLIGHT`] calls.
+/// opens for [`crate::limits::MAX_KMS_IN_FLIGHT`] calls.
 pub const MAX_RELAYED_CONNECTIONS: usize = 64;
 
 /// Time limit for the forwarder to connect to the parent's vsock-proxy in production.

@@ -20,6 +20,7 @@ use aws_lc_rs::{
     signature::{ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair},
 };
 use aws_nitro_enclaves_nsm_api::api::{AttestationDoc, Digest};
+use nitro_signer_common::protocol::codec::{self, Value};
 use nitro_signer_common::{
     attestation::{PCR_LEN, Pcr},
     private_file,
@@ -28,7 +29,6 @@ use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, PKCS_ECDSA_P384_SHA384,
 };
-use serde_cbor::Value;
 use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 
@@ -316,13 +316,13 @@ impl SimulatedNsm {
         )
         .to_binary();
         // Protected header {1: -35}: alg ES384.
-        let protected = serde_cbor::to_vec(&Value::Map(
+        let protected = codec::encode(&Value::Map(
             [(Value::Integer(1), Value::Integer(-35))]
                 .into_iter()
                 .collect(),
         ))
         .map_err(crypto)?;
-        let to_sign = serde_cbor::to_vec(&Value::Array(vec![
+        let to_sign = codec::encode(&Value::Array(vec![
             Value::Text("Signature1".into()),
             Value::Bytes(protected.clone()),
             Value::Bytes(Vec::new()),
@@ -330,7 +330,7 @@ impl SimulatedNsm {
         ]))
         .map_err(crypto)?;
         let signature = chain.leaf_key.sign(&self.rng, &to_sign).map_err(crypto)?;
-        serde_cbor::to_vec(&Value::Array(vec![
+        codec::encode(&Value::Array(vec![
             Value::Bytes(protected),
             Value::Map(BTreeMap::new()),
             Value::Bytes(payload),
