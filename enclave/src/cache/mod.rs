@@ -14,7 +14,7 @@
 //! 100,000 keys looked up at random (~75 and ~400 ns in all), against ~38 µs for the signature
 //! that follows.
 //!
-//! The recency list, and [`LruMap`] (the same list over a plain map, for the public values the
+//! The recency list, and `LruMap` (the same list over a plain map, for the public values the
 //! service derives from cached keys), are in `cache/lru.rs`.
 
 use std::{
