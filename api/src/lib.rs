@@ -17,7 +17,7 @@ use std::fmt;
 
 use alloy_primitives::{Address, B256, U256};
 use base64::Engine as _;
-use nitro_signer_common::UserId;
+use nitro_signer_common::{UserId, protocol::ErrorCode as Enclave};
 use serde::{
     Deserialize, Deserializer, Serialize, Serializer,
     de::{self, MapAccess, Visitor},
@@ -470,23 +470,23 @@ impl fmt::Display for ApiError {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorCode {
-    /// The request is malformed or its payload is invalid; the message names the field.
+    /// From the enclave: [`Enclave::InvalidRequest`]; the message names the field.
     InvalidRequest,
-    /// The key blob is malformed, or KMS refused it as ciphertext.
+    /// From the enclave: [`Enclave::InvalidKeyBlob`].
     InvalidKeyBlob,
-    /// The key's policy does not allow this signature.
+    /// From the enclave: [`Enclave::PolicyRefused`].
     PolicyRefused,
-    /// KMS denied the enclave access.
+    /// From the enclave: [`Enclave::KmsAccessDenied`].
     KmsAccessDenied,
-    /// KMS could not be reached or failed.
+    /// From the enclave: [`Enclave::KmsUnavailable`].
     KmsUnavailable,
-    /// The enclave has no AWS credentials KMS accepts.
+    /// From the enclave: [`Enclave::NoCredentials`].
     NoCredentials,
-    /// The enclave is at its limit of requests in flight; retry shortly.
+    /// From the enclave: [`Enclave::Busy`]; retry shortly.
     Busy,
-    /// The proxy and the enclave share no protocol version.
+    /// From the enclave: [`Enclave::UnsupportedProtocol`].
     UnsupportedProtocol,
-    /// An internal failure; details are in the logs.
+    /// From the enclave or the proxy: an internal failure; details are in the logs.
     Internal,
     /// The body exceeds the proxy's or the enclave's size limit.
     PayloadTooLarge,
@@ -549,8 +549,8 @@ impl ErrorCode {
     }
 }
 
-impl From<nitro_signer_common::protocol::ErrorCode> for ErrorCode {
-    fn from(code: nitro_signer_common::protocol::ErrorCode) -> Self {
+impl From<Enclave> for ErrorCode {
+    fn from(code: Enclave) -> Self {
         Self::from_name(code.as_str())
     }
 }
