@@ -16,8 +16,13 @@
 //! - per request in flight across all connections ([`PER_REQUEST`]): `2 × MAX_FRAME`: the
 //!   request and its answer, from the end of its frame until the writer takes the answer (the
 //!   enclave-wide in-flight permit is released only then);
-//! - plus error answers that take no permit (`busy`, undecodable bodies): short fixed sentences,
+//! - plus error answers that take no permit (`busy`, undecodable bodies): short sentences (a
+//!   decoding error's message is cut at `codec::MAX_ERROR_LEN`, 256 bytes, whatever it quotes),
 //!   at most [`MAX_IN_FLIGHT`] queued per connection, a few hundred KiB in all.
+//!
+//! A decoded request is counted as one more frame. What decoding could blow up beyond its wire
+//! size is bounded while decoding: a batch holds at most `MAX_BATCH` transactions (an empty CBOR
+//! string is one byte on the wire and 24 in memory).
 //!
 //! With the defaults: [`MAX_CONNECTIONS`] (16) × 6 MiB 80 KiB = 97.25 MiB, leaving
 //! 414.75 MiB, that is [`MAX_IN_FLIGHT_TOTAL`] = ⌊414.75 / 4⌋ = 103 requests of 4 MiB

@@ -465,13 +465,14 @@ async fn prepare(payload: SignPayload, policy: SigningPolicy) -> Result<Prepared
             Payload::Message(PersonalMessage::Bytes(Bytes::from(bytes.into_vec())))
         }
         SignPayload::TypedData(json) => {
-            // EIP-712 hashing is bounded (see `nitro_signer_eth::typed_data`) but can still take
-            // milliseconds for a large document: it runs off the async workers.
-            let typed = TypedData::from_json(json.as_bytes())?;
-            return tokio::task::spawn_blocking(move || Payload::TypedData(typed).prepare(&policy))
-                .await
-                .map_err(|_| ServiceError::Internal("typed-data hashing was interrupted"))?
-                .map_err(ServiceError::from);
+            // EIP-712 parsing and hashing is bounded (see `nitro_signer_eth::typed_data`) but
+            // can still take milliseconds for a large document: it runs off the async workers.
+            return tokio::task::spawn_blocking(move || {
+                Payload::TypedData(TypedData::from_json(json.as_bytes())?).prepare(&policy)
+            })
+            .await
+            .map_err(|_| ServiceError::Internal("typed-data hashing was interrupted"))?
+            .map_err(ServiceError::from);
         }
         SignPayload::Authorization(json) => {
             Payload::Authorization(AuthorizationRequest::from_json(json.as_bytes())?)

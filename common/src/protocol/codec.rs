@@ -23,5 +23,40 @@ pub fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, CodecError> {
 
 /// Decodes one CBOR message that fills `bytes` exactly.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-    serde_cbor::from_slice(bytes).map_err(|error| CodecError(error.to_string()))
+    serde_cbor::from_slice(bytes).map_err(|error| CodecError(bounded(error.to_string())))
+}
+
+/// Longest error message kept, in bytes. A decoding error can quote the input (serde shows an
+/// unexpected string in full, escaped), and the peer that sent it gets the message back and the
+/// log gets it too: neither may grow with the input.
+pub const MAX_ERROR_LEN: usize = 256;
+
+fn bounded(mut message: String) -> String {
+    if message.len() > MAX_ERROR_LEN {
+        let mut end = MAX_ERROR_LEN;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push('…');
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decoding_errors_do_not_grow_with_the_input() {
+        // A 1 MiB string of control characters where a number is expected: serde quotes it,
+        // escaped, in its error.
+        let text = "\u{7f}".repeat(1 << 20);
+        let error = decode::<u64>(&encode(&text).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(error.len() <= MAX_ERROR_LEN + 64, "{} bytes", error.len());
+        assert!(error.contains("invalid type"), "{error}");
+        assert_eq!(bounded("é".repeat(200)).chars().last(), Some('…'));
+    }
 }

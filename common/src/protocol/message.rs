@@ -130,8 +130,40 @@ pub enum SignPayload {
 pub struct SignBatchRequest {
     /// The signing key.
     pub key: KeyRef,
-    /// `eth_signTransaction` objects, as JSON.
+    /// `eth_signTransaction` objects, as JSON; at most [`MAX_BATCH`](super::MAX_BATCH), refused
+    /// while decoding (an empty CBOR string is one byte on the wire and 24 in memory, so an
+    /// unbounded list would let one frame take many times its size).
+    #[serde(deserialize_with = "at_most_max_batch")]
     pub transactions: Vec<String>,
+}
+
+fn at_most_max_batch<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<String>, D::Error> {
+    use serde::de::{Error, SeqAccess, Visitor};
+
+    struct Batch;
+
+    impl<'de> Visitor<'de> for Batch {
+        type Value = Vec<String>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "at most {} transactions", super::MAX_BATCH)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(super::MAX_BATCH));
+            while let Some(item) = seq.next_element::<String>()? {
+                if items.len() == super::MAX_BATCH {
+                    return Err(A::Error::invalid_length(items.len() + 1, &self));
+                }
+                items.push(item);
+            }
+            Ok(items)
+        }
+    }
+
+    deserializer.deserialize_seq(Batch)
 }
 
 /// [`RequestBody::Attest`].
@@ -685,6 +717,20 @@ mod tests {
         assert!(printed.contains("AKIDEXAMPLE"));
         assert!(!printed.contains("wJalrXUtnFEMI"));
         assert!(!printed.contains("IQoJb3JpZ2lu"));
+    }
+
+    #[test]
+    fn a_batch_longer_than_max_batch_is_refused_while_decoding() {
+        let batch = |len: usize| {
+            encode(&request(RequestBody::SignBatch(SignBatchRequest {
+                key: key(),
+                transactions: vec![String::new(); len],
+            })))
+            .unwrap()
+        };
+        assert!(decode::<Request>(&batch(crate::protocol::MAX_BATCH)).is_ok());
+        let error = decode::<Request>(&batch(crate::protocol::MAX_BATCH + 1)).unwrap_err();
+        assert!(error.to_string().contains("at most 1000"), "{error}");
     }
 
     #[test]
