@@ -21,6 +21,8 @@ binary is built for the build machine's platform unless --target says otherwise.
 Options:
   --region REGION              AWS region of the KMS key (measured into the image)
   --kms-key-arn ARN            KMS key ARN new keys are generated under (measured into the image)
+  --allowed-kms-keys ARN[,ARN]  further KMS keys whose blobs the enclave uses (measured); the
+                               generation key is always allowed, blobs under others are refused
   --output-dir DIR             where to write the files (default: build)
   --name NAME                  file name stem (default: nitro-signer)
   --tag TAG                    docker image tag (default: nitro-signer-enclave:latest)
@@ -45,6 +47,7 @@ die() {
 
 region=""
 key_arn=""
+allowed_keys=""
 out_dir="build"
 name="nitro-signer"
 tag="nitro-signer-enclave:latest"
@@ -58,6 +61,7 @@ while [ $# -gt 0 ]; do
     -h | --help) usage; exit 0 ;;
     --region) region="${2:?--region needs a value}"; shift 2 ;;
     --kms-key-arn) key_arn="${2:?--kms-key-arn needs a value}"; shift 2 ;;
+    --allowed-kms-keys) allowed_keys="${2:?--allowed-kms-keys needs a value}"; shift 2 ;;
     --output-dir) out_dir="${2:?--output-dir needs a value}"; shift 2 ;;
     --name) name="${2:?--name needs a value}"; shift 2 ;;
     --tag) tag="${2:?--tag needs a value}"; shift 2 ;;
@@ -100,7 +104,8 @@ eif="$out_dir/$name.eif"
 measurements="$out_dir/$name.measurements.json"
 info="$out_dir/$name.build.txt"
 
-build_args=(--build-arg "KMS_REGION=$region" --build-arg "KMS_KEY_ARN=$key_arn")
+build_args=(--build-arg "KMS_REGION=$region" --build-arg "KMS_KEY_ARN=$key_arn"
+  --build-arg "ALLOWED_KMS_KEYS=$allowed_keys")
 [ -z "$target" ] || build_args+=(--build-arg "TARGET=$target")
 
 echo "build-eif.sh: building $tag from $dockerfile" >&2

@@ -1,11 +1,11 @@
 //! The enclave's command line: what `nitro-signer-enclave` (and `nitro-signer enclave`) run.
 
-use std::{future::Future, io::Write, sync::Arc, time::Duration};
+use std::{collections::BTreeSet, future::Future, io::Write, sync::Arc, time::Duration};
 
 use aws_sdk_kms::config::SharedHttpClient;
 
 use nitro_signer_common::transport::{Address, Listener};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::{
     cache::CacheLimits,
@@ -44,6 +44,19 @@ pub struct Args {
     /// way.
     #[arg(long, env = "NITRO_SIGNER_KMS_KEY_ID")]
     pub kms_key_id: Option<String>,
+
+    /// Further KMS key ARNs whose blobs this enclave uses (e.g. keys that imported secrets are
+    /// encrypted under), comma-separated full ARNs. The generation key (`--kms-key-id`) is always
+    /// allowed. A blob under any other key is refused before any KMS call: the parent cannot
+    /// hand the enclave a blob it encrypted under a key of its own. Set it in the image
+    /// (`Dockerfile.enclave`), so that it is measured.
+    #[arg(
+        long,
+        env = "NITRO_SIGNER_ALLOWED_KMS_KEYS",
+        value_delimiter = ',',
+        value_name = "ARN"
+    )]
+    pub allowed_kms_keys: Vec<String>,
 
     /// Most decrypted keys cached in enclave memory; 0 turns the cache off (every request then
     /// calls KMS).
@@ -164,6 +177,23 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), S
              alias would be resolved in whatever account the parent's credentials belong to",
         ));
     }
+    let mut allowed_kms_keys: BTreeSet<String> = args
+        .allowed_kms_keys
+        .iter()
+        .filter(|key| !key.is_empty())
+        .cloned()
+        .collect();
+    if allowed_kms_keys.iter().any(|key| !is_key_arn(key)) {
+        return Err(StartError::Config(
+            "--allowed-kms-keys takes full key ARNs (arn:aws:kms:REGION:ACCOUNT:key/ID) only",
+        ));
+    }
+    allowed_kms_keys.extend(generation_key.clone());
+    if allowed_kms_keys.is_empty() {
+        warn!(
+            "no KMS key is allowed (--kms-key-id, --allowed-kms-keys): every key blob is refused"
+        );
+    }
     #[cfg(feature = "simulated")]
     let simulated = args.simulated.platform(&args.kms_region).await?;
     #[cfg(not(feature = "simulated"))]
@@ -189,6 +219,7 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), S
     let enclave = Arc::new(Enclave::new(
         Settings {
             generation_key,
+            allowed_kms_keys,
             simulated,
             cache: CacheLimits {
                 max_entries: args.cache_max_entries,

@@ -6,9 +6,12 @@
 //! kind, payload parsed, validated against the blob's opt-ins and hashed), so a malformed or
 //! refused request never costs a KMS call.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicU64, Ordering},
+use std::{
+    collections::BTreeSet,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 use alloy_primitives::{Address, B256, Bytes};
@@ -26,6 +29,7 @@ use nitro_signer_eth::{
     AuthorizationRequest, PayloadError, PersonalMessage, TransactionRequest, TypedData,
 };
 use serde_bytes::{ByteArray, ByteBuf};
+use tracing::warn;
 
 use crate::{
     cache::{BlobHash, CacheLimits, LruMap, SecretCache, Source, blob_hash},
@@ -44,6 +48,9 @@ pub const MAX_NONCE_LEN: usize = 512;
 pub struct Settings {
     /// The KMS key new seeds are generated under; `None` disables key generation.
     pub generation_key: Option<String>,
+    /// The KMS keys (full ARNs) whose blobs this enclave uses, the generation key included.
+    /// A blob under any other key is refused before any KMS call.
+    pub allowed_kms_keys: BTreeSet<String>,
     /// Whether the NSM is the simulator (reported to clients).
     pub simulated: bool,
     /// The decrypted-key cache.
@@ -73,6 +80,11 @@ enum ServiceError {
     Kms(#[from] KmsError),
     #[error("attestation: {0}")]
     Nsm(#[from] NsmError),
+    #[error(
+        "keyBlob: its KMS key is not one this enclave was built to use; blobs must come from \
+         this enclave's keys (--kms-key-id, --allowed-kms-keys)"
+    )]
+    KmsKeyNotAllowed,
     #[error("internal error: {0}")]
     Internal(&'static str),
 }
@@ -87,7 +99,7 @@ impl ServiceError {
     fn code(&self) -> ErrorCode {
         match self {
             Self::InvalidRequest(_) => ErrorCode::InvalidRequest,
-            Self::KeyBlob(_) => ErrorCode::InvalidKeyBlob,
+            Self::KeyBlob(_) | Self::KmsKeyNotAllowed => ErrorCode::InvalidKeyBlob,
             Self::Key(KeyError::UserIdRequired | KeyError::UserIdNotAllowed) => {
                 ErrorCode::InvalidRequest
             }
@@ -110,7 +122,11 @@ impl ServiceError {
             Self::Kms(KmsError::InvalidCiphertext(_)) => ErrorCode::InvalidKeyBlob,
             // Both mean "retry later": this enclave's KMS slots are full, or KMS throttles.
             Self::Kms(KmsError::Busy | KmsError::Throttled(_)) => ErrorCode::Busy,
-            Self::Kms(KmsError::Attestation | KmsError::RequestFailed) => ErrorCode::Internal,
+            // A KMS answer for another key than the blob's is a misconfiguration or an attack,
+            // never something a retry fixes: the details are in the enclave's log.
+            Self::Kms(
+                KmsError::Attestation | KmsError::RequestFailed | KmsError::WrongKey { .. },
+            ) => ErrorCode::Internal,
             Self::Kms(KmsError::InvalidCredentials(_)) => ErrorCode::InvalidRequest,
             Self::Kms(_) => ErrorCode::KmsUnavailable,
             Self::Nsm(_) | Self::Internal(_) => ErrorCode::Internal,
@@ -290,7 +306,7 @@ impl Enclave {
     }
 
     async fn address(&self, key: KeyRef) -> Result<ResponseBody, ServiceError> {
-        let key = RequestKey::decode(key)?;
+        let key = RequestKey::decode(key, &self.settings.allowed_kms_keys)?;
         let material = self.material(&key).await?;
         let public_key = material.user_key(key.user_id.as_ref())?.public_key();
         Ok(ResponseBody::Address(AddressInfo {
@@ -300,7 +316,7 @@ impl Enclave {
     }
 
     async fn sign(&self, key: KeyRef, payload: SignPayload) -> Result<ResponseBody, ServiceError> {
-        let key = RequestKey::decode(key)?;
+        let key = RequestKey::decode(key, &self.settings.allowed_kms_keys)?;
         let prepared = prepare(payload, key.policy()).await?;
         let signed = self.signer(&key).await?.sign_prepared(prepared)?;
         self.counters.signatures.fetch_add(1, Ordering::Relaxed);
@@ -318,7 +334,7 @@ impl Enclave {
                 transactions.len()
             )));
         }
-        let key = RequestKey::decode(key)?;
+        let key = RequestKey::decode(key, &self.settings.allowed_kms_keys)?;
         let policy = key.policy();
         // Everything is parsed and checked first: a batch of refused transactions costs no KMS
         // call.
@@ -434,8 +450,18 @@ struct RequestKey {
 }
 
 impl RequestKey {
-    fn decode(key: KeyRef) -> Result<Self, ServiceError> {
+    /// Decodes `key`'s blob, refusing it unless its KMS key is in `allowed_kms_keys`.
+    fn decode(key: KeyRef, allowed_kms_keys: &BTreeSet<String>) -> Result<Self, ServiceError> {
         let blob = KeyBlob::decode(&key.key_blob)?;
+        let kms_key = blob.metadata().kms_key();
+        if !allowed_kms_keys.contains(kms_key) {
+            // Either a misconfigured back end or a parent presenting a blob it made itself.
+            warn!(
+                kms_key = %kms_key.escape_debug(),
+                "refused a key blob under a KMS key outside the allowlist"
+            );
+            return Err(ServiceError::KmsKeyNotAllowed);
+        }
         check_user(blob.metadata().kind(), key.user_id.as_ref())?;
         Ok(Self {
             hash: blob_hash(&key.key_blob),
@@ -565,20 +591,21 @@ mod tests {
             .unwrap();
         let settings = Settings {
             generation_key: None,
+            allowed_kms_keys: BTreeSet::from([KMS_KEY.to_owned()]),
             simulated: true,
             cache: CacheLimits::default(),
         };
         Enclave::new(settings, nsm, kms)
     }
 
+    const KMS_KEY: &str = "arn:aws:kms:us-east-1:111122223333:key/k";
+
     fn key(kind: KeyKind, user: Option<&str>) -> KeyRef {
-        let metadata = KeyMetadata::new(
-            kind,
-            "arn:aws:kms:us-east-1:111122223333:key/k",
-            None,
-            Vec::new(),
-        )
-        .unwrap();
+        key_under(KMS_KEY, kind, user)
+    }
+
+    fn key_under(kms_key: &str, kind: KeyKind, user: Option<&str>) -> KeyRef {
+        let metadata = KeyMetadata::new(kind, kms_key, None, Vec::new()).unwrap();
         let blob = KeyBlob::new(metadata, vec![7; 64]).unwrap();
         KeyRef {
             key_blob: ByteBuf::from(blob.encode()),
@@ -629,6 +656,20 @@ mod tests {
                 payload: SignPayload::Message(ByteBuf::from(b"hi".to_vec())),
             }),
             RequestBody::Address(key(KeyKind::Seed, None)),
+            // A blob under a KMS key this enclave was not built to use (the parent's own).
+            RequestBody::Sign(protocol::SignRequest {
+                key: key_under(
+                    "arn:aws:kms:us-east-1:444455556666:key/parent-owned",
+                    KeyKind::Seed,
+                    Some("alice"),
+                ),
+                payload: SignPayload::Transaction(TX.into()),
+            }),
+            RequestBody::Address(key_under(
+                "arn:aws:kms:us-east-1:444455556666:key/parent-owned",
+                KeyKind::Seed,
+                Some("alice"),
+            )),
             // A batch whose every transaction is refused.
             RequestBody::SignBatch(protocol::SignBatchRequest {
                 key: key(KeyKind::Seed, Some("alice")),
@@ -641,7 +682,9 @@ mod tests {
                 ResponseBody::Error(error) => assert!(
                     matches!(
                         error.code,
-                        ErrorCode::InvalidRequest | ErrorCode::PolicyRefused
+                        ErrorCode::InvalidRequest
+                            | ErrorCode::PolicyRefused
+                            | ErrorCode::InvalidKeyBlob
                     ),
                     "{shown}: {error}"
                 ),
@@ -684,6 +727,13 @@ mod tests {
             (KmsError::Throttled(code()), ErrorCode::Busy),
             (KmsError::Attestation, ErrorCode::Internal),
             (KmsError::RequestFailed, ErrorCode::Internal),
+            (
+                KmsError::WrongKey {
+                    configured: "arn:aws:kms:us-east-1:111122223333:key/a".into(),
+                    answered: "arn:aws:kms:us-east-1:444455556666:key/b".into(),
+                },
+                ErrorCode::Internal,
+            ),
             (
                 KmsError::InvalidCredentials("expired".into()),
                 ErrorCode::InvalidRequest,

@@ -39,6 +39,8 @@ const SESSION_TOKEN: &str = "FwoGZXIvYXdzSESSIONTOKENdoNotLogMe0123456789";
 enum Behaviour {
     /// Answers with this JSON 1.1 error (HTTP status, `__type`).
     Error(&'static str, &'static str),
+    /// Answers `200 OK` with this JSON body.
+    Success(&'static str),
     /// Reads the request, then closes the connection without answering.
     Close,
     /// Reads the request and never answers.
@@ -62,6 +64,15 @@ async fn fake_kms(behaviour: Behaviour) -> (SocketAddr, Arc<Mutex<usize>>) {
                 }
                 *seen.lock().unwrap() += 1;
                 match behaviour {
+                    Behaviour::Success(body) => {
+                        let answer = format!(
+                            "HTTP/1.1 200 OK\r\nx-amzn-RequestId: fake\r\n\
+                             Content-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\n\
+                             Connection: close\r\n\r\n{body}",
+                            body.len()
+                        );
+                        let _ = stream.write_all(answer.as_bytes()).await;
+                    }
                     Behaviour::Error(status, error_type) => {
                         let body = format!(
                             r#"{{"__type":"{error_type}","message":"User: {ROLE_ARN} is not authorized to perform: kms:Decrypt on resource: {KEY_ARN} because no resource-based policy allows the kms:Decrypt action"}}"#
@@ -254,6 +265,40 @@ fn assert_no_credentials_in(logs: &Logs) {
 }
 
 const SECOND: Duration = Duration::from_secs(1);
+
+/// A `Decrypt` answer that names another key than the blob's is refused before its
+/// `CiphertextForRecipient` is even looked at (KMS itself refuses a ciphertext under another
+/// key; this holds even if something answers in its name).
+#[tokio::test]
+async fn a_decrypt_answer_for_another_key_is_refused() {
+    let (logs, _guard) = record_logs();
+    let other = "arn:aws:kms:us-east-1:444455556666:key/parent-owned";
+    for body in [
+        r#"{"KeyId":"arn:aws:kms:us-east-1:444455556666:key/parent-owned","CiphertextForRecipient":"AAAA","EncryptionAlgorithm":"SYMMETRIC_DEFAULT"}"#,
+        r#"{"CiphertextForRecipient":"AAAA","EncryptionAlgorithm":"SYMMETRIC_DEFAULT"}"#,
+    ] {
+        let (address, requests) = fake_kms(Behaviour::Success(body)).await;
+        let enclave = enclave(&format!("http://{address}"), SECOND, 3 * SECOND);
+        let error = enclave.kms.decrypt(&blob()).await.unwrap_err();
+        let KmsError::WrongKey {
+            configured,
+            answered,
+        } = &error
+        else {
+            panic!("{error:?}");
+        };
+        assert_eq!(configured, KEY_ARN);
+        assert!(answered.is_empty() || answered == other, "{answered}");
+        assert_eq!(*requests.lock().unwrap(), 1);
+    }
+    assert!(
+        logs.warnings()
+            .iter()
+            .any(|line| line.contains("another key") && line.contains(other)),
+        "{:?}",
+        logs.warnings()
+    );
+}
 
 #[tokio::test]
 async fn access_denied_names_what_to_check_and_logs_kms_message_for_the_operator() {

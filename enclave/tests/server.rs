@@ -59,6 +59,9 @@ impl Default for KmsTarget {
     }
 }
 
+/// The KMS key of the test blobs, the one the enclave under test allows.
+const KMS_KEY: &str = "arn:aws:kms:us-east-1:111122223333:key/key-1";
+
 fn test_limits() -> ServerLimits {
     ServerLimits {
         max_connections: MAX_CONNECTIONS,
@@ -102,6 +105,7 @@ async fn start_server(limits: ServerLimits, kms: KmsTarget) -> Running {
     let enclave = Arc::new(Enclave::new(
         Settings {
             generation_key: None,
+            allowed_kms_keys: [KMS_KEY.to_owned()].into(),
             simulated: true,
             cache: CacheLimits::default(),
         },
@@ -206,7 +210,7 @@ async fn closed_within(stream: &mut Stream, within: Duration) -> bool {
 fn blob() -> ByteBuf {
     ByteBuf::from(
         KeyBlob::new(
-            KeyMetadata::new(KeyKind::Seed, "key-1", None, Vec::new()).unwrap(),
+            KeyMetadata::new(KeyKind::Seed, KMS_KEY, None, Vec::new()).unwrap(),
             vec![1; 64],
         )
         .unwrap()

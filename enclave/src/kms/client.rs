@@ -168,6 +168,10 @@ impl Kms {
             .send()
             .await
             .map_err(|error| self.classify(Operation::Decrypt, started, error))?;
+        // KMS names the key that decrypted; it must be the blob's (an allowed key, checked by
+        // the service): anything else means the request did not reach the key the enclave
+        // trusts, whatever the answer holds.
+        check_answered_key(blob.metadata().kms_key(), answer.key_id(), "Decrypt")?;
         let plaintext = self.open(answer.ciphertext_for_recipient())?;
         material(blob.metadata().kind(), &plaintext)
     }
@@ -199,19 +203,7 @@ impl Kms {
             .ok_or(KmsError::BadResponse("it has no CiphertextBlob"))?;
         // The key is configured as a full ARN (see `is_key_arn`); an answer for any other key
         // means the request did not reach the key the enclave trusts.
-        if let Some(answered) = answer.key_id()
-            && answered != kms_key
-        {
-            warn!(
-                configured = kms_key,
-                answered = %printable(answered),
-                "KMS answered GenerateDataKey for another key"
-            );
-            return Err(KmsError::WrongKey {
-                configured: kms_key.to_owned(),
-                answered: answered.to_owned(),
-            });
-        }
+        check_answered_key(kms_key, answer.key_id(), "GenerateDataKey")?;
         let blob = KeyBlob::new(metadata, ciphertext.as_ref().to_vec()).map_err(|error| {
             warn!(%error, "KMS's CiphertextBlob does not fit a key blob");
             KmsError::BadResponse("its CiphertextBlob does not fit a key blob")
@@ -220,6 +212,29 @@ impl Kms {
             blob,
             material: material(KeyKind::Seed, &plaintext)?,
         })
+    }
+}
+
+/// Refuses a KMS answer that names another key than `expected` (a full ARN), or none.
+fn check_answered_key(
+    expected: &str,
+    answered: Option<&str>,
+    operation: &'static str,
+) -> Result<(), KmsError> {
+    match answered {
+        Some(answered) if answered == expected => Ok(()),
+        answered => {
+            warn!(
+                expected,
+                answered = %printable(answered.unwrap_or("<none>")),
+                operation,
+                "KMS answered for another key"
+            );
+            Err(KmsError::WrongKey {
+                configured: expected.to_owned(),
+                answered: answered.unwrap_or_default().to_owned(),
+            })
+        }
     }
 }
 

@@ -83,11 +83,11 @@ pub enum KmsError {
     InvalidCredentials(String),
     /// KMS answered for another key than the one asked for.
     #[error(
-        "KMS answered for another key than the configured generation key: check that \
-         --kms-key-id names the key by its full ARN (both are in the enclave's log)"
+        "KMS answered for another key than the one asked for: check that --kms-key-id and \
+         --allowed-kms-keys name keys by their full ARNs (both keys are in the enclave's log)"
     )]
     WrongKey {
-        /// The configured key ARN.
+        /// The key ARN asked for.
         configured: String,
         /// The key KMS named.
         answered: String,
