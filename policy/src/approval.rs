@@ -25,3 +25,19 @@ pub struct Approval {
 pub fn placeholder() -> BTreeSet<String> {
     BTreeSet::new()
 }
+
+/// Placeholder error.
+#[derive(Debug, thiserror::Error)]
+#[error("bad key")]
+pub struct ApprovalError;
+
+impl ApproverKey {
+    /// Placeholder.
+    pub fn ed25519(bytes: &[u8]) -> Result<Self, ApprovalError> {
+        bytes.try_into().map(Self::Ed25519).map_err(|_| ApprovalError)
+    }
+    /// Placeholder.
+    pub fn p256(bytes: &[u8]) -> Result<Self, ApprovalError> {
+        Ok(Self::P256(bytes.into()))
+    }
+}
