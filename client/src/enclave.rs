@@ -284,7 +284,10 @@ impl EnclaveClient {
     /// Generates a new master seed inside the enclave, optionally bound to an owner label.
     pub async fn generate_key(&self, owner: Option<String>) -> Result<NewKey, ClientError> {
         match self
-            .call(RequestBody::GenerateKey(GenerateKey { owner }))
+            .call(RequestBody::GenerateKey(GenerateKey {
+                owner,
+                policy: None,
+            }))
             .await?
         {
             ResponseBody::Key(key) => Ok(key),

@@ -27,6 +27,7 @@ fn config(address: &Address) -> EnclaveConfig {
 
 fn sign(blob: &str, json: &str) -> SignRequest {
     SignRequest {
+        approvals: Vec::new(),
         key: KeyRef {
             key_blob: ByteBuf::from(blob.as_bytes().to_vec()),
             user_id: Some(UserId::new("alice").unwrap()),

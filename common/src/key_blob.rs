@@ -9,14 +9,16 @@
 //! | `kind` | `"seed"` (a 32-byte master seed, users' keys derived from it) or `"private-key"` (a secp256k1 key used as it is) |
 //! | `kms_key` | the KMS key id or ARN the secret is encrypted under |
 //! | `owner` | optional owner/tenant label, 1–128 printable ASCII characters |
-//! | `policy` | opt-ins beyond the safe defaults: any of `"raw-digest"`, `"pre-eip155"`, `"any-chain-authorization"` (sorted, no repeats) |
+//! | `policy` | opt-ins beyond the safe defaults: any of `"raw-digest"`, `"pre-eip155"`, `"any-chain-authorization"` (sorted, no repeats); blobs made before policy documents |
+//! | `policy_doc` | the key's policy document (`docs/policy.md`) as bytes of RFC 8785 canonical JSON; never with `policy` |
 //! | `ciphertext` | the KMS `CiphertextBlob` |
 //!
 //! Everything except the ciphertext itself is bound through the KMS encryption context
 //! ([`KeyMetadata::encryption_context`]): a blob whose kind, owner or policy was altered, or that is
 //! presented as another kind or owner, fails to decrypt at KMS. The parent instance, which
 //! stores and forwards blobs, therefore cannot turn a seed into a private key, move a key to
-//! another tenant, or grant a key raw-digest signing.
+//! another tenant, grant a key raw-digest signing, or change or swap its policy document (the
+//! context carries the document's SHA-256).
 
 use std::collections::BTreeMap;
 
@@ -27,9 +29,11 @@ use crate::protocol::codec::{self, Value};
 /// Current format version.
 pub const KEY_BLOB_VERSION: u8 = 1;
 /// Largest accepted encoded blob.
-pub const MAX_KEY_BLOB_LEN: usize = 8 * 1024;
+pub const MAX_KEY_BLOB_LEN: usize = 48 * 1024;
 /// Longest owner label.
 pub const MAX_OWNER_LEN: usize = 128;
+/// Longest policy document a blob carries (canonical JSON).
+pub const MAX_POLICY_DOC_LEN: usize = 32 * 1024;
 
 /// Encryption-context names, all prefixed so they cannot collide with a caller's own.
 pub mod context {
@@ -41,6 +45,8 @@ pub mod context {
     pub const OWNER: &str = "nitro-signer:owner";
     /// The policy opt-ins, comma-separated, when there are any.
     pub const POLICY: &str = "nitro-signer:policy";
+    /// SHA-256 of the policy document's canonical JSON, lowercase hex, when there is one.
+    pub const POLICY_SHA256: &str = "nitro-signer:policy-sha256";
 }
 
 /// What the ciphertext holds.
@@ -95,6 +101,15 @@ pub struct KeyMetadata {
     kms_key: String,
     owner: Option<String>,
     policy: Vec<PolicyFlag>,
+    document: Option<PolicyDocument>,
+}
+
+/// A policy document as a blob carries it: canonical JSON bytes (parsed and checked by the
+/// enclave, see `nitro_signer_policy`) and their SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PolicyDocument {
+    canonical: Vec<u8>,
+    sha256: [u8; 32],
 }
 
 /// A decoded, checked key blob: its [`KeyMetadata`] and the KMS ciphertext.
@@ -115,6 +130,8 @@ struct Wire {
     owner: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     policy: Vec<PolicyFlag>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    policy_doc: Option<serde_bytes::ByteBuf>,
     #[serde(with = "serde_bytes")]
     ciphertext: Vec<u8>,
 }
@@ -150,9 +167,18 @@ impl KeyMetadata {
             kms_key: kms_key.into(),
             owner,
             policy,
+            document: None,
         };
         metadata.check()?;
         Ok(metadata)
+    }
+
+    /// The same metadata with a policy document (its canonical JSON, which the caller has
+    /// checked) in place of opt-ins.
+    pub fn with_policy_document(mut self, canonical: Vec<u8>) -> Result<Self, KeyBlobError> {
+        self.document = Some(PolicyDocument::new(canonical));
+        self.check()?;
+        Ok(self)
     }
 
     fn check(&self) -> Result<(), KeyBlobError> {
@@ -168,6 +194,18 @@ impl KeyMetadata {
         }
         if self.policy.windows(2).any(|w| w.first() >= w.get(1)) {
             return Err(malformed("policy must be sorted without repeats"));
+        }
+        if let Some(document) = &self.document {
+            if !self.policy.is_empty() {
+                return Err(malformed(
+                    "a blob has opt-ins (policy) or a policy document (policy_doc), not both",
+                ));
+            }
+            if document.canonical.is_empty() || document.canonical.len() > MAX_POLICY_DOC_LEN {
+                return Err(malformed(format!(
+                    "policy_doc must be 1 to {MAX_POLICY_DOC_LEN} bytes"
+                )));
+            }
         }
         Ok(())
     }
@@ -185,7 +223,21 @@ impl KeyMetadata {
             let flags: Vec<&str> = self.policy.iter().map(|f| f.as_str()).collect();
             ctx.insert(context::POLICY.to_owned(), flags.join(","));
         }
+        if let Some(document) = &self.document {
+            let hex: String = document.sha256.iter().map(|b| format!("{b:02x}")).collect();
+            ctx.insert(context::POLICY_SHA256.to_owned(), hex);
+        }
         ctx
+    }
+
+    /// The policy document's canonical JSON, when the blob has one.
+    pub fn policy_document(&self) -> Option<&[u8]> {
+        self.document.as_ref().map(|d| d.canonical.as_slice())
+    }
+
+    /// SHA-256 of the policy document, when the blob has one.
+    pub fn policy_hash(&self) -> Option<[u8; 32]> {
+        self.document.as_ref().map(|d| d.sha256)
     }
 
     /// What the ciphertext holds.
@@ -203,9 +255,17 @@ impl KeyMetadata {
         self.owner.as_deref()
     }
 
-    /// The policy opt-ins, sorted.
+    /// The policy opt-ins, sorted (blobs made before policy documents).
     pub fn policy(&self) -> &[PolicyFlag] {
         &self.policy
+    }
+}
+
+impl PolicyDocument {
+    fn new(canonical: Vec<u8>) -> Self {
+        use sha2::Digest as _;
+        let sha256 = sha2::Sha256::digest(&canonical).into();
+        Self { canonical, sha256 }
     }
 }
 
@@ -242,6 +302,9 @@ impl KeyBlob {
                     kms_key: wire.kms_key,
                     owner: wire.owner,
                     policy: wire.policy,
+                    document: wire
+                        .policy_doc
+                        .map(|bytes| PolicyDocument::new(bytes.into_vec())),
                 };
                 metadata.check()?;
                 Self::new(metadata, wire.ciphertext)
@@ -270,6 +333,11 @@ impl KeyBlob {
             kms_key: self.metadata.kms_key.clone(),
             owner: self.metadata.owner.clone(),
             policy: self.metadata.policy.clone(),
+            policy_doc: self
+                .metadata
+                .document
+                .as_ref()
+                .map(|d| serde_bytes::ByteBuf::from(d.canonical.clone())),
             ciphertext: self.ciphertext.clone(),
         };
         // A struct of strings, bytes and small integers always encodes.
@@ -291,6 +359,7 @@ impl KeyBlob {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use sha2::Digest as _;
 
     fn blob() -> KeyBlob {
         let metadata = KeyMetadata::new(
@@ -332,6 +401,41 @@ mod tests {
         assert_eq!(ctx[context::VERSION], "1");
         // A blob without owner or policy has a smaller context, so it is a different binding.
         assert_eq!(plain().metadata().encryption_context().len(), 2);
+    }
+
+    #[test]
+    fn a_policy_document_is_bound_by_its_hash() {
+        let document = br#"{"rules":[{"effect":"allow","when":{}}],"version":1}"#.to_vec();
+        let metadata = KeyMetadata::new(KeyKind::Seed, "k", None, vec![])
+            .unwrap()
+            .with_policy_document(document.clone())
+            .unwrap();
+        let blob = KeyBlob::new(metadata, vec![1]).unwrap();
+        let decoded = KeyBlob::decode(&blob.encode()).unwrap();
+        assert_eq!(decoded, blob);
+        assert_eq!(decoded.metadata().policy_document(), Some(&document[..]));
+        let ctx = decoded.metadata().encryption_context();
+        // sha256 of the document, as `printf '%s' '…' | sha256sum` gives it.
+        assert_eq!(
+            ctx[context::POLICY_SHA256],
+            hex::encode(sha2::Sha256::digest(&document))
+        );
+        // Another document, another binding.
+        let other = KeyMetadata::new(KeyKind::Seed, "k", None, vec![])
+            .unwrap()
+            .with_policy_document(b"{}".to_vec())
+            .unwrap();
+        assert_ne!(
+            other.encryption_context()[context::POLICY_SHA256],
+            ctx[context::POLICY_SHA256]
+        );
+        // Opt-ins and a document together are refused.
+        assert!(
+            KeyMetadata::new(KeyKind::Seed, "k", None, vec![PolicyFlag::RawDigest])
+                .unwrap()
+                .with_policy_document(document)
+                .is_err()
+        );
     }
 
     #[test]

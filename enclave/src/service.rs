@@ -203,6 +203,7 @@ impl Enclave {
                 .set(&credentials)
                 .map(|()| ResponseBody::CredentialsSet)
                 .map_err(ServiceError::from),
+            RequestBody::UpdatePolicy(request) => self.update_policy(request).await,
         };
         result.unwrap_or_else(|error| ResponseBody::Error(error.into_body()))
     }
@@ -251,6 +252,7 @@ impl Enclave {
         // The first signature with the new key needs no KMS call.
         self.cache.insert(blob_hash(&encoded), generated.material);
         Ok(ResponseBody::Key(NewKey {
+            policy_hash: None,
             key_blob: ByteBuf::from(encoded),
             key_id: ByteArray::new(key_id),
         }))
@@ -364,6 +366,15 @@ impl Enclave {
             .signatures
             .fetch_add(u64::try_from(signed).unwrap_or(u64::MAX), Ordering::Relaxed);
         Ok(ResponseBody::SignedBatch(items))
+    }
+
+    async fn update_policy(
+        &self,
+        _request: protocol::UpdatePolicy,
+    ) -> Result<ResponseBody, ServiceError> {
+        Err(ServiceError::InvalidRequest(
+            "policy changes: in progress".into(),
+        ))
     }
 
     fn attest(&self, nonce: &[u8]) -> Result<ResponseBody, ServiceError> {
@@ -615,6 +626,7 @@ mod tests {
 
     fn sign(payload: SignPayload) -> RequestBody {
         RequestBody::Sign(protocol::SignRequest {
+            approvals: Vec::new(),
             key: key(KeyKind::Seed, Some("alice")),
             payload,
         })
@@ -648,16 +660,19 @@ mod tests {
             sign(SignPayload::Digest(ByteArray::new([0x11; 32]))),
             // The user id does not fit the blob's kind.
             RequestBody::Sign(protocol::SignRequest {
+                approvals: Vec::new(),
                 key: key(KeyKind::Seed, None),
                 payload: SignPayload::Transaction(TX.into()),
             }),
             RequestBody::Sign(protocol::SignRequest {
+                approvals: Vec::new(),
                 key: key(KeyKind::PrivateKey, Some("alice")),
                 payload: SignPayload::Message(ByteBuf::from(b"hi".to_vec())),
             }),
             RequestBody::Address(key(KeyKind::Seed, None)),
             // A blob under a KMS key this enclave was not built to use (the parent's own).
             RequestBody::Sign(protocol::SignRequest {
+                approvals: Vec::new(),
                 key: key_under(
                     "arn:aws:kms:us-east-1:444455556666:key/parent-owned",
                     KeyKind::Seed,
@@ -672,6 +687,7 @@ mod tests {
             )),
             // A batch whose every transaction is refused.
             RequestBody::SignBatch(protocol::SignBatchRequest {
+                approvals: Vec::new(),
                 key: key(KeyKind::Seed, Some("alice")),
                 transactions: vec!["{}".into(), "[]".into()],
             }),

@@ -233,6 +233,7 @@ async fn requests_are_multiplexed_and_answered_by_id() {
         Request {
             id: 11,
             body: RequestBody::Sign(SignRequest {
+                approvals: Vec::new(),
                 key: KeyRef {
                     key_blob: blob(),
                     user_id: Some(nitro_signer_common::UserId::new("u").unwrap()),
@@ -243,6 +244,7 @@ async fn requests_are_multiplexed_and_answered_by_id() {
         Request {
             id: 12,
             body: RequestBody::Sign(SignRequest {
+                approvals: Vec::new(),
                 key: KeyRef {
                     key_blob: blob(),
                     user_id: Some(nitro_signer_common::UserId::new("u").unwrap()),
@@ -452,6 +454,7 @@ fn sign_request(id: u64) -> Request {
     Request {
         id,
         body: RequestBody::Sign(SignRequest {
+            approvals: Vec::new(),
             key: KeyRef {
                 key_blob: blob(),
                 user_id: Some(nitro_signer_common::UserId::new("u").unwrap()),

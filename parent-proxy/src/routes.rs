@@ -393,7 +393,12 @@ async fn sign(
     key: KeyRef,
     payload: SignPayload,
 ) -> Result<(Signed, Duration), Failure> {
-    timed(state.client.sign(SignRequest { key, payload })).await
+    timed(state.client.sign(SignRequest {
+        key,
+        payload,
+        approvals: Vec::new(),
+    }))
+    .await
 }
 
 /// The answer to a message, typed-data or digest request: the signature alone.
@@ -438,6 +443,7 @@ async fn sign_transactions(
     let batch = SignBatchRequest {
         key: key_ref(request.key_blob, request.user_id),
         transactions: request.transactions.into_iter().map(raw_text).collect(),
+        approvals: Vec::new(),
     };
     let (items, took) = timed(state.client.sign_batch(batch)).await?;
     if items.len() != count {

@@ -34,7 +34,10 @@ pub struct ApprovalError;
 impl ApproverKey {
     /// Placeholder.
     pub fn ed25519(bytes: &[u8]) -> Result<Self, ApprovalError> {
-        bytes.try_into().map(Self::Ed25519).map_err(|_| ApprovalError)
+        bytes
+            .try_into()
+            .map(Self::Ed25519)
+            .map_err(|_| ApprovalError)
     }
     /// Placeholder.
     pub fn p256(bytes: &[u8]) -> Result<Self, ApprovalError> {

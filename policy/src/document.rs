@@ -524,7 +524,10 @@ fn quantities(
 
 fn strings(path: &str, list: Option<Vec<String>>) -> Result<Option<BTreeSet<String>>, PolicyError> {
     let set = set_of(path, list, |s| s)?;
-    if let Some(empty) = set.as_ref().and_then(|s| s.iter().position(String::is_empty)) {
+    if let Some(empty) = set
+        .as_ref()
+        .and_then(|s| s.iter().position(String::is_empty))
+    {
         return Err(PolicyError::new(
             format!("{path}[{empty}]"),
             "must not be empty",
@@ -552,7 +555,10 @@ impl wire::Policy {
         if self.approvers.len() > MAX_APPROVERS {
             return Err(PolicyError::new(
                 "approvers",
-                format!("{} approvers; at most {MAX_APPROVERS}", self.approvers.len()),
+                format!(
+                    "{} approvers; at most {MAX_APPROVERS}",
+                    self.approvers.len()
+                ),
             ));
         }
         let mut approvers = BTreeMap::new();
@@ -707,8 +713,7 @@ impl wire::Conditions {
                     ));
                 }
                 Some(Erc20Rule {
-                    tokens: addresses(&at("erc20.tokens"), Some(erc20.tokens))?
-                        .unwrap_or_default(),
+                    tokens: addresses(&at("erc20.tokens"), Some(erc20.tokens))?.unwrap_or_default(),
                     transfer: match erc20.transfer {
                         None => None,
                         Some(t) => Some(Erc20Limit {

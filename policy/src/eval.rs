@@ -322,9 +322,10 @@ impl Rule {
         };
         kind_ok
             && delegation_ok
-            && when.users.as_ref().is_none_or(|users| {
-                facts.user.is_some_and(|user| users.contains(user))
-            })
+            && when
+                .users
+                .as_ref()
+                .is_none_or(|users| facts.user.is_some_and(|user| users.contains(user)))
             && when.payload_conditions_hold(&facts.payload)
     }
 }

@@ -263,10 +263,16 @@ async fn answer(body: RequestBody, seen: &Seen) -> ResponseBody {
         RequestBody::GenerateKey(request) => {
             seen.owners.lock().unwrap().push(request.owner);
             ResponseBody::Key(NewKey {
+                policy_hash: request.policy.map(|_| ByteArray::new([0x9a; 32])),
                 key_blob: ByteBuf::from(b"new-blob".to_vec()),
                 key_id: ByteArray::new([0x1d; 32]),
             })
         }
+        RequestBody::UpdatePolicy(_) => ResponseBody::Key(NewKey {
+            policy_hash: Some(ByteArray::new([0x9b; 32])),
+            key_blob: ByteBuf::from(b"updated-blob".to_vec()),
+            key_id: ByteArray::new([0x1d; 32]),
+        }),
         RequestBody::Address(_) => ResponseBody::Address(AddressInfo {
             address: ByteArray::new([0xab; 20]),
             public_key: ByteBuf::from([vec![0x04], vec![0x11; 64]].concat()),

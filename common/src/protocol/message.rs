@@ -67,6 +67,9 @@ pub enum RequestBody {
     Status,
     /// AWS credentials for the enclave's KMS calls (the parent's instance role).
     SetCredentials(AwsCredentials),
+    /// Re-encrypt a key under a new policy, approved by the current policy's admins; answered
+    /// with [`ResponseBody::Key`].
+    UpdatePolicy(UpdatePolicy),
 }
 
 impl RequestBody {
@@ -80,6 +83,7 @@ impl RequestBody {
             Self::Attest(_) => "attest",
             Self::Status => "status",
             Self::SetCredentials(_) => "set_credentials",
+            Self::UpdatePolicy(_) => "update_policy",
         }
     }
 }
@@ -89,6 +93,64 @@ impl RequestBody {
 pub struct GenerateKey {
     /// Optional owner/tenant label, bound to the key through the KMS encryption context.
     pub owner: Option<String>,
+    /// The key's policy document, as the caller's JSON text; the enclave parses it, keeps its
+    /// canonical form in the blob and binds its hash through the encryption context.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+}
+
+/// An approver's signature over a request (see `docs/policy.md`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    /// The approver's name in the key's policy.
+    pub approver: String,
+    /// Unix seconds after which the approval no longer counts.
+    pub expires_at: u64,
+    /// The signature: 64 bytes (Ed25519, or P-256 `r ‖ s`).
+    pub signature: ByteBuf,
+}
+
+/// Most approvals one request carries; refused while decoding.
+pub const MAX_APPROVALS: usize = 16;
+
+fn at_most_max_approvals<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<Approval>, D::Error> {
+    struct Bounded;
+    impl<'de> serde::de::Visitor<'de> for Bounded {
+        type Value = Vec<Approval>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "at most {MAX_APPROVALS} approvals")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut items = Vec::new();
+            while let Some(item) = seq.next_element()? {
+                if items.len() == MAX_APPROVALS {
+                    return Err(serde::de::Error::custom(format!(
+                        "more than {MAX_APPROVALS} approvals"
+                    )));
+                }
+                items.push(item);
+            }
+            Ok(items)
+        }
+    }
+    deserializer.deserialize_seq(Bounded)
+}
+
+/// [`RequestBody::UpdatePolicy`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdatePolicy {
+    /// The key blob whose policy changes.
+    pub key_blob: ByteBuf,
+    /// The new policy document, as the caller's JSON text.
+    pub policy: String,
+    /// Approvals meeting the current policy's `admins` quorum, over the policy-change subject.
+    #[serde(deserialize_with = "at_most_max_approvals")]
+    pub approvals: Vec<Approval>,
 }
 
 /// Which key signs: a key blob and, for seeds, the user whose derived key is meant.
@@ -107,6 +169,13 @@ pub struct SignRequest {
     pub key: KeyRef,
     /// What to sign.
     pub payload: SignPayload,
+    /// Approvals for the key's policy, over the signing hash.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "at_most_max_approvals"
+    )]
+    pub approvals: Vec<Approval>,
 }
 
 /// What to sign. JSON payloads travel as the caller's JSON text; the enclave parses them itself.
@@ -135,6 +204,13 @@ pub struct SignBatchRequest {
     /// unbounded list would let one frame take many times its size).
     #[serde(deserialize_with = "at_most_max_batch")]
     pub transactions: Vec<String>,
+    /// Approvals for the key's policy, over the batch subject (see `docs/policy.md`).
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "at_most_max_approvals"
+    )]
+    pub approvals: Vec<Approval>,
 }
 
 fn at_most_max_batch<'de, D: serde::Deserializer<'de>>(
@@ -254,6 +330,9 @@ pub struct NewKey {
     pub key_blob: ByteBuf,
     /// The key's stable public identifier (see `docs/key-derivation.md`).
     pub key_id: ByteArray<32>,
+    /// SHA-256 of the blob's policy in canonical form, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_hash: Option<ByteArray<32>>,
 }
 
 /// [`ResponseBody::Address`].
@@ -420,8 +499,13 @@ pub enum ErrorCode {
     InvalidRequest,
     /// The key blob is malformed, or KMS refused it as ciphertext (another key, altered metadata).
     InvalidKeyBlob,
-    /// The key's policy does not allow this signature (raw digest, pre-EIP-155, any-chain 7702).
+    /// The key's opt-ins do not allow this signature (raw digest, pre-EIP-155, any-chain 7702).
     PolicyRefused,
+    /// The key's policy denies this request: a deny rule matched, no rule allows it, or the
+    /// policy expired.
+    PolicyDenied,
+    /// The key's policy allows this request only with more approvals.
+    ApprovalsRequired,
     /// KMS denied the enclave access (key policy, attestation conditions, credentials).
     KmsAccessDenied,
     /// KMS could not be reached or failed.
@@ -444,6 +528,8 @@ impl ErrorCode {
             Self::InvalidRequest => "invalid_request",
             Self::InvalidKeyBlob => "invalid_key_blob",
             Self::PolicyRefused => "policy_refused",
+            Self::PolicyDenied => "policy_denied",
+            Self::ApprovalsRequired => "approvals_required",
             Self::KmsAccessDenied => "kms_access_denied",
             Self::KmsUnavailable => "kms_unavailable",
             Self::NoCredentials => "no_credentials",
@@ -490,6 +576,7 @@ mod tests {
         );
         golden(
             request(RequestBody::GenerateKey(GenerateKey {
+                policy: None,
                 owner: Some("t".into()),
             })),
             "a26269640764626f6479a16c67656e65726174655f6b6579a1656f776e65726174",
@@ -500,6 +587,7 @@ mod tests {
         );
         golden(
             request(RequestBody::Sign(SignRequest {
+                approvals: Vec::new(),
                 key: key(),
                 payload: SignPayload::Transaction("{}".into()),
             })),
@@ -507,6 +595,7 @@ mod tests {
         );
         golden(
             request(RequestBody::Sign(SignRequest {
+                approvals: Vec::new(),
                 key: key(),
                 payload: SignPayload::Message(ByteBuf::from(b"hi".to_vec())),
             })),
@@ -514,6 +603,7 @@ mod tests {
         );
         golden(
             request(RequestBody::Sign(SignRequest {
+                approvals: Vec::new(),
                 key: key(),
                 payload: SignPayload::TypedData("{}".into()),
             })),
@@ -521,6 +611,7 @@ mod tests {
         );
         golden(
             request(RequestBody::Sign(SignRequest {
+                approvals: Vec::new(),
                 key: key(),
                 payload: SignPayload::Authorization("{}".into()),
             })),
@@ -528,6 +619,7 @@ mod tests {
         );
         golden(
             request(RequestBody::Sign(SignRequest {
+                approvals: Vec::new(),
                 key: key(),
                 payload: SignPayload::Digest(ByteArray::new([0x11; 32])),
             })),
@@ -535,6 +627,7 @@ mod tests {
         );
         golden(
             request(RequestBody::SignBatch(SignBatchRequest {
+                approvals: Vec::new(),
                 key: key(),
                 transactions: vec!["{}".into(), "[]".into()],
             })),
@@ -621,6 +714,7 @@ mod tests {
         );
         golden(
             response(ResponseBody::Key(NewKey {
+                policy_hash: None,
                 key_blob: ByteBuf::from(vec![0xb1]),
                 key_id: ByteArray::new([0x1d; 32]),
             })),
@@ -723,6 +817,7 @@ mod tests {
     fn a_batch_longer_than_max_batch_is_refused_while_decoding() {
         let batch = |len: usize| {
             encode(&request(RequestBody::SignBatch(SignBatchRequest {
+                approvals: Vec::new(),
                 key: key(),
                 transactions: vec![String::new(); len],
             })))
