@@ -50,6 +50,10 @@ pub(crate) struct DevArgs {
     /// thread serves the proxy's HTTP at the enclave's full speed with less switching.
     #[arg(long, default_value = "1", value_name = "N")]
     pub(crate) relay_worker_threads: std::num::NonZeroUsize,
+
+    /// Refuse key blobs without a policy document, as the production image does.
+    #[arg(long)]
+    pub(crate) require_policy: bool,
 }
 
 /// What a running dev stack records for other commands (`keys import --dev`).
@@ -287,6 +291,10 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
             kms_endpoint.clone().into(),
             "--kms-key-id".into(),
             kms_key.clone().into(),
+            // The dev stack takes blobs without a policy too, unless asked not to; the
+            // production image refuses them.
+            "--require-policy".into(),
+            args.require_policy.to_string().into(),
             "--dangerous-simulated-nsm".into(),
             nsm_dir.into_os_string(),
         ],

@@ -191,6 +191,8 @@ impl Stack {
                 relay.url().into(),
                 "--kms-key-id".into(),
                 key_arn.clone().into(),
+                "--require-policy".into(),
+                "false".into(),
                 "--dangerous-simulated-nsm".into(),
                 nsm_dir.into(),
             ]

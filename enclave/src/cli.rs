@@ -58,6 +58,19 @@ pub struct Args {
     )]
     pub allowed_kms_keys: Vec<String>,
 
+    /// Refuse key blobs that carry no policy document (and the creation of such keys): a blob
+    /// of opt-ins lets whoever holds it sign anything its opt-ins allow. On by default and in
+    /// the production image (`Dockerfile.enclave`, so that it is measured); `nitro-signer dev`
+    /// turns it off.
+    #[arg(
+        long,
+        env = "NITRO_SIGNER_REQUIRE_POLICY",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        value_name = "BOOL"
+    )]
+    pub require_policy: bool,
+
     /// Most decrypted keys cached in enclave memory; 0 turns the cache off (every request then
     /// calls KMS).
     #[arg(
@@ -221,6 +234,7 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), S
             generation_key,
             allowed_kms_keys,
             simulated,
+            require_policy: args.require_policy,
             cache: CacheLimits {
                 max_entries: args.cache_max_entries,
                 ttl: Duration::from_secs(args.cache_ttl_secs),

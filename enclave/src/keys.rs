@@ -215,6 +215,14 @@ impl KeyMaterial {
         }
     }
 
+    /// The 32 secret bytes, for re-encryption under a new policy.
+    pub(crate) fn secret_bytes(&self) -> Zeroizing<[u8; 32]> {
+        match self {
+            Self::Seed(seed) => Zeroizing::new(*seed.0),
+            Self::Imported(key) => Zeroizing::new(key.0.to_bytes().into()),
+        }
+    }
+
     /// The key's stable public identifier:
     /// `HKDF-SHA256(IKM = secret, salt = KEY_ID_SALT, info = kind, L = 32)`, where secret is the
     /// 32 secret bytes and kind `seed` or `private-key`.
@@ -223,10 +231,7 @@ impl KeyMaterial {
     /// key re-encrypted under another KMS key keeps its id; and salted apart from the per-user
     /// derivation, so no user id can make a user's key equal to it.
     pub fn key_id(&self) -> Result<[u8; 32], KeyError> {
-        let secret = match self {
-            Self::Seed(seed) => Zeroizing::new(*seed.0),
-            Self::Imported(key) => Zeroizing::new(key.0.to_bytes().into()),
-        };
+        let secret = self.secret_bytes();
         let kind = self.kind().as_str();
         let mut id = [0u8; 32];
         Salt::new(HKDF_SHA256, KEY_ID_SALT)

@@ -3,8 +3,13 @@
 //! Everything a request carries is untrusted: the key blob is decoded and checked, payloads are
 //! parsed and hashed here, and KMS decides whether the blob may be decrypted. A request is taken
 //! as far as it can go without the key first (blob decoded, user id checked against the blob's
-//! kind, payload parsed, validated against the blob's opt-ins and hashed), so a malformed or
-//! refused request never costs a KMS call.
+//! kind, payload parsed, validated against the blob's opt-ins and hashed, the blob's policy
+//! evaluated on it), so a malformed or refused request never costs a KMS call. Approvals name the
+//! key id, which only the secret gives: they are counted once the key is loaded, before it signs.
+//!
+//! A blob's policy is trusted only because KMS binds its hash: a blob whose policy was altered
+//! does not decrypt, and the cache is keyed by the hash of the whole blob, so an altered blob
+//! never finds the original's key there.
 
 use std::{
     collections::BTreeSet,
@@ -20,13 +25,18 @@ use nitro_signer_common::{
     UserId,
     key_blob::{KeyBlob, KeyBlobError, KeyKind, KeyMetadata, PolicyFlag},
     protocol::{
-        self, AddressInfo, AttestationDocument, BatchItem, ErrorBody, ErrorCode, KeyRef, MAX_BATCH,
-        NewKey, RequestBody, ResponseBody, SignPayload, Status, Welcome,
+        self, AddressInfo, AttestationDocument, BatchItem, ErrorBody, ErrorCode, GenerateKey,
+        KeyRef, MAX_BATCH, NewKey, RequestBody, ResponseBody, SignPayload, Status, Welcome,
     },
     resources,
 };
 use nitro_signer_eth::{
     AuthorizationRequest, PayloadError, PersonalMessage, TransactionRequest, TypedData,
+};
+use nitro_signer_policy::{
+    Approval, Decision, Facts, Policy, PolicyError,
+    approval::{Statement, batch_subject, valid_approvers},
+    eval::{ApprovalsRequired, Candidates},
 };
 use serde_bytes::{ByteArray, ByteBuf};
 use tracing::warn;
@@ -53,6 +63,8 @@ pub struct Settings {
     pub allowed_kms_keys: BTreeSet<String>,
     /// Whether the NSM is the simulator (reported to clients).
     pub simulated: bool,
+    /// Refuse key blobs without a policy document (and the creation of such keys).
+    pub require_policy: bool,
     /// The decrypted-key cache.
     pub cache: CacheLimits,
 }
@@ -85,6 +97,14 @@ enum ServiceError {
          this enclave's keys (--kms-key-id, --allowed-kms-keys)"
     )]
     KmsKeyNotAllowed,
+    #[error("{0}")]
+    PolicyDenied(String),
+    #[error("approvals: {0}")]
+    ApprovalsRequired(String),
+    #[error("policy.{0}")]
+    InvalidPolicy(PolicyError),
+    #[error("keyBlob: its policy document is invalid: {0}")]
+    InvalidBlobPolicy(PolicyError),
     #[error("internal error: {0}")]
     Internal(&'static str),
 }
@@ -99,7 +119,12 @@ impl ServiceError {
     fn code(&self) -> ErrorCode {
         match self {
             Self::InvalidRequest(_) => ErrorCode::InvalidRequest,
-            Self::KeyBlob(_) | Self::KmsKeyNotAllowed => ErrorCode::InvalidKeyBlob,
+            Self::KeyBlob(_) | Self::KmsKeyNotAllowed | Self::InvalidBlobPolicy(_) => {
+                ErrorCode::InvalidKeyBlob
+            }
+            Self::PolicyDenied(_) => ErrorCode::PolicyDenied,
+            Self::ApprovalsRequired(_) => ErrorCode::ApprovalsRequired,
+            Self::InvalidPolicy(_) => ErrorCode::InvalidRequest,
             Self::Key(KeyError::UserIdRequired | KeyError::UserIdNotAllowed) => {
                 ErrorCode::InvalidRequest
             }
@@ -150,6 +175,9 @@ pub struct Enclave {
     /// multiplication, as much as the signature itself. Public values; as many entries as the
     /// cache, least recently used dropped first.
     addresses: std::sync::Mutex<LruMap<(BlobHash, Option<UserId>), Address>>,
+    /// Parsed policies by blob: parsing one costs more than evaluating it. As many entries as
+    /// the cache.
+    policies: std::sync::Mutex<LruMap<BlobHash, Arc<Policy>>>,
     /// CPUs a batch is signed on, read once (the standard library reads the cgroup quota files
     /// each time it is asked).
     cpus: usize,
@@ -167,6 +195,7 @@ impl Enclave {
             kms,
             kms_permits: tokio::sync::Semaphore::new(MAX_KMS_IN_FLIGHT),
             addresses: std::sync::Mutex::new(LruMap::new(addresses)),
+            policies: std::sync::Mutex::new(LruMap::new(addresses)),
             cpus: std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
             counters: Counters::default(),
         }
@@ -189,12 +218,10 @@ impl Enclave {
     /// Answers one request. Never panics on any input; failures become [`ResponseBody::Error`].
     pub async fn handle(&self, body: RequestBody) -> ResponseBody {
         let result = match body {
-            RequestBody::GenerateKey(request) => self.generate_key(request.owner).await,
+            RequestBody::GenerateKey(request) => self.generate_key(request).await,
             RequestBody::Address(key) => self.address(key).await,
-            RequestBody::Sign(request) => self.sign(request.key, request.payload).await,
-            RequestBody::SignBatch(request) => {
-                self.sign_batch(request.key, request.transactions).await
-            }
+            RequestBody::Sign(request) => self.sign(request).await,
+            RequestBody::SignBatch(request) => self.sign_batch(request).await,
             RequestBody::Attest(request) => self.attest(&request.nonce),
             RequestBody::Status => Ok(ResponseBody::Status(self.status())),
             RequestBody::SetCredentials(credentials) => self
@@ -226,18 +253,33 @@ impl Enclave {
         }
     }
 
-    async fn generate_key(&self, owner: Option<String>) -> Result<ResponseBody, ServiceError> {
+    async fn generate_key(&self, request: GenerateKey) -> Result<ResponseBody, ServiceError> {
         let kms_key = self.settings.generation_key.as_deref().ok_or_else(|| {
             ServiceError::InvalidRequest(
                 "key generation is not configured in this enclave (no KMS key id)".into(),
             )
         })?;
-        let metadata =
-            KeyMetadata::new(KeyKind::Seed, kms_key, owner, Vec::new()).map_err(|_| {
+        let policy = request
+            .policy
+            .map(|json| Policy::from_json(json.as_bytes()))
+            .transpose()
+            .map_err(ServiceError::InvalidPolicy)?;
+        if policy.is_none() && self.settings.require_policy {
+            return Err(ServiceError::InvalidRequest(
+                "policy: required; this enclave uses only keys that carry a policy".into(),
+            ));
+        }
+        let mut metadata = KeyMetadata::new(KeyKind::Seed, kms_key, request.owner, Vec::new())
+            .map_err(|_| {
                 ServiceError::InvalidRequest(
                     "label: must be 1 to 128 printable ASCII characters".into(),
                 )
             })?;
+        if let Some(policy) = &policy {
+            metadata = metadata
+                .with_policy_document(policy.canonical().to_vec())
+                .map_err(|error| ServiceError::InvalidRequest(format!("policy: {error}")))?;
+        }
         let _permit = self.kms_permit().await?;
         self.counters.kms_calls.fetch_add(1, Ordering::Relaxed);
         // Boxed, like every KMS call: the SDK's futures are large, and every request's task would
@@ -252,7 +294,7 @@ impl Enclave {
         // The first signature with the new key needs no KMS call.
         self.cache.insert(blob_hash(&encoded), generated.material);
         Ok(ResponseBody::Key(NewKey {
-            policy_hash: None,
+            policy_hash: policy.map(|policy| ByteArray::new(policy.hash())),
             key_blob: ByteBuf::from(encoded),
             key_id: ByteArray::new(key_id),
         }))
@@ -286,8 +328,30 @@ impl Enclave {
             .ok_or(KmsError::Busy)
     }
 
-    async fn signer(&self, key: &RequestKey) -> Result<UserSigner, ServiceError> {
+    /// The signer of `key`, once the approvals (if any are needed) are counted over `subject`.
+    async fn signer(
+        &self,
+        key: &RequestKey,
+        approvals: Option<(&[Approval], B256)>,
+    ) -> Result<(UserSigner, BTreeSet<String>), ServiceError> {
         let material = self.material(key).await?;
+        let approved = match (approvals, &key.policy) {
+            (Some((approvals, subject)), Some(policy)) if !approvals.is_empty() => {
+                let key_id = material.key_id()?;
+                let user = key.user_id.as_ref().map(UserId::as_str);
+                let statement = Statement {
+                    key_id: &key_id,
+                    user_id: user,
+                    subject: &subject.0,
+                    now: unix_now(),
+                };
+                valid_approvers(policy.approvers(), approvals, &statement)
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect()
+            }
+            _ => BTreeSet::new(),
+        };
         let user_key = material.user_key(key.user_id.as_ref())?;
         let cache_key = (key.hash, key.user_id.clone());
         let known = self
@@ -295,7 +359,7 @@ impl Enclave {
             .lock()
             .ok()
             .and_then(|mut addresses| addresses.get(&cache_key).copied());
-        Ok(match known {
+        let signer = match known {
             Some(address) => UserSigner::with_known_address(user_key, address),
             None => {
                 let signer = UserSigner::new(user_key);
@@ -304,11 +368,49 @@ impl Enclave {
                 }
                 signer
             }
-        })
+        };
+        Ok((signer, approved))
+    }
+
+    /// Decodes a request's key ([`RequestKey::decode`]) with its policy, parsed once per blob.
+    fn request_key(&self, key: KeyRef) -> Result<RequestKey, ServiceError> {
+        let mut key = RequestKey::decode(key, &self.settings.allowed_kms_keys)?;
+        match key.blob.metadata().policy_document() {
+            None if self.settings.require_policy => {
+                return Err(ServiceError::PolicyDenied(
+                    "keyBlob: this enclave uses only keys that carry a policy, and this one has \
+                     none"
+                        .into(),
+                ));
+            }
+            None => {}
+            Some(document) => {
+                let cached = self
+                    .policies
+                    .lock()
+                    .ok()
+                    .and_then(|mut policies| policies.get(&key.hash).cloned());
+                let policy = match cached {
+                    Some(policy) => policy,
+                    None => {
+                        let policy = Arc::new(
+                            Policy::from_canonical(document)
+                                .map_err(ServiceError::InvalidBlobPolicy)?,
+                        );
+                        if let Ok(mut policies) = self.policies.lock() {
+                            policies.insert(key.hash, Arc::clone(&policy));
+                        }
+                        policy
+                    }
+                };
+                key.policy = Some(policy);
+            }
+        }
+        Ok(key)
     }
 
     async fn address(&self, key: KeyRef) -> Result<ResponseBody, ServiceError> {
-        let key = RequestKey::decode(key, &self.settings.allowed_kms_keys)?;
+        let key = self.request_key(key)?;
         let material = self.material(&key).await?;
         let public_key = material.user_key(key.user_id.as_ref())?.public_key();
         Ok(ResponseBody::Address(AddressInfo {
@@ -317,46 +419,108 @@ impl Enclave {
         }))
     }
 
-    async fn sign(&self, key: KeyRef, payload: SignPayload) -> Result<ResponseBody, ServiceError> {
-        let key = RequestKey::decode(key, &self.settings.allowed_kms_keys)?;
-        let prepared = prepare(payload, key.policy()).await?;
-        let signed = self.signer(&key).await?.sign_prepared(prepared)?;
+    async fn sign(&self, request: protocol::SignRequest) -> Result<ResponseBody, ServiceError> {
+        let key = self.request_key(request.key)?;
+        let prepared = prepare(request.payload, key.options()).await?;
+        let candidates = key.authorize(&prepared, unix_now())?;
+        if let Some(candidates) = &candidates
+            && request.approvals.is_empty()
+        {
+            // Refused before the key is loaded when approvals are needed and none came.
+            candidates
+                .check(&BTreeSet::new())
+                .map_err(approvals_required)?;
+        }
+        let approvals = approvals_of(request.approvals);
+        let (signer, approved) = self
+            .signer(&key, Some((&approvals, prepared.signing_hash())))
+            .await?;
+        if let Some(candidates) = &candidates {
+            candidates
+                .check(&approved.iter().map(String::as_str).collect())
+                .map_err(approvals_required)?;
+        }
+        let signed = signer.sign_prepared(prepared)?;
         self.counters.signatures.fetch_add(1, Ordering::Relaxed);
         Ok(ResponseBody::Signed(Box::new(to_wire(signed))))
     }
 
     async fn sign_batch(
         &self,
-        key: KeyRef,
-        transactions: Vec<String>,
+        request: protocol::SignBatchRequest,
     ) -> Result<ResponseBody, ServiceError> {
+        let protocol::SignBatchRequest {
+            key,
+            transactions,
+            approvals,
+        } = request;
         if transactions.is_empty() || transactions.len() > MAX_BATCH {
             return Err(ServiceError::InvalidRequest(format!(
                 "transactions: {} given; a batch holds 1 to {MAX_BATCH}",
                 transactions.len()
             )));
         }
-        let key = RequestKey::decode(key, &self.settings.allowed_kms_keys)?;
-        let policy = key.policy();
-        // Everything is parsed and checked first: a batch of refused transactions costs no KMS
-        // call.
-        let prepared: Vec<Result<Prepared, SignError>> = transactions
+        let key = self.request_key(key)?;
+        let options = key.options();
+        let now = unix_now();
+        // Everything is parsed, checked and evaluated first: a batch of refused transactions
+        // costs no KMS call.
+        let prepared: Vec<Result<Prepared, ServiceError>> = transactions
             .iter()
             .map(|json| {
                 TransactionRequest::from_json(json.as_bytes())
                     .map_err(SignError::from)
-                    .and_then(|request| Payload::Transaction(request).prepare(&policy))
+                    .and_then(|request| Payload::Transaction(request).prepare(&options))
+                    .map_err(ServiceError::from)
             })
             .collect();
-        if prepared.iter().all(Result::is_err) {
-            let items = prepared
+        // One approval covers the whole batch: its subject is over every item's signing hash, so
+        // it exists only if every item parsed.
+        let subject = prepared
+            .iter()
+            .map(|item| item.as_ref().ok().map(|p| p.signing_hash().0))
+            .collect::<Option<Vec<[u8; 32]>>>()
+            .map(|hashes| B256::from(batch_subject(&hashes)));
+        let mut evaluated: Vec<Result<(Prepared, Option<Candidates<'_>>), ServiceError>> = prepared
+            .into_iter()
+            .map(|item| {
+                let prepared = item?;
+                let candidates = key.authorize(&prepared, now)?;
+                Ok((prepared, candidates))
+            })
+            .collect();
+        if approvals.is_empty() {
+            for item in &mut evaluated {
+                if let Ok((_, Some(candidates))) = item
+                    && let Err(missing) = candidates.check(&BTreeSet::new())
+                {
+                    *item = Err(approvals_required(missing));
+                }
+            }
+        }
+        if evaluated.iter().all(Result::is_err) {
+            let items = evaluated
                 .into_iter()
                 .filter_map(Result::err)
-                .map(|error| BatchItem::Error(ServiceError::from(error).into_body()))
+                .map(|error| BatchItem::Error(error.into_body()))
                 .collect();
             return Ok(ResponseBody::SignedBatch(items));
         }
-        let signer = self.signer(&key).await?;
+        let approvals = approvals_of(approvals);
+        let (signer, approved) = self
+            .signer(&key, subject.map(|subject| (approvals.as_slice(), subject)))
+            .await?;
+        let approved: BTreeSet<&str> = approved.iter().map(String::as_str).collect();
+        let prepared = evaluated
+            .into_iter()
+            .map(|item| {
+                let (prepared, candidates) = item?;
+                if let Some(candidates) = candidates {
+                    candidates.check(&approved).map_err(approvals_required)?;
+                }
+                Ok(prepared)
+            })
+            .collect();
         let items = sign_in_parallel(Arc::new(signer), prepared, self.cpus).await?;
         let signed = items
             .iter()
@@ -403,7 +567,7 @@ const MIN_BATCH_PART: usize = 8;
 /// request order.
 async fn sign_in_parallel(
     signer: Arc<UserSigner>,
-    prepared: Vec<Result<Prepared, SignError>>,
+    prepared: Vec<Result<Prepared, ServiceError>>,
     cpus: usize,
 ) -> Result<Vec<BatchItem>, ServiceError> {
     let parts = cpus.min(prepared.len().div_ceil(MIN_BATCH_PART)).max(1);
@@ -421,7 +585,9 @@ async fn sign_in_parallel(
             part.into_iter()
                 .map(|item| {
                     match item
-                        .and_then(|prepared| signer.sign_prepared(prepared))
+                        .and_then(|prepared| {
+                            signer.sign_prepared(prepared).map_err(ServiceError::from)
+                        })
                         .map(to_wire)
                     {
                         Ok(protocol::Signed::Transaction(signed)) => {
@@ -432,7 +598,7 @@ async fn sign_in_parallel(
                             ServiceError::Internal("a batch item signed as a non-transaction")
                                 .into_body(),
                         ),
-                        Err(error) => BatchItem::Error(ServiceError::from(error).into_body()),
+                        Err(error) => BatchItem::Error(error.into_body()),
                     }
                 })
                 .collect::<Vec<_>>()
@@ -458,6 +624,8 @@ struct RequestKey {
     blob: KeyBlob,
     hash: BlobHash,
     user_id: Option<UserId>,
+    /// The blob's policy document, parsed; `None` for a blob of opt-ins.
+    policy: Option<Arc<Policy>>,
 }
 
 impl RequestKey {
@@ -478,11 +646,21 @@ impl RequestKey {
             hash: blob_hash(&key.key_blob),
             blob,
             user_id: key.user_id,
+            policy: None,
         })
     }
 
-    /// The opt-ins the blob carries (bound to it through the KMS encryption context).
-    fn policy(&self) -> SigningPolicy {
+    /// The parsing options: from the policy's settings (its rules decide about digests), or from
+    /// the opt-ins of a blob without a policy. Both are bound to the blob at KMS.
+    fn options(&self) -> SigningPolicy {
+        if let Some(policy) = &self.policy {
+            let settings = policy.settings();
+            return SigningPolicy {
+                allow_raw_digest: true,
+                allow_pre_eip155: settings.pre_eip155,
+                allow_any_chain_authorization: settings.any_chain_authorization,
+            };
+        }
         let has = |flag| self.blob.metadata().policy().contains(&flag);
         SigningPolicy {
             allow_raw_digest: has(PolicyFlag::RawDigest),
@@ -490,6 +668,62 @@ impl RequestKey {
             allow_any_chain_authorization: has(PolicyFlag::AnyChainAuthorization),
         }
     }
+
+    /// What the blob's policy says about `prepared` at `now`: refused, allowed outright
+    /// (`None`), or allowed with approvals (the matching rules). A blob without a policy allows
+    /// what its opt-ins allow, except EIP-7702 delegations, which only a policy can allow.
+    fn authorize(
+        &self,
+        prepared: &Prepared,
+        now: u64,
+    ) -> Result<Option<Candidates<'_>>, ServiceError> {
+        let user = self.user_id.as_ref().map(UserId::as_str);
+        let facts = match prepared {
+            Prepared::Transaction(tx) => Facts::transaction(tx, user),
+            Prepared::Authorization(auth) => Facts::authorization(auth, user),
+            Prepared::TypedData(typed) => Facts::typed_data(typed, user),
+            Prepared::Message(_) => Facts::message(user),
+            Prepared::Digest(_) => Facts::digest(user),
+        };
+        let Some(policy) = &self.policy else {
+            if !facts.delegates().is_empty() {
+                return Err(ServiceError::PolicyDenied(
+                    "EIP-7702 delegations are signed only with keys whose policy allows them \
+                     (a rule with `delegates`)"
+                        .into(),
+                ));
+            }
+            return Ok(None);
+        };
+        match policy.evaluate(&facts, now) {
+            Decision::Denied(denial) => Err(ServiceError::PolicyDenied(denial.to_string())),
+            Decision::Allowed(candidates) if candidates.needs_no_approval() => Ok(None),
+            Decision::Allowed(candidates) => Ok(Some(candidates)),
+        }
+    }
+}
+
+fn approvals_required(missing: ApprovalsRequired) -> ServiceError {
+    ServiceError::ApprovalsRequired(missing.to_string())
+}
+
+/// The wire approvals as the policy crate counts them.
+fn approvals_of(approvals: Vec<protocol::Approval>) -> Vec<Approval> {
+    approvals
+        .into_iter()
+        .map(|approval| Approval {
+            approver: approval.approver,
+            expires_at: approval.expires_at,
+            signature: approval.signature.into_vec(),
+        })
+        .collect()
+}
+
+/// The enclave's own clock, in unix seconds: never set from the parent.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
 }
 
 /// Parses, checks and hashes a payload ([`Payload::prepare`]) before any key is loaded.
@@ -604,6 +838,7 @@ mod tests {
             generation_key: None,
             allowed_kms_keys: BTreeSet::from([KMS_KEY.to_owned()]),
             simulated: true,
+            require_policy: false,
             cache: CacheLimits::default(),
         };
         Enclave::new(settings, nsm, kms)

@@ -118,15 +118,18 @@ impl Payload {
                 };
                 Prepared::Transaction(request.into_unsigned(options)?)
             }
-            Self::Message(message) => Prepared::Hash(message.signing_hash()),
-            Self::TypedData(typed) => Prepared::Hash(typed.signing_hash()?),
+            Self::Message(message) => Prepared::Message(message.signing_hash()),
+            Self::TypedData(typed) => {
+                typed.signing_hash()?;
+                Prepared::TypedData(Box::new(typed))
+            }
             Self::Authorization(request) => {
                 let options = AuthorizationOptions {
                     allow_any_chain: policy.allow_any_chain_authorization,
                 };
                 Prepared::Authorization(request.into_unsigned(options)?)
             }
-            Self::DangerousDigest(digest) if policy.allow_raw_digest => Prepared::Hash(digest),
+            Self::DangerousDigest(digest) if policy.allow_raw_digest => Prepared::Digest(digest),
             Self::DangerousDigest(_) => return Err(SignError::DigestNotAllowed),
         })
     }
@@ -140,8 +143,12 @@ pub enum Prepared {
     Transaction(UnsignedTransaction),
     /// An EIP-7702 authorization tuple.
     Authorization(UnsignedAuthorization),
-    /// Messages, typed data and allowed digests: the hash is the whole job.
-    Hash(B256),
+    /// An EIP-191 message's hash.
+    Message(B256),
+    /// EIP-712 typed data, hashed (kept whole for the key's policy, which looks at its domain).
+    TypedData(Box<TypedData>),
+    /// A caller-supplied hash the key's opt-ins or policy allow.
+    Digest(B256),
 }
 
 impl Prepared {
@@ -150,7 +157,9 @@ impl Prepared {
         match self {
             Self::Transaction(tx) => tx.signing_hash(),
             Self::Authorization(auth) => auth.signing_hash(),
-            Self::Hash(hash) => *hash,
+            // Hashed when prepared; the error cannot occur on a prepared document.
+            Self::TypedData(typed) => typed.signing_hash().unwrap_or_default(),
+            Self::Message(hash) | Self::Digest(hash) => *hash,
         }
     }
 }
@@ -256,7 +265,10 @@ impl UserSigner {
                     output: SignedOutput::Authorization(auth.into_signed(signature)),
                 })
             }
-            Prepared::Hash(signing_hash) => self.sign_hash(signing_hash),
+            Prepared::TypedData(typed) => self.sign_hash(typed.signing_hash()?),
+            Prepared::Message(signing_hash) | Prepared::Digest(signing_hash) => {
+                self.sign_hash(signing_hash)
+            }
         }
     }
 

@@ -107,6 +107,7 @@ async fn start_server(limits: ServerLimits, kms: KmsTarget) -> Running {
             generation_key: None,
             allowed_kms_keys: [KMS_KEY.to_owned()].into(),
             simulated: true,
+            require_policy: false,
             cache: CacheLimits::default(),
         },
         nsm,

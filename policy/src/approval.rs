@@ -44,3 +44,29 @@ impl ApproverKey {
         Ok(Self::P256(bytes.into()))
     }
 }
+
+/// Placeholder.
+pub struct Statement<'a> {
+    /// Key id.
+    pub key_id: &'a [u8; 32],
+    /// User.
+    pub user_id: Option<&'a str>,
+    /// Subject.
+    pub subject: &'a [u8; 32],
+    /// Now.
+    pub now: u64,
+}
+
+/// Placeholder.
+pub fn batch_subject(_hashes: &[[u8; 32]]) -> [u8; 32] {
+    [0; 32]
+}
+
+/// Placeholder.
+pub fn valid_approvers<'p>(
+    _approvers: &'p std::collections::BTreeMap<String, ApproverKey>,
+    _approvals: &[Approval],
+    _statement: &Statement<'_>,
+) -> BTreeSet<&'p str> {
+    BTreeSet::new()
+}

@@ -161,7 +161,7 @@ impl<'a> Facts<'a> {
     }
 
     /// The EIP-7702 delegation targets the payload carries.
-    fn delegates(&self) -> &[Address] {
+    pub fn delegates(&self) -> &[Address] {
         match &self.payload {
             PayloadFacts::Transaction(tx) => &tx.delegates,
             PayloadFacts::Authorization { address, .. } => std::slice::from_ref(address),

@@ -215,6 +215,44 @@ impl Kms {
     }
 }
 
+impl Kms {
+    /// Encrypts `material`'s secret under `metadata` (its KMS key and encryption context): KMS
+    /// `Encrypt`, for a key moved to a new policy. The plaintext goes to KMS over the enclave's
+    /// own TLS session, as every KMS call does.
+    pub async fn encrypt(
+        &self,
+        metadata: KeyMetadata,
+        material: &KeyMaterial,
+    ) -> Result<KeyBlob, KmsError> {
+        self.check_credentials()?;
+        if metadata.kind() != material.kind() {
+            return Err(KmsError::RequestFailed);
+        }
+        let kms_key = metadata.kms_key();
+        let secret = material.secret_bytes();
+        // The SDK copies the plaintext into its request (base64, in the JSON body) and does not
+        // zeroize its buffers; the copy lives as long as the request, inside the enclave.
+        let started = Instant::now();
+        let answer = self
+            .client
+            .encrypt()
+            .key_id(kms_key)
+            .plaintext(Blob::new(secret.to_vec()))
+            .set_encryption_context(Some(HashMap::from_iter(metadata.encryption_context())))
+            .send()
+            .await
+            .map_err(|error| self.classify(Operation::Encrypt, started, error))?;
+        check_answered_key(kms_key, answer.key_id(), "Encrypt")?;
+        let ciphertext = answer
+            .ciphertext_blob()
+            .ok_or(KmsError::BadResponse("it has no CiphertextBlob"))?;
+        KeyBlob::new(metadata, ciphertext.as_ref().to_vec()).map_err(|error| {
+            warn!(%error, "KMS's CiphertextBlob does not fit a key blob");
+            KmsError::BadResponse("its CiphertextBlob does not fit a key blob")
+        })
+    }
+}
+
 /// Refuses a KMS answer that names another key than `expected` (a full ARN), or none.
 fn check_answered_key(
     expected: &str,
