@@ -129,8 +129,20 @@ async fn the_dev_stack_signs_everything_and_survives_a_restart() {
 /// A key generated inside the enclave, with three distinct addresses for three users: the blob
 /// and the first user's (alice's) address.
 async fn a_generated_key_gives_each_user_an_address(url: &str) -> (String, Address) {
-    let (status, key) = post(url, "/v1/keys", &json!({"label": "tenant-1"})).await;
+    // A policy that allows everything, and EIP-7702 delegations to the one contract the
+    // transactions below delegate to (`docs/policy.md`).
+    let policy = json!({"version": 1, "rules": [
+        {"effect": "allow", "when": {}},
+        {"effect": "allow", "when": {"delegates": ["0x3535353535353535353535353535353535353535"]}}
+    ]});
+    let (status, key) = post(
+        url,
+        "/v1/keys",
+        &json!({"label": "tenant-1", "policy": policy}),
+    )
+    .await;
     assert_eq!(status, 201, "{key}");
+    assert_eq!(key["policyHash"].as_str().unwrap().len(), 66, "{key}");
     let blob = key["keyBlob"].as_str().unwrap().to_owned();
     assert_eq!(key["keyId"].as_str().unwrap().len(), 66);
 

@@ -35,7 +35,8 @@ use nitro_signer_eth::{
 };
 use nitro_signer_policy::{
     Approval, Decision, Facts, Policy, PolicyError,
-    approval::{Statement, batch_subject, valid_approvers},
+    approval::{Statement, batch_subject, policy_subject, valid_approvers},
+    document::Quorum,
     eval::{ApprovalsRequired, Candidates},
 };
 use serde_bytes::{ByteArray, ByteBuf};
@@ -372,8 +373,16 @@ impl Enclave {
         Ok((signer, approved))
     }
 
-    /// Decodes a request's key ([`RequestKey::decode`]) with its policy, parsed once per blob.
+    /// Decodes a request's key ([`Self::blob_key`]) and checks its user id against the blob's
+    /// kind.
     fn request_key(&self, key: KeyRef) -> Result<RequestKey, ServiceError> {
+        let key = self.blob_key(key)?;
+        check_user(key.blob.metadata().kind(), key.user_id.as_ref())?;
+        Ok(key)
+    }
+
+    /// Decodes a request's key ([`RequestKey::decode`]) with its policy, parsed once per blob.
+    fn blob_key(&self, key: KeyRef) -> Result<RequestKey, ServiceError> {
         let mut key = RequestKey::decode(key, &self.settings.allowed_kms_keys)?;
         match key.blob.metadata().policy_document() {
             None if self.settings.require_policy => {
@@ -532,13 +541,68 @@ impl Enclave {
         Ok(ResponseBody::SignedBatch(items))
     }
 
+    /// Moves a key to a new policy: the current policy's admins approve (over the new policy's
+    /// subject), the key is decrypted through KMS (so the current blob is genuine) and its secret
+    /// encrypted with KMS `Encrypt` under the new encryption context.
     async fn update_policy(
         &self,
-        _request: protocol::UpdatePolicy,
+        request: protocol::UpdatePolicy,
     ) -> Result<ResponseBody, ServiceError> {
-        Err(ServiceError::InvalidRequest(
-            "policy changes: in progress".into(),
-        ))
+        // A policy change is about the key, not one user: no user id.
+        let key = self.blob_key(KeyRef {
+            key_blob: request.key_blob,
+            user_id: None,
+        })?;
+        let Some(current) = key.policy.clone() else {
+            return Err(ServiceError::PolicyDenied(
+                "keyBlob: the key has no policy, so no admins who could give it one".into(),
+            ));
+        };
+        let Some(admins) = current.admins() else {
+            return Err(ServiceError::PolicyDenied(
+                "the key's policy names no admins: it cannot be changed".into(),
+            ));
+        };
+        let new =
+            Policy::from_json(request.policy.as_bytes()).map_err(ServiceError::InvalidPolicy)?;
+        if request.approvals.is_empty() {
+            return Err(approvals_required(admins_short(admins, &BTreeSet::new())));
+        }
+        let material = self.material(&key).await?;
+        let key_id = material.key_id()?;
+        let subject = policy_subject(new.canonical());
+        let statement = Statement {
+            key_id: &key_id,
+            user_id: None,
+            subject: &subject,
+            now: unix_now(),
+        };
+        let approvals = approvals_of(request.approvals);
+        let approved = valid_approvers(current.approvers(), &approvals, &statement);
+        if admins.missing(&approved) > 0 {
+            return Err(approvals_required(admins_short(admins, &approved)));
+        }
+        let old = key.blob.metadata();
+        let metadata = KeyMetadata::new(
+            old.kind(),
+            old.kms_key(),
+            old.owner().map(str::to_owned),
+            Vec::new(),
+        )
+        .and_then(|metadata| metadata.with_policy_document(new.canonical().to_vec()))
+        .map_err(|error| ServiceError::InvalidRequest(format!("policy: {error}")))?;
+        let _permit = self.kms_permit().await?;
+        self.counters.kms_calls.fetch_add(1, Ordering::Relaxed);
+        let blob = Box::pin(self.kms.encrypt(metadata, &material))
+            .await
+            .inspect_err(|_| {
+                self.counters.kms_errors.fetch_add(1, Ordering::Relaxed);
+            })?;
+        Ok(ResponseBody::Key(NewKey {
+            key_blob: ByteBuf::from(blob.encode()),
+            key_id: ByteArray::new(key_id),
+            policy_hash: Some(ByteArray::new(new.hash())),
+        }))
     }
 
     fn attest(&self, nonce: &[u8]) -> Result<ResponseBody, ServiceError> {
@@ -619,7 +683,7 @@ fn server_name() -> String {
 }
 
 /// A request's key as far as it is known without KMS: the decoded blob, its hash (the cache
-/// key) and the user, checked against the blob's kind.
+/// key), the user and the blob's policy.
 struct RequestKey {
     blob: KeyBlob,
     hash: BlobHash,
@@ -641,7 +705,6 @@ impl RequestKey {
             );
             return Err(ServiceError::KmsKeyNotAllowed);
         }
-        check_user(blob.metadata().kind(), key.user_id.as_ref())?;
         Ok(Self {
             hash: blob_hash(&key.key_blob),
             blob,
@@ -700,6 +763,20 @@ impl RequestKey {
             Decision::Allowed(candidates) if candidates.needs_no_approval() => Ok(None),
             Decision::Allowed(candidates) => Ok(Some(candidates)),
         }
+    }
+}
+
+/// What the admins' quorum still needs, as the rules' shortfalls are reported.
+fn admins_short(admins: &Quorum, approved: &BTreeSet<&str>) -> ApprovalsRequired {
+    ApprovalsRequired {
+        rule: None,
+        missing: admins.missing(approved),
+        from: admins
+            .from
+            .iter()
+            .filter(|name| !approved.contains(name.as_str()))
+            .cloned()
+            .collect(),
     }
 }
 
@@ -867,12 +944,74 @@ mod tests {
         })
     }
 
+    /// Policies in canonical form: one that denies transactions to 0x35…35 and allows only
+    /// those, one that allows transactions with an approval.
+    const DENY_35: &str = r#"{"rules":[{"effect":"deny","when":{"to":["0x3535353535353535353535353535353535353535"]}},{"effect":"allow","when":{"kinds":["transaction"]}}],"version":1}"#;
+    const APPROVED_TX: &str = r#"{"approvers":{"ops":{"publicKey":"0xd75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a","type":"ed25519"}},"rules":[{"approvals":{"from":["ops"],"threshold":1},"effect":"allow","when":{"kinds":["transaction"]}}],"version":1}"#;
+
+    fn policy_key(policy: &str) -> KeyRef {
+        let metadata = KeyMetadata::new(KeyKind::Seed, KMS_KEY, None, Vec::new())
+            .unwrap()
+            .with_policy_document(policy.as_bytes().to_vec())
+            .unwrap();
+        let blob = KeyBlob::new(metadata, vec![7; 64]).unwrap();
+        KeyRef {
+            key_blob: ByteBuf::from(blob.encode()),
+            user_id: Some(UserId::new("alice").unwrap()),
+        }
+    }
+
+    fn policy_sign(policy: &str, payload: SignPayload) -> RequestBody {
+        RequestBody::Sign(protocol::SignRequest {
+            approvals: Vec::new(),
+            key: policy_key(policy),
+            payload,
+        })
+    }
+
     const TX: &str = r#"{"chainId":"0x1","nonce":"0x0","gas":"0x5208","maxFeePerGas":"0x2",
         "maxPriorityFeePerGas":"0x1","to":"0x3535353535353535353535353535353535353535","value":"0x1"}"#;
 
     /// Requests refused for what they carry are refused before the key is loaded: a cold blob
     /// costs no KMS call, whatever the payload kind. A valid request on the same blob does call
     /// KMS, so the count is live.
+    #[tokio::test]
+    async fn with_require_policy_blobs_without_a_policy_are_refused() {
+        let mut enclave = service();
+        enclave.settings.require_policy = true;
+        enclave.settings.generation_key = Some(KMS_KEY.into());
+        for request in [
+            sign(SignPayload::Message(ByteBuf::from(b"hi".to_vec()))),
+            RequestBody::Address(key(KeyKind::Seed, Some("alice"))),
+            RequestBody::GenerateKey(GenerateKey {
+                owner: None,
+                policy: None,
+            }),
+        ] {
+            let ResponseBody::Error(error) = enclave.handle(request).await else {
+                panic!("signed without a policy")
+            };
+            assert!(
+                matches!(
+                    error.code,
+                    ErrorCode::PolicyDenied | ErrorCode::InvalidRequest
+                ),
+                "{error}"
+            );
+            assert!(error.message.contains("policy"), "{error}");
+        }
+        assert_eq!(enclave.status().kms_calls, 0);
+        // A blob with a policy gets as far as KMS.
+        let answer = enclave
+            .handle(policy_sign(
+                DENY_35,
+                SignPayload::Transaction(TX.replace("0x35353535", "0x36363636")),
+            ))
+            .await;
+        assert!(matches!(answer, ResponseBody::Error(_)));
+        assert_eq!(enclave.status().kms_calls, 1);
+    }
+
     #[tokio::test]
     async fn refused_requests_on_a_cold_blob_make_no_kms_call() {
         let enclave = service();
@@ -926,6 +1065,29 @@ mod tests {
                 key: key(KeyKind::Seed, Some("alice")),
                 transactions: vec!["{}".into(), "[]".into()],
             }),
+            // EIP-7702 delegations with a blob without a policy.
+            sign(SignPayload::Authorization(
+                r#"{"chainId":"0x1","address":"0x3535353535353535353535353535353535353535","nonce":"0x0"}"#.into(),
+            )),
+            // Refused by the blob's policy: a deny rule, no allow rule, approvals needed but none
+            // given (single and batch), an expired policy.
+            policy_sign(DENY_35, SignPayload::Transaction(TX.into())),
+            policy_sign(DENY_35, SignPayload::Message(ByteBuf::from(b"hi".to_vec()))),
+            policy_sign(APPROVED_TX, SignPayload::Transaction(TX.into())),
+            RequestBody::SignBatch(protocol::SignBatchRequest {
+                approvals: Vec::new(),
+                key: policy_key(APPROVED_TX),
+                transactions: vec![TX.into(), TX.into()],
+            }),
+            policy_sign(
+                r#"{"notAfter":1,"rules":[{"effect":"allow","when":{}}],"version":1}"#,
+                SignPayload::Message(ByteBuf::from(b"hi".to_vec())),
+            ),
+            // A blob whose policy document is not canonical.
+            policy_sign(
+                r#"{"version":1,"rules":[{"effect":"allow","when":{}}]}"#,
+                SignPayload::Message(ByteBuf::from(b"hi".to_vec())),
+            ),
         ];
         for request in refused {
             let shown = format!("{request:?}");
@@ -935,6 +1097,8 @@ mod tests {
                         error.code,
                         ErrorCode::InvalidRequest
                             | ErrorCode::PolicyRefused
+                            | ErrorCode::PolicyDenied
+                            | ErrorCode::ApprovalsRequired
                             | ErrorCode::InvalidKeyBlob
                     ),
                     "{shown}: {error}"

@@ -216,8 +216,8 @@ pub struct Candidates<'p> {
 /// Approvals short of every matching rule's requirement: the nearest one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApprovalsRequired {
-    /// The rule the shortfall is for.
-    pub rule: usize,
+    /// The rule the shortfall is for; `None` for the policy's admins.
+    pub rule: Option<usize>,
     /// How many more approvals it needs.
     pub missing: usize,
     /// Who can give them (the rule's approvers not yet counted).
@@ -226,12 +226,15 @@ pub struct ApprovalsRequired {
 
 impl std::fmt::Display for ApprovalsRequired {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let whose = match self.rule {
+            Some(rule) => format!("rules[{rule}]"),
+            None => "admins".to_owned(),
+        };
         write!(
             f,
-            "{} more approval{} needed (rules[{}]), from: {}",
+            "{} more approval{} needed ({whose}), from: {}",
             self.missing,
             if self.missing == 1 { "" } else { "s" },
-            self.rule,
             self.from.join(", ")
         )
     }
@@ -260,13 +263,13 @@ impl<'p> Candidates<'p> {
         let Some((rule, quorum, missing)) = nearest else {
             // No rules: `evaluate` never makes empty candidates; refuse all the same.
             return Err(ApprovalsRequired {
-                rule: 0,
+                rule: None,
                 missing: 1,
                 from: Vec::new(),
             });
         };
         Err(ApprovalsRequired {
-            rule,
+            rule: Some(rule),
             missing,
             from: quorum
                 .from
