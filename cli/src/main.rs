@@ -5,6 +5,7 @@
 // A command line prints its results on standard output; logs go to standard error.
 #![allow(clippy::print_stdout)]
 
+mod approve;
 mod bench;
 mod client;
 mod dev;
@@ -47,6 +48,12 @@ enum Command {
     Attest(client::AttestArgs),
     /// Write the production KMS key policy for an enclave image, from its measurements.
     Policy(policy::PolicyArgs),
+    /// Approvers' keys (`docs/policy.md`).
+    #[command(subcommand)]
+    Approvers(approve::ApproversCommand),
+    /// Approve one request for a key's policy: parses and hashes it as the enclave will, and
+    /// prints the approval (JSON) to attach to the request.
+    Approve(approve::ApproveArgs),
     /// Load generator: signs transactions through the HTTP API with N concurrent connections,
     /// verifies every signature, and reports throughput, latency percentiles and the ratio to
     /// bare k256 signing on the same machine.
@@ -117,6 +124,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Sign(command) => client::sign(command).await,
         Command::Attest(args) => client::attest(args).await,
         Command::Policy(args) => policy::run(args),
+        Command::Approvers(approve::ApproversCommand::Keygen(args)) => approve::keygen(&args),
+        Command::Approve(args) => approve::approve(&args),
         Command::Bench(args) => bench::run(args).await,
         Command::Enclave(c) => {
             Ok(nitro_signer_enclave::cli::run(c.args, shutdown(c.exit_with_parent)).await?)
