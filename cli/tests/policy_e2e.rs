@@ -408,5 +408,74 @@ async fn policies_and_approvals_decide_what_the_enclave_signs() {
         "{answer}"
     );
 
+    the_approver_tools_make_approvals_the_enclave_counts(&url, dir.path()).await;
     stack.stop();
+}
+
+/// `nitro-signer approvers keygen` and `nitro-signer approve`: a P-256 and an Ed25519 approver,
+/// a key whose policy needs both, an approval of each for a transaction.
+async fn the_approver_tools_make_approvals_the_enclave_counts(url: &str, dir: &std::path::Path) {
+    let cli = |args: &[&str]| -> Value {
+        let output = Command::new(BIN).args(args).output().unwrap();
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap()
+    };
+    let mut approvers = serde_json::Map::new();
+    for (name, scheme) in [("alice-ops", "ed25519"), ("bob-risk", "p256")] {
+        let file = dir.join(format!("{name}.key"));
+        let entry = cli(&[
+            "approvers",
+            "keygen",
+            "--type",
+            scheme,
+            "--out",
+            file.to_str().unwrap(),
+        ]);
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        approvers.insert(name.into(), entry);
+    }
+    let policy = json!({"version": 1, "approvers": approvers, "rules": [
+        {"effect": "allow", "when": {"kinds": ["transaction"]},
+         "approvals": {"threshold": 2, "from": ["alice-ops", "bob-risk"]}}
+    ]});
+    let key = create_key(url, &policy).await;
+    let transaction = tx(0, OTHER, "0x1");
+    let tx_file = dir.join("tx.json");
+    std::fs::write(&tx_file, transaction.to_string()).unwrap();
+    let approvals: Vec<Value> = ["alice-ops", "bob-risk"]
+        .iter()
+        .map(|name| {
+            let file = dir.join(format!("{name}.key"));
+            cli(&[
+                "approve",
+                "--key",
+                file.to_str().unwrap(),
+                "--approver",
+                name,
+                "--key-id",
+                &key.id,
+                "--user-id",
+                "alice",
+                "transaction",
+                tx_file.to_str().unwrap(),
+            ])
+        })
+        .collect();
+    let (status, answer) = sign_tx(url, &key, &transaction, &json!([approvals[0]])).await;
+    assert_eq!(
+        (status, code(&answer)),
+        (403, "approvals_required"),
+        "{answer}"
+    );
+    let (status, answer) = sign_tx(url, &key, &transaction, &json!(approvals)).await;
+    assert_eq!(status, 200, "{answer}");
+    check_transaction(&answer, key.alice);
 }
