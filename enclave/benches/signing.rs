@@ -12,6 +12,11 @@
 //! - `eip1559_parse_validate_hash` and `eip1559_encode_signed`: transaction work around the
 //!   signature, reported separately.
 //! - `sign_transaction_eip1559`: a whole request through the request layer with a built signer.
+//! - `policy`: what a key's policy adds to a request (`docs/policy.md`), beside the bare
+//!   signature: `evaluate_*` evaluates a custodian-sized policy (5 rules, ERC-20 and typed-data
+//!   conditions, two approvers) on the EIP-1559 transaction; `approval_ed25519` and
+//!   `approval_p256` count one approval (the statement digest and one signature verification);
+//!   `approvals_2_of_2` counts an Ed25519 and a P-256 approval.
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use std::{hint::black_box, time::Duration};
@@ -90,12 +95,87 @@ fn signing(c: &mut Criterion) {
     group.finish();
 }
 
+fn policy(c: &mut Criterion) {
+    use nitro_signer_policy::{
+        Decision, Facts, Policy,
+        approval::{ApproverKind, ApproverSecret, Statement, valid_approvers},
+    };
+    let hash = [0x5a_u8; 32];
+    let bare = SigningKey::from_slice(&[0x46; 32]).unwrap();
+    let ops = ApproverSecret::generate(ApproverKind::Ed25519).unwrap();
+    let risk = ApproverSecret::generate(ApproverKind::P256).unwrap();
+    let hex = |bytes: &[u8]| format!("0x{}", alloy_primitives::hex::encode(bytes));
+    let document = serde_json::json!({
+        "version": 1,
+        "approvers": {
+            "ops": {"type": "ed25519", "publicKey": hex(ops.public_key().public_key())},
+            "risk": {"type": "p256", "publicKey": hex(risk.public_key().public_key())}
+        },
+        "rules": [
+            {"effect": "deny", "when": {"kinds": ["digest"]}},
+            {"effect": "deny", "when": {"typedData": {"primaryTypes": ["Permit", "PermitSingle"]}}},
+            {"effect": "allow", "when": {"chainIds": ["0x1"], "valueMax": "0x0", "erc20": {
+                "tokens": ["0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48"],
+                "transfer": {"amountMax": "0x2540be400"}}}},
+            {"effect": "allow", "when": {"kinds": ["transaction"], "chainIds": ["0x1"],
+                "to": ["0x3535353535353535353535353535353535353535"], "valueMax": "0xde0b6b3a7640000"},
+             "approvals": {"threshold": 1, "from": ["ops", "risk"]}},
+            {"effect": "allow", "when": {"kinds": ["transaction"]},
+             "approvals": {"threshold": 2, "from": ["ops", "risk"]}}
+        ],
+        "admins": {"threshold": 2, "from": ["ops", "risk"]}
+    });
+    let policy = Policy::from_json(document.to_string().as_bytes()).unwrap();
+    let unsigned = UnsignedTransaction::from_json(TX, TxOptions::default()).unwrap();
+    let subject = unsigned.signing_hash().0;
+    let key_id = [0x1d; 32];
+    let expires_at = 4_000_000_000;
+    let approval = |secret: &ApproverSecret, name: &str| {
+        secret
+            .approve(name, &key_id, Some("user-000123"), &subject, expires_at)
+            .unwrap()
+    };
+    let one_ed25519 = [approval(&ops, "ops")];
+    let one_p256 = [approval(&risk, "risk")];
+    let both = [approval(&ops, "ops"), approval(&risk, "risk")];
+    let statement = Statement {
+        key_id: &key_id,
+        user_id: Some("user-000123"),
+        subject: &subject,
+        now: 1_800_000_000,
+    };
+
+    let mut group = c.benchmark_group("policy");
+    group.bench_function("bare_k256_sign_prehash_recoverable", |b| {
+        b.iter(|| bare.sign_prehash_recoverable(black_box(&hash)).unwrap())
+    });
+    group.bench_function("evaluate_eip1559", |b| {
+        b.iter(|| {
+            let facts = Facts::transaction(black_box(&unsigned), Some("user-000123"));
+            matches!(policy.evaluate(&facts, 1_800_000_000), Decision::Allowed(_))
+        })
+    });
+    group.bench_function("parse_policy", |b| {
+        b.iter(|| Policy::from_canonical(black_box(policy.canonical())).unwrap())
+    });
+    group.bench_function("approval_ed25519", |b| {
+        b.iter(|| valid_approvers(policy.approvers(), black_box(&one_ed25519), &statement).len())
+    });
+    group.bench_function("approval_p256", |b| {
+        b.iter(|| valid_approvers(policy.approvers(), black_box(&one_p256), &statement).len())
+    });
+    group.bench_function("approvals_2_of_2", |b| {
+        b.iter(|| valid_approvers(policy.approvers(), black_box(&both), &statement).len())
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(4))
         .sample_size(60);
-    targets = signing
+    targets = signing, policy
 }
 criterion_main!(benches);
