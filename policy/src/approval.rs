@@ -13,7 +13,7 @@
 //! The approver signs the 32-byte `digest`: Ed25519 over it directly, ECDSA P-256 with SHA-256
 //! over it (so ECDSA hashes it once more), as 64 bytes `r ‖ s`. The subject is the signing hash
 //! itself, [`batch_subject`] for a batch, [`policy_subject`] for a policy change. The format is
-//! specified in `policy/APPROVALS.md` (to become the Approvals section of `docs/policy.md`).
+//! specified in `docs/policy.md`, "Approvals".
 //!
 //! Verification ([`valid_approvers`]) is on the enclave's hot path: it checks the cheap things
 //! (expiry, approver name, signature length, approver already counted) before any hashing or

@@ -2,7 +2,7 @@
 """Approval test vectors, computed independently of the Rust code.
 
 Only the standard library (hashlib, struct, json) and `cryptography` (pinned in .ci/run) are used:
-the statement layout is written out here from docs (policy/APPROVALS.md), not translated from
+the statement layout is written out here from docs (docs/policy.md), not translated from
 approval.rs. The keys are fixed, so everything is deterministic except the P-256 signatures
 (ECDSA in `cryptography` is randomized); the Rust test compares the deterministic parts with the
 committed policy/tests/vectors/approvals.json and verifies the P-256 signatures.
@@ -29,7 +29,7 @@ POLICY_DOMAIN = b"nitro-signer/policy/v1"
 P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
 
-# --- The statement (policy/APPROVALS.md, "Statement") -----------------------------------------
+# --- The statement (docs/policy.md, "Statement") -----------------------------------------
 
 
 def statement_digest(key_id: bytes, user_id, subject: bytes, expires_at: int) -> bytes:

@@ -1,6 +1,6 @@
 //! The approval statement and signatures against an implementation this crate did not write:
 //! `approval_vectors.py` (hashlib, struct and Python `cryptography`), run here, and the vectors
-//! it generated once, committed as `vectors/approvals.json` and quoted in `APPROVALS.md`.
+//! it generated once, committed as `vectors/approvals.json` and quoted in `docs/policy.md`.
 //!
 //! Python 3 and `cryptography` are required (`.ci/run` installs the pinned version): a missing
 //! oracle fails the tests, it never skips them.
@@ -249,30 +249,32 @@ fn python_verifies_rust_signatures() {
 
 #[test]
 fn the_documented_example_is_the_committed_vector() {
-    // APPROVALS.md quotes the first case; keep it in step with the vectors.
-    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("APPROVALS.md"))
-        .unwrap();
+    // docs/policy.md quotes the first case; keep it in step with the vectors.
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/policy.md"))
+            .unwrap();
     let v = committed_vectors();
     let case = &v["cases"][0];
     for field in ["keyId", "subject", "digest", "ed25519Signature"] {
         let value = case[field].as_str().unwrap();
-        assert!(doc.contains(value), "APPROVALS.md lacks {field} {value}");
+        assert!(doc.contains(value), "docs/policy.md lacks {field} {value}");
     }
     for field in ["publicKey", "seed"] {
         let value = approver(&v, "ops-1")[field].as_str().unwrap();
-        assert!(doc.contains(value), "APPROVALS.md lacks {field} {value}");
+        assert!(doc.contains(value), "docs/policy.md lacks {field} {value}");
     }
 }
 
 #[test]
 fn the_documented_python_snippet_makes_the_documented_signature() {
-    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("APPROVALS.md"))
-        .unwrap();
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/policy.md"))
+            .unwrap();
     let snippet = doc
         .split("```python\n")
         .nth(1)
         .and_then(|rest| rest.split("```").next())
-        .expect("APPROVALS.md has a python block");
+        .expect("docs/policy.md has a python block");
     let v = committed_vectors();
     let case = &v["cases"][0];
     let harness = format!(
