@@ -4,11 +4,13 @@
 //!
 //! Conventions follow Ethereum JSON-RPC: names are camelCase, quantities are minimal `0x` hex
 //! (`"0x0"` for zero), byte strings are `0x` hex, addresses are EIP-55 checksummed. Key blobs and
-//! attestation documents are standard base64 (with padding). Request bodies refuse unknown
-//! fields; answer bodies tolerate them, so that a client keeps working when answers grow.
+//! attestation documents are standard base64 (with padding). One exception: an [`Approval`]'s
+//! `expiresAt` is a JSON integer (Unix seconds), as approvers' tools write it. Request bodies
+//! refuse unknown fields; answer bodies tolerate them, so that a client keeps working when answers
+//! grow.
 //!
-//! Transactions, typed data and authorizations are carried as the caller's exact JSON text
-//! ([`RawValue`]): the enclave is the only parser that counts, and it refuses what it does not
+//! Transactions, typed data, authorizations and policy documents are carried as the caller's
+//! exact JSON text ([`RawValue`]): the enclave is the only parser that counts, and it refuses what it does not
 //! accept (JSON numbers for quantities, unknown fields…) itself.
 //!
 //! Every error is `{"error": {"code": "snake_case_code", "message": "…"}}` ([`ErrorResponse`]).
@@ -25,6 +27,8 @@ use serde::{
 };
 use serde_json::value::RawValue;
 
+/// Most approvals one request carries: the enclave's own limit.
+pub use nitro_signer_common::protocol::MAX_APPROVALS;
 /// Most transactions accepted in one `POST /v1/sign/transactions`: the enclave's own limit.
 pub use nitro_signer_common::protocol::MAX_BATCH;
 
@@ -79,24 +83,98 @@ impl<'de> Deserialize<'de> for KeyBlob {
     }
 }
 
-/// `POST /v1/keys`: `{"label"?}`. An empty body means no label.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// `POST /v1/keys`: `{"label"?, "policy"?}`. An empty body means neither.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GenerateKeyRequest {
     /// Owner or tenant label, bound to the key through the KMS encryption context.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// The key's policy document (a JSON object, see `docs/policy.md`), passed to the enclave as
+    /// written: the enclave parses it, keeps its canonical form in the blob and binds its hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<Box<RawValue>>,
 }
 
-/// `201` answer to `POST /v1/keys`: `{"keyBlob", "keyId"}`.
+/// `201` answer to `POST /v1/keys`, and the answer to `POST /v1/keys/policy`:
+/// `{"keyBlob", "keyId", "policyHash"?}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct KeyResponse {
-    /// The new key blob, to store.
+    /// The key blob, to store.
     pub key_blob: KeyBlob,
     /// The key's stable public identifier, 32 bytes.
     #[serde(with = "hex_b256")]
     pub key_id: B256,
+    /// SHA-256 of the key's policy document in canonical form (RFC 8785), when it has one: the
+    /// blob's `nitro-signer:policy-sha256` encryption-context entry.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "hex_option_b256"
+    )]
+    pub policy_hash: Option<B256>,
+}
+
+/// `POST /v1/keys/policy`: `{"keyBlob", "policy", "approvals"?}`. The key's secret is
+/// re-encrypted under the new policy, if the approvals meet the current policy's `admins`
+/// quorum; the answer is a [`KeyResponse`] with the new blob (the key id stays the same).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdatePolicyRequest {
+    /// The key whose policy changes.
+    pub key_blob: KeyBlob,
+    /// The new policy document (a JSON object), passed to the enclave as written.
+    pub policy: Box<RawValue>,
+    /// The admins' approvals of the change (at most [`MAX_APPROVALS`]); absent means none.
+    #[serde(default, deserialize_with = "at_most_max_approvals")]
+    pub approvals: Vec<Approval>,
+}
+
+/// An approver's signature over a request (see `docs/policy.md`):
+/// `{"approver", "expiresAt", "signature"}`, `expiresAt` a JSON integer (Unix seconds) and
+/// `signature` `0x` hex.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Approval {
+    /// The approver's name in the key's policy.
+    pub approver: String,
+    /// Unix seconds after which the approval no longer counts.
+    pub expires_at: u64,
+    /// The signature (64 bytes: Ed25519, or P-256 `r ‖ s`); the enclave checks it.
+    #[serde(with = "hex_bytes")]
+    pub signature: Vec<u8>,
+}
+
+/// The `approvals` of a request: a list of at most [`MAX_APPROVALS`], refused while parsing
+/// beyond that (before the rest of the list is read).
+fn at_most_max_approvals<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<Approval>, D::Error> {
+    struct Bounded;
+
+    impl<'de> Visitor<'de> for Bounded {
+        type Value = Vec<Approval>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "a list of at most {MAX_APPROVALS} approvals")
+        }
+
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut approvals = Vec::new();
+            while let Some(approval) = seq.next_element::<Approval>()? {
+                if approvals.len() == MAX_APPROVALS {
+                    return Err(de::Error::custom(format!(
+                        "more than {MAX_APPROVALS} approvals"
+                    )));
+                }
+                approvals.push(approval);
+            }
+            Ok(approvals)
+        }
+    }
+
+    deserializer.deserialize_seq(Bounded)
 }
 
 /// `POST /v1/address`: `{"keyBlob", "userId"?}`.
@@ -122,7 +200,7 @@ pub struct AddressResponse {
     pub public_key: Vec<u8>,
 }
 
-/// `POST /v1/sign/transaction`: `{"keyBlob", "userId"?, "transaction": {…}}`.
+/// `POST /v1/sign/transaction`: `{"keyBlob", "userId"?, "transaction": {…}, "approvals"?}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SignTransactionRequest {
@@ -133,6 +211,13 @@ pub struct SignTransactionRequest {
     pub user_id: Option<UserId>,
     /// An `eth_signTransaction` object, passed to the enclave as written.
     pub transaction: Box<RawValue>,
+    /// Approvals for the key's policy (at most [`MAX_APPROVALS`]); absent means none.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "at_most_max_approvals"
+    )]
+    pub approvals: Vec<Approval>,
 }
 
 /// A signed transaction: the answer to `POST /v1/sign/transaction`, and each successful entry of
@@ -180,7 +265,8 @@ pub struct TransactionSignature {
     pub v: Option<u128>,
 }
 
-/// `POST /v1/sign/transactions`: `{"keyBlob", "userId"?, "transactions": [{…}, …]}`.
+/// `POST /v1/sign/transactions`: `{"keyBlob", "userId"?, "transactions": [{…}, …],
+/// "approvals"?}`; the approvals are over the whole batch.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SignTransactionsRequest {
@@ -191,6 +277,13 @@ pub struct SignTransactionsRequest {
     pub user_id: Option<UserId>,
     /// `eth_signTransaction` objects (1 to [`MAX_BATCH`]), passed to the enclave as written.
     pub transactions: Vec<Box<RawValue>>,
+    /// Approvals for the key's policy (at most [`MAX_APPROVALS`]); absent means none.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "at_most_max_approvals"
+    )]
+    pub approvals: Vec<Approval>,
 }
 
 /// Answer to `POST /v1/sign/transactions`: `{"results": [ … ]}`, one per transaction, in order.
@@ -279,7 +372,8 @@ impl<'de> Deserialize<'de> for Message {
     }
 }
 
-/// `POST /v1/sign/message`: `{"keyBlob", "userId"?, "message": "0x…" | {"utf8": "…"}}` (EIP-191).
+/// `POST /v1/sign/message`: `{"keyBlob", "userId"?, "message": "0x…" | {"utf8": "…"},
+/// "approvals"?}` (EIP-191).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SignMessageRequest {
@@ -290,9 +384,17 @@ pub struct SignMessageRequest {
     pub user_id: Option<UserId>,
     /// The message.
     pub message: Message,
+    /// Approvals for the key's policy (at most [`MAX_APPROVALS`]); absent means none.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "at_most_max_approvals"
+    )]
+    pub approvals: Vec<Approval>,
 }
 
-/// `POST /v1/sign/typed-data`: `{"keyBlob", "userId"?, "typedData": {…}}` (EIP-712).
+/// `POST /v1/sign/typed-data`: `{"keyBlob", "userId"?, "typedData": {…}, "approvals"?}`
+/// (EIP-712).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SignTypedDataRequest {
@@ -303,10 +405,17 @@ pub struct SignTypedDataRequest {
     pub user_id: Option<UserId>,
     /// An `eth_signTypedData_v4` document, passed to the enclave as written.
     pub typed_data: Box<RawValue>,
+    /// Approvals for the key's policy (at most [`MAX_APPROVALS`]); absent means none.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "at_most_max_approvals"
+    )]
+    pub approvals: Vec<Approval>,
 }
 
-/// `POST /v1/sign/digest`: `{"keyBlob", "userId"?, "digest": "0x<32 bytes>"}`. The enclave signs
-/// only with keys whose blob opts in to raw digests.
+/// `POST /v1/sign/digest`: `{"keyBlob", "userId"?, "digest": "0x<32 bytes>", "approvals"?}`.
+/// The enclave signs only with keys whose blob opts in to raw digests.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SignDigestRequest {
@@ -318,6 +427,13 @@ pub struct SignDigestRequest {
     /// The 32-byte hash to sign as it is.
     #[serde(with = "hex_b256")]
     pub digest: B256,
+    /// Approvals for the key's policy (at most [`MAX_APPROVALS`]); absent means none.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "at_most_max_approvals"
+    )]
+    pub approvals: Vec<Approval>,
 }
 
 /// Answer to message, typed-data and digest signing: `{"from", "hash", "signature"}`, where
@@ -337,7 +453,7 @@ pub struct SignatureResponse {
 }
 
 /// `POST /v1/sign/authorization`: `{"keyBlob", "userId"?, "authorization": {"chainId",
-/// "address", "nonce"}}` (EIP-7702).
+/// "address", "nonce"}, "approvals"?}` (EIP-7702).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SignAuthorizationRequest {
@@ -348,6 +464,13 @@ pub struct SignAuthorizationRequest {
     pub user_id: Option<UserId>,
     /// The authorization, passed to the enclave as written.
     pub authorization: Box<RawValue>,
+    /// Approvals for the key's policy (at most [`MAX_APPROVALS`]); absent means none.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "at_most_max_approvals"
+    )]
+    pub approvals: Vec<Approval>,
 }
 
 /// Answer to `POST /v1/sign/authorization`: the signed tuple,
@@ -474,8 +597,12 @@ pub enum ErrorCode {
     InvalidRequest,
     /// From the enclave: [`Enclave::InvalidKeyBlob`].
     InvalidKeyBlob,
-    /// From the enclave: [`Enclave::PolicyRefused`].
+    /// From the enclave: [`Enclave::PolicyRefused`] (the blob's opt-ins).
     PolicyRefused,
+    /// From the enclave: [`Enclave::PolicyDenied`] (the key's policy document).
+    PolicyDenied,
+    /// From the enclave: [`Enclave::ApprovalsRequired`]: the key's policy needs more approvals.
+    ApprovalsRequired,
     /// From the enclave: [`Enclave::KmsAccessDenied`].
     KmsAccessDenied,
     /// From the enclave: [`Enclave::KmsUnavailable`].
@@ -509,10 +636,12 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    const NAMED: [(Self, &'static str); 17] = [
+    const NAMED: [(Self, &'static str); 19] = [
         (Self::InvalidRequest, "invalid_request"),
         (Self::InvalidKeyBlob, "invalid_key_blob"),
         (Self::PolicyRefused, "policy_refused"),
+        (Self::PolicyDenied, "policy_denied"),
+        (Self::ApprovalsRequired, "approvals_required"),
         (Self::KmsAccessDenied, "kms_access_denied"),
         (Self::KmsUnavailable, "kms_unavailable"),
         (Self::NoCredentials, "no_credentials"),
@@ -668,6 +797,33 @@ mod hex_b256 {
     }
 }
 
+mod hex_option_b256 {
+    use alloy_primitives::B256;
+    use serde::{Deserialize, Deserializer, Serializer, de};
+
+    pub(super) fn serialize<S: Serializer>(
+        value: &Option<B256>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(value) => super::hex_b256::serialize(value, serializer),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<B256>, D::Error> {
+        let Some(text) = <Option<std::borrow::Cow<'de, str>>>::deserialize(deserializer)? else {
+            return Ok(None);
+        };
+        let bytes = super::parse_hex(&text).map_err(de::Error::custom)?;
+        B256::try_from(bytes.as_slice()).map(Some).map_err(|_| {
+            de::Error::custom(format!("expected 32 bytes of hex, got {}", bytes.len()))
+        })
+    }
+}
+
 mod checksummed {
     use alloy_primitives::Address;
     use serde::{Deserializer, Serializer, de};
@@ -787,6 +943,8 @@ mod tests {
             Enclave::InvalidRequest,
             Enclave::InvalidKeyBlob,
             Enclave::PolicyRefused,
+            Enclave::PolicyDenied,
+            Enclave::ApprovalsRequired,
             Enclave::KmsAccessDenied,
             Enclave::KmsUnavailable,
             Enclave::NoCredentials,
@@ -798,12 +956,9 @@ mod tests {
             assert!(!matches!(api, ErrorCode::Other(_)), "{code:?}");
             assert_eq!(api.as_str(), code.as_str());
         }
-        let newer: ErrorCode = serde_json::from_str("\"approvals_required\"").unwrap();
-        assert_eq!(newer, ErrorCode::Other("approvals_required".into()));
-        assert_eq!(
-            serde_json::to_string(&newer).unwrap(),
-            "\"approvals_required\""
-        );
+        let newer: ErrorCode = serde_json::from_str("\"quota_exceeded\"").unwrap();
+        assert_eq!(newer, ErrorCode::Other("quota_exceeded".into()));
+        assert_eq!(serde_json::to_string(&newer).unwrap(), "\"quota_exceeded\"");
     }
 
     #[test]
@@ -873,5 +1028,101 @@ mod tests {
         assert_eq!(json["raw"], "0x02c0");
         let back: SignedTransaction = serde_json::from_value(json).unwrap();
         assert_eq!(back, signed);
+    }
+
+    fn approval_json(n: usize) -> String {
+        let one = format!(
+            r#"{{"approver":"ops-1","expiresAt":1767225600,"signature":"0x{}"}}"#,
+            "ab".repeat(64)
+        );
+        format!("[{}]", vec![one; n].join(","))
+    }
+
+    #[test]
+    fn approvals_parse_strictly_and_at_most_sixteen() {
+        let body = format!(
+            r#"{{"keyBlob":"AQI=","digest":"0x{}","approvals":{}}}"#,
+            "11".repeat(32),
+            approval_json(MAX_APPROVALS)
+        );
+        let request: SignDigestRequest = serde_json::from_str(&body).unwrap();
+        assert_eq!(request.approvals.len(), MAX_APPROVALS);
+        let first = request.approvals.first().unwrap();
+        assert_eq!(first.approver, "ops-1");
+        assert_eq!(first.expires_at, 1_767_225_600);
+        assert_eq!(first.signature, [0xab; 64]);
+        // Written back, the same JSON shape.
+        let back = serde_json::to_value(&request).unwrap();
+        assert_eq!(back["approvals"][0]["expiresAt"], 1_767_225_600u64);
+        assert_eq!(
+            back["approvals"][0]["signature"],
+            format!("0x{}", "ab".repeat(64))
+        );
+        // None given: none sent.
+        let request: SignDigestRequest = serde_json::from_str(&format!(
+            r#"{{"keyBlob":"AQI=","digest":"0x{}"}}"#,
+            "11".repeat(32)
+        ))
+        .unwrap();
+        assert!(request.approvals.is_empty());
+        assert!(
+            serde_json::to_value(&request)
+                .unwrap()
+                .get("approvals")
+                .is_none()
+        );
+
+        let too_many = format!(
+            r#"{{"keyBlob":"AQI=","message":"0x00","approvals":{}}}"#,
+            approval_json(MAX_APPROVALS + 1)
+        );
+        let error = serde_json::from_str::<SignMessageRequest>(&too_many).unwrap_err();
+        assert!(
+            error.to_string().contains("more than 16 approvals"),
+            "{error}"
+        );
+        for bad in [
+            r#"[{"approver":"a","expiresAt":1,"signature":"0x00","extra":1}]"#,
+            r#"[{"approver":"a","expiresAt":"1","signature":"0x00"}]"#,
+            r#"[{"approver":"a","expiresAt":1.5,"signature":"0x00"}]"#,
+            r#"[{"approver":"a","expiresAt":-1,"signature":"0x00"}]"#,
+            r#"[{"approver":"a","expiresAt":1,"signature":"00"}]"#,
+            r#"[{"approver":"a","expiresAt":1,"signature":"0xzz"}]"#,
+            r#"[{"approver":"a","expiresAt":1}]"#,
+            r#"{"approver":"a","expiresAt":1,"signature":"0x00"}"#,
+        ] {
+            let body = format!(r#"{{"keyBlob":"AQI=","message":"0x00","approvals":{bad}}}"#);
+            assert!(
+                serde_json::from_str::<SignMessageRequest>(&body).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn policies_keep_the_callers_text_and_hashes_are_optional() {
+        let body = r#"{"label":"t","policy":{ "version" : 1 }}"#;
+        let request: GenerateKeyRequest = serde_json::from_str(body).unwrap();
+        assert_eq!(request.policy.unwrap().get(), r#"{ "version" : 1 }"#);
+        let request: UpdatePolicyRequest =
+            serde_json::from_str(r#"{"keyBlob":"AQI=","policy":{"version":1}}"#).unwrap();
+        assert!(request.approvals.is_empty());
+        assert!(
+            serde_json::from_str::<UpdatePolicyRequest>(r#"{"keyBlob":"AQI="}"#).is_err(),
+            "the policy is required"
+        );
+
+        let mut key = KeyResponse {
+            key_blob: KeyBlob::new(vec![1]),
+            key_id: B256::repeat_byte(0x1d),
+            policy_hash: None,
+        };
+        let json = serde_json::to_value(&key).unwrap();
+        assert!(json.get("policyHash").is_none());
+        assert_eq!(serde_json::from_value::<KeyResponse>(json).unwrap(), key);
+        key.policy_hash = Some(B256::repeat_byte(0x9a));
+        let json = serde_json::to_value(&key).unwrap();
+        assert_eq!(json["policyHash"], format!("0x{}", "9a".repeat(32)));
+        assert_eq!(serde_json::from_value::<KeyResponse>(json).unwrap(), key);
     }
 }

@@ -2,14 +2,19 @@
 //! Payloads are read as JSON from a file or standard input and passed on as written; answers are
 //! printed as the API's JSON.
 
-use std::{io::Read, path::PathBuf, time::SystemTime};
+use std::{
+    io::Read,
+    path::{Path, PathBuf},
+    time::SystemTime,
+};
 
 use anyhow::{Context, bail};
 use nitro_signer_client::{
     HttpClient,
     api::{
-        AddressRequest, KeyBlob, Message, SignAuthorizationRequest, SignMessageRequest,
-        SignTransactionRequest, SignTransactionsRequest, SignTypedDataRequest,
+        AddressRequest, Approval, GenerateKeyRequest, KeyBlob, MAX_APPROVALS, Message,
+        SignAuthorizationRequest, SignMessageRequest, SignTransactionRequest,
+        SignTransactionsRequest, SignTypedDataRequest, UpdatePolicyRequest,
     },
 };
 use nitro_signer_common::{
@@ -74,6 +79,67 @@ pub(crate) struct CreateArgs {
     /// Owner or tenant label, bound to the key through the KMS encryption context.
     #[arg(long)]
     label: Option<String>,
+
+    /// File with the key's policy document (JSON, see docs/policy.md), sent as written; the
+    /// enclave checks it and binds its hash to the blob.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+}
+
+/// Options of `keys policy`.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct UpdatePolicyArgs {
+    #[command(flatten)]
+    target: Target,
+
+    /// The key blob, base64, whose policy changes.
+    #[arg(long, env = "NITRO_SIGNER_KEY_BLOB")]
+    key_blob: String,
+
+    /// File with the new policy document (JSON), sent as written.
+    #[arg(long, value_name = "FILE")]
+    policy: PathBuf,
+
+    #[command(flatten)]
+    approvals: ApprovalArgs,
+}
+
+/// Approvals attached to a request.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ApprovalArgs {
+    /// File with an approval, `{"approver", "expiresAt", "signature"}`, or a JSON array of them;
+    /// repeat for several (at most 16 in all).
+    #[arg(long = "approval", value_name = "FILE")]
+    files: Vec<PathBuf>,
+}
+
+impl ApprovalArgs {
+    /// The approvals of every file, in order.
+    fn read(&self) -> anyhow::Result<Vec<Approval>> {
+        let mut approvals = Vec::new();
+        for path in &self.files {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let parsed = if text.trim_start().starts_with('[') {
+                serde_json::from_str::<Vec<Approval>>(&text)
+            } else {
+                serde_json::from_str::<Approval>(&text).map(|approval| vec![approval])
+            };
+            approvals.extend(parsed.with_context(|| {
+                format!(
+                    "{}: expected {{\"approver\", \"expiresAt\", \"signature\"}} or a list of them",
+                    path.display()
+                )
+            })?);
+        }
+        if approvals.len() > MAX_APPROVALS {
+            bail!(
+                "{} approvals given; a request carries at most {MAX_APPROVALS}",
+                approvals.len()
+            );
+        }
+        Ok(approvals)
+    }
 }
 
 /// Options of `address`.
@@ -107,6 +173,8 @@ pub(crate) struct SignArgs {
     target: Target,
     #[command(flatten)]
     key: KeyArgs,
+    #[command(flatten)]
+    approvals: ApprovalArgs,
     /// File with the JSON payload; `-` or absent reads standard input.
     file: Option<PathBuf>,
 }
@@ -169,9 +237,39 @@ pub(crate) fn print<T: Serialize>(value: &T) -> anyhow::Result<()> {
     }
 }
 
+/// A JSON document from `path`, kept as written.
+fn read_json(path: &Path, what: &str) -> anyhow::Result<Box<RawValue>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    RawValue::from_string(text).with_context(|| format!("the {what} is not valid JSON"))
+}
+
 /// `keys create`.
 pub(crate) async fn create(args: CreateArgs) -> anyhow::Result<()> {
-    print(&args.target.client()?.generate_key(args.label).await?)
+    let request = GenerateKeyRequest {
+        label: args.label,
+        policy: args
+            .policy
+            .as_deref()
+            .map(|path| read_json(path, "policy"))
+            .transpose()?,
+    };
+    print(&args.target.client()?.generate_key_with(&request).await?)
+}
+
+/// `keys policy`.
+pub(crate) async fn update_policy(args: UpdatePolicyArgs) -> anyhow::Result<()> {
+    let key_blob = KeyArgs {
+        key_blob: args.key_blob.clone(),
+        user_id: None,
+    }
+    .blob()?;
+    let request = UpdatePolicyRequest {
+        key_blob,
+        policy: read_json(&args.policy, "policy")?,
+        approvals: args.approvals.read()?,
+    };
+    print(&args.target.client()?.update_policy(&request).await?)
 }
 
 /// `address`.
@@ -191,6 +289,7 @@ pub(crate) async fn sign(command: SignCommand) -> anyhow::Result<()> {
                 key_blob: args.key.blob()?,
                 user_id: args.key.user()?,
                 transaction: args.payload()?,
+                approvals: args.approvals.read()?,
             };
             print(&args.target.client()?.sign_transaction(&request).await?)
         }
@@ -201,6 +300,7 @@ pub(crate) async fn sign(command: SignCommand) -> anyhow::Result<()> {
                 key_blob: args.key.blob()?,
                 user_id: args.key.user()?,
                 transactions,
+                approvals: args.approvals.read()?,
             };
             print(&args.target.client()?.sign_transactions(&request).await?)
         }
@@ -211,6 +311,7 @@ pub(crate) async fn sign(command: SignCommand) -> anyhow::Result<()> {
                 key_blob: args.key.blob()?,
                 user_id: args.key.user()?,
                 message,
+                approvals: args.approvals.read()?,
             };
             print(&args.target.client()?.sign_message(&request).await?)
         }
@@ -219,6 +320,7 @@ pub(crate) async fn sign(command: SignCommand) -> anyhow::Result<()> {
                 key_blob: args.key.blob()?,
                 user_id: args.key.user()?,
                 typed_data: args.payload()?,
+                approvals: args.approvals.read()?,
             };
             print(&args.target.client()?.sign_typed_data(&request).await?)
         }
@@ -227,6 +329,7 @@ pub(crate) async fn sign(command: SignCommand) -> anyhow::Result<()> {
                 key_blob: args.key.blob()?,
                 user_id: args.key.user()?,
                 authorization: args.payload()?,
+                approvals: args.approvals.read()?,
             };
             print(&args.target.client()?.sign_authorization(&request).await?)
         }

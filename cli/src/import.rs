@@ -5,6 +5,12 @@
 //! enclave (a hot wallet being migrated), so the import is only as safe as the machine it runs on.
 //! Run it where the secret already is, then destroy the secret. The secret is read from a file or
 //! standard input, never from the command line (which other users can see in the process list).
+//!
+//! With `--policy FILE`, the blob carries that policy document: it is parsed and checked here as
+//! the enclave will (`nitro_signer_policy::Policy::from_json`), and its canonical form goes into
+//! the blob, its SHA-256 into the encryption context (`nitro-signer:policy-sha256`), so that KMS
+//! refuses to decrypt the blob if the policy is touched. A policy document replaces the `--allow`
+//! opt-ins (a blob has one or the other).
 
 use std::{
     collections::HashMap,
@@ -17,6 +23,7 @@ use aws_sdk_kms::primitives::Blob;
 use base64::Engine;
 use nitro_signer_common::key_blob::{KeyBlob, KeyKind, KeyMetadata, PolicyFlag};
 use nitro_signer_enclave::{KeyMaterial, MasterSeed, PrivateKey};
+use nitro_signer_policy::Policy;
 use zeroize::Zeroizing;
 
 use crate::dev::{DevCredentials, DevState};
@@ -57,9 +64,14 @@ pub(crate) struct ImportArgs {
     #[arg(long)]
     pub(crate) owner: Option<String>,
 
-    /// Opt-ins bound to the blob; repeat for several.
+    /// Opt-ins bound to the blob; repeat for several. Not with `--policy`.
     #[arg(long, value_enum)]
     pub(crate) allow: Vec<Allow>,
+
+    /// File with the key's policy document (JSON, see docs/policy.md), checked here and bound to
+    /// the blob by its hash. It replaces `--allow`: put what the opt-ins allowed in the policy.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) policy: Option<PathBuf>,
 
     /// Use the running local dev stack's KMS emulator, key and credentials (from its data dir).
     #[arg(long, conflicts_with_all = ["kms_key_id", "kms_endpoint"])]
@@ -105,8 +117,28 @@ fn read_secret(args: &ImportArgs) -> anyhow::Result<Zeroizing<[u8; 32]>> {
     Ok(secret)
 }
 
-/// Runs the import and prints `{"keyBlob", "keyId", "address"?}`.
+/// The policy document of `--policy`, parsed and checked; refused with `--allow`.
+fn read_policy(args: &ImportArgs) -> anyhow::Result<Option<Policy>> {
+    let Some(path) = &args.policy else {
+        return Ok(None);
+    };
+    if !args.allow.is_empty() {
+        bail!(
+            "--policy and --allow cannot be combined: a key blob has either opt-ins or a policy \
+             document; state what the opt-ins allowed (raw digests, pre-EIP-155 transactions, \
+             any-chain authorizations) in the policy instead"
+        );
+    }
+    let json = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let policy = Policy::from_json(&json)
+        .with_context(|| format!("{} is not a valid policy document", path.display()))?;
+    Ok(Some(policy))
+}
+
+/// Runs the import and prints `{"keyBlob", "keyId", "address"?, "policyHash"?}`.
 pub(crate) async fn run(args: ImportArgs) -> anyhow::Result<()> {
+    // The policy first: a mistake in it should not cost reading the secret.
+    let policy = read_policy(&args)?;
     let secret = read_secret(&args)?;
     let material = match args.kind {
         Kind::Seed => KeyMaterial::Seed(MasterSeed::new(secret.clone())),
@@ -118,7 +150,7 @@ pub(crate) async fn run(args: ImportArgs) -> anyhow::Result<()> {
         Kind::Seed => KeyKind::Seed,
         Kind::PrivateKey => KeyKind::PrivateKey,
     };
-    let policy = args
+    let flags = args
         .allow
         .iter()
         .map(|allow| match allow {
@@ -145,7 +177,11 @@ pub(crate) async fn run(args: ImportArgs) -> anyhow::Result<()> {
         )
     };
 
-    let blob = encrypt(&client, &kms_key, kind, args.owner.clone(), policy, &secret).await?;
+    let mut metadata = KeyMetadata::new(kind, kms_key, args.owner.clone(), flags)?;
+    if let Some(policy) = &policy {
+        metadata = metadata.with_policy_document(policy.canonical().to_vec())?;
+    }
+    let blob = encrypt(&client, metadata, &secret).await?;
     let mut out = serde_json::Map::new();
     out.insert(
         "keyBlob".into(),
@@ -159,6 +195,12 @@ pub(crate) async fn run(args: ImportArgs) -> anyhow::Result<()> {
     );
     if let KeyMaterial::Imported(key) = &material {
         out.insert("address".into(), key.address().to_string().into());
+    }
+    if let Some(hash) = blob.metadata().policy_hash() {
+        out.insert(
+            "policyHash".into(),
+            format!("0x{}", hex::encode(hash)).into(),
+        );
     }
     crate::client::print(&out)
 }
@@ -176,20 +218,18 @@ pub(crate) fn dev_kms(data_dir: &Path) -> anyhow::Result<(aws_sdk_kms::Client, S
     ))
 }
 
-/// A key blob for `secret`: KMS `Encrypt` under `kms_key` with the encryption context of the
-/// blob's metadata (kind, owner, policy), which `Decrypt` in the enclave must repeat.
+/// A key blob for `secret`: KMS `Encrypt` under the metadata's KMS key with the encryption
+/// context of the blob's metadata (kind, owner, opt-ins or policy hash), which `Decrypt` in the
+/// enclave must repeat.
 pub(crate) async fn encrypt(
     client: &aws_sdk_kms::Client,
-    kms_key: &str,
-    kind: KeyKind,
-    owner: Option<String>,
-    policy: Vec<PolicyFlag>,
+    metadata: KeyMetadata,
     secret: &Zeroizing<[u8; 32]>,
 ) -> anyhow::Result<KeyBlob> {
-    let metadata = KeyMetadata::new(kind, kms_key, owner, policy)?;
+    let kms_key = metadata.kms_key().to_owned();
     let encrypted = client
         .encrypt()
-        .key_id(kms_key)
+        .key_id(&kms_key)
         .plaintext(Blob::new(secret.to_vec()))
         .set_encryption_context(Some(HashMap::from_iter(metadata.encryption_context())))
         .send()
@@ -200,12 +240,18 @@ pub(crate) async fn encrypt(
         .context("KMS returned no ciphertext")?;
     // The blob names the key as KMS answered it (a full ARN, even when given by alias).
     let metadata = match encrypted.key_id() {
-        Some(answered) if answered != kms_key => KeyMetadata::new(
-            kind,
-            answered,
-            metadata.owner().map(str::to_owned),
-            metadata.policy().to_vec(),
-        )?,
+        Some(answered) if answered != kms_key => {
+            let renamed = KeyMetadata::new(
+                metadata.kind(),
+                answered,
+                metadata.owner().map(str::to_owned),
+                metadata.policy().to_vec(),
+            )?;
+            match metadata.policy_document() {
+                Some(document) => renamed.with_policy_document(document.to_vec())?,
+                None => renamed,
+            }
+        }
         _ => metadata,
     };
     Ok(KeyBlob::new(metadata, ciphertext.as_ref().to_vec())?)

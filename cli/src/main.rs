@@ -72,6 +72,9 @@ enum KeysCommand {
     Create(client::CreateArgs),
     /// Encrypt an existing seed or private key under a KMS key (migration from a hot wallet).
     Import(import::ImportArgs),
+    /// Replace a key's policy document, with the current policy's admins' approvals; prints the
+    /// new key blob (store it in place of the old one), key id and policy hash.
+    Policy(client::UpdatePolicyArgs),
 }
 
 /// A component's own options, plus how it is supervised.
@@ -120,6 +123,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Dev(args) => dev::run(args).await,
         Command::Keys(KeysCommand::Create(args)) => client::create(args).await,
         Command::Keys(KeysCommand::Import(args)) => import::run(args).await,
+        Command::Keys(KeysCommand::Policy(args)) => client::update_policy(args).await,
         Command::Address(args) => client::address(args).await,
         Command::Sign(command) => client::sign(command).await,
         Command::Attest(args) => client::attest(args).await,

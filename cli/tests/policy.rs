@@ -1,12 +1,16 @@
 //! `nitro-signer policy`, the real binary: the KMS key policy it writes pins exactly the
 //! measurements it was given, refuses debug-mode (all-zero) PCRs and malformed input, and is
 //! enforced as intended by the KMS emulator: an enclave with those measurements may decrypt, one
-//! with other measurements (or a caller without an attestation document) may not.
+//! with other measurements (or a caller without an attestation document) may not, and the role
+//! may encrypt only key blobs with a policy document.
 #![cfg(test)]
 
 use std::{collections::BTreeMap, path::Path, process::Command};
 
-use nitro_signer_common::attestation::RootOfTrust;
+use nitro_signer_common::{
+    attestation::RootOfTrust,
+    key_blob::{KeyKind, KeyMetadata},
+};
 use nitro_signer_enclave::{
     nsm::{AttestationRequest, Nsm, SimulatedNsm, SimulatorConfig},
     recipient::RecipientKey,
@@ -99,7 +103,7 @@ fn conditions_are_exactly_the_measurements() {
     let doc: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(doc["Version"], "2012-10-17");
     let statements = doc["Statement"].as_array().unwrap();
-    assert_eq!(statements.len(), 2, "{doc:#}");
+    assert_eq!(statements.len(), 3, "{doc:#}");
 
     let enclave = statement(&doc, "EnclaveImage");
     assert_eq!(enclave["Effect"], "Allow");
@@ -117,6 +121,33 @@ fn conditions_are_exactly_the_measurements() {
             "kms:RecipientAttestation:PCR2": "c".repeat(96),
         }})
     );
+
+    // The role may encrypt, for policy updates, only with a key blob's encryption context.
+    let update = statement(&doc, "EnclavePolicyUpdate");
+    assert_eq!(update["Effect"], "Allow");
+    assert_eq!(update["Principal"]["AWS"], serde_json::json!([ROLE]));
+    assert_eq!(actions(update), ["kms:Encrypt"]);
+    assert_eq!(
+        update["Condition"],
+        serde_json::json!({
+            "Null": {
+                "kms:EncryptionContext:nitro-signer:blob-version": "false",
+                "kms:EncryptionContext:nitro-signer:kind": "false",
+                "kms:EncryptionContext:nitro-signer:policy-sha256": "false",
+            },
+            "ForAllValues:StringLike": {"kms:EncryptionContextKeys": "nitro-signer:*"},
+        })
+    );
+    // Encrypt is the role's only action outside the attestation conditions.
+    for statement in statements {
+        if statement["Principal"]["AWS"] == serde_json::json!([ROLE]) {
+            let sid = statement["Sid"].as_str().unwrap();
+            assert!(
+                sid.starts_with("EnclaveImage") || sid == "EnclavePolicyUpdate",
+                "{sid}"
+            );
+        }
+    }
 
     // The administrator can manage the key (and so pass KMS's lockout check) but not use it.
     let admin = statement(&doc, "KeyAdministration");
@@ -266,7 +297,7 @@ fn malformed_input_is_refused() {
             ROLE,
             ACCOUNT,
             &["--import-principal", ROLE],
-            "compromised parent",
+            "another principal",
         ),
     ] {
         let out = run(good, role, account, extra);
@@ -393,7 +424,39 @@ fn the_kms_emulator_enforces_the_generated_policy() {
     assert!(is_denied(
         kms.generate_data_key(&key_id, 32, &context, None)
     ));
+    // Encrypt: only with a key blob's encryption context with a policy document (the enclave
+    // re-encrypting a key under a new policy), and only the enclave decrypts what it makes.
     assert!(is_denied(kms.encrypt(&key_id, &[7; 32], &context)));
+    let blob = |document: Option<&[u8]>| {
+        let metadata = KeyMetadata::new(KeyKind::Seed, key_id.clone(), None, Vec::new()).unwrap();
+        match document {
+            Some(document) => metadata.with_policy_document(document.to_vec()).unwrap(),
+            None => metadata,
+        }
+        .encryption_context()
+    };
+    let updated = blob(Some(br#"{"rules":[],"version":1}"#));
+    let (_, ciphertext) = kms.encrypt(&key_id, &[7; 32], &updated).unwrap();
+    assert!(is_denied(kms.decrypt(&ciphertext, &updated, None, None)));
+    let (_, secret) = kms
+        .decrypt(
+            &ciphertext,
+            &updated,
+            None,
+            Some(&recipient(&good, &recipient_key)),
+        )
+        .unwrap();
+    assert_eq!(open(secret), [7; 32]);
+    let mut foreign = updated.clone();
+    foreign.insert("purpose".to_owned(), "anything".to_owned());
+    let mut unversioned = updated.clone();
+    unversioned.remove("nitro-signer:blob-version");
+    for refused in [BTreeMap::new(), blob(None), foreign, unversioned] {
+        assert!(
+            is_denied(kms.encrypt(&key_id, &[7; 32], &refused)),
+            "{refused:?}"
+        );
+    }
     // Administration works.
     assert!(kms.describe_key(&key_id).is_ok());
 }

@@ -23,7 +23,8 @@ use nitro_signer_common::{
     protocol::{
         AddressInfo, AttestRequest, AttestationDocument, AwsCredentials, BatchItem, ErrorBody,
         GenerateKey, Hello, HelloReply, KeyRef, NewKey, PROTOCOL_VERSION, Request, RequestBody,
-        Response, ResponseBody, SignBatchRequest, SignRequest, Signed, Status, Welcome,
+        Response, ResponseBody, SignBatchRequest, SignRequest, Signed, Status, UpdatePolicy,
+        Welcome,
         codec::{self, CodecError},
         frame::{self, FrameError},
     },
@@ -281,15 +282,30 @@ impl EnclaveClient {
         }
     }
 
-    /// Generates a new master seed inside the enclave, optionally bound to an owner label.
+    /// Generates a new master seed inside the enclave, optionally bound to an owner label, without
+    /// a policy document (see [`Self::generate_key_with`]).
     pub async fn generate_key(&self, owner: Option<String>) -> Result<NewKey, ClientError> {
-        match self
-            .call(RequestBody::GenerateKey(GenerateKey {
-                owner,
-                policy: None,
-            }))
-            .await?
-        {
+        self.generate_key_with(GenerateKey {
+            owner,
+            policy: None,
+        })
+        .await
+    }
+
+    /// Generates a new master seed inside the enclave with an owner label and a policy document
+    /// (JSON text, parsed by the enclave), each optional. The answer carries the policy's hash
+    /// when there is one.
+    pub async fn generate_key_with(&self, request: GenerateKey) -> Result<NewKey, ClientError> {
+        match self.call(RequestBody::GenerateKey(request)).await? {
+            ResponseBody::Key(key) => Ok(key),
+            other => Err(unexpected("key", &other)),
+        }
+    }
+
+    /// Re-encrypts a key under a new policy document, approved by the current policy's admins;
+    /// the answer is the new blob (same key id) and the new policy's hash.
+    pub async fn update_policy(&self, request: UpdatePolicy) -> Result<NewKey, ClientError> {
+        match self.call(RequestBody::UpdatePolicy(request)).await? {
             ResponseBody::Key(key) => Ok(key),
             other => Err(unexpected("key", &other)),
         }

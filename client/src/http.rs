@@ -1,9 +1,12 @@
 //! [`HttpClient`]: the parent proxy's HTTP API, one method per endpoint.
 //!
-//! Payloads the enclave parses (transactions, typed data, authorizations) are
+//! Payloads the enclave parses (transactions, typed data, authorizations, policy documents) are
 //! [`RawValue`](serde_json::value::RawValue)s: build them with
 //! `serde_json::value::to_raw_value(&value)` or `RawValue::from_string(text)`; their text reaches
 //! the enclave unchanged.
+//!
+//! Approvals for a key's policy go in the `approvals` field of each sign request (an empty list
+//! is not sent).
 
 use std::time::Duration;
 
@@ -14,7 +17,7 @@ use crate::api::{
     AuthorizationResponse, ErrorResponse, GenerateKeyRequest, HealthResponse, KeyResponse,
     ReadyResponse, SignAuthorizationRequest, SignDigestRequest, SignMessageRequest,
     SignTransactionRequest, SignTransactionsRequest, SignTransactionsResponse,
-    SignTypedDataRequest, SignatureResponse, SignedTransaction,
+    SignTypedDataRequest, SignatureResponse, SignedTransaction, UpdatePolicyRequest,
 };
 
 /// Why an HTTP call failed.
@@ -115,9 +118,31 @@ impl HttpClient {
         Err(error_from(status, &bytes))
     }
 
-    /// `POST /v1/keys`: a new key, generated inside the enclave.
+    /// `POST /v1/keys`: a new key, generated inside the enclave, without a policy document.
     pub async fn generate_key(&self, label: Option<String>) -> Result<KeyResponse, HttpError> {
-        self.post("/v1/keys", &GenerateKeyRequest { label }).await
+        self.generate_key_with(&GenerateKeyRequest {
+            label,
+            policy: None,
+        })
+        .await
+    }
+
+    /// `POST /v1/keys` with every option: a label and a policy document. The answer's
+    /// `policy_hash` is the policy's SHA-256 (canonical form) when one was given.
+    pub async fn generate_key_with(
+        &self,
+        request: &GenerateKeyRequest,
+    ) -> Result<KeyResponse, HttpError> {
+        self.post("/v1/keys", request).await
+    }
+
+    /// `POST /v1/keys/policy`: the key re-encrypted under a new policy document, with the
+    /// current policy's admins' approvals. Store the answer's blob in place of the old one.
+    pub async fn update_policy(
+        &self,
+        request: &UpdatePolicyRequest,
+    ) -> Result<KeyResponse, HttpError> {
+        self.post("/v1/keys/policy", request).await
     }
 
     /// `POST /v1/address`: the address and public key of a key (and user).

@@ -12,12 +12,22 @@
 //! ```
 //!
 //! Supported: `Effect`, `Action` (a name or a list; `kms:*` and `kms:Prefix*` wildcards),
-//! `Resource` `"*"`, and `Condition` with `StringEquals` or `StringEqualsIgnoreCase` on
-//! `kms:RecipientAttestation:ImageSha384` and `kms:RecipientAttestation:PCR<n>` (a value or a list
-//! of accepted values). A condition on a key the request lacks (no `Recipient`) is false, as in
-//! AWS. `Principal` is accepted but not evaluated: the emulator has one set of credentials.
-//! Anything else (other operators, condition keys, `NotAction`...) is refused when the policy is
-//! loaded, so a policy is never silently weaker than it reads.
+//! `Resource` `"*"`, and `Condition` with
+//! - `StringEquals` or `StringEqualsIgnoreCase` on `kms:RecipientAttestation:ImageSha384`,
+//!   `kms:RecipientAttestation:PCR<n>` and `kms:EncryptionContext:<key>` (a value or a list of
+//!   accepted values). A condition on a key the request lacks (no `Recipient`, no such
+//!   encryption-context entry) is false, as in AWS;
+//! - `Null` (`"true"`: the key is absent, `"false"`: present) on those keys and on
+//!   `kms:EncryptionContextKeys`;
+//! - `ForAllValues:StringLike` (every key of the request's encryption context matches one of the
+//!   patterns; true for an empty context, as in AWS) and `ForAnyValue:StringLike` (some key
+//!   matches) on `kms:EncryptionContextKeys`, with `*` and `?` wildcards.
+//!
+//! As in KMS, the `<key>` of `kms:EncryptionContext:<key>` matches without regard to case, and
+//! the values compared are case-sensitive (unless `…IgnoreCase`). `Principal` is accepted but not
+//! evaluated: the emulator has one set of credentials. Anything else (other operators, condition
+//! keys, `NotAction`...) is refused when the policy is loaded, so a policy is never silently
+//! weaker than it reads.
 
 use std::collections::BTreeMap;
 
@@ -32,17 +42,29 @@ fn err(message: impl Into<String>) -> PolicyError {
     PolicyError(message.into())
 }
 
-/// A condition key the emulator can evaluate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// A single-valued condition key the emulator can evaluate.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ConditionKey {
     /// `kms:RecipientAttestation:ImageSha384` (PCR0).
     ImageSha384,
     /// `kms:RecipientAttestation:PCR<n>`.
     Pcr(u8),
+    /// `kms:EncryptionContext:<key>`: the value of that entry of the request's encryption
+    /// context. In a [`RequestContext`], the key as the request spelled it.
+    EncryptionContext(String),
 }
+
+/// The multi-valued `kms:EncryptionContextKeys`: the keys of the request's encryption context.
+const CONTEXT_KEYS: &str = "kms:EncryptionContextKeys";
 
 impl ConditionKey {
     fn parse(key: &str) -> Result<Self, PolicyError> {
+        if let Some(name) = key.strip_prefix("kms:EncryptionContext:") {
+            if name.is_empty() {
+                return Err(err(format!("unsupported condition key `{key}`")));
+            }
+            return Ok(Self::EncryptionContext(name.to_owned()));
+        }
         let Some(rest) = key.strip_prefix("kms:RecipientAttestation:") else {
             return Err(err(format!("unsupported condition key `{key}`")));
         };
@@ -59,28 +81,155 @@ impl ConditionKey {
     }
 }
 
-/// What a request offers for conditions: the verified attestation's values, lowercase hex.
+/// What a request offers for conditions: the verified attestation's values (lowercase hex) and
+/// the entries of its encryption context ([`ConditionKey::EncryptionContext`]).
 pub type RequestContext = BTreeMap<ConditionKey, String>;
 
+/// The value of `key` in `context`; encryption-context keys match without regard to case.
+fn lookup<'a>(context: &'a RequestContext, key: &ConditionKey) -> Option<&'a String> {
+    match key {
+        ConditionKey::EncryptionContext(name) => context.iter().find_map(|(k, v)| match k {
+            ConditionKey::EncryptionContext(n) if n.eq_ignore_ascii_case(name) => Some(v),
+            _ => None,
+        }),
+        other => context.get(other),
+    }
+}
+
+/// The request's encryption-context keys (`kms:EncryptionContextKeys`), as spelled.
+fn context_keys(context: &RequestContext) -> impl Iterator<Item = &str> {
+    context.keys().filter_map(|k| match k {
+        ConditionKey::EncryptionContext(name) => Some(name.as_str()),
+        _ => None,
+    })
+}
+
+/// IAM's `StringLike`: `*` matches any run of characters, `?` any one; case-sensitive.
+fn like(pattern: &str, text: &str) -> bool {
+    let pattern: Vec<char> = pattern.chars().collect();
+    let text: Vec<char> = text.chars().collect();
+    let (mut p, mut t) = (0, 0);
+    // The last `*` seen and the text position it was tried at, to backtrack to.
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match pattern.get(p) {
+            Some('*') => {
+                star = Some((p, t));
+                p += 1;
+            }
+            Some(c) if *c == '?' || Some(c) == text.get(t) => {
+                p += 1;
+                t += 1;
+            }
+            _ => match star {
+                Some((star_p, star_t)) => {
+                    p = star_p + 1;
+                    t = star_t + 1;
+                    star = Some((star_p, star_t + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern
+        .get(p..)
+        .is_some_and(|rest| rest.iter().all(|c| *c == '*'))
+}
+
+/// What a `Null` condition tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Condition {
-    key: ConditionKey,
-    ignore_case: bool,
-    values: Vec<String>,
+enum NullKey {
+    /// A single-valued key.
+    Key(ConditionKey),
+    /// `kms:EncryptionContextKeys`: present when the request has an encryption context.
+    ContextKeys,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Condition {
+    /// `StringEquals`, `StringEqualsIgnoreCase`: the key is present and equals one of `values`.
+    Equals {
+        key: ConditionKey,
+        ignore_case: bool,
+        values: Vec<String>,
+    },
+    /// `Null`: the key is absent (`absent`) or present (`!absent`).
+    Null { key: NullKey, absent: bool },
+    /// `ForAllValues:StringLike` (`all`) or `ForAnyValue:StringLike` on
+    /// `kms:EncryptionContextKeys`.
+    ContextKeysLike { all: bool, patterns: Vec<String> },
 }
 
 impl Condition {
     fn holds(&self, context: &RequestContext) -> bool {
-        let Some(actual) = context.get(&self.key) else {
-            return false;
-        };
-        self.values.iter().any(|v| {
-            if self.ignore_case {
-                v.eq_ignore_ascii_case(actual)
-            } else {
-                v == actual
+        match self {
+            Self::Equals {
+                key,
+                ignore_case,
+                values,
+            } => {
+                let Some(actual) = lookup(context, key) else {
+                    return false;
+                };
+                values.iter().any(|v| {
+                    if *ignore_case {
+                        v.eq_ignore_ascii_case(actual)
+                    } else {
+                        v == actual
+                    }
+                })
             }
-        })
+            Self::Null { key, absent } => {
+                let present = match key {
+                    NullKey::Key(key) => lookup(context, key).is_some(),
+                    NullKey::ContextKeys => context_keys(context).next().is_some(),
+                };
+                present != *absent
+            }
+            Self::ContextKeysLike { all, patterns } => {
+                let matches = |name: &str| patterns.iter().any(|p| like(p, name));
+                if *all {
+                    context_keys(context).all(matches)
+                } else {
+                    context_keys(context).any(matches)
+                }
+            }
+        }
+    }
+
+    /// The conditions of one `operator: {key: values}` block.
+    fn parse(operator: &str, key: &str, values: &Value) -> Result<Self, PolicyError> {
+        let values = strings(values, key)?;
+        match operator {
+            "StringEquals" | "StringEqualsIgnoreCase" => Ok(Self::Equals {
+                key: ConditionKey::parse(key)?,
+                ignore_case: operator == "StringEqualsIgnoreCase",
+                values,
+            }),
+            "Null" => {
+                let absent = match values.as_slice() {
+                    [one] if one == "true" => true,
+                    [one] if one == "false" => false,
+                    _ => return Err(err(format!("Null {key}: expected \"true\" or \"false\""))),
+                };
+                let key = if key == CONTEXT_KEYS {
+                    NullKey::ContextKeys
+                } else {
+                    NullKey::Key(ConditionKey::parse(key)?)
+                };
+                Ok(Self::Null { key, absent })
+            }
+            "ForAllValues:StringLike" | "ForAnyValue:StringLike" if key == CONTEXT_KEYS => {
+                Ok(Self::ContextKeysLike {
+                    all: operator.starts_with("ForAllValues"),
+                    patterns: values,
+                })
+            }
+            "ForAllValues:StringLike" | "ForAnyValue:StringLike" => Err(err(format!(
+                "{operator} is supported only on {CONTEXT_KEYS}, not `{key}`"
+            ))),
+            other => Err(err(format!("unsupported condition operator `{other}`"))),
+        }
     }
 }
 
@@ -265,22 +414,11 @@ impl KeyPolicy {
                     .as_object()
                     .ok_or_else(|| err("Condition: expected an object"))?;
                 for (operator, entries) in operators {
-                    let ignore_case = match operator.as_str() {
-                        "StringEquals" => false,
-                        "StringEqualsIgnoreCase" => true,
-                        other => {
-                            return Err(err(format!("unsupported condition operator `{other}`")));
-                        }
-                    };
                     let entries = entries
                         .as_object()
                         .ok_or_else(|| err("Condition: expected objects"))?;
                     for (key, values) in entries {
-                        conditions.push(Condition {
-                            key: ConditionKey::parse(key)?,
-                            ignore_case,
-                            values: strings(values, key)?,
-                        });
+                        conditions.push(Condition::parse(operator, key, values)?);
                     }
                 }
             }
@@ -364,7 +502,10 @@ mod tests {
          "kms:RecipientAttestation:PCR8":["ff00","ee00"]}}}]}"#;
 
     fn context(pairs: &[(ConditionKey, &str)]) -> RequestContext {
-        pairs.iter().map(|(k, v)| (*k, (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.clone(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]
@@ -420,7 +561,15 @@ mod tests {
             r#"{"Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*",
                "Condition":{"StringLike":{"kms:RecipientAttestation:PCR0":"*"}}}]}"#,
             r#"{"Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*",
-               "Condition":{"StringEquals":{"kms:EncryptionContext:tenant":"a"}}}]}"#,
+               "Condition":{"StringEquals":{"kms:CallerAccount":"111122223333"}}}]}"#,
+            r#"{"Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*",
+               "Condition":{"StringEquals":{"kms:EncryptionContext:":"a"}}}]}"#,
+            r#"{"Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*",
+               "Condition":{"ForAllValues:StringLike":{"kms:EncryptionContext:a":"*"}}}]}"#,
+            r#"{"Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*",
+               "Condition":{"ForAllValues:StringEquals":{"kms:EncryptionContextKeys":"a"}}}]}"#,
+            r#"{"Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*",
+               "Condition":{"Null":{"kms:EncryptionContext:a":"no"}}}]}"#,
             r#"{"Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"arn:aws:kms:x"}]}"#,
             r#"{"Statement":[{"Effect":"Maybe","Action":"kms:*"}]}"#,
             r#"{"Statement":[{"Effect":"Allow","Action":[]}]}"#,
@@ -439,5 +588,75 @@ mod tests {
             assert!(KeyPolicy::parse(bad).is_err(), "{bad}");
         }
         assert!(KeyPolicy::allow_all().allows("kms:Decrypt", &RequestContext::new()));
+    }
+
+    #[test]
+    fn wildcards_follow_string_like() {
+        for (pattern, text) in [
+            ("nitro-signer:*", "nitro-signer:kind"),
+            ("nitro-signer:*", "nitro-signer:"),
+            ("*", ""),
+            ("a?c", "abc"),
+            ("*:kind", "nitro-signer:kind"),
+            ("a*b*c", "aXbYbZc"),
+        ] {
+            assert!(like(pattern, text), "{pattern} {text}");
+        }
+        for (pattern, text) in [
+            ("nitro-signer:*", "other:kind"),
+            ("nitro-signer:*", "Nitro-Signer:kind"),
+            ("nitro-signer:*", "nitro-signer"),
+            ("a?c", "ac"),
+            ("abc", "abcd"),
+            ("", "a"),
+        ] {
+            assert!(!like(pattern, text), "{pattern} {text}");
+        }
+    }
+
+    #[test]
+    fn encryption_context_conditions() {
+        // The shape `nitro-signer policy` gives the parent's role for `Encrypt`.
+        let policy = KeyPolicy::parse(
+            r#"{"Statement":[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*","Condition":{
+              "Null":{"kms:EncryptionContext:nitro-signer:kind":"false"},
+              "ForAllValues:StringLike":{"kms:EncryptionContextKeys":"nitro-signer:*"}}}]}"#,
+        )
+        .unwrap();
+        let ec = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        ConditionKey::EncryptionContext((*k).to_owned()),
+                        (*v).to_owned(),
+                    )
+                })
+                .collect::<RequestContext>()
+        };
+        let ours = ec(&[("nitro-signer:kind", "seed"), ("nitro-signer:version", "1")]);
+        assert!(policy.allows("kms:Encrypt", &ours));
+        // The entry's key matches without regard to case, as in KMS.
+        assert!(policy.allows("kms:Encrypt", &ec(&[("nitro-signer:KIND", "seed")])));
+        assert!(!policy.allows("kms:Decrypt", &ours));
+        for refused in [
+            ec(&[]),
+            ec(&[("nitro-signer:version", "1")]),
+            ec(&[("nitro-signer:kind", "seed"), ("tenant", "a")]),
+        ] {
+            assert!(!policy.allows("kms:Encrypt", &refused), "{refused:?}");
+        }
+
+        let policy = KeyPolicy::parse(
+            r#"{"Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*","Condition":{
+              "StringEquals":{"kms:EncryptionContext:tenant":["a","b"]},
+              "ForAnyValue:StringLike":{"kms:EncryptionContextKeys":"ten?nt"},
+              "Null":{"kms:EncryptionContext:secret":"true","kms:EncryptionContextKeys":"false"}}}]}"#,
+        )
+        .unwrap();
+        assert!(policy.allows("kms:Decrypt", &ec(&[("tenant", "b")])));
+        assert!(!policy.allows("kms:Decrypt", &ec(&[("tenant", "B")])));
+        assert!(!policy.allows("kms:Decrypt", &ec(&[("tenant", "a"), ("secret", "x")])));
+        assert!(!policy.allows("kms:Decrypt", &ec(&[])));
     }
 }

@@ -584,7 +584,7 @@ impl Kms {
             )));
         }
         self.with_key(key_id, |key| {
-            key.authorize("kms:Encrypt", &RequestContext::new())?;
+            key.authorize("kms:Encrypt", &with_context(RequestContext::new(), context))?;
             Ok((key.metadata.arn.clone(), key.seal(plaintext, context)?))
         })
     }
@@ -608,7 +608,7 @@ impl Kms {
         }
         let (conditions, recipient_key) = self.request_context(recipient)?;
         self.with_key(blob_key_id, |key| {
-            key.authorize("kms:Decrypt", &conditions)?;
+            key.authorize("kms:Decrypt", &with_context(conditions, context))?;
             let mut buf = Zeroizing::new(sealed.to_vec());
             let plaintext = key
                 .cipher
@@ -641,7 +641,7 @@ impl Kms {
         }
         let (conditions, recipient_key) = self.request_context(recipient)?;
         self.with_key(key_id, |key| {
-            key.authorize("kms:GenerateDataKey", &conditions)?;
+            key.authorize("kms:GenerateDataKey", &with_context(conditions, context))?;
             let mut plaintext = Zeroizing::new(vec![0u8; number_of_bytes]);
             rand::fill(&mut plaintext).map_err(internal)?;
             let ciphertext_blob = key.seal(&plaintext, context)?;
@@ -670,4 +670,15 @@ impl Kms {
         rand::fill(&mut random).map_err(internal)?;
         Self::deliver(random, recipient_key.as_deref())
     }
+}
+
+/// `conditions` plus the request's encryption context, for the policy's
+/// `kms:EncryptionContext:<key>` and `kms:EncryptionContextKeys` conditions.
+fn with_context(mut conditions: RequestContext, context: &EncryptionContext) -> RequestContext {
+    conditions.extend(
+        context
+            .iter()
+            .map(|(key, value)| (ConditionKey::EncryptionContext(key.clone()), value.clone())),
+    );
+    conditions
 }

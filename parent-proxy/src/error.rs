@@ -135,7 +135,10 @@ pub(crate) fn enclave_status(code: protocol::ErrorCode) -> StatusCode {
     use protocol::ErrorCode;
     match code {
         ErrorCode::InvalidRequest | ErrorCode::InvalidKeyBlob => StatusCode::BAD_REQUEST,
-        ErrorCode::PolicyRefused | ErrorCode::KmsAccessDenied => StatusCode::FORBIDDEN,
+        ErrorCode::PolicyRefused
+        | ErrorCode::PolicyDenied
+        | ErrorCode::ApprovalsRequired
+        | ErrorCode::KmsAccessDenied => StatusCode::FORBIDDEN,
         ErrorCode::KmsUnavailable | ErrorCode::UnsupportedProtocol => StatusCode::BAD_GATEWAY,
         ErrorCode::NoCredentials | ErrorCode::Busy => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -167,6 +170,8 @@ mod tests {
             (ErrorCode::InvalidRequest, 400),
             (ErrorCode::InvalidKeyBlob, 400),
             (ErrorCode::PolicyRefused, 403),
+            (ErrorCode::PolicyDenied, 403),
+            (ErrorCode::ApprovalsRequired, 403),
             (ErrorCode::KmsAccessDenied, 403),
             (ErrorCode::KmsUnavailable, 502),
             (ErrorCode::NoCredentials, 503),

@@ -22,18 +22,19 @@ use axum::{
     routing::{get, post},
 };
 use nitro_signer_api::{
-    AddressRequest, AddressResponse, ApiError, AttestationRequest, AttestationResponse,
+    AddressRequest, AddressResponse, ApiError, Approval, AttestationRequest, AttestationResponse,
     AuthorizationResponse, BatchResult, ErrorCode, ErrorResponse, GenerateKeyRequest,
     HealthResponse, KeyBlob, KeyResponse, MAX_BATCH, ReadyResponse, SignAuthorizationRequest,
     SignDigestRequest, SignMessageRequest, SignTransactionRequest, SignTransactionsRequest,
     SignTransactionsResponse, SignTypedDataRequest, SignatureResponse, SignedTransaction,
-    TransactionSignature,
+    TransactionSignature, UpdatePolicyRequest,
 };
 use nitro_signer_client::{ClientError, EnclaveClient};
 use nitro_signer_common::{
     UserId,
     protocol::{
-        self, BatchItem, KeyRef, SignBatchRequest, SignPayload, SignRequest, Signature, Signed,
+        self, BatchItem, GenerateKey, KeyRef, NewKey, SignBatchRequest, SignPayload, SignRequest,
+        Signature, Signed, UpdatePolicy,
     },
 };
 use serde::Serialize;
@@ -107,6 +108,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/v1/keys", post(generate_key))
+        .route("/v1/keys/policy", post(update_policy))
         .route("/v1/address", post(address))
         .route("/v1/sign/transaction", post(sign_transaction))
         .route("/v1/sign/transactions", post(sign_transactions))
@@ -129,6 +131,7 @@ fn endpoint(path: Option<&MatchedPath>) -> &'static str {
         Some("/readyz") => "readyz",
         Some("/metrics") => "metrics",
         Some("/v1/keys") => "keys",
+        Some("/v1/keys/policy") => "keys_policy",
         Some("/v1/address") => "address",
         Some("/v1/sign/transaction") => "sign_transaction",
         Some("/v1/sign/transactions") => "sign_transactions",
@@ -261,6 +264,27 @@ fn raw_text(raw: Box<RawValue>) -> String {
     Box::<str>::from(raw).into_string()
 }
 
+/// Approvals as the enclave takes them; it checks them against the key's policy.
+fn approvals(approvals: Vec<Approval>) -> Vec<protocol::Approval> {
+    approvals
+        .into_iter()
+        .map(|approval| protocol::Approval {
+            approver: approval.approver,
+            expires_at: approval.expires_at,
+            signature: ByteBuf::from(approval.signature),
+        })
+        .collect()
+}
+
+/// A new or re-encrypted key in API form.
+fn key_response(key: NewKey) -> KeyResponse {
+    KeyResponse {
+        key_blob: KeyBlob::new(key.key_blob.into_vec()),
+        key_id: B256::from(key.key_id.into_array()),
+        policy_hash: key.policy_hash.map(|hash| B256::from(hash.into_array())),
+    }
+}
+
 async fn healthz() -> Json<HealthResponse> {
     Json(HealthResponse {
         status: "ok".to_owned(),
@@ -318,12 +342,25 @@ async fn generate_key(
     State(state): State<Arc<AppState>>,
     ApiJson(request): ApiJson<GenerateKeyRequest>,
 ) -> Result<Response, Failure> {
-    let (key, took) = timed(state.client.generate_key(request.label)).await?;
-    let body = KeyResponse {
-        key_blob: KeyBlob::new(key.key_blob.into_vec()),
-        key_id: B256::from(key.key_id.into_array()),
+    let request = GenerateKey {
+        owner: request.label,
+        policy: request.policy.map(raw_text),
     };
-    Ok(reply(StatusCode::CREATED, &body, took))
+    let (key, took) = timed(state.client.generate_key_with(request)).await?;
+    Ok(reply(StatusCode::CREATED, &key_response(key), took))
+}
+
+async fn update_policy(
+    State(state): State<Arc<AppState>>,
+    ApiJson(request): ApiJson<UpdatePolicyRequest>,
+) -> Result<Response, Failure> {
+    let request = UpdatePolicy {
+        key_blob: ByteBuf::from(request.key_blob.into_bytes()),
+        policy: raw_text(request.policy),
+        approvals: approvals(request.approvals),
+    };
+    let (key, took) = timed(state.client.update_policy(request)).await?;
+    Ok(reply(StatusCode::OK, &key_response(key), took))
 }
 
 async fn address(
@@ -392,11 +429,12 @@ async fn sign(
     state: &AppState,
     key: KeyRef,
     payload: SignPayload,
+    approvals: Vec<protocol::Approval>,
 ) -> Result<(Signed, Duration), Failure> {
     timed(state.client.sign(SignRequest {
         key,
         payload,
-        approvals: Vec::new(),
+        approvals,
     }))
     .await
 }
@@ -417,7 +455,7 @@ async fn sign_transaction(
 ) -> Result<Response, Failure> {
     let key = key_ref(request.key_blob, request.user_id);
     let payload = SignPayload::Transaction(raw_text(request.transaction));
-    match sign(&state, key, payload).await? {
+    match sign(&state, key, payload, approvals(request.approvals)).await? {
         (Signed::Transaction(signed), took) => {
             Ok(reply(StatusCode::OK, &signed_transaction(signed), took))
         }
@@ -443,7 +481,7 @@ async fn sign_transactions(
     let batch = SignBatchRequest {
         key: key_ref(request.key_blob, request.user_id),
         transactions: request.transactions.into_iter().map(raw_text).collect(),
-        approvals: Vec::new(),
+        approvals: approvals(request.approvals),
     };
     let (items, took) = timed(state.client.sign_batch(batch)).await?;
     if items.len() != count {
@@ -475,7 +513,7 @@ async fn sign_message(
 ) -> Result<Response, Failure> {
     let key = key_ref(request.key_blob, request.user_id);
     let payload = SignPayload::Message(ByteBuf::from(request.message.into_bytes()));
-    signature_reply(sign(&state, key, payload).await?)
+    signature_reply(sign(&state, key, payload, approvals(request.approvals)).await?)
 }
 
 async fn sign_typed_data(
@@ -484,7 +522,7 @@ async fn sign_typed_data(
 ) -> Result<Response, Failure> {
     let key = key_ref(request.key_blob, request.user_id);
     let payload = SignPayload::TypedData(raw_text(request.typed_data));
-    signature_reply(sign(&state, key, payload).await?)
+    signature_reply(sign(&state, key, payload, approvals(request.approvals)).await?)
 }
 
 async fn sign_digest(
@@ -493,7 +531,7 @@ async fn sign_digest(
 ) -> Result<Response, Failure> {
     let key = key_ref(request.key_blob, request.user_id);
     let payload = SignPayload::Digest(ByteArray::new(request.digest.0));
-    signature_reply(sign(&state, key, payload).await?)
+    signature_reply(sign(&state, key, payload, approvals(request.approvals)).await?)
 }
 
 async fn sign_authorization(
@@ -502,7 +540,7 @@ async fn sign_authorization(
 ) -> Result<Response, Failure> {
     let key = key_ref(request.key_blob, request.user_id);
     let payload = SignPayload::Authorization(raw_text(request.authorization));
-    let (signed, took) = sign(&state, key, payload).await?;
+    let (signed, took) = sign(&state, key, payload, approvals(request.approvals)).await?;
     let Signed::Authorization(signed) = signed else {
         return Err(wrong_output("authorization", &signed, took));
     };
@@ -535,6 +573,7 @@ impl EmptyBody for GenerateKeyRequest {
         Some(Self::default())
     }
 }
+impl EmptyBody for UpdatePolicyRequest {}
 impl EmptyBody for AddressRequest {}
 impl EmptyBody for SignTransactionRequest {}
 impl EmptyBody for SignTransactionsRequest {}

@@ -156,6 +156,247 @@ async fn keys_and_addresses() {
     );
 }
 
+/// A policy document as a caller writes it (spacing kept, to check it is forwarded as written).
+const POLICY: &str = r#"{ "version" : 1, "rules": [ {"effect": "allow"} ] }"#;
+
+#[tokio::test]
+async fn key_policies_are_forwarded_as_written_and_hashed() {
+    let proxy = start().await;
+    let created = proxy
+        .post("/v1/keys", &format!(r#"{{"label":"t","policy":{POLICY}}}"#))
+        .await;
+    assert_eq!(created.0, 201, "{created:?}");
+    assert_eq!(
+        created.1,
+        json!({
+            "keyBlob": "bmV3LWJsb2I=",
+            "keyId": format!("0x{}", "1d".repeat(32)),
+            "policyHash": format!("0x{}", "9a".repeat(32)),
+        })
+    );
+    // No policy: no policyHash in the answer; `null` means none too.
+    let plain = proxy.post_json("/v1/keys", json!({"label": "t"})).await;
+    assert_eq!(plain.0, 201);
+    assert!(plain.1.get("policyHash").is_none(), "{plain:?}");
+    let null = proxy.post_json("/v1/keys", json!({"policy": null})).await;
+    assert_eq!(null.0, 201);
+    assert_eq!(
+        proxy.enclave.policies(),
+        [Some(POLICY.to_owned()), None, None]
+    );
+    assert_eq!(
+        *proxy.enclave.seen.owners.lock().unwrap(),
+        [Some("t".to_owned()), Some("t".to_owned()), None]
+    );
+}
+
+#[tokio::test]
+async fn policy_updates_are_forwarded_with_their_approvals() {
+    let proxy = start().await;
+    let signature = format!("0x{}", "5e".repeat(64));
+    let body = format!(
+        r#"{{"keyBlob":"aw==","policy":{POLICY},"approvals":[{{"approver":"admin-1","expiresAt":1767225600,"signature":"{signature}"}}]}}"#
+    );
+    let updated = proxy.post("/v1/keys/policy", &body).await;
+    assert_eq!(
+        updated,
+        (
+            StatusCode::OK,
+            json!({
+                "keyBlob": "dXBkYXRlZC1ibG9i",
+                "keyId": format!("0x{}", "1d".repeat(32)),
+                "policyHash": format!("0x{}", "9b".repeat(32)),
+            })
+        )
+    );
+    let updates = proxy.enclave.policy_updates();
+    assert_eq!(updates.len(), 1);
+    let update = &updates[0];
+    assert_eq!(update.key_blob.as_slice(), b"k");
+    assert_eq!(update.policy, POLICY);
+    assert_eq!(update.approvals.len(), 1);
+    assert_eq!(update.approvals[0].approver, "admin-1");
+    assert_eq!(update.approvals[0].expires_at, 1_767_225_600);
+    assert_eq!(update.approvals[0].signature.as_slice(), [0x5e; 64]);
+
+    // Without approvals: forwarded with none, for the enclave to judge.
+    let none = proxy
+        .post(
+            "/v1/keys/policy",
+            &format!(r#"{{"keyBlob":"aw==","policy":{POLICY}}}"#),
+        )
+        .await;
+    assert_eq!(none.0, 200);
+    assert!(proxy.enclave.policy_updates()[1].approvals.is_empty());
+
+    // The enclave's refusals.
+    for code in ["approvals_required", "policy_denied", "invalid_request"] {
+        let body = json!({"keyBlob": base64_of(&format!("error:{code}")), "policy": {}});
+        let status = if code == "invalid_request" { 400 } else { 403 };
+        assert_error(
+            &proxy.post_json("/v1/keys/policy", body).await,
+            status,
+            code,
+            &["stand-in says"],
+        );
+    }
+    assert_error(
+        &proxy
+            .post_json("/v1/keys/policy", json!({"keyBlob": KEY}))
+            .await,
+        400,
+        "invalid_request",
+        &["missing field `policy`"],
+    );
+}
+
+/// `n` approvals as a caller sends them.
+fn approvals(n: usize) -> Value {
+    (0..n)
+        .map(|i| {
+            json!({
+                "approver": format!("ops-{i}"),
+                "expiresAt": 1_767_225_600 + i,
+                "signature": format!("0x{}", "a1".repeat(64)),
+            })
+        })
+        .collect()
+}
+
+/// Each sign endpoint with a valid body for the stand-in (and `approvals` when given).
+fn sign_requests(approvals: Option<&Value>) -> Vec<(&'static str, Value)> {
+    let mut requests = vec![
+        (
+            "/v1/sign/transaction",
+            json!({"keyBlob": KEY, "transaction": {"type": "0x2"}}),
+        ),
+        (
+            "/v1/sign/transactions",
+            json!({"keyBlob": KEY, "transactions": [{}, {}]}),
+        ),
+        (
+            "/v1/sign/message",
+            json!({"keyBlob": KEY, "message": "0x6869"}),
+        ),
+        (
+            "/v1/sign/typed-data",
+            json!({"keyBlob": KEY, "typedData": {"types": {}}}),
+        ),
+        (
+            "/v1/sign/authorization",
+            json!({"keyBlob": KEY, "authorization": {"chainId": "0x1"}}),
+        ),
+        (
+            "/v1/sign/digest",
+            json!({"keyBlob": KEY, "digest": format!("0x{}", "ee".repeat(32))}),
+        ),
+    ];
+    if let Some(approvals) = approvals {
+        for (_, body) in &mut requests {
+            body["approvals"] = approvals.clone();
+        }
+    }
+    requests
+}
+
+#[tokio::test]
+async fn approvals_are_forwarded_on_every_sign_endpoint() {
+    let proxy = start().await;
+    let given = approvals(16);
+    for (path, body) in sign_requests(Some(&given)) {
+        let response = proxy.post_json(path, body).await;
+        assert_eq!(response.0, 200, "{path}: {response:?}");
+    }
+    let seen = proxy.enclave.approvals();
+    assert_eq!(seen.len(), 6, "one request per endpoint, the batch once");
+    for approvals in &seen {
+        assert_eq!(approvals.len(), 16);
+        for (i, approval) in approvals.iter().enumerate() {
+            assert_eq!(approval.approver, format!("ops-{i}"));
+            assert_eq!(approval.expires_at, 1_767_225_600 + i as u64);
+            assert_eq!(approval.signature.as_slice(), [0xa1; 64]);
+        }
+    }
+    // None given, none sent; an empty list is the same.
+    for (path, body) in sign_requests(None)
+        .into_iter()
+        .chain(sign_requests(Some(&json!([]))))
+    {
+        assert_eq!(proxy.post_json(path, body).await.0, 200, "{path}");
+    }
+    assert!(proxy.enclave.approvals()[6..].iter().all(Vec::is_empty));
+}
+
+#[tokio::test]
+async fn malformed_approvals_are_400_with_the_field_named() {
+    let proxy = start().await;
+    let good = approvals(1)[0].clone();
+    let with = |change: &dyn Fn(&mut Value)| {
+        let mut approval = good.clone();
+        change(&mut approval);
+        json!([approval])
+    };
+    let cases: Vec<(Value, &[&str])> = vec![
+        (
+            with(&|a| a["role"] = json!("admin")),
+            &["`approvals[0].role`", "unknown field `role`"],
+        ),
+        (
+            with(&|a| a["signature"] = json!("0xSECRETzz")),
+            &["`approvals[0].signature`", "hex"],
+        ),
+        (
+            with(&|a| a["signature"] = json!("a1a1")),
+            &["`approvals[0].signature`", "0x"],
+        ),
+        (
+            with(&|a| a["expiresAt"] = json!("1767225600")),
+            &["`approvals[0].expiresAt`", "invalid type"],
+        ),
+        (
+            with(&|a| a["expiresAt"] = json!(-1)),
+            &["`approvals[0].expiresAt`"],
+        ),
+        (
+            with(&|a| {
+                a.as_object_mut().unwrap().remove("approver");
+            }),
+            &["`approvals[0]`", "missing field `approver`"],
+        ),
+        (approvals(17), &["`approvals`", "more than 16 approvals"]),
+        (good.clone(), &["`approvals`", "invalid type"]),
+    ];
+    for (approvals, mentions) in &cases {
+        for (path, mut body) in sign_requests(None) {
+            body["approvals"] = approvals.clone();
+            let response = proxy.post_json(path, body).await;
+            assert_error(&response, 400, "invalid_request", mentions);
+            let message = response.1["error"]["message"].as_str().unwrap();
+            assert!(!message.contains("SECRET"), "{message}");
+        }
+        let body = json!({"keyBlob": KEY, "policy": {}, "approvals": approvals});
+        let response = proxy.post_json("/v1/keys/policy", body).await;
+        assert_error(&response, 400, "invalid_request", mentions);
+    }
+    assert!(
+        proxy.enclave.approvals().is_empty(),
+        "nothing reached the enclave"
+    );
+    assert!(proxy.enclave.policy_updates().is_empty());
+}
+
+#[tokio::test]
+async fn policy_refusals_are_403_on_every_sign_endpoint() {
+    let proxy = start().await;
+    for code in ["policy_denied", "approvals_required"] {
+        for (path, mut body) in sign_requests(Some(&approvals(1))) {
+            body["keyBlob"] = json!(base64_of(&format!("error:{code}")));
+            let response = proxy.post_json(path, body).await;
+            assert_error(&response, 403, code, &["stand-in says"]);
+        }
+    }
+}
+
 #[tokio::test]
 async fn transactions_are_passed_as_written_and_answered_in_rpc_form() {
     let proxy = start().await;
@@ -402,6 +643,8 @@ async fn enclave_errors_map_to_http_statuses() {
         ("invalid_request", 400),
         ("invalid_key_blob", 400),
         ("policy_refused", 403),
+        ("policy_denied", 403),
+        ("approvals_required", 403),
         ("kms_access_denied", 403),
         ("kms_unavailable", 502),
         ("no_credentials", 503),

@@ -10,9 +10,9 @@ use alloy_primitives::{Address, B256, U256};
 use nitro_signer_client::{
     HttpClient, HttpError,
     api::{
-        AddressRequest, BatchResult, ErrorCode, KeyBlob, Message, SignAuthorizationRequest,
-        SignDigestRequest, SignMessageRequest, SignTransactionRequest, SignTransactionsRequest,
-        SignTypedDataRequest,
+        AddressRequest, Approval, BatchResult, ErrorCode, GenerateKeyRequest, KeyBlob, Message,
+        SignAuthorizationRequest, SignDigestRequest, SignMessageRequest, SignTransactionRequest,
+        SignTransactionsRequest, SignTypedDataRequest, UpdatePolicyRequest,
     },
 };
 use nitro_signer_common::UserId;
@@ -49,6 +49,35 @@ async fn every_method_against_the_proxy() {
     let created = client.generate_key(Some("t".into())).await.unwrap();
     assert_eq!(created.key_blob.as_bytes(), b"new-blob");
     assert_eq!(created.key_id, B256::repeat_byte(0x1d));
+    assert_eq!(created.policy_hash, None);
+    let with_policy = client
+        .generate_key_with(&GenerateKeyRequest {
+            label: None,
+            policy: Some(raw(r#"{"version": 1}"#)),
+        })
+        .await
+        .unwrap();
+    assert_eq!(with_policy.policy_hash, Some(B256::repeat_byte(0x9a)));
+    assert_eq!(enclave.policies(), [None, Some(r#"{"version": 1}"#.into())]);
+
+    let approval = Approval {
+        approver: "ops-1".into(),
+        expires_at: 1_767_225_600,
+        signature: vec![0xa5; 64],
+    };
+    let updated = client
+        .update_policy(&UpdatePolicyRequest {
+            key_blob: key(),
+            policy: raw(r#"{"version":1}"#),
+            approvals: vec![approval.clone()],
+        })
+        .await
+        .unwrap();
+    assert_eq!(updated.key_blob.as_bytes(), b"updated-blob");
+    assert_eq!(updated.policy_hash, Some(B256::repeat_byte(0x9b)));
+    let updates = enclave.policy_updates();
+    assert_eq!(updates.len(), 1);
+    assert_eq!(updates[0].approvals[0].signature.as_slice(), [0xa5; 64]);
 
     let address = client
         .address(&AddressRequest {
@@ -65,6 +94,7 @@ async fn every_method_against_the_proxy() {
             key_blob: key(),
             user_id: user(),
             transaction: raw(r#"{"gasPrice":"0x1"}"#),
+            approvals: vec![approval.clone()],
         })
         .await
         .unwrap();
@@ -78,6 +108,7 @@ async fn every_method_against_the_proxy() {
             key_blob: key(),
             user_id: user(),
             transactions: vec![raw("{}"), raw(r#"{"refuse":1}"#)],
+            approvals: vec![approval.clone(), approval.clone()],
         })
         .await
         .unwrap();
@@ -91,6 +122,7 @@ async fn every_method_against_the_proxy() {
             key_blob: key(),
             user_id: user(),
             message: Message::Utf8("hi".into()),
+            approvals: Vec::new(),
         })
         .await
         .unwrap();
@@ -103,6 +135,7 @@ async fn every_method_against_the_proxy() {
             key_blob: key(),
             user_id: None,
             typed_data: raw("{}"),
+            approvals: Vec::new(),
         })
         .await
         .unwrap();
@@ -113,6 +146,7 @@ async fn every_method_against_the_proxy() {
             key_blob: key(),
             user_id: None,
             digest: B256::repeat_byte(7),
+            approvals: Vec::new(),
         })
         .await
         .unwrap();
@@ -123,12 +157,16 @@ async fn every_method_against_the_proxy() {
             key_blob: key(),
             user_id: user(),
             authorization: raw(r#"{"chainId":"0x1","address":"0x00","nonce":"0x9"}"#),
+            approvals: Vec::new(),
         })
         .await
         .unwrap();
     assert_eq!(authorization.chain_id, U256::from(1));
     assert_eq!(authorization.nonce, 9);
     assert_eq!(authorization.address, Address::repeat_byte(0xad));
+    let counts: Vec<usize> = enclave.approvals().iter().map(Vec::len).collect();
+    assert_eq!(counts, [1, 2, 0, 0, 0, 0]);
+    assert_eq!(enclave.approvals()[1][1].approver, "ops-1");
 
     let document = client.attestation(&[1, 2]).await.unwrap();
     assert_eq!(document.document, b"doc:\x01\x02");

@@ -9,8 +9,8 @@
 //!   answering (the enclave crashed or the connection broke with the request in flight);
 //! - anything else: a canned answer of the right kind.
 //!
-//! It records the credentials and payloads it receives, and can be stopped (listener closed,
-//! connections dropped) and restarted on the same address.
+//! It records the credentials, payloads, approvals and policy documents it receives, and can be
+//! stopped (listener closed, connections dropped) and restarted on the same address.
 
 use std::{
     sync::{
@@ -22,9 +22,10 @@ use std::{
 
 use nitro_signer_common::{
     protocol::{
-        AddressInfo, AttestationDocument, BatchItem, ErrorBody, ErrorCode, Hello, HelloReply,
-        NewKey, PROTOCOL_VERSION, Request, RequestBody, Response, ResponseBody, SignPayload,
-        Signature, Signed, SignedAuthorization, SignedTransaction, Status, Welcome, codec, frame,
+        AddressInfo, Approval, AttestationDocument, BatchItem, ErrorBody, ErrorCode, Hello,
+        HelloReply, NewKey, PROTOCOL_VERSION, Request, RequestBody, Response, ResponseBody,
+        SignPayload, Signature, Signed, SignedAuthorization, SignedTransaction, Status,
+        UpdatePolicy, Welcome, codec, frame,
     },
     transport::{Address, Listener, Stream},
 };
@@ -48,6 +49,12 @@ pub struct Seen {
     pub disconnected: AtomicUsize,
     /// Owner labels received with `generate_key`.
     pub owners: Mutex<Vec<Option<String>>>,
+    /// Policy documents (JSON text) received with `generate_key`, in order.
+    pub policies: Mutex<Vec<Option<String>>>,
+    /// The approvals of each `sign` and `sign_batch` request, in order.
+    pub approvals: Mutex<Vec<Vec<Approval>>>,
+    /// `update_policy` requests, in order.
+    pub policy_updates: Mutex<Vec<UpdatePolicy>>,
     /// Request frames received, of every kind.
     pub requests: AtomicUsize,
 }
@@ -109,6 +116,21 @@ impl StandIn {
     /// The sign payloads received so far.
     pub fn payloads(&self) -> Vec<String> {
         self.seen.payloads.lock().unwrap().clone()
+    }
+
+    /// The approvals of each sign request (single or batch) received so far.
+    pub fn approvals(&self) -> Vec<Vec<Approval>> {
+        self.seen.approvals.lock().unwrap().clone()
+    }
+
+    /// The policy documents of each `generate_key` received so far.
+    pub fn policies(&self) -> Vec<Option<String>> {
+        self.seen.policies.lock().unwrap().clone()
+    }
+
+    /// The `update_policy` requests received so far.
+    pub fn policy_updates(&self) -> Vec<UpdatePolicy> {
+        self.seen.policy_updates.lock().unwrap().clone()
     }
 
     /// Connections welcomed so far.
@@ -244,6 +266,7 @@ async fn answer(body: RequestBody, seen: &Seen) -> ResponseBody {
         RequestBody::Address(key) => Some(key.key_blob.to_vec()),
         RequestBody::Sign(request) => Some(request.key.key_blob.to_vec()),
         RequestBody::SignBatch(request) => Some(request.key.key_blob.to_vec()),
+        RequestBody::UpdatePolicy(request) => Some(request.key_blob.to_vec()),
         _ => None,
     };
     if let Some(key) = key {
@@ -262,22 +285,27 @@ async fn answer(body: RequestBody, seen: &Seen) -> ResponseBody {
     match body {
         RequestBody::GenerateKey(request) => {
             seen.owners.lock().unwrap().push(request.owner);
+            seen.policies.lock().unwrap().push(request.policy.clone());
             ResponseBody::Key(NewKey {
                 policy_hash: request.policy.map(|_| ByteArray::new([0x9a; 32])),
                 key_blob: ByteBuf::from(b"new-blob".to_vec()),
                 key_id: ByteArray::new([0x1d; 32]),
             })
         }
-        RequestBody::UpdatePolicy(_) => ResponseBody::Key(NewKey {
-            policy_hash: Some(ByteArray::new([0x9b; 32])),
-            key_blob: ByteBuf::from(b"updated-blob".to_vec()),
-            key_id: ByteArray::new([0x1d; 32]),
-        }),
+        RequestBody::UpdatePolicy(request) => {
+            seen.policy_updates.lock().unwrap().push(request);
+            ResponseBody::Key(NewKey {
+                policy_hash: Some(ByteArray::new([0x9b; 32])),
+                key_blob: ByteBuf::from(b"updated-blob".to_vec()),
+                key_id: ByteArray::new([0x1d; 32]),
+            })
+        }
         RequestBody::Address(_) => ResponseBody::Address(AddressInfo {
             address: ByteArray::new([0xab; 20]),
             public_key: ByteBuf::from([vec![0x04], vec![0x11; 64]].concat()),
         }),
         RequestBody::Sign(request) => {
+            seen.approvals.lock().unwrap().push(request.approvals);
             let (text, signed) = match request.payload {
                 SignPayload::Transaction(json) => {
                     let legacy = json.contains("\"gasPrice\"");
@@ -308,21 +336,24 @@ async fn answer(body: RequestBody, seen: &Seen) -> ResponseBody {
             seen.payloads.lock().unwrap().push(text);
             ResponseBody::Signed(Box::new(signed))
         }
-        RequestBody::SignBatch(request) => ResponseBody::SignedBatch(
-            request
-                .transactions
-                .into_iter()
-                .map(|json| {
-                    let refuse = json.contains("refuse");
-                    seen.payloads.lock().unwrap().push(json);
-                    if refuse {
-                        BatchItem::Error(ErrorBody::new(ErrorCode::PolicyRefused, "refused"))
-                    } else {
-                        BatchItem::Signed(Box::new(signed_transaction(false)))
-                    }
-                })
-                .collect(),
-        ),
+        RequestBody::SignBatch(request) => {
+            seen.approvals.lock().unwrap().push(request.approvals);
+            ResponseBody::SignedBatch(
+                request
+                    .transactions
+                    .into_iter()
+                    .map(|json| {
+                        let refuse = json.contains("refuse");
+                        seen.payloads.lock().unwrap().push(json);
+                        if refuse {
+                            BatchItem::Error(ErrorBody::new(ErrorCode::PolicyRefused, "refused"))
+                        } else {
+                            BatchItem::Signed(Box::new(signed_transaction(false)))
+                        }
+                    })
+                    .collect(),
+            )
+        }
         RequestBody::Attest(request) => ResponseBody::Attestation(AttestationDocument {
             document: ByteBuf::from([b"doc:".to_vec(), request.nonce.to_vec()].concat()),
         }),

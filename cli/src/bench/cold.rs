@@ -4,7 +4,10 @@ use std::{collections::BTreeMap, time::Instant};
 
 use anyhow::bail;
 use nitro_signer_client::{HttpClient, api::KeyBlob};
-use nitro_signer_common::{UserId, key_blob::KeyKind};
+use nitro_signer_common::{
+    UserId,
+    key_blob::{KeyKind, KeyMetadata},
+};
 use nitro_signer_enclave::{KeyMaterial, MasterSeed};
 use zeroize::Zeroizing;
 
@@ -33,7 +36,8 @@ pub(super) async fn run(
     for _ in 0..keys {
         let mut seed = Zeroizing::new([0u8; 32]);
         aws_lc_rs::rand::fill(seed.as_mut_slice()).map_err(|_| anyhow::anyhow!("no randomness"))?;
-        let blob = import::encrypt(&kms, &kms_key, KeyKind::Seed, None, Vec::new(), &seed).await?;
+        let metadata = KeyMetadata::new(KeyKind::Seed, kms_key.clone(), None, Vec::new())?;
+        let blob = import::encrypt(&kms, metadata, &seed).await?;
         let address = KeyMaterial::Seed(MasterSeed::new(seed))
             .user_key(Some(&user))?
             .address();

@@ -111,6 +111,7 @@ impl Bodies {
                 key_blob: blob.clone(),
                 user_id: Some(user.clone()),
                 transaction: RawValue::from_string("null".to_owned())?,
+                approvals: Vec::new(),
             };
             (serde_json::to_vec(&request)?, &b"null}"[..])
         } else {
@@ -118,6 +119,7 @@ impl Bodies {
                 key_blob: blob.clone(),
                 user_id: Some(user.clone()),
                 transactions: Vec::new(),
+                approvals: Vec::new(),
             };
             (serde_json::to_vec(&request)?, &b"]}"[..])
         };
