@@ -83,12 +83,13 @@ impl<'de> Deserialize<'de> for KeyBlob {
     }
 }
 
-/// `POST /v1/keys`: `{"label"?, "policy"?}`. An empty body means neither.
+/// `POST /v1/keys`: `{"label"?, "policy"?}` (`"owner"` is accepted for `"label"`; giving both
+/// is refused). An empty body means neither.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GenerateKeyRequest {
     /// Owner or tenant label, bound to the key through the KMS encryption context.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, alias = "owner", skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
     /// The key's policy document (a JSON object, see `docs/policy.md`), passed to the enclave as
     /// written: the enclave parses it, keeps its canonical form in the blob and binds its hash.
@@ -930,6 +931,17 @@ mod quantity_option_u128 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_requests_take_owner_for_label_but_not_both() {
+        let request: GenerateKeyRequest =
+            serde_json::from_str(r#"{"owner":"tenant-7","policy":{"version":1}}"#).unwrap();
+        assert_eq!(request.label.as_deref(), Some("tenant-7"));
+        assert_eq!(request.policy.unwrap().get(), r#"{"version":1}"#);
+        assert!(
+            serde_json::from_str::<GenerateKeyRequest>(r#"{"owner":"a","label":"b"}"#).is_err()
+        );
+    }
 
     #[test]
     fn error_codes_round_trip_and_cover_the_enclave_codes() {

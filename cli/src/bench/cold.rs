@@ -52,7 +52,7 @@ pub(super) async fn run(
     let mut errors = BTreeMap::<String, u64>::new();
     let mut signatures = 0u64;
     for (index, (blob, address)) in blobs.iter().enumerate() {
-        let bodies = Bodies::new(blob, &user, 1)?;
+        let bodies = Bodies::new(blob, &user, 1, Vec::new())?;
         let tasks: Vec<_> = connections
             .drain(..)
             .enumerate()

@@ -18,7 +18,7 @@ use nitro_signer_common::UserId;
 use serde_json::value::RawValue;
 
 /// Appends the JSON of the benchmark's EIP-1559 transaction with nonce `nonce` to `out`.
-fn write_transaction(out: &mut Vec<u8>, nonce: u64) {
+pub(super) fn write_transaction(out: &mut Vec<u8>, nonce: u64) {
     use std::io::Write as _;
     // Writing to a vector cannot fail.
     let _ = write!(
@@ -102,10 +102,18 @@ pub(super) struct Bodies {
     head: Arc<[u8]>,
     /// Transactions per request: 1 is `/v1/sign/transaction`, more the batch endpoint.
     pub(super) batch: usize,
+    /// The `"approvals"` member of request number `n` (`,"approvals":[…]`), made beforehand;
+    /// empty for a key without a policy.
+    approvals: Arc<[String]>,
 }
 
 impl Bodies {
-    pub(super) fn new(blob: &KeyBlob, user: &UserId, batch: usize) -> anyhow::Result<Self> {
+    pub(super) fn new(
+        blob: &KeyBlob,
+        user: &UserId,
+        batch: usize,
+        approvals: Vec<String>,
+    ) -> anyhow::Result<Self> {
         let (json, end) = if batch <= 1 {
             let request = SignTransactionRequest {
                 key_blob: blob.clone(),
@@ -129,6 +137,7 @@ impl Bodies {
         Ok(Self {
             head: head.into(),
             batch: batch.max(1),
+            approvals: approvals.into(),
         })
     }
 
@@ -150,7 +159,14 @@ impl Bodies {
             }
             write_transaction(&mut body, n * self.batch as u64 + i);
         }
-        body.extend_from_slice(if self.batch == 1 { b"}" } else { b"]}" });
+        if self.batch > 1 {
+            body.push(b']');
+        }
+        let index = usize::try_from(n).unwrap_or(usize::MAX);
+        if let Some(approvals) = self.approvals.get(index) {
+            body.extend_from_slice(approvals.as_bytes());
+        }
+        body.push(b'}');
         body
     }
 }

@@ -51,6 +51,12 @@ pub(crate) struct BenchArgs {
     #[arg(long, default_value_t = 1)]
     batch: usize,
 
+    /// Ed25519 approvals attached to each request (a batch carries one set for all its
+    /// transactions): the key gets a policy that needs this many approvers, and the approvals are
+    /// made before the timed part. 0: a key without a policy.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    approvals: usize,
+
     /// Requests sent before timing starts (fills the key cache and the connection pools).
     #[arg(long, default_value_t = 500)]
     warmup: u64,
@@ -73,6 +79,12 @@ pub(crate) struct BenchArgs {
 
 /// Runs the benchmark and prints its report.
 pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if args.approvals > nitro_signer_policy::approval::MAX_APPROVALS {
+        bail!(
+            "--approvals: at most {} (what one request may carry)",
+            nitro_signer_policy::approval::MAX_APPROVALS
+        );
+    }
     if args.connections == 0 || args.requests == 0 {
         bail!("--connections and --requests must be positive");
     }

@@ -7,17 +7,23 @@ use std::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use anyhow::bail;
 use k256::ecdsa::SigningKey;
-use nitro_signer_client::{HttpClient, api::AddressRequest};
+use nitro_signer_client::{
+    HttpClient,
+    api::{AddressRequest, GenerateKeyRequest},
+};
 use nitro_signer_common::{UserId, resources};
+use nitro_signer_eth::{TxOptions, UnsignedTransaction};
+use nitro_signer_policy::approval::{ApproverKind, ApproverSecret, batch_subject};
+use serde_json::value::RawValue;
 
 use super::{
     BenchArgs,
-    http::{Bodies, Connection, one},
+    http::{Bodies, Connection, one, write_transaction},
     report::{cpu_per_request, print_errors, print_latency, sample, stage_sums},
     verify,
 };
@@ -36,8 +42,14 @@ pub(super) async fn run(
     client: &HttpClient,
     authority: &str,
 ) -> anyhow::Result<()> {
-    let key = client.generate_key(Some("bench".into())).await?;
     let user = UserId::new("bench-user")?;
+    let approvers = Approvers::new(args.approvals)?;
+    let key = client
+        .generate_key_with(&GenerateKeyRequest {
+            label: Some("bench".into()),
+            policy: approvers.policy()?,
+        })
+        .await?;
     let from = client
         .address(&AddressRequest {
             key_blob: key.key_blob.clone(),
@@ -45,7 +57,8 @@ pub(super) async fn run(
         })
         .await?
         .address;
-    let bodies = Bodies::new(&key.key_blob, &user, args.batch)?;
+    let approvals = approvers.approvals(&key.key_id.0, &user, args.requests, args.batch)?;
+    let bodies = Bodies::new(&key.key_blob, &user, args.batch, approvals)?;
     let endpoint = if args.batch <= 1 {
         "sign_transaction"
     } else {
@@ -129,6 +142,12 @@ pub(super) async fn run(
     );
     println!("connections         {}", args.connections);
     println!("batch               {}", args.batch.max(1));
+    if args.approvals > 0 {
+        println!(
+            "approvals           {} Ed25519 per request (made before the run)",
+            args.approvals
+        );
+    }
     println!(
         "requests            {} in {:.2} s",
         outcomes.len(),
@@ -180,6 +199,103 @@ pub(super) async fn run(
         bail!("{} requests failed", errors.values().sum::<u64>());
     }
     Ok(())
+}
+
+/// The approvers of a `--approvals` run: Ed25519 keys made for the run, a policy that needs all
+/// of them for transactions, and the approvals of every request, made before the timed part.
+struct Approvers {
+    secrets: Vec<ApproverSecret>,
+}
+
+impl Approvers {
+    fn new(count: usize) -> anyhow::Result<Self> {
+        let secrets = (0..count)
+            .map(|_| ApproverSecret::generate(ApproverKind::Ed25519))
+            .collect::<Result<_, _>>()?;
+        Ok(Self { secrets })
+    }
+
+    fn name(i: usize) -> String {
+        format!("approver-{i}")
+    }
+
+    /// The key's policy: transactions with every approver's approval; `None` without approvers.
+    fn policy(&self) -> anyhow::Result<Option<Box<RawValue>>> {
+        if self.secrets.is_empty() {
+            return Ok(None);
+        }
+        let approvers: serde_json::Map<String, serde_json::Value> = self
+            .secrets
+            .iter()
+            .enumerate()
+            .map(|(i, secret)| {
+                let public = secret.public_key();
+                let key = format!("0x{}", alloy_primitives::hex::encode(public.public_key()));
+                (
+                    Self::name(i),
+                    serde_json::json!({"type": public.kind(), "publicKey": key}),
+                )
+            })
+            .collect();
+        let names: Vec<String> = (0..self.secrets.len()).map(Self::name).collect();
+        let policy = serde_json::json!({
+            "version": 1,
+            "approvers": approvers,
+            "rules": [{"effect": "allow", "when": {"kinds": ["transaction"]},
+                       "approvals": {"threshold": names.len(), "from": names}}],
+        });
+        Ok(Some(RawValue::from_string(policy.to_string())?))
+    }
+
+    /// The `,"approvals":[…]` member of each of `requests` requests of `batch` transactions.
+    fn approvals(
+        &self,
+        key_id: &[u8; 32],
+        user: &UserId,
+        requests: u64,
+        batch: usize,
+    ) -> anyhow::Result<Vec<String>> {
+        if self.secrets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let batch = batch.max(1) as u64;
+        let expires_at = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() + 3_600;
+        (0..requests)
+            .map(|n| {
+                let hashes = (n * batch..(n + 1) * batch)
+                    .map(|nonce| {
+                        let mut json = Vec::new();
+                        write_transaction(&mut json, nonce);
+                        Ok(UnsignedTransaction::from_json(&json, TxOptions::default())?
+                            .signing_hash()
+                            .0)
+                    })
+                    .collect::<anyhow::Result<Vec<[u8; 32]>>>()?;
+                let subject = match hashes.as_slice() {
+                    [one] => *one,
+                    all => batch_subject(all),
+                };
+                let approvals = self
+                    .secrets
+                    .iter()
+                    .enumerate()
+                    .map(|(i, secret)| {
+                        secret.approve(
+                            &Self::name(i),
+                            key_id,
+                            Some(user.as_str()),
+                            &subject,
+                            expires_at,
+                        )
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(format!(
+                    ",\"approvals\":{}",
+                    serde_json::to_string(&approvals)?
+                ))
+            })
+            .collect()
+    }
 }
 
 /// Bare k256 signing throughput on all cores for `secs` seconds, in signatures per second.
