@@ -71,7 +71,8 @@ pub(crate) enum Subject {
     Batch,
     /// A new policy document for the key (`POST /v1/keys/policy`); no user id.
     Policy,
-    /// A raw 32-byte digest (0x-hex).
+    /// A raw 32-byte digest (0x-hex). You approve whatever it is the hash of, a transaction or
+    /// a policy change included: approve digests only from sources you trust.
     Digest,
 }
 

@@ -13,11 +13,14 @@
 //!   document shows that image's PCR0 (`kms:RecipientAttestation:ImageSha384`), PCR1 and PCR2,
 //!   and optionally PCR3 (the parent's IAM role) and PCR8 (the EIF's signing certificate).
 //!   Several files allow several images at once: the old and the new one during a rotation.
-//! - `EnclavePolicyUpdate`: `kms:Encrypt` for the parent instances' role, only for requests whose
+//! - `EnclavePolicyUpdate`, only with `--allow-policy-changes`: `kms:Encrypt` for the parent
+//!   instances' role, only for requests whose
 //!   encryption context is a key blob's (see `policy_update_conditions`): the enclave
 //!   re-encrypts a key's secret under a new policy document (`POST /v1/keys/policy`). `Encrypt`
 //!   takes no `Recipient`, so KMS cannot tie it to an attested enclave; this statement is the one
-//!   place the role may call KMS outside the attestation conditions.
+//!   place the role may call KMS outside the attestation conditions, and it lets a compromised
+//!   parent make blobs whose secret it knows. Off by default: without it, policy changes fail at
+//!   KMS and the role can decrypt and generate only for an attested enclave.
 //! - `KeyImport`, only when asked: `kms:Encrypt` for the principals that run
 //!   `nitro-signer keys import`.
 //!
@@ -75,6 +78,14 @@ pub(crate) struct PolicyArgs {
     /// import keys, never the parent instances' role.
     #[arg(long, value_name = "ARN")]
     import_principal: Vec<String>,
+
+    /// Let the parent instances' role call `kms:Encrypt` with a key blob's encryption context,
+    /// which the enclave needs to move keys to new policies (`POST /v1/keys/policy`). `Encrypt`
+    /// takes no attestation document: with this, a compromised parent can make key blobs whose
+    /// secret it knows (under the nitro-signer context), which nothing in a blob tells apart
+    /// from the enclave's until receipts (provenance) exist. Off by default.
+    #[arg(long)]
+    allow_policy_changes: bool,
 
     /// Accept all-zero PCRs, which is what a debug-mode enclave reports. Every debug-mode
     /// enclave, whatever its image, could then decrypt: never for a production key.
@@ -324,6 +335,7 @@ pub(crate) struct PolicyInputs<'a> {
     pub(crate) pcr3: bool,
     pub(crate) pcr8: bool,
     pub(crate) import_principals: &'a [String],
+    pub(crate) allow_policy_changes: bool,
     pub(crate) allow_debug: bool,
 }
 
@@ -439,16 +451,18 @@ pub(crate) fn build(inputs: &PolicyInputs<'_>) -> anyhow::Result<String> {
             condition: Some(BTreeMap::from([("StringEqualsIgnoreCase", conditions)])),
         });
     }
-    statements.push(Statement {
-        sid: "EnclavePolicyUpdate".into(),
-        effect: "Allow",
-        principal: PrincipalBlock {
-            aws: vec![inputs.role_arn.to_owned()],
-        },
-        action: vec!["kms:Encrypt"],
-        resource: "*",
-        condition: Some(policy_update_conditions()),
-    });
+    if inputs.allow_policy_changes {
+        statements.push(Statement {
+            sid: "EnclavePolicyUpdate".into(),
+            effect: "Allow",
+            principal: PrincipalBlock {
+                aws: vec![inputs.role_arn.to_owned()],
+            },
+            action: vec!["kms:Encrypt"],
+            resource: "*",
+            condition: Some(policy_update_conditions()),
+        });
+    }
     if !inputs.import_principals.is_empty() {
         statements.push(Statement {
             sid: "KeyImport".into(),
@@ -485,6 +499,7 @@ pub(crate) fn run(args: PolicyArgs) -> anyhow::Result<()> {
         pcr3: args.pcr3,
         pcr8: args.pcr8,
         import_principals: &args.import_principal,
+        allow_policy_changes: args.allow_policy_changes,
         allow_debug: args.allow_debug,
     })?;
     if args.allow_debug {

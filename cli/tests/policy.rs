@@ -98,7 +98,15 @@ fn conditions_are_exactly_the_measurements() {
     let file = dir.path().join("nitro-signer.measurements.json");
     // nitro-cli prints lowercase; uppercase must come out lowercase all the same.
     write_measurements(&file, &pcrs_of(&[(0, 'A'), (1, 'b'), (2, 'c'), (8, 'd')]));
+    // By default the role has no Encrypt at all: policy changes are opt-in.
     let out = policy_for(&[&file], &[]);
+    assert!(out.ok, "{}", out.stderr);
+    let doc: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert!(
+        !out.stdout.contains("EnclavePolicyUpdate") && !out.stdout.contains("\"kms:Encrypt\""),
+        "{doc:#}"
+    );
+    let out = policy_for(&[&file], &["--allow-policy-changes"]);
     assert!(out.ok, "{}", out.stderr);
     let doc: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(doc["Version"], "2012-10-17");
@@ -358,7 +366,10 @@ fn the_kms_emulator_enforces_the_generated_policy() {
 
     let measurements = dir.path().join("nitro-signer.measurements.json");
     write_measurements(&measurements, &hex_pcrs(&good, &[0, 1, 2, 8]));
-    let out = policy_for(&[&measurements], &["--pcr3", "--pcr8"]);
+    let out = policy_for(
+        &[&measurements],
+        &["--pcr3", "--pcr8", "--allow-policy-changes"],
+    );
     assert!(out.ok, "{}", out.stderr);
 
     let kms = Kms::open(

@@ -440,7 +440,12 @@ impl Enclave {
                 .check(&BTreeSet::new())
                 .map_err(approvals_required)?;
         }
-        let approvals = approvals_of(request.approvals);
+        // Approvals are verified only when a matching rule needs them, and only those of the
+        // approvers such a rule names.
+        let approvals = candidates
+            .as_ref()
+            .map(|candidates| relevant_approvals(request.approvals, &candidates.approvers()))
+            .unwrap_or_default();
         let (signer, approved) = self
             .signer(&key, Some((&approvals, prepared.signing_hash())))
             .await?;
@@ -515,7 +520,12 @@ impl Enclave {
                 .collect();
             return Ok(ResponseBody::SignedBatch(items));
         }
-        let approvals = approvals_of(approvals);
+        let names: BTreeSet<&str> = evaluated
+            .iter()
+            .filter_map(|item| item.as_ref().ok()?.1.as_ref())
+            .flat_map(Candidates::approvers)
+            .collect();
+        let approvals = relevant_approvals(approvals, &names);
         let (signer, approved) = self
             .signer(&key, subject.map(|subject| (approvals.as_slice(), subject)))
             .await?;
@@ -563,6 +573,14 @@ impl Enclave {
                 "the key's policy names no admins: it cannot be changed".into(),
             ));
         };
+        // An expired policy is retired: its admins cannot bring the key back under a new one.
+        if let Some(not_after) = current.not_after()
+            && unix_now() > not_after
+        {
+            return Err(ServiceError::PolicyDenied(format!(
+                "the key's policy expired (notAfter {not_after}): it can no longer be changed"
+            )));
+        }
         let new =
             Policy::from_json(request.policy.as_bytes()).map_err(ServiceError::InvalidPolicy)?;
         if request.approvals.is_empty() {
@@ -577,7 +595,8 @@ impl Enclave {
             subject: &subject,
             now: unix_now(),
         };
-        let approvals = approvals_of(request.approvals);
+        let names = admins.from.iter().map(String::as_str).collect();
+        let approvals = relevant_approvals(request.approvals, &names);
         let approved = valid_approvers(current.approvers(), &approvals, &statement);
         if admins.missing(&approved) > 0 {
             return Err(approvals_required(admins_short(admins, &approved)));
@@ -784,10 +803,16 @@ fn approvals_required(missing: ApprovalsRequired) -> ServiceError {
     ServiceError::ApprovalsRequired(missing.to_string())
 }
 
-/// The wire approvals as the policy crate counts them.
-fn approvals_of(approvals: Vec<protocol::Approval>) -> Vec<Approval> {
+/// The approvals worth verifying, as the policy crate counts them: those of the approvers in
+/// `names` (the ones a matching rule, or the admins, name), the first of each approver only. So a
+/// request costs at most one signature verification per approver that could count.
+fn relevant_approvals(approvals: Vec<protocol::Approval>, names: &BTreeSet<&str>) -> Vec<Approval> {
+    let mut seen = BTreeSet::new();
     approvals
         .into_iter()
+        .filter(|approval| {
+            names.contains(approval.approver.as_str()) && seen.insert(approval.approver.clone())
+        })
         .map(|approval| Approval {
             approver: approval.approver,
             expires_at: approval.expires_at,
@@ -1083,6 +1108,24 @@ mod tests {
                 r#"{"notAfter":1,"rules":[{"effect":"allow","when":{}}],"version":1}"#,
                 SignPayload::Message(ByteBuf::from(b"hi".to_vec())),
             ),
+            // A policy change for a key whose policy expired, or that has no admins.
+            RequestBody::UpdatePolicy(protocol::UpdatePolicy {
+                key_blob: policy_key(
+                    r#"{"admins":{"from":["ops"],"threshold":1},"approvers":{"ops":{"publicKey":"0xd75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a","type":"ed25519"}},"notAfter":1,"rules":[{"effect":"allow","when":{}}],"version":1}"#,
+                )
+                .key_blob,
+                policy: r#"{"version":1,"rules":[{"effect":"allow","when":{}}]}"#.into(),
+                approvals: vec![protocol::Approval {
+                    approver: "ops".into(),
+                    expires_at: 4_000_000_000,
+                    signature: ByteBuf::from(vec![0; 64]),
+                }],
+            }),
+            RequestBody::UpdatePolicy(protocol::UpdatePolicy {
+                key_blob: policy_key(DENY_35).key_blob,
+                policy: r#"{"version":1,"rules":[{"effect":"allow","when":{}}]}"#.into(),
+                approvals: Vec::new(),
+            }),
             // A blob whose policy document is not canonical.
             policy_sign(
                 r#"{"version":1,"rules":[{"effect":"allow","when":{}}]}"#,

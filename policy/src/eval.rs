@@ -241,6 +241,15 @@ impl std::fmt::Display for ApprovalsRequired {
 }
 
 impl<'p> Candidates<'p> {
+    /// The approvers any matching rule counts.
+    pub fn approvers(&self) -> BTreeSet<&'p str> {
+        self.rules
+            .iter()
+            .filter_map(|(_, quorum)| *quorum)
+            .flat_map(|quorum| quorum.from.iter().map(String::as_str))
+            .collect()
+    }
+
     /// Whether some matching rule needs no approval at all.
     pub fn needs_no_approval(&self) -> bool {
         self.rules.iter().any(|(_, quorum)| quorum.is_none())
@@ -308,20 +317,26 @@ impl Policy {
 
 impl Rule {
     /// Whether every condition of the rule holds for `facts`.
+    ///
+    /// Allow rules never match two kinds of request implicitly: raw digests (the enclave cannot
+    /// know what it signs) must be named in `kinds`, and EIP-7702 delegations (which outlive any
+    /// compromise) must be allowed by a `delegates` list that holds every target. Deny rules are
+    /// read the other way, so that they refuse at least what they say: without `kinds` they
+    /// cover every kind, digests included; without `delegates` they cover delegating payloads
+    /// too; with `delegates` they match a payload that delegates to any listed target.
     pub fn matches(&self, facts: &Facts<'_>) -> bool {
         let when = &self.when;
-        // Two kinds of request are never matched implicitly: raw digests (the enclave cannot know
-        // what it signs) must be named in `kinds`, and EIP-7702 delegations (which outlive any
-        // compromise) must be allowed by a `delegates` list.
         let kind = facts.kind();
+        let deny = self.effect == Effect::Deny;
         let kind_ok = match &when.kinds {
             Some(kinds) => kinds.contains(&kind),
-            None => kind != Kind::Digest,
+            None => deny || kind != Kind::Digest,
         };
         let delegates = facts.delegates();
         let delegation_ok = match &when.delegates {
+            Some(listed) if deny => delegates.iter().any(|d| listed.contains(d)),
             Some(allowed) => !delegates.is_empty() && delegates.iter().all(|d| allowed.contains(d)),
-            None => delegates.is_empty(),
+            None => deny || delegates.is_empty(),
         };
         kind_ok
             && delegation_ok
@@ -363,16 +378,18 @@ impl Conditions {
                 .contract_creation
                 .is_none_or(|creation| on_tx(&|tx| tx.to.is_none() == creation))
             && self.selectors.as_ref().is_none_or(|selectors| {
+                // A method id is called on a contract: a contract creation's initcode has none.
                 on_tx(&|tx| {
-                    tx.input.get(..4).is_some_and(|selector| {
-                        selectors.iter().any(|rule| {
-                            rule.selector == selector
-                                && rule
-                                    .contracts
-                                    .as_ref()
-                                    .is_none_or(|c| tx.to.is_some_and(|to| c.contains(&to)))
+                    tx.to.is_some()
+                        && tx.input.get(..4).is_some_and(|selector| {
+                            selectors.iter().any(|rule| {
+                                rule.selector == selector
+                                    && rule
+                                        .contracts
+                                        .as_ref()
+                                        .is_none_or(|c| tx.to.is_some_and(|to| c.contains(&to)))
+                            })
                         })
-                    })
                 })
             })
             && self

@@ -193,6 +193,11 @@ fn selectors_optionally_per_contract() {
     assert!(!tx_allowed(&p, json!({"to": B, "input": "0x12345678"})));
     assert!(!tx_allowed(&p, json!({"input": "0x123456"})));
     assert!(!tx_allowed(&p, json!({})));
+    // Initcode is not a method call.
+    assert!(!tx_allowed(
+        &p,
+        json!({"to": null, "input": "0xa9059cbb00"})
+    ));
 }
 
 #[test]
@@ -284,6 +289,38 @@ fn typed_data_domain_and_primary_type() {
         {"effect": "allow", "when": {"kinds": ["typedData"]}}
     ]));
     assert!(allowed(&no_permits, &Facts::typed_data(&ok, None)));
+}
+
+#[test]
+fn deny_rules_cover_digests_and_delegations_too() {
+    let entry = |address: &str| {
+        json!({"chainId": "0x1", "address": address, "nonce": "0x0",
+               "yParity": "0x0", "r": "0x1", "s": "0x1"})
+    };
+    let p = policy(json!([
+        {"effect": "deny", "when": {"to": [B]}},
+        {"effect": "deny", "when": {"users": ["mallory"]}},
+        {"effect": "deny", "when": {"delegates": [B]}},
+        {"effect": "allow", "when": {"delegates": [A, B]}},
+        {"effect": "allow", "when": {"kinds": ["digest", "transaction"]}}
+    ]));
+    // A type-4 transaction to B is denied by `to`, though it delegates.
+    assert!(!tx_allowed(
+        &p,
+        json!({"to": B, "authorizationList": [entry(A)]})
+    ));
+    assert!(tx_allowed(
+        &p,
+        json!({"to": A, "authorizationList": [entry(A)]})
+    ));
+    // A list with one denied target is denied.
+    assert!(!tx_allowed(
+        &p,
+        json!({"to": A, "authorizationList": [entry(A), entry(B)]})
+    ));
+    // A deny rule without `kinds` covers digests.
+    assert!(allowed(&p, &Facts::digest(Some("alice"))));
+    assert!(!allowed(&p, &Facts::digest(Some("mallory"))));
 }
 
 #[test]

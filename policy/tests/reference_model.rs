@@ -100,14 +100,17 @@ fn model_allows(
     }
     let matches = |rule: &ModelRule| -> bool {
         let kind = request.kind();
+        // Allow rules name digests and delegations explicitly; deny rules cover at least what
+        // they say.
         let kind_ok = match &rule.kinds {
             Some(kinds) => kinds.contains(&kind),
-            None => kind != "digest",
+            None => rule.deny || kind != "digest",
         };
         let delegates = request.delegates();
         let delegation_ok = match &rule.delegates {
+            Some(listed) if rule.deny => delegates.iter().any(|d| listed.contains(d)),
             Some(allowed) => !delegates.is_empty() && delegates.iter().all(|d| allowed.contains(d)),
-            None => delegates.is_empty(),
+            None => rule.deny || delegates.is_empty(),
         };
         let users_ok = match &rule.users {
             Some(users) => user.is_some_and(|u| users.contains(&u)),
