@@ -129,7 +129,8 @@ fn policy(c: &mut Criterion) {
     let unsigned = UnsignedTransaction::from_json(TX, TxOptions::default()).unwrap();
     let subject = unsigned.signing_hash().0;
     let key_id = [0x1d; 32];
-    let expires_at = 4_000_000_000;
+    let now = 1_800_000_000;
+    let expires_at = now + 3_600;
     let approval = |secret: &ApproverSecret, name: &str| {
         secret
             .approve(name, &key_id, Some("user-000123"), &subject, expires_at)
@@ -142,8 +143,12 @@ fn policy(c: &mut Criterion) {
         key_id: &key_id,
         user_id: Some("user-000123"),
         subject: &subject,
-        now: 1_800_000_000,
+        now,
     };
+    // Every approval counts: the benchmark measures verification, not refusal.
+    assert_eq!(valid_approvers(policy.approvers(), &one_ed25519, &statement).len(), 1);
+    assert_eq!(valid_approvers(policy.approvers(), &one_p256, &statement).len(), 1);
+    assert_eq!(valid_approvers(policy.approvers(), &both, &statement).len(), 2);
 
     let mut group = c.benchmark_group("policy");
     group.bench_function("bare_k256_sign_prehash_recoverable", |b| {
