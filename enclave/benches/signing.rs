@@ -146,9 +146,18 @@ fn policy(c: &mut Criterion) {
         now,
     };
     // Every approval counts: the benchmark measures verification, not refusal.
-    assert_eq!(valid_approvers(policy.approvers(), &one_ed25519, &statement).len(), 1);
-    assert_eq!(valid_approvers(policy.approvers(), &one_p256, &statement).len(), 1);
-    assert_eq!(valid_approvers(policy.approvers(), &both, &statement).len(), 2);
+    assert_eq!(
+        valid_approvers(policy.approvers(), &one_ed25519, &statement).len(),
+        1
+    );
+    assert_eq!(
+        valid_approvers(policy.approvers(), &one_p256, &statement).len(),
+        1
+    );
+    assert_eq!(
+        valid_approvers(policy.approvers(), &both, &statement).len(),
+        2
+    );
 
     let mut group = c.benchmark_group("policy");
     group.bench_function("bare_k256_sign_prehash_recoverable", |b| {
