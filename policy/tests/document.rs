@@ -179,3 +179,83 @@ fn size_limits() {
         "."
     );
 }
+
+/// `docs/policy.schema.json` and the parser agree: documents the parser accepts are valid
+/// under the schema (checked by Python `jsonschema`), and documents of the wrong shape are
+/// refused by both.
+#[test]
+fn the_json_schema_agrees_with_the_parser() {
+    let mut relaxed = example();
+    relaxed["notAfter"] = json!(1_800_000_000);
+    relaxed["settings"] = json!({"preEip155": true});
+    relaxed["rules"][1]["when"]["selectors"] =
+        json!([{"selector": "0xa9059cbb", "contracts": ["0x1111111111111111111111111111111111111111"]}]);
+    relaxed["rules"][1]["when"]["erc20"] = json!({
+        "tokens": ["0x2222222222222222222222222222222222222222"],
+        "transfer": {"recipients": ["0x1111111111111111111111111111111111111111"], "amountMax": "0x5"},
+        "approve": {"amountMax": "0x0"}
+    });
+    relaxed["rules"][2]["when"]["typedData"] = json!({"primaryTypes": ["Mail"], "chainIds": ["0x1"]});
+    relaxed["rules"][2]["when"]["delegates"] = json!(["0x1111111111111111111111111111111111111111"]);
+    let valid = [example(), relaxed];
+    let mutate = |f: &dyn Fn(&mut Value)| {
+        let mut d = example();
+        f(&mut d);
+        d
+    };
+    let invalid = [
+        mutate(&|d| d["version"] = json!(2)),
+        mutate(&|d| d["extra"] = json!(1)),
+        mutate(&|d| d["rules"][1]["when"]["to"][0] = json!("0x11")),
+        mutate(&|d| d["rules"][1]["when"]["valueMax"] = json!("0x01")),
+        mutate(&|d| d["rules"][1]["when"]["valueMax"] = json!(5)),
+        mutate(&|d| d["rules"][0]["approvals"] = json!({"threshold": 1, "from": ["ops-1"]})),
+        mutate(&|d| d["rules"][0]["effect"] = json!("maybe")),
+        mutate(&|d| d["rules"][1]["when"]["kinds"] = json!([])),
+        mutate(&|d| d["rules"][1]["when"]["kinds"] = json!(["tx"])),
+        mutate(&|d| d["rules"][1]["when"]["erc20"] = json!({"tokens": ["0x1111111111111111111111111111111111111111"]})),
+        mutate(&|d| d["rules"][1]["when"]["selectors"] = json!([{"selector": "0xa9059c"}])),
+        mutate(&|d| d["approvers"]["ops-1"]["type"] = json!("rsa")),
+        mutate(&|d| d["approvers"]["ops-1"]["publicKey"] = json!("0x1234")),
+        mutate(&|d| d["admins"]["threshold"] = json!(0)),
+        mutate(&|d| d["rules"] = json!([])),
+    ];
+    for document in &valid {
+        parse(document).unwrap();
+    }
+    for document in &invalid {
+        assert!(parse(document).is_err(), "the parser accepts {document}");
+    }
+    let script = "import json, sys, jsonschema\n\
+        schema = json.load(open(sys.argv[1]))\n\
+        jsonschema.Draft202012Validator.check_schema(schema)\n\
+        validator = jsonschema.Draft202012Validator(schema)\n\
+        print(json.dumps([validator.is_valid(d) for d in json.load(sys.stdin)]))";
+    let schema = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/policy.schema.json");
+    let mut child = Command::new("python3")
+        .args(["-c", script, schema])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 is needed for this test (.ci/run installs it)");
+    let documents: Vec<&Value> = valid.iter().chain(&invalid).collect();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(serde_json::to_string(&documents).unwrap().as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "jsonschema failed (is tests/python/requirements.txt installed?)"
+    );
+    let verdicts: Vec<bool> = serde_json::from_slice(&output.stdout).unwrap();
+    let expected: Vec<bool> = valid
+        .iter()
+        .map(|_| true)
+        .chain(invalid.iter().map(|_| false))
+        .collect();
+    assert_eq!(verdicts, expected, "{documents:#?}");
+}
