@@ -479,3 +479,150 @@ async fn the_approver_tools_make_approvals_the_enclave_counts(url: &str, dir: &s
     assert_eq!(status, 200, "{answer}");
     check_transaction(&answer, key.alice);
 }
+
+/// For random policies, requests and sets of approvers, the real stack signs exactly when the
+/// reference model of `docs/policy.md` (`nitro_signer_tests::policy_model`) says it should:
+/// policies made by the test, approvals by Ed25519 keys the test holds, every request over HTTP.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_stack_signs_exactly_what_the_reference_model_allows() {
+    use nitro_signer_eth::{
+        AuthorizationOptions, AuthorizationRequest, PersonalMessage, TxOptions, UnsignedTransaction,
+    };
+    use nitro_signer_policy::approval::{ApproverKind, ApproverSecret};
+    use nitro_signer_tests::policy_model::{
+        APPROVERS, ModelRequest, USERS, authorization_json, model_allows, policy_json, request,
+        rule, transaction_json,
+    };
+    use proptest::{
+        prelude::*,
+        sample::subsequence,
+        strategy::ValueTree,
+        test_runner::{Config, TestRunner},
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let stack = DevStack::start(BIN, &dir.path().join("data"), &dir.path().join("stack.log"));
+    let url = stack.url.clone();
+    let secrets: Vec<ApproverSecret> = APPROVERS
+        .iter()
+        .map(|_| ApproverSecret::generate(ApproverKind::Ed25519).unwrap())
+        .collect();
+    let approvers: serde_json::Map<String, Value> = APPROVERS
+        .iter()
+        .zip(&secrets)
+        .map(|(name, secret)| {
+            let public = secret.public_key();
+            let key = format!("0x{}", alloy_primitives::hex::encode(public.public_key()));
+            (
+                (*name).to_owned(),
+                json!({"type": "ed25519", "publicKey": key}),
+            )
+        })
+        .collect();
+    let digest = [0x42u8; 32];
+    let strategy = (
+        prop::collection::vec(rule(), 1..5),
+        prop::option::weighted(0.15, Just(())),
+        request(),
+        prop::sample::select(&USERS[..]),
+        subsequence(&APPROVERS[..], 0..=3),
+    );
+    let mut runner = TestRunner::new(Config {
+        rng_algorithm: proptest::test_runner::RngAlgorithm::ChaCha,
+        ..Config::default()
+    });
+    let (mut signed, mut refused) = (0, 0);
+    for case in 0..64 {
+        let (rules, expired, request, user, approved) =
+            strategy.new_tree(&mut runner).unwrap().current();
+        if !rules.iter().any(|rule| !rule.deny) {
+            continue;
+        }
+        let now = now();
+        // An expired policy: notAfter an hour ago.
+        let not_after = expired.map(|()| now - 3_600);
+        let policy = policy_json(&rules, approvers.clone(), not_after);
+        let key = create_key(&url, &policy).await;
+        let key_id: [u8; 32] = alloy_primitives::hex::decode_to_array(&key.id).unwrap();
+        let (path, mut body, subject) = if let Some(tx) = transaction_json(&request) {
+            let hash = UnsignedTransaction::from_json(
+                tx.to_string().as_bytes(),
+                TxOptions {
+                    allow_pre_eip155: true,
+                },
+            )
+            .unwrap()
+            .signing_hash();
+            ("/v1/sign/transaction", json!({"transaction": tx}), hash.0)
+        } else if let Some(auth) = authorization_json(&request) {
+            let hash = AuthorizationRequest::from_json(auth.to_string().as_bytes())
+                .unwrap()
+                .into_unsigned(AuthorizationOptions {
+                    allow_any_chain: true,
+                })
+                .unwrap()
+                .signing_hash();
+            (
+                "/v1/sign/authorization",
+                json!({"authorization": auth}),
+                hash.0,
+            )
+        } else if matches!(request, ModelRequest::Message) {
+            let hash = PersonalMessage::Bytes(b"hello".to_vec().into()).signing_hash();
+            (
+                "/v1/sign/message",
+                json!({"message": {"utf8": "hello"}}),
+                hash.0,
+            )
+        } else {
+            (
+                "/v1/sign/digest",
+                json!({"digest": format!("0x{}", alloy_primitives::hex::encode(digest))}),
+                digest,
+            )
+        };
+        let approvals: Vec<_> = APPROVERS
+            .iter()
+            .zip(&secrets)
+            .filter(|(name, _)| approved.contains(name))
+            .map(|(name, secret)| {
+                secret
+                    .approve(name, &key_id, Some(user), &subject, now + 600)
+                    .unwrap()
+            })
+            .collect();
+        body["keyBlob"] = json!(key.blob);
+        body["userId"] = json!(user);
+        body["approvals"] = serde_json::to_value(&approvals).unwrap();
+        let (status, answer) = post(&url, path, &body).await;
+        let approved_names = approved.iter().copied().collect();
+        let expected = model_allows(
+            &rules,
+            not_after,
+            now,
+            &request,
+            Some(user),
+            &approved_names,
+        );
+        assert_eq!(
+            status == 200,
+            expected,
+            "case {case}: policy {policy} request {body} answered {status} {answer}"
+        );
+        if expected {
+            signed += 1;
+        } else {
+            assert!(
+                matches!(code(&answer), "policy_denied" | "approvals_required"),
+                "case {case}: {answer}"
+            );
+            refused += 1;
+        }
+    }
+    // Both outcomes were exercised.
+    assert!(
+        signed > 5 && refused > 5,
+        "signed {signed}, refused {refused}"
+    );
+    stack.stop();
+}

@@ -188,15 +188,16 @@ fn the_json_schema_agrees_with_the_parser() {
     let mut relaxed = example();
     relaxed["notAfter"] = json!(1_800_000_000);
     relaxed["settings"] = json!({"preEip155": true});
-    relaxed["rules"][1]["when"]["selectors"] =
-        json!([{"selector": "0xa9059cbb", "contracts": ["0x1111111111111111111111111111111111111111"]}]);
+    relaxed["rules"][1]["when"]["selectors"] = json!([{"selector": "0xa9059cbb", "contracts": ["0x1111111111111111111111111111111111111111"]}]);
     relaxed["rules"][1]["when"]["erc20"] = json!({
         "tokens": ["0x2222222222222222222222222222222222222222"],
         "transfer": {"recipients": ["0x1111111111111111111111111111111111111111"], "amountMax": "0x5"},
         "approve": {"amountMax": "0x0"}
     });
-    relaxed["rules"][2]["when"]["typedData"] = json!({"primaryTypes": ["Mail"], "chainIds": ["0x1"]});
-    relaxed["rules"][2]["when"]["delegates"] = json!(["0x1111111111111111111111111111111111111111"]);
+    relaxed["rules"][2]["when"]["typedData"] =
+        json!({"primaryTypes": ["Mail"], "chainIds": ["0x1"]});
+    relaxed["rules"][2]["when"]["delegates"] =
+        json!(["0x1111111111111111111111111111111111111111"]);
     let valid = [example(), relaxed];
     let mutate = |f: &dyn Fn(&mut Value)| {
         let mut d = example();
@@ -213,7 +214,10 @@ fn the_json_schema_agrees_with_the_parser() {
         mutate(&|d| d["rules"][0]["effect"] = json!("maybe")),
         mutate(&|d| d["rules"][1]["when"]["kinds"] = json!([])),
         mutate(&|d| d["rules"][1]["when"]["kinds"] = json!(["tx"])),
-        mutate(&|d| d["rules"][1]["when"]["erc20"] = json!({"tokens": ["0x1111111111111111111111111111111111111111"]})),
+        mutate(&|d| {
+            d["rules"][1]["when"]["erc20"] =
+                json!({"tokens": ["0x1111111111111111111111111111111111111111"]})
+        }),
         mutate(&|d| d["rules"][1]["when"]["selectors"] = json!([{"selector": "0xa9059c"}])),
         mutate(&|d| d["approvers"]["ops-1"]["type"] = json!("rsa")),
         mutate(&|d| d["approvers"]["ops-1"]["publicKey"] = json!("0x1234")),

@@ -33,6 +33,7 @@ pub mod answers;
 pub mod dev_stack;
 pub mod kms;
 pub mod metrics;
+pub mod policy_model;
 pub mod process;
 pub mod relay;
 pub mod stand_in;
