@@ -13,14 +13,6 @@
 //!   document shows that image's PCR0 (`kms:RecipientAttestation:ImageSha384`), PCR1 and PCR2,
 //!   and optionally PCR3 (the parent's IAM role) and PCR8 (the EIF's signing certificate).
 //!   Several files allow several images at once: the old and the new one during a rotation.
-//! - `EnclavePolicyUpdate`, only with `--allow-policy-changes`: `kms:Encrypt` for the parent
-//!   instances' role, only for requests whose
-//!   encryption context is a key blob's (see `policy_update_conditions`): the enclave
-//!   re-encrypts a key's secret under a new policy document (`POST /v1/keys/policy`). `Encrypt`
-//!   takes no `Recipient`, so KMS cannot tie it to an attested enclave; this statement is the one
-//!   place the role may call KMS outside the attestation conditions, and it lets a compromised
-//!   parent make blobs whose secret it knows. Off by default: without it, policy changes fail at
-//!   KMS and the role can decrypt and generate only for an attested enclave.
 //! - `KeyImport`, only when asked: `kms:Encrypt` for the principals that run
 //!   `nitro-signer keys import`.
 //!
@@ -31,7 +23,6 @@
 use std::{collections::BTreeMap, io::Write, path::PathBuf};
 
 use anyhow::{Context, bail};
-use nitro_signer_common::key_blob::context;
 use serde::Serialize;
 use sha2::{Digest, Sha384};
 
@@ -78,14 +69,6 @@ pub(crate) struct PolicyArgs {
     /// import keys, never the parent instances' role.
     #[arg(long, value_name = "ARN")]
     import_principal: Vec<String>,
-
-    /// Let the parent instances' role call `kms:Encrypt` with a key blob's encryption context,
-    /// which the enclave needs to move keys to new policies (`POST /v1/keys/policy`). `Encrypt`
-    /// takes no attestation document: with this, a compromised parent can make key blobs whose
-    /// secret it knows (under the nitro-signer context), which nothing in a blob tells apart
-    /// from the enclave's until receipts (provenance) exist. Off by default.
-    #[arg(long)]
-    allow_policy_changes: bool,
 
     /// Accept all-zero PCRs, which is what a debug-mode enclave reports. Every debug-mode
     /// enclave, whatever its image, could then decrypt: never for a production key.
@@ -290,42 +273,6 @@ const ADMIN_ACTIONS: [&str; 18] = [
 /// What the enclave calls: `Decrypt` for existing blobs, `GenerateDataKey` for new seeds.
 const ENCLAVE_ACTIONS: [&str; 2] = ["kms:Decrypt", "kms:GenerateDataKey"];
 
-/// The conditions of the role's `kms:Encrypt` (`EnclavePolicyUpdate`): the request's encryption
-/// context must be a key blob's with a policy document, and nothing else.
-///
-/// - `Null` … `"false"`: the `nitro-signer:blob-version`, `nitro-signer:kind` and
-///   `nitro-signer:policy-sha256` entries are present. (The enclave encrypts only when a key's
-///   policy document changes, so the blob always has one.)
-/// - `ForAllValues:StringLike` `kms:EncryptionContextKeys` `nitro-signer:*`: every entry is one
-///   of ours. `ForAllValues` alone is true for an empty context, which is why the `Null`
-///   conditions are there too; `ForAnyValue` would let other entries ride along.
-///
-/// So the role cannot use the key to encrypt anything but key blobs. It can still encrypt a
-/// secret of its own choosing into a blob (KMS cannot tell the enclave's `Encrypt` from the
-/// parent's: `Encrypt` has no attestation), and such a blob is not yet told apart from one the
-/// enclave made: nothing in a blob proves the enclave made it. A blob will carry an enclave
-/// receipt for that (a later issue); until then the risk is the same as with `keys import`: a
-/// key whose secret someone outside the enclave knows. What this statement does not weaken:
-/// `Decrypt` and `GenerateDataKey` keep their attestation conditions (the `EnclaveImage…`
-/// statements), so no blob's secret, old or new, reaches anything but an attested enclave.
-fn policy_update_conditions() -> BTreeMap<&'static str, BTreeMap<String, String>> {
-    let present = [context::VERSION, context::KIND, context::POLICY_SHA256]
-        .into_iter()
-        .map(|name| (format!("kms:EncryptionContext:{name}"), "false".to_owned()))
-        .collect();
-    let ours = format!("{}*", CONTEXT_PREFIX);
-    BTreeMap::from([
-        ("Null", present),
-        (
-            "ForAllValues:StringLike",
-            BTreeMap::from([("kms:EncryptionContextKeys".to_owned(), ours)]),
-        ),
-    ])
-}
-
-/// What every encryption-context name of a key blob starts with.
-const CONTEXT_PREFIX: &str = "nitro-signer:";
-
 /// Everything the policy is made from.
 pub(crate) struct PolicyInputs<'a> {
     pub(crate) images: &'a [Measurements],
@@ -335,7 +282,6 @@ pub(crate) struct PolicyInputs<'a> {
     pub(crate) pcr3: bool,
     pub(crate) pcr8: bool,
     pub(crate) import_principals: &'a [String],
-    pub(crate) allow_policy_changes: bool,
     pub(crate) allow_debug: bool,
 }
 
@@ -387,9 +333,8 @@ pub(crate) fn build(inputs: &PolicyInputs<'_>) -> anyhow::Result<String> {
         same_account("--import-principal", &principal)?;
         if arn == inputs.role_arn {
             bail!(
-                "--import-principal is the parent instances' role: the role gets kms:Encrypt only \
-                 for key blobs with a policy document (EnclavePolicyUpdate); import keys with \
-                 another principal"
+                "--import-principal is the parent instances' role: whoever can encrypt can make \
+                 key blobs whose secret they know; import keys with another principal"
             );
         }
     }
@@ -451,18 +396,6 @@ pub(crate) fn build(inputs: &PolicyInputs<'_>) -> anyhow::Result<String> {
             condition: Some(BTreeMap::from([("StringEqualsIgnoreCase", conditions)])),
         });
     }
-    if inputs.allow_policy_changes {
-        statements.push(Statement {
-            sid: "EnclavePolicyUpdate".into(),
-            effect: "Allow",
-            principal: PrincipalBlock {
-                aws: vec![inputs.role_arn.to_owned()],
-            },
-            action: vec!["kms:Encrypt"],
-            resource: "*",
-            condition: Some(policy_update_conditions()),
-        });
-    }
     if !inputs.import_principals.is_empty() {
         statements.push(Statement {
             sid: "KeyImport".into(),
@@ -499,7 +432,6 @@ pub(crate) fn run(args: PolicyArgs) -> anyhow::Result<()> {
         pcr3: args.pcr3,
         pcr8: args.pcr8,
         import_principals: &args.import_principal,
-        allow_policy_changes: args.allow_policy_changes,
         allow_debug: args.allow_debug,
     })?;
     if args.allow_debug {
@@ -582,22 +514,5 @@ mod tests {
         ] {
             assert!(parse_principal("x", bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn the_role_encrypts_only_key_blobs_with_a_policy() {
-        let conditions = policy_update_conditions();
-        for name in [context::VERSION, context::KIND, context::POLICY_SHA256] {
-            assert!(name.starts_with(CONTEXT_PREFIX), "{name}");
-            assert_eq!(
-                conditions["Null"][&format!("kms:EncryptionContext:{name}")],
-                "false"
-            );
-        }
-        assert!(context::OWNER.starts_with(CONTEXT_PREFIX));
-        assert_eq!(
-            conditions["ForAllValues:StringLike"]["kms:EncryptionContextKeys"],
-            "nitro-signer:*"
-        );
     }
 }

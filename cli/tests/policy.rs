@@ -98,20 +98,12 @@ fn conditions_are_exactly_the_measurements() {
     let file = dir.path().join("nitro-signer.measurements.json");
     // nitro-cli prints lowercase; uppercase must come out lowercase all the same.
     write_measurements(&file, &pcrs_of(&[(0, 'A'), (1, 'b'), (2, 'c'), (8, 'd')]));
-    // By default the role has no Encrypt at all: policy changes are opt-in.
     let out = policy_for(&[&file], &[]);
-    assert!(out.ok, "{}", out.stderr);
-    let doc: Value = serde_json::from_str(&out.stdout).unwrap();
-    assert!(
-        !out.stdout.contains("EnclavePolicyUpdate") && !out.stdout.contains("\"kms:Encrypt\""),
-        "{doc:#}"
-    );
-    let out = policy_for(&[&file], &["--allow-policy-changes"]);
     assert!(out.ok, "{}", out.stderr);
     let doc: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(doc["Version"], "2012-10-17");
     let statements = doc["Statement"].as_array().unwrap();
-    assert_eq!(statements.len(), 3, "{doc:#}");
+    assert_eq!(statements.len(), 2, "{doc:#}");
 
     let enclave = statement(&doc, "EnclaveImage");
     assert_eq!(enclave["Effect"], "Allow");
@@ -130,30 +122,13 @@ fn conditions_are_exactly_the_measurements() {
         }})
     );
 
-    // The role may encrypt, for policy updates, only with a key blob's encryption context.
-    let update = statement(&doc, "EnclavePolicyUpdate");
-    assert_eq!(update["Effect"], "Allow");
-    assert_eq!(update["Principal"]["AWS"], serde_json::json!([ROLE]));
-    assert_eq!(actions(update), ["kms:Encrypt"]);
-    assert_eq!(
-        update["Condition"],
-        serde_json::json!({
-            "Null": {
-                "kms:EncryptionContext:nitro-signer:blob-version": "false",
-                "kms:EncryptionContext:nitro-signer:kind": "false",
-                "kms:EncryptionContext:nitro-signer:policy-sha256": "false",
-            },
-            "ForAllValues:StringLike": {"kms:EncryptionContextKeys": "nitro-signer:*"},
-        })
-    );
-    // Encrypt is the role's only action outside the attestation conditions.
+    // The role has nothing outside the attestation conditions: no Encrypt (policy changes seal
+    // under an attested data key), nothing else.
+    assert!(!out.stdout.contains("\"kms:Encrypt\""), "{doc:#}");
     for statement in statements {
         if statement["Principal"]["AWS"] == serde_json::json!([ROLE]) {
             let sid = statement["Sid"].as_str().unwrap();
-            assert!(
-                sid.starts_with("EnclaveImage") || sid == "EnclavePolicyUpdate",
-                "{sid}"
-            );
+            assert!(sid.starts_with("EnclaveImage"), "{sid}");
         }
     }
 
@@ -366,10 +341,7 @@ fn the_kms_emulator_enforces_the_generated_policy() {
 
     let measurements = dir.path().join("nitro-signer.measurements.json");
     write_measurements(&measurements, &hex_pcrs(&good, &[0, 1, 2, 8]));
-    let out = policy_for(
-        &[&measurements],
-        &["--pcr3", "--pcr8", "--allow-policy-changes"],
-    );
+    let out = policy_for(&[&measurements], &["--pcr3", "--pcr8"]);
     assert!(out.ok, "{}", out.stderr);
 
     let kms = Kms::open(
@@ -435,9 +407,8 @@ fn the_kms_emulator_enforces_the_generated_policy() {
     assert!(is_denied(
         kms.generate_data_key(&key_id, 32, &context, None)
     ));
-    // Encrypt: only with a key blob's encryption context with a policy document (the enclave
-    // re-encrypting a key under a new policy), and only the enclave decrypts what it makes.
-    assert!(is_denied(kms.encrypt(&key_id, &[7; 32], &context)));
+    // Encrypt for nobody, whatever the context: not for a key blob's with a policy document
+    // either (a policy change seals under a data key from an attested GenerateDataKey).
     let blob = |document: Option<&[u8]>| {
         let metadata = KeyMetadata::new(KeyKind::Seed, key_id.clone(), None, Vec::new()).unwrap();
         match document {
@@ -447,22 +418,7 @@ fn the_kms_emulator_enforces_the_generated_policy() {
         .encryption_context()
     };
     let updated = blob(Some(br#"{"rules":[],"version":1}"#));
-    let (_, ciphertext) = kms.encrypt(&key_id, &[7; 32], &updated).unwrap();
-    assert!(is_denied(kms.decrypt(&ciphertext, &updated, None, None)));
-    let (_, secret) = kms
-        .decrypt(
-            &ciphertext,
-            &updated,
-            None,
-            Some(&recipient(&good, &recipient_key)),
-        )
-        .unwrap();
-    assert_eq!(open(secret), [7; 32]);
-    let mut foreign = updated.clone();
-    foreign.insert("purpose".to_owned(), "anything".to_owned());
-    let mut unversioned = updated.clone();
-    unversioned.remove("nitro-signer:blob-version");
-    for refused in [BTreeMap::new(), blob(None), foreign, unversioned] {
+    for refused in [context.clone(), BTreeMap::new(), blob(None), updated] {
         assert!(
             is_denied(kms.encrypt(&key_id, &[7; 32], &refused)),
             "{refused:?}"

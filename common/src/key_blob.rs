@@ -11,7 +11,8 @@
 //! | `owner` | optional owner/tenant label, 1–128 printable ASCII characters |
 //! | `policy` | opt-ins beyond the safe defaults: any of `"raw-digest"`, `"pre-eip155"`, `"any-chain-authorization"` (sorted, no repeats); blobs made before policy documents |
 //! | `policy_doc` | the key's policy document (`docs/policy.md`) as bytes of RFC 8785 canonical JSON; never with `policy` |
-//! | `ciphertext` | the KMS `CiphertextBlob` |
+//! | `ciphertext` | the KMS `CiphertextBlob`: of the secret, or, with `sealed`, of a data key |
+//! | `sealed` | optional: the secret sealed by the enclave under that data key (AES-256-GCM, see `enclave/src/sealing.rs`); blobs the enclave re-encrypts for a policy change have it |
 //!
 //! Everything except the ciphertext itself is bound through the KMS encryption context
 //! ([`KeyMetadata::encryption_context`]): a blob whose kind, owner or policy was altered, or that is
@@ -32,6 +33,8 @@ pub const KEY_BLOB_VERSION: u8 = 1;
 pub const MAX_KEY_BLOB_LEN: usize = 48 * 1024;
 /// Longest owner label.
 pub const MAX_OWNER_LEN: usize = 128;
+/// Longest sealed secret.
+pub const MAX_SEALED_LEN: usize = 256;
 /// Longest policy document a blob carries (canonical JSON).
 pub const MAX_POLICY_DOC_LEN: usize = 32 * 1024;
 
@@ -117,6 +120,7 @@ struct PolicyDocument {
 pub struct KeyBlob {
     metadata: KeyMetadata,
     ciphertext: Vec<u8>,
+    sealed: Option<Vec<u8>>,
 }
 
 /// The CBOR map a blob is encoded as (see the module docs).
@@ -134,6 +138,8 @@ struct Wire {
     policy_doc: Option<serde_bytes::ByteBuf>,
     #[serde(with = "serde_bytes")]
     ciphertext: Vec<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sealed: Option<serde_bytes::ByteBuf>,
 }
 
 /// Why a key blob was refused.
@@ -285,7 +291,25 @@ impl KeyBlob {
         Ok(Self {
             metadata,
             ciphertext,
+            sealed: None,
         })
+    }
+
+    /// A blob whose secret is `sealed` by the enclave under a data key, and `ciphertext` the
+    /// KMS `CiphertextBlob` of that data key, made under `metadata`'s encryption context.
+    pub fn new_sealed(
+        metadata: KeyMetadata,
+        ciphertext: Vec<u8>,
+        sealed: Vec<u8>,
+    ) -> Result<Self, KeyBlobError> {
+        if sealed.is_empty() || sealed.len() > MAX_SEALED_LEN {
+            return Err(malformed(format!(
+                "sealed must be 1 to {MAX_SEALED_LEN} bytes"
+            )));
+        }
+        let mut blob = Self::new(metadata, ciphertext)?;
+        blob.sealed = Some(sealed);
+        Ok(blob)
     }
 
     /// Decodes and checks a blob.
@@ -307,7 +331,10 @@ impl KeyBlob {
                         .map(|bytes| PolicyDocument::new(bytes.into_vec())),
                 };
                 metadata.check()?;
-                Self::new(metadata, wire.ciphertext)
+                match wire.sealed {
+                    Some(sealed) => Self::new_sealed(metadata, wire.ciphertext, sealed.into_vec()),
+                    None => Self::new(metadata, wire.ciphertext),
+                }
             }
             Err(error) => {
                 // A future format gets a precise error rather than "malformed". (Only on this
@@ -339,6 +366,7 @@ impl KeyBlob {
                 .as_ref()
                 .map(|d| serde_bytes::ByteBuf::from(d.canonical.clone())),
             ciphertext: self.ciphertext.clone(),
+            sealed: self.sealed.clone().map(serde_bytes::ByteBuf::from),
         };
         // A struct of strings, bytes and small integers always encodes.
         codec::encode(&wire).unwrap_or_default()
@@ -352,6 +380,11 @@ impl KeyBlob {
     /// The KMS `CiphertextBlob`.
     pub fn ciphertext(&self) -> &[u8] {
         &self.ciphertext
+    }
+
+    /// The secret sealed under the data key `ciphertext` holds, for blobs that have one.
+    pub fn sealed(&self) -> Option<&[u8]> {
+        self.sealed.as_deref()
     }
 }
 

@@ -32,6 +32,7 @@ pub mod limits;
 pub mod loopback;
 pub mod nsm;
 pub mod recipient;
+pub mod sealing;
 pub mod server;
 pub mod service;
 pub mod signing;

@@ -553,7 +553,7 @@ impl Enclave {
 
     /// Moves a key to a new policy: the current policy's admins approve (over the new policy's
     /// subject), the key is decrypted through KMS (so the current blob is genuine) and its secret
-    /// encrypted with KMS `Encrypt` under the new encryption context.
+    /// sealed under a new data key bound to the new encryption context ([`Kms::seal`]).
     async fn update_policy(
         &self,
         request: protocol::UpdatePolicy,
@@ -612,7 +612,7 @@ impl Enclave {
         .map_err(|error| ServiceError::InvalidRequest(format!("policy: {error}")))?;
         let _permit = self.kms_permit().await?;
         self.counters.kms_calls.fetch_add(1, Ordering::Relaxed);
-        let blob = Box::pin(self.kms.encrypt(metadata, &material))
+        let blob = Box::pin(self.kms.seal(metadata, &material))
             .await
             .inspect_err(|_| {
                 self.counters.kms_errors.fetch_add(1, Ordering::Relaxed);

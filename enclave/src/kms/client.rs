@@ -27,6 +27,7 @@ use crate::{
     keys::{KeyMaterial, MasterSeed, PrivateKey},
     nsm::{AttestationRequest, Nsm},
     recipient::RecipientKey,
+    sealing,
 };
 
 /// Where and how to reach KMS.
@@ -173,25 +174,36 @@ impl Kms {
         // trusts, whatever the answer holds.
         check_answered_key(blob.metadata().kms_key(), answer.key_id(), "Decrypt")?;
         let plaintext = self.open(answer.ciphertext_for_recipient())?;
-        material(blob.metadata().kind(), &plaintext)
+        match blob.sealed() {
+            // The plaintext is the data key the secret is sealed under.
+            Some(sealed) => {
+                let context = blob.metadata().encryption_context();
+                let secret = sealing::open(&plaintext, &context, sealed).map_err(|error| {
+                    warn!(%error, "a sealed key blob does not open");
+                    KmsError::BadResponse("the blob's sealed secret does not open")
+                })?;
+                material(blob.metadata().kind(), &secret)
+            }
+            None => material(blob.metadata().kind(), &plaintext),
+        }
     }
 
-    /// Generates a new master seed under `metadata`'s KMS key, bound to `metadata`: KMS
-    /// `GenerateDataKey` with `Recipient`, so the seed exists in plaintext only inside this
-    /// enclave.
-    pub async fn generate_seed(&self, metadata: KeyMetadata) -> Result<GeneratedKey, KmsError> {
+    /// A fresh 32-byte data key under `metadata`'s KMS key and encryption context: KMS
+    /// `GenerateDataKey` with `Recipient`, so its plaintext exists only inside this enclave. The
+    /// plaintext and its `CiphertextBlob`.
+    async fn data_key(
+        &self,
+        metadata: &KeyMetadata,
+    ) -> Result<(Zeroizing<Vec<u8>>, Vec<u8>), KmsError> {
         self.check_credentials()?;
-        if metadata.kind() != KeyKind::Seed {
-            return Err(KmsError::RequestFailed);
-        }
         let kms_key = metadata.kms_key();
-        let seed_len = i32::try_from(MasterSeed::LEN).map_err(|_| KmsError::RequestFailed)?;
+        let len = i32::try_from(MasterSeed::LEN).map_err(|_| KmsError::RequestFailed)?;
         let started = Instant::now();
         let answer = self
             .client
             .generate_data_key()
             .key_id(kms_key)
-            .number_of_bytes(seed_len)
+            .number_of_bytes(len)
             .set_encryption_context(Some(HashMap::from_iter(metadata.encryption_context())))
             .recipient(self.recipient_info()?)
             .send()
@@ -204,7 +216,18 @@ impl Kms {
         // The key is configured as a full ARN (see `is_key_arn`); an answer for any other key
         // means the request did not reach the key the enclave trusts.
         check_answered_key(kms_key, answer.key_id(), "GenerateDataKey")?;
-        let blob = KeyBlob::new(metadata, ciphertext.as_ref().to_vec()).map_err(|error| {
+        Ok((plaintext, ciphertext.as_ref().to_vec()))
+    }
+
+    /// Generates a new master seed under `metadata`'s KMS key, bound to `metadata`: KMS
+    /// `GenerateDataKey` with `Recipient`, so the seed exists in plaintext only inside this
+    /// enclave.
+    pub async fn generate_seed(&self, metadata: KeyMetadata) -> Result<GeneratedKey, KmsError> {
+        if metadata.kind() != KeyKind::Seed {
+            return Err(KmsError::RequestFailed);
+        }
+        let (plaintext, ciphertext) = self.data_key(&metadata).await?;
+        let blob = KeyBlob::new(metadata, ciphertext).map_err(|error| {
             warn!(%error, "KMS's CiphertextBlob does not fit a key blob");
             KmsError::BadResponse("its CiphertextBlob does not fit a key blob")
         })?;
@@ -213,40 +236,30 @@ impl Kms {
             material: material(KeyKind::Seed, &plaintext)?,
         })
     }
-}
 
-impl Kms {
-    /// Encrypts `material`'s secret under `metadata` (its KMS key and encryption context): KMS
-    /// `Encrypt`, for a key moved to a new policy. The plaintext goes to KMS over the enclave's
-    /// own TLS session, as every KMS call does.
-    pub async fn encrypt(
+    /// `material`'s secret in a new blob under `metadata` (a key moved to a new policy): a fresh
+    /// data key from KMS (`GenerateDataKey` with `Recipient`, bound to `metadata`'s encryption
+    /// context), and the secret sealed under it inside the enclave (`crate::sealing`). No
+    /// `kms:Encrypt`, which the parent's role would then need too.
+    pub async fn seal(
         &self,
         metadata: KeyMetadata,
         material: &KeyMaterial,
     ) -> Result<KeyBlob, KmsError> {
-        self.check_credentials()?;
         if metadata.kind() != material.kind() {
             return Err(KmsError::RequestFailed);
         }
-        let kms_key = metadata.kms_key();
-        let secret = material.secret_bytes();
-        // The SDK copies the plaintext into its request (base64, in the JSON body) and does not
-        // zeroize its buffers; the copy lives as long as the request, inside the enclave.
-        let started = Instant::now();
-        let answer = self
-            .client
-            .encrypt()
-            .key_id(kms_key)
-            .plaintext(Blob::new(secret.to_vec()))
-            .set_encryption_context(Some(HashMap::from_iter(metadata.encryption_context())))
-            .send()
-            .await
-            .map_err(|error| self.classify(Operation::Encrypt, started, error))?;
-        check_answered_key(kms_key, answer.key_id(), "Encrypt")?;
-        let ciphertext = answer
-            .ciphertext_blob()
-            .ok_or(KmsError::BadResponse("it has no CiphertextBlob"))?;
-        KeyBlob::new(metadata, ciphertext.as_ref().to_vec()).map_err(|error| {
+        let (data_key, ciphertext) = self.data_key(&metadata).await?;
+        let sealed = sealing::seal(
+            &data_key,
+            &metadata.encryption_context(),
+            &material.secret_bytes(),
+        )
+        .map_err(|error| {
+            warn!(%error, "sealing a key under a new data key failed");
+            KmsError::RequestFailed
+        })?;
+        KeyBlob::new_sealed(metadata, ciphertext, sealed).map_err(|error| {
             warn!(%error, "KMS's CiphertextBlob does not fit a key blob");
             KmsError::BadResponse("its CiphertextBlob does not fit a key blob")
         })

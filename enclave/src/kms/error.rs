@@ -102,8 +102,6 @@ pub enum Operation {
     Decrypt,
     /// `GenerateDataKey`, for a new master seed.
     GenerateDataKey,
-    /// `Encrypt`, of a key under a new policy.
-    Encrypt,
 }
 
 impl Operation {
@@ -112,7 +110,6 @@ impl Operation {
         match self {
             Self::Decrypt => "Decrypt",
             Self::GenerateDataKey => "GenerateDataKey",
-            Self::Encrypt => "Encrypt",
         }
     }
 }
@@ -260,8 +257,8 @@ fn classify_code(operation: Operation, code: Option<&str>) -> KmsError {
     let service_code = || ServiceCode::new(code);
     let refused = |refusal| match operation {
         Operation::Decrypt => KmsError::InvalidCiphertext(refusal),
-        // No blob in a generation or encryption request: the key is the problem.
-        Operation::GenerateDataKey | Operation::Encrypt => KmsError::KeyUnusable(service_code()),
+        // No blob in a generation request: the configured key is the problem.
+        Operation::GenerateDataKey => KmsError::KeyUnusable(service_code()),
     };
     match code.unwrap_or_default() {
         "AccessDeniedException" => KmsError::AccessDenied(operation),
