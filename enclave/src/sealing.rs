@@ -143,6 +143,35 @@ mod tests {
         );
     }
 
+    /// The layout of the module docs, computed by Python `cryptography` (AES-GCM) and
+    /// `struct` from the documentation, gives the same bytes.
+    #[test]
+    fn python_cryptography_seals_the_same_bytes() {
+        let script = r#"
+import struct
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+context = {"nitro-signer:kind": "seed", "nitro-signer:policy-sha256": "aa"}
+aad = b"nitro-signer/sealed/v1"
+for name in sorted(context):
+    for part in (name, context[name]):
+        aad += struct.pack(">H", len(part)) + part.encode()
+print(AESGCM(bytes([7] * 32)).encrypt(bytes(12), bytes([0x5e] * 32), aad).hex())
+"#;
+        let output = std::process::Command::new("python3")
+            .args(["-c", script])
+            .output()
+            .expect("python3 is needed (.ci/run installs tests/python/requirements.txt)");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let expected = String::from_utf8(output.stdout).unwrap();
+        let sealed = seal(&[7u8; 32], &context("aa"), &[0x5e; 32]).unwrap();
+        let hex: String = sealed.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, expected.trim());
+    }
+
     #[test]
     fn the_associated_data_is_unambiguous() {
         // "a"="bc" and "ab"="c" concatenate alike; the lengths tell them apart.
