@@ -82,9 +82,10 @@ pub(crate) struct ApproveArgs {
     /// The approver's key file (`approvers keygen`).
     #[arg(long, value_name = "FILE")]
     pub(crate) key: PathBuf,
-    /// The approver's name in the key's policy.
+    /// The approver's name in the key's policy; default: the key file's name without its
+    /// extension (`ops-1.key` approves as `ops-1`).
     #[arg(long)]
-    pub(crate) approver: String,
+    pub(crate) approver: Option<String>,
     /// The key id returned when the key was created (0x + 64 hex digits).
     #[arg(long)]
     pub(crate) key_id: String,
@@ -160,8 +161,17 @@ pub(crate) fn approve(args: &ApproveArgs) -> anyhow::Result<()> {
         expires_at,
     );
     let signature = secret.sign(&digest).context("signing")?;
+    let approver = match &args.approver {
+        Some(name) => name.clone(),
+        None => args
+            .key
+            .file_stem()
+            .and_then(|stem| stem.to_str())
+            .map(str::to_owned)
+            .context("--approver: the key file's name gives none; name the approver")?,
+    };
     let approval = serde_json::json!({
-        "approver": args.approver,
+        "approver": approver,
         "expiresAt": expires_at,
         "signature": format!("0x{}", alloy_primitives::hex::encode(signature)),
     });

@@ -458,19 +458,20 @@ async fn the_approver_tools_make_approvals_the_enclave_counts(url: &str, dir: &s
         .iter()
         .map(|name| {
             let file = dir.join(format!("{name}.key"));
-            cli(&[
-                "approve",
-                "--key",
-                file.to_str().unwrap(),
-                "--approver",
-                name,
+            // alice-ops names herself; bob-risk's name comes from his key file's.
+            let named = ["--approver", name];
+            let named: &[&str] = if *name == "alice-ops" { &named } else { &[] };
+            let mut args = vec!["approve", "--key", file.to_str().unwrap()];
+            args.extend_from_slice(named);
+            args.extend([
                 "--key-id",
                 &key.id,
                 "--user-id",
                 "alice",
                 "transaction",
                 tx_file.to_str().unwrap(),
-            ])
+            ]);
+            cli(&args)
         })
         .collect();
     let (status, answer) = sign_tx(url, &key, &transaction, &json!([approvals[0]])).await;
