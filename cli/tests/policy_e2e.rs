@@ -5,8 +5,7 @@
 #![cfg(test)]
 
 use std::{
-    io::Write,
-    process::{Command, Stdio},
+    process::Command,
     time::{SystemTime, UNIX_EPOCH},
 };
 
@@ -29,29 +28,16 @@ async fn post(url: &str, path: &str, body: &Value) -> (u16, Value) {
     nitro_signer_tests::answers::post(&reqwest::Client::new(), url, path, body).await
 }
 
-/// Runs the Python approver with `args` and `input`; its JSON output.
+/// Runs the Python approver with `args` and `input` (in the tests' Python, with the pinned
+/// packages: `nitro_signer_tests::python`); its JSON output.
 fn python(args: &[&str], input: &Value) -> Value {
-    let mut child = Command::new("python3")
-        .arg(SCRIPT)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 is needed (.ci/run installs tests/python/requirements.txt)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.to_string().as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "approvals.py failed (are tests/python/requirements.txt installed?): {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
+    let mut all = vec![SCRIPT];
+    all.extend_from_slice(args);
+    serde_json::from_slice(&nitro_signer_tests::python::run(
+        &all,
+        input.to_string().as_bytes(),
+    ))
+    .unwrap()
 }
 
 fn now() -> u64 {

@@ -2,8 +2,8 @@
 //! `approval_vectors.py` (hashlib, struct and Python `cryptography`), run here, and the vectors
 //! it generated once, committed as `vectors/approvals.json` and quoted in `docs/policy.md`.
 //!
-//! Python 3 and `cryptography` are required (`.ci/run` installs the pinned version): a missing
-//! oracle fails the tests, it never skips them.
+//! Python 3 is required; the pinned `cryptography` is installed in the tests' own environment
+//! (`nitro_signer_tests::python`). A missing oracle fails the tests, it never skips them.
 #![cfg(test)]
 
 use std::collections::BTreeMap;
@@ -21,29 +21,16 @@ use serde_json::{Value, json};
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/approval_vectors.py");
 const COMMITTED: &str = include_str!("vectors/approvals.json");
 
+/// Runs `approval_vectors.py` with `args` in the tests' Python (`nitro_signer_tests::python`,
+/// with the pinned `cryptography`).
 fn python(args: &[&str], stdin: Option<&str>) -> String {
-    let mut child = Command::new("python3")
-        .arg(SCRIPT)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!("cannot run python3 ({e}): the approval vectors need Python 3 with `cryptography` (see .ci/run)")
-        });
-    let mut pipe = child.stdin.take().unwrap();
-    pipe.write_all(stdin.unwrap_or_default().as_bytes())
-        .unwrap();
-    drop(pipe);
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !stderr.contains("No module named 'cryptography'"),
-        "Python `cryptography` is missing: python3 -m pip install cryptography==48.0.0 (see .ci/run)\n{stderr}"
-    );
-    assert!(out.status.success(), "{SCRIPT} {args:?} failed:\n{stderr}");
-    String::from_utf8(out.stdout).unwrap()
+    let mut all = vec![SCRIPT];
+    all.extend_from_slice(args);
+    String::from_utf8(nitro_signer_tests::python::run(
+        &all,
+        stdin.unwrap_or_default().as_bytes(),
+    ))
+    .unwrap()
 }
 
 fn script_vectors() -> Value {
@@ -230,7 +217,7 @@ fn python_verifies_rust_signatures() {
         "digest": format!("0x{}", "00".repeat(32)),
         "signature": v["cases"][0]["ed25519Signature"],
     }]);
-    let out = Command::new("python3")
+    let out = Command::new(nitro_signer_tests::python::interpreter())
         .args([SCRIPT, "verify"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -293,16 +280,8 @@ print(json.dumps(approval))
         subject = &case["subject"].as_str().unwrap()[2..],
         expires_at = case["expiresAt"],
     );
-    let out = Command::new("python3")
-        .args(["-c", &harness])
-        .output()
-        .expect("python3 is needed (see .ci/run)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let approval: Approval = serde_json::from_slice(&out.stdout).unwrap();
+    let out = nitro_signer_tests::python::run(&["-c", &harness], b"");
+    let approval: Approval = serde_json::from_slice(&out).unwrap();
     assert_eq!(approval.approver, "ops-1");
     assert_eq!(approval.signature, bytes(&case["ed25519Signature"]));
     assert_eq!(case["userId"], "alice");

@@ -2,8 +2,6 @@
 //! The policy document: strict parsing with errors that name the path, the canonical form and
 //! the hash.
 
-use std::process::Command;
-
 use nitro_signer_policy::{Policy, PolicyError};
 use serde_json::{Value, json};
 
@@ -58,28 +56,20 @@ fn the_canonical_form_and_hash_match_an_independent_implementation() {
         canonical = json.dumps(doc, sort_keys=True, separators=(',', ':'), ensure_ascii=False)\n\
         print(hashlib.sha256(canonical.encode()).hexdigest())\n\
         print(canonical)";
-    let mut child = Command::new("python3")
-        .args(["-c", script])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3 is needed for this test (.ci/run installs it)");
     // Formatted with whitespace and keys out of order, as a person writes it.
     let pretty = serde_json::to_string_pretty(&document).unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(pretty.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success());
-    let stdout = String::from_utf8(output.stdout).unwrap();
+    let output = nitro_signer_tests::python::run(&["-c", script], pretty.as_bytes());
+    let stdout = String::from_utf8(output).unwrap();
     let mut lines = stdout.lines();
     let (hash, canonical) = (lines.next().unwrap(), lines.next().unwrap());
     let policy = Policy::from_json(pretty.as_bytes()).unwrap();
     assert_eq!(policy.hash_hex(), hash);
+    // docs/policy.md gives the example's hash.
+    let docs = include_str!("../../docs/policy.md");
+    assert!(
+        docs.contains(&format!("`policyHash` is `0x{hash}`")),
+        "docs/policy.md lacks the example's hash 0x{hash}"
+    );
     assert_eq!(policy.canonical(), canonical.as_bytes());
     // The canonical form reads back as itself; any other form is refused where a blob keeps it.
     assert_eq!(
@@ -236,26 +226,12 @@ fn the_json_schema_agrees_with_the_parser() {
         validator = jsonschema.Draft202012Validator(schema)\n\
         print(json.dumps([validator.is_valid(d) for d in json.load(sys.stdin)]))";
     let schema = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/policy.schema.json");
-    let mut child = Command::new("python3")
-        .args(["-c", script, schema])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3 is needed for this test (.ci/run installs it)");
     let documents: Vec<&Value> = valid.iter().chain(&invalid).collect();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(serde_json::to_string(&documents).unwrap().as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "jsonschema failed (is tests/python/requirements.txt installed?)"
+    let output = nitro_signer_tests::python::run(
+        &["-c", script, schema],
+        serde_json::to_string(&documents).unwrap().as_bytes(),
     );
-    let verdicts: Vec<bool> = serde_json::from_slice(&output.stdout).unwrap();
+    let verdicts: Vec<bool> = serde_json::from_slice(&output).unwrap();
     let expected: Vec<bool> = valid
         .iter()
         .map(|_| true)

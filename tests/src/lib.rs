@@ -35,6 +35,7 @@ pub mod kms;
 pub mod metrics;
 pub mod policy_model;
 pub mod process;
+pub mod python;
 pub mod relay;
 pub mod stand_in;
 
