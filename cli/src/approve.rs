@@ -16,9 +16,9 @@ use std::{
 
 use anyhow::{Context, bail};
 use nitro_signer_common::UserId;
+use nitro_signer_enclave::{Payload, SigningPolicy};
 use nitro_signer_eth::{
-    AuthorizationOptions, AuthorizationRequest, PersonalMessage, TransactionRequest, TxOptions,
-    TypedData, hex::FromJsonHex,
+    AuthorizationRequest, PersonalMessage, TransactionRequest, TypedData, hex::FromJsonHex,
 };
 use nitro_signer_policy::{
     Policy,
@@ -178,30 +178,31 @@ pub(crate) fn approve(args: &ApproveArgs) -> anyhow::Result<()> {
     write_stdout(&format!("{approval}\n"))
 }
 
-/// The hash the enclave will sign for `input` read as `kind`, computed by the enclave's own
-/// parsing and hashing code.
+/// The hash the enclave will sign for `input` read as `kind`: the enclave's own
+/// [`Payload::prepare`], with every opt-in on (the key's policy decides what is allowed).
 pub(crate) fn subject_of(kind: Subject, input: &[u8]) -> anyhow::Result<[u8; 32]> {
-    let transaction = |json: &[u8]| -> anyhow::Result<[u8; 32]> {
-        let tx = TransactionRequest::from_json(json)?.into_unsigned(TxOptions {
-            allow_pre_eip155: true,
-        })?;
-        Ok(tx.signing_hash().0)
+    let everything = SigningPolicy {
+        allow_raw_digest: true,
+        allow_pre_eip155: true,
+        allow_any_chain_authorization: true,
     };
-    Ok(match kind {
-        Subject::Transaction => transaction(input)?,
-        Subject::Message => {
-            PersonalMessage::Bytes(input.to_vec().into())
-                .signing_hash()
-                .0
-        }
-        Subject::TypedData => TypedData::from_json(input)?.signing_hash()?.0,
-        Subject::Authorization => {
-            AuthorizationRequest::from_json(input)?
-                .into_unsigned(AuthorizationOptions {
-                    allow_any_chain: true,
-                })?
-                .signing_hash()
-                .0
+    let hash = |payload: Payload| -> anyhow::Result<[u8; 32]> {
+        Ok(payload.prepare(&everything)?.signing_hash().0)
+    };
+    match kind {
+        Subject::Transaction => hash(Payload::Transaction(TransactionRequest::from_json(input)?)),
+        Subject::Message => hash(Payload::Message(PersonalMessage::Bytes(
+            input.to_vec().into(),
+        ))),
+        Subject::TypedData => hash(Payload::TypedData(TypedData::from_json(input)?)),
+        Subject::Authorization => hash(Payload::Authorization(AuthorizationRequest::from_json(
+            input,
+        )?)),
+        Subject::Digest => {
+            let text = std::str::from_utf8(input).context("a digest is 0x-hex text")?;
+            let digest = alloy_primitives::B256::from_json_hex(text.trim())
+                .map_err(|e| anyhow::anyhow!("digest: {e}"))?;
+            hash(Payload::DangerousDigest(digest))
         }
         Subject::Batch => {
             let items: Vec<&serde_json::value::RawValue> =
@@ -210,22 +211,19 @@ pub(crate) fn subject_of(kind: Subject, input: &[u8]) -> anyhow::Result<[u8; 32]
                 .iter()
                 .enumerate()
                 .map(|(i, item)| {
-                    transaction(item.get().as_bytes()).with_context(|| format!("[{i}]"))
+                    TransactionRequest::from_json(item.get().as_bytes())
+                        .map_err(anyhow::Error::from)
+                        .and_then(|tx| hash(Payload::Transaction(tx)))
+                        .with_context(|| format!("[{i}]"))
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            batch_subject(&hashes)
+            Ok(batch_subject(&hashes))
         }
         Subject::Policy => {
             let policy = Policy::from_json(input).map_err(|e| anyhow::anyhow!("policy.{e}"))?;
-            policy_subject(policy.canonical())
+            Ok(policy_subject(policy.canonical()))
         }
-        Subject::Digest => {
-            let text = std::str::from_utf8(input).context("a digest is 0x-hex text")?;
-            alloy_primitives::B256::from_json_hex(text.trim())
-                .map_err(|e| anyhow::anyhow!("digest: {e}"))?
-                .0
-        }
-    })
+    }
 }
 
 fn read(path: &Path) -> anyhow::Result<Vec<u8>> {

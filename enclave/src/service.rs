@@ -330,11 +330,11 @@ impl Enclave {
     }
 
     /// The signer of `key`, once the approvals (if any are needed) are counted over `subject`.
-    async fn signer(
+    async fn signer<'k>(
         &self,
-        key: &RequestKey,
+        key: &'k RequestKey,
         approvals: Option<(&[Approval], B256)>,
-    ) -> Result<(UserSigner, BTreeSet<String>), ServiceError> {
+    ) -> Result<(UserSigner, BTreeSet<&'k str>), ServiceError> {
         let material = self.material(key).await?;
         let approved = match (approvals, &key.policy) {
             (Some((approvals, subject)), Some(policy)) if !approvals.is_empty() => {
@@ -347,9 +347,6 @@ impl Enclave {
                     now: unix_now(),
                 };
                 valid_approvers(policy.approvers(), approvals, &statement)
-                    .into_iter()
-                    .map(str::to_owned)
-                    .collect()
             }
             _ => BTreeSet::new(),
         };
@@ -450,9 +447,7 @@ impl Enclave {
             .signer(&key, Some((&approvals, prepared.signing_hash())))
             .await?;
         if let Some(candidates) = &candidates {
-            candidates
-                .check(&approved.iter().map(String::as_str).collect())
-                .map_err(approvals_required)?;
+            candidates.check(&approved).map_err(approvals_required)?;
         }
         let signed = signer.sign_prepared(prepared)?;
         self.counters.signatures.fetch_add(1, Ordering::Relaxed);
@@ -490,11 +485,15 @@ impl Enclave {
             .collect();
         // One approval covers the whole batch: its subject is over every item's signing hash, so
         // it exists only if every item parsed.
-        let subject = prepared
-            .iter()
-            .map(|item| item.as_ref().ok().map(|p| p.signing_hash().0))
-            .collect::<Option<Vec<[u8; 32]>>>()
-            .map(|hashes| B256::from(batch_subject(&hashes)));
+        let subject = if approvals.is_empty() {
+            None
+        } else {
+            prepared
+                .iter()
+                .map(|item| item.as_ref().ok().map(|p| p.signing_hash().0))
+                .collect::<Option<Vec<[u8; 32]>>>()
+                .map(|hashes| B256::from(batch_subject(&hashes)))
+        };
         let mut evaluated: Vec<Result<(Prepared, Option<Candidates<'_>>), ServiceError>> = prepared
             .into_iter()
             .map(|item| {
@@ -529,7 +528,6 @@ impl Enclave {
         let (signer, approved) = self
             .signer(&key, subject.map(|subject| (approvals.as_slice(), subject)))
             .await?;
-        let approved: BTreeSet<&str> = approved.iter().map(String::as_str).collect();
         let prepared = evaluated
             .into_iter()
             .map(|item| {
