@@ -115,6 +115,22 @@ pub struct KeyResponse {
         with = "hex_option_b256"
     )]
     pub policy_hash: Option<B256>,
+    /// The enclave's receipt for this answer (see `docs/receipts.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<Receipt>,
+}
+
+/// The enclave's receipt: `{"statement": "0x…", "signature": "0x…"}`. The statement's byte
+/// layout and how to check it are in `docs/receipts.md`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Receipt {
+    /// The statement the receipt key signed.
+    #[serde(with = "hex_bytes")]
+    pub statement: Vec<u8>,
+    /// The receipt key's Ed25519 signature over `statement`, 64 bytes.
+    #[serde(with = "hex_bytes")]
+    pub signature: Vec<u8>,
 }
 
 /// `POST /v1/keys/policy`: `{"keyBlob", "policy", "approvals"?}`. The key's secret is
@@ -199,6 +215,9 @@ pub struct AddressResponse {
     /// The uncompressed SEC1 public key, `0x04…` (65 bytes).
     #[serde(with = "hex_bytes")]
     pub public_key: Vec<u8>,
+    /// The enclave's receipt for this answer (see `docs/receipts.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<Receipt>,
 }
 
 /// `POST /v1/sign/transaction`: `{"keyBlob", "userId"?, "transaction": {…}, "approvals"?}`.
@@ -242,6 +261,10 @@ pub struct SignedTransaction {
     /// The EIP-2718 encoding, for `eth_sendRawTransaction`.
     #[serde(with = "hex_bytes")]
     pub raw: Vec<u8>,
+    /// The enclave's receipt for this signature (see `docs/receipts.md`); absent in the entries
+    /// of a batch, whose receipt covers the whole batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<Receipt>,
 }
 
 /// A transaction's signature: `{"r", "s", "yParity", "v"?}`, all quantities.
@@ -293,6 +316,9 @@ pub struct SignTransactionsRequest {
 pub struct SignTransactionsResponse {
     /// One result per transaction, in request order.
     pub results: Vec<BatchResult>,
+    /// The enclave's receipt for every transaction it signed (none if it signed none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<Receipt>,
 }
 
 /// One entry of [`SignTransactionsResponse`]: a [`SignedTransaction`] object, or
@@ -451,6 +477,9 @@ pub struct SignatureResponse {
     /// `r ‖ s ‖ v`, 65 bytes.
     #[serde(with = "hex_bytes")]
     pub signature: Vec<u8>,
+    /// The enclave's receipt for this answer (see `docs/receipts.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<Receipt>,
 }
 
 /// `POST /v1/sign/authorization`: `{"keyBlob", "userId"?, "authorization": {"chainId",
@@ -503,6 +532,9 @@ pub struct AuthorizationResponse {
     /// `s` (low-s).
     #[serde(with = "quantity_u256")]
     pub s: U256,
+    /// The enclave's receipt for this answer (see `docs/receipts.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<Receipt>,
 }
 
 /// `POST /v1/attestation`: `{"nonce": "0x…"}` (at most 512 bytes).
@@ -1030,6 +1062,7 @@ mod tests {
                 v: None,
             },
             raw: vec![2, 0xc0],
+            receipt: None,
         };
         let json = serde_json::to_value(&signed).unwrap();
         assert_eq!(
@@ -1128,6 +1161,7 @@ mod tests {
             key_blob: KeyBlob::new(vec![1]),
             key_id: B256::repeat_byte(0x1d),
             policy_hash: None,
+            receipt: None,
         };
         let json = serde_json::to_value(&key).unwrap();
         assert!(json.get("policyHash").is_none());

@@ -28,6 +28,7 @@ use nitro_signer_common::{
         codec::{self, CodecError},
         frame::{self, FrameError},
     },
+    receipt::Receipt,
     transport::{self, Address, Stream},
 };
 use serde_bytes::ByteBuf;
@@ -228,6 +229,15 @@ impl EnclaveClient {
     /// another live connection instead. A request that may have been sent is never sent again:
     /// signing twice is not harmless to every caller.
     pub async fn call(&self, body: RequestBody) -> Result<ResponseBody, ClientError> {
+        self.call_receipted(body).await.map(|(body, _)| body)
+    }
+
+    /// [`Self::call`], with the enclave's receipt for what it did (see
+    /// [`nitro_signer_common::receipt`]), when the answer carries one.
+    pub async fn call_receipted(
+        &self,
+        body: RequestBody,
+    ) -> Result<(ResponseBody, Option<Receipt>), ClientError> {
         let config = &self.inner.config;
         let deadline = Instant::now() + config.request_timeout;
         let connection = self.inner.pick(deadline).await?;
@@ -248,7 +258,7 @@ impl EnclaveClient {
             Err(CallError::Failed(error)) => return Err(error),
         };
         match answer {
-            ResponseBody::Error(error) => Err(ClientError::Enclave(error)),
+            (ResponseBody::Error(error), _) => Err(ClientError::Enclave(error)),
             answer => Ok(answer),
         }
     }
@@ -418,6 +428,7 @@ impl Inner {
             .call(id, bytes, deadline, &self.config)
             .await
             .map_err(CallError::into_client_error)?
+            .0
         {
             ResponseBody::CredentialsSet => Ok(()),
             ResponseBody::Error(error) => Err(ClientError::Enclave(error)),
@@ -430,7 +441,7 @@ impl Inner {
     }
 }
 
-type Answer = Result<ResponseBody, ClientError>;
+type Answer = Result<(ResponseBody, Option<Receipt>), ClientError>;
 
 /// Why a call on one connection failed.
 enum CallError {
@@ -493,7 +504,7 @@ impl Connection {
         bytes: Vec<u8>,
         deadline: Instant,
         config: &EnclaveConfig,
-    ) -> Result<ResponseBody, CallError> {
+    ) -> Result<(ResponseBody, Option<Receipt>), CallError> {
         if bytes.len() > config.max_frame {
             return Err(ClientError::TooLarge {
                 len: bytes.len(),
@@ -544,7 +555,7 @@ impl Connection {
         match waiting {
             Some(answer) => {
                 // The caller may have just given up; nothing to do then.
-                let _ = answer.send(Ok(response.body));
+                let _ = answer.send(Ok((response.body, response.receipt)));
             }
             None => debug!(
                 id = response.id,

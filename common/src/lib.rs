@@ -6,6 +6,7 @@
 //!   root, PCRs, nonce and public key.
 //! - [`key_blob`]: the versioned key blob format and its KMS encryption-context binding.
 //! - [`protocol`]: the framed CBOR protocol between the parent and the enclave.
+//! - [`receipt`]: the enclave's signed receipts and their statement layout.
 //! - [`transport`]: `vsock://`, `tcp://` and `unix://` addresses and their sockets.
 //! - [`logging`]: the log levels every binary enforces on its dependencies.
 //! - `process` (feature `binary`): stop signals for the binaries.
@@ -20,6 +21,7 @@ pub mod private_file;
 #[cfg(feature = "binary")]
 pub mod process;
 pub mod protocol;
+pub mod receipt;
 pub mod resources;
 pub mod transport;
 pub mod user_id;

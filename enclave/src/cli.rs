@@ -15,6 +15,7 @@ use crate::{
     },
     limits,
     nsm::{HardwareNsm, Nsm, NsmError},
+    receipts::ReceiptSigner,
     recipient::{RecipientKey, RecipientKeyError},
     server::{self, ServerLimits},
     service::{Enclave, Settings},
@@ -132,6 +133,11 @@ pub struct Args {
     )]
     pub drain_timeout_ms: u64,
 
+    /// Answer without receipts: only to measure what receipts cost (`nitro-signer dev
+    /// --bench-without-receipts`). Back ends that verify receipts refuse such answers.
+    #[arg(long, hide = true)]
+    pub dangerous_without_receipts: bool,
+
     /// Simulated mode's options: only in builds with the `simulated` feature (`nitro-signer dev`,
     /// tests), never in the production image.
     #[cfg(feature = "simulated")]
@@ -229,6 +235,12 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), S
         Arc::clone(&platform.nsm),
         recipient,
     );
+    let receipts = if args.dangerous_without_receipts {
+        warn!("receipts are off (--dangerous-without-receipts): for benchmarks only");
+        None
+    } else {
+        Some(ReceiptSigner::generate(platform.nsm.as_ref())?)
+    };
     let enclave = Arc::new(Enclave::new(
         Settings {
             generation_key,
@@ -242,6 +254,7 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), S
         },
         Arc::clone(&platform.nsm),
         kms,
+        receipts,
     ));
     let listener = Listener::bind(&args.listen)
         .await

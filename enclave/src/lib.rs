@@ -15,6 +15,7 @@
 //! - [`loopback`]: brings up `lo` in production (an enclave boots with it down).
 //! - [`nsm`]: the Nitro Security Module behind a trait: [`nsm::HardwareNsm`] over `/dev/nsm`,
 //!   and, with the `simulated` feature, `nsm::SimulatedNsm` for the simulated mode.
+//! - [`receipts`]: the boot's Ed25519 receipt key, its attestation and the receipt sequence.
 //! - [`recipient`]: the enclave's RSA-2048 KMS recipient key, which opens `CiphertextForRecipient`.
 //! - [`server`]: connections from the parent over vsock (or TCP/Unix in simulated mode).
 //! - [`service`]: the request handler behind the server.
@@ -31,6 +32,7 @@ pub mod kms;
 pub mod limits;
 pub mod loopback;
 pub mod nsm;
+pub mod receipts;
 pub mod recipient;
 pub mod sealing;
 pub mod server;

@@ -344,7 +344,12 @@ async fn read_requests<R: AsyncRead + Unpin>(
             // quick, one at a time per connection, and the enclave is useless without it.
             let body = enclave.handle(request.body).await;
             let id = request.id;
-            queue(answers, encode_response(Response { id, body })).await?;
+            let response = Response {
+                id,
+                body,
+                receipt: None,
+            };
+            queue(answers, encode_response(response)).await?;
             drop(permit);
             continue;
         }
@@ -414,11 +419,11 @@ async fn queue(answers: &mpsc::Sender<Answer>, answer: Vec<u8>) -> Result<(), St
 /// Handles `request` and encodes its answer, no larger than `max_frame`.
 async fn handle(enclave: &Enclave, request: Request, max_frame: usize) -> Vec<u8> {
     let id = request.id;
-    let body = enclave.handle(request.body).await;
+    let (body, receipt) = enclave.answer(request.body).await;
     if let ResponseBody::Error(error) = &body {
         debug!(code = error.code.as_str(), "refused");
     }
-    let answer = encode_response(Response { id, body });
+    let answer = encode_response(Response { id, body, receipt });
     if answer.len() <= max_frame {
         return answer;
     }
@@ -436,6 +441,7 @@ fn error_answer(id: u64, code: ErrorCode, message: String) -> Vec<u8> {
     encode_response(Response {
         id,
         body: ResponseBody::Error(ErrorBody::new(code, message)),
+        receipt: None,
     })
 }
 
@@ -461,6 +467,7 @@ fn encode_response(response: Response) -> Vec<u8> {
         codec::encode(&Response {
             id,
             body: ResponseBody::Error(ErrorBody::new(ErrorCode::Internal, error.to_string())),
+            receipt: None,
         })
         .unwrap_or_default()
     })

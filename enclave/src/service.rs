@@ -28,6 +28,7 @@ use nitro_signer_common::{
         self, AddressInfo, AttestationDocument, BatchItem, ErrorBody, ErrorCode, GenerateKey,
         KeyRef, MAX_BATCH, NewKey, RequestBody, ResponseBody, SignPayload, Status, Welcome,
     },
+    receipt::{self, CountedApproval, Operation, Receipt, SignedItem, Statement},
     resources,
 };
 use nitro_signer_eth::{
@@ -35,7 +36,7 @@ use nitro_signer_eth::{
 };
 use nitro_signer_policy::{
     Approval, Decision, Facts, Policy, PolicyError,
-    approval::{Statement, batch_subject, policy_subject, valid_approvers},
+    approval::{self, batch_subject, policy_subject, valid_approvers},
     document::Quorum,
     eval::{ApprovalsRequired, Candidates},
 };
@@ -48,6 +49,7 @@ use crate::{
     kms::{Kms, KmsError},
     limits::{KMS_QUEUE_WAIT, MAX_KMS_IN_FLIGHT},
     nsm::{AttestationRequest, Nsm, NsmError},
+    receipts::ReceiptSigner,
     signing::{Payload, Prepared, SignError, Signed, SignedOutput, SigningPolicy, UserSigner},
 };
 
@@ -183,11 +185,23 @@ pub struct Enclave {
     /// each time it is asked).
     cpus: usize,
     counters: Counters,
+    /// The boot's receipt key; `None` only when a benchmark turned receipts off.
+    receipts: Option<ReceiptSigner>,
 }
 
+/// A successful request's answer, and the statement its receipt will sign (none for answers
+/// that do nothing worth a receipt: status, attestation, credentials).
+type Done = (ResponseBody, Option<Statement>);
+
 impl Enclave {
-    /// A service with `settings`, attesting with `nsm` and decrypting through `kms`.
-    pub fn new(settings: Settings, nsm: Arc<dyn Nsm>, kms: Kms) -> Self {
+    /// A service with `settings`, attesting with `nsm`, decrypting through `kms` and signing
+    /// receipts with `receipts` (`None` only to measure what receipts cost).
+    pub fn new(
+        settings: Settings,
+        nsm: Arc<dyn Nsm>,
+        kms: Kms,
+        receipts: Option<ReceiptSigner>,
+    ) -> Self {
         let addresses = settings.cache.max_entries;
         Self {
             cache: SecretCache::new(settings.cache),
@@ -199,6 +213,7 @@ impl Enclave {
             policies: std::sync::Mutex::new(LruMap::new(addresses)),
             cpus: std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
             counters: Counters::default(),
+            receipts,
         }
     }
 
@@ -216,24 +231,38 @@ impl Enclave {
         self.cache.evict_expired();
     }
 
-    /// Answers one request. Never panics on any input; failures become [`ResponseBody::Error`].
-    pub async fn handle(&self, body: RequestBody) -> ResponseBody {
+    /// Answers one request, with the receipt for what it did. Never panics on any input;
+    /// failures become [`ResponseBody::Error`] (and get no receipt).
+    pub async fn answer(&self, body: RequestBody) -> (ResponseBody, Option<Receipt>) {
         let result = match body {
             RequestBody::GenerateKey(request) => self.generate_key(request).await,
             RequestBody::Address(key) => self.address(key).await,
             RequestBody::Sign(request) => self.sign(request).await,
             RequestBody::SignBatch(request) => self.sign_batch(request).await,
-            RequestBody::Attest(request) => self.attest(&request.nonce),
-            RequestBody::Status => Ok(ResponseBody::Status(self.status())),
+            RequestBody::Attest(request) => self.attest(&request.nonce).map(|body| (body, None)),
+            RequestBody::Status => Ok((ResponseBody::Status(self.status()), None)),
             RequestBody::SetCredentials(credentials) => self
                 .kms
                 .credentials()
                 .set(&credentials)
-                .map(|()| ResponseBody::CredentialsSet)
+                .map(|()| (ResponseBody::CredentialsSet, None))
                 .map_err(ServiceError::from),
             RequestBody::UpdatePolicy(request) => self.update_policy(request).await,
         };
-        result.unwrap_or_else(|error| ResponseBody::Error(error.into_body()))
+        match result {
+            Ok((body, statement)) => {
+                let receipt = statement
+                    .zip(self.receipts.as_ref())
+                    .map(|(statement, signer)| signer.sign(statement));
+                (body, receipt)
+            }
+            Err(error) => (ResponseBody::Error(error.into_body()), None),
+        }
+    }
+
+    /// [`Self::answer`] without the receipt.
+    pub async fn handle(&self, body: RequestBody) -> ResponseBody {
+        self.answer(body).await.0
     }
 
     /// Counters and state.
@@ -254,7 +283,7 @@ impl Enclave {
         }
     }
 
-    async fn generate_key(&self, request: GenerateKey) -> Result<ResponseBody, ServiceError> {
+    async fn generate_key(&self, request: GenerateKey) -> Result<Done, ServiceError> {
         let kms_key = self.settings.generation_key.as_deref().ok_or_else(|| {
             ServiceError::InvalidRequest(
                 "key generation is not configured in this enclave (no KMS key id)".into(),
@@ -292,13 +321,20 @@ impl Enclave {
             })?;
         let key_id = generated.material.key_id()?;
         let encoded = generated.blob.encode();
+        let hash = blob_hash(&encoded);
         // The first signature with the new key needs no KMS call.
-        self.cache.insert(blob_hash(&encoded), generated.material);
-        Ok(ResponseBody::Key(NewKey {
-            policy_hash: policy.map(|policy| ByteArray::new(policy.hash())),
+        self.cache.insert(hash, generated.material);
+        let policy_hash = policy.map(|policy| policy.hash());
+        let statement = Statement {
+            policy_hash,
+            ..statement(Operation::GenerateKey, key_id, hash)
+        };
+        let body = ResponseBody::Key(NewKey {
+            policy_hash: policy_hash.map(ByteArray::new),
             key_blob: ByteBuf::from(encoded),
             key_id: ByteArray::new(key_id),
-        }))
+        });
+        Ok((body, Some(statement)))
     }
 
     /// The key material of `key`: from the cache, or decrypted through KMS.
@@ -329,18 +365,19 @@ impl Enclave {
             .ok_or(KmsError::Busy)
     }
 
-    /// The signer of `key`, once the approvals (if any are needed) are counted over `subject`.
+    /// The signer of `key`, the approvers whose approvals over `subject` verified, and the key
+    /// id.
     async fn signer<'k>(
         &self,
         key: &'k RequestKey,
         approvals: Option<(&[Approval], B256)>,
-    ) -> Result<(UserSigner, BTreeSet<&'k str>), ServiceError> {
+    ) -> Result<(UserSigner, BTreeSet<&'k str>, [u8; 32]), ServiceError> {
         let material = self.material(key).await?;
+        let key_id = material.key_id()?;
         let approved = match (approvals, &key.policy) {
             (Some((approvals, subject)), Some(policy)) if !approvals.is_empty() => {
-                let key_id = material.key_id()?;
                 let user = key.user_id.as_ref().map(UserId::as_str);
-                let statement = Statement {
+                let statement = approval::Statement {
                     key_id: &key_id,
                     user_id: user,
                     subject: &subject.0,
@@ -367,7 +404,7 @@ impl Enclave {
                 signer
             }
         };
-        Ok((signer, approved))
+        Ok((signer, approved, key_id))
     }
 
     /// Decodes a request's key ([`Self::blob_key`]) and checks its user id against the blob's
@@ -415,17 +452,20 @@ impl Enclave {
         Ok(key)
     }
 
-    async fn address(&self, key: KeyRef) -> Result<ResponseBody, ServiceError> {
+    async fn address(&self, key: KeyRef) -> Result<Done, ServiceError> {
         let key = self.request_key(key)?;
         let material = self.material(&key).await?;
         let public_key = material.user_key(key.user_id.as_ref())?.public_key();
-        Ok(ResponseBody::Address(AddressInfo {
-            address: ByteArray::new(address_of(&public_key).into_array()),
+        let address = address_of(&public_key);
+        let statement = key.statement(Operation::Address, material.key_id()?, address);
+        let body = ResponseBody::Address(AddressInfo {
+            address: ByteArray::new(address.into_array()),
             public_key: ByteBuf::from(public_key.to_encoded_point(false).as_bytes().to_vec()),
-        }))
+        });
+        Ok((body, Some(statement)))
     }
 
-    async fn sign(&self, request: protocol::SignRequest) -> Result<ResponseBody, ServiceError> {
+    async fn sign(&self, request: protocol::SignRequest) -> Result<Done, ServiceError> {
         let key = self.request_key(request.key)?;
         let prepared = prepare(request.payload, key.options()).await?;
         let candidates = key.authorize(&prepared, unix_now())?;
@@ -443,21 +483,30 @@ impl Enclave {
             .as_ref()
             .map(|candidates| relevant_approvals(request.approvals, &candidates.approvers()))
             .unwrap_or_default();
-        let (signer, approved) = self
+        let (signer, approved, key_id) = self
             .signer(&key, Some((&approvals, prepared.signing_hash())))
             .await?;
         if let Some(candidates) = &candidates {
             candidates.check(&approved).map_err(approvals_required)?;
         }
-        let signed = signer.sign_prepared(prepared)?;
+        let operation = match &prepared {
+            Prepared::Transaction(_) => Operation::SignTransaction,
+            Prepared::Authorization(_) => Operation::SignAuthorization,
+            Prepared::TypedData(_) => Operation::SignTypedData,
+            Prepared::Message(_) => Operation::SignMessage,
+            Prepared::Digest(_) => Operation::SignDigest,
+        };
+        let signed = to_wire(signer.sign_prepared(prepared)?);
         self.counters.signatures.fetch_add(1, Ordering::Relaxed);
-        Ok(ResponseBody::Signed(Box::new(to_wire(signed))))
+        let statement = Statement {
+            approvals_digest: counted_digest(&approvals, &approved),
+            items: vec![signed_item(0, signed.signature())],
+            ..key.statement(operation, key_id, signer.address())
+        };
+        Ok((ResponseBody::Signed(Box::new(signed)), Some(statement)))
     }
 
-    async fn sign_batch(
-        &self,
-        request: protocol::SignBatchRequest,
-    ) -> Result<ResponseBody, ServiceError> {
+    async fn sign_batch(&self, request: protocol::SignBatchRequest) -> Result<Done, ServiceError> {
         let protocol::SignBatchRequest {
             key,
             transactions,
@@ -517,7 +566,7 @@ impl Enclave {
                 .filter_map(Result::err)
                 .map(|error| BatchItem::Error(error.into_body()))
                 .collect();
-            return Ok(ResponseBody::SignedBatch(items));
+            return Ok((ResponseBody::SignedBatch(items), None));
         }
         let names: BTreeSet<&str> = evaluated
             .iter()
@@ -525,7 +574,7 @@ impl Enclave {
             .flat_map(Candidates::approvers)
             .collect();
         let approvals = relevant_approvals(approvals, &names);
-        let (signer, approved) = self
+        let (signer, approved, key_id) = self
             .signer(&key, subject.map(|subject| (approvals.as_slice(), subject)))
             .await?;
         let prepared = evaluated
@@ -538,24 +587,35 @@ impl Enclave {
                 Ok(prepared)
             })
             .collect();
+        let address = signer.address();
         let items = sign_in_parallel(Arc::new(signer), prepared, self.cpus).await?;
-        let signed = items
+        let signed: Vec<SignedItem> = items
             .iter()
-            .filter(|item| matches!(item, BatchItem::Signed(_)))
-            .count();
-        self.counters
-            .signatures
-            .fetch_add(u64::try_from(signed).unwrap_or(u64::MAX), Ordering::Relaxed);
-        Ok(ResponseBody::SignedBatch(items))
+            .enumerate()
+            .filter_map(|(index, item)| match item {
+                BatchItem::Signed(signed) => {
+                    Some(signed_item(u16::try_from(index).ok()?, &signed.signature))
+                }
+                BatchItem::Error(_) => None,
+            })
+            .collect();
+        self.counters.signatures.fetch_add(
+            u64::try_from(signed.len()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        // Nothing signed, nothing to receipt.
+        let statement = (!signed.is_empty()).then(|| Statement {
+            approvals_digest: counted_digest(&approvals, &approved),
+            items: signed,
+            ..key.statement(Operation::SignBatch, key_id, address)
+        });
+        Ok((ResponseBody::SignedBatch(items), statement))
     }
 
     /// Moves a key to a new policy: the current policy's admins approve (over the new policy's
     /// subject), the key is decrypted through KMS (so the current blob is genuine) and its secret
     /// sealed under a new data key bound to the new encryption context ([`Kms::seal`]).
-    async fn update_policy(
-        &self,
-        request: protocol::UpdatePolicy,
-    ) -> Result<ResponseBody, ServiceError> {
+    async fn update_policy(&self, request: protocol::UpdatePolicy) -> Result<Done, ServiceError> {
         // A policy change is about the key, not one user: no user id.
         let key = self.blob_key(KeyRef {
             key_blob: request.key_blob,
@@ -587,7 +647,7 @@ impl Enclave {
         let material = self.material(&key).await?;
         let key_id = material.key_id()?;
         let subject = policy_subject(new.canonical());
-        let statement = Statement {
+        let approved_over = approval::Statement {
             key_id: &key_id,
             user_id: None,
             subject: &subject,
@@ -595,7 +655,7 @@ impl Enclave {
         };
         let names = admins.from.iter().map(String::as_str).collect();
         let approvals = relevant_approvals(request.approvals, &names);
-        let approved = valid_approvers(current.approvers(), &approvals, &statement);
+        let approved = valid_approvers(current.approvers(), &approvals, &approved_over);
         if admins.missing(&approved) > 0 {
             return Err(approvals_required(admins_short(admins, &approved)));
         }
@@ -615,11 +675,19 @@ impl Enclave {
             .inspect_err(|_| {
                 self.counters.kms_errors.fetch_add(1, Ordering::Relaxed);
             })?;
-        Ok(ResponseBody::Key(NewKey {
-            key_blob: ByteBuf::from(blob.encode()),
+        let encoded = blob.encode();
+        let statement = Statement {
+            policy_hash: Some(new.hash()),
+            approvals_digest: counted_digest(&approvals, &approved),
+            previous_blob_hash: Some(key.hash),
+            ..statement(Operation::UpdatePolicy, key_id, blob_hash(&encoded))
+        };
+        let body = ResponseBody::Key(NewKey {
+            key_blob: ByteBuf::from(encoded),
             key_id: ByteArray::new(key_id),
             policy_hash: Some(ByteArray::new(new.hash())),
-        }))
+        });
+        Ok((body, Some(statement)))
     }
 
     fn attest(&self, nonce: &[u8]) -> Result<ResponseBody, ServiceError> {
@@ -629,10 +697,14 @@ impl Enclave {
                 nonce.len()
             )));
         }
-        let document = self.nsm.attest(AttestationRequest {
-            nonce: Some(nonce),
-            ..Default::default()
-        })?;
+        // The document binds the receipt key, so that the caller can trust this boot's receipts.
+        let document = match &self.receipts {
+            Some(receipts) => receipts.attestation(self.nsm.as_ref(), Some(nonce))?,
+            None => self.nsm.attest(AttestationRequest {
+                nonce: Some(nonce),
+                ..Default::default()
+            })?,
+        };
         Ok(ResponseBody::Attestation(AttestationDocument {
             document: ByteBuf::from(document),
         }))
@@ -730,6 +802,16 @@ impl RequestKey {
         })
     }
 
+    /// A statement of `operation` by this key and user, whose address is `address`.
+    fn statement(&self, operation: Operation, key_id: [u8; 32], address: Address) -> Statement {
+        Statement {
+            policy_hash: self.policy.as_ref().map(|policy| policy.hash()),
+            user_id: self.user_id.clone(),
+            address: Some(address.into_array()),
+            ..statement(operation, key_id, self.hash)
+        }
+    }
+
     /// The parsing options: from the policy's settings (its rules decide about digests), or from
     /// the opt-ins of a blob without a policy. Both are bound to the blob at KMS.
     fn options(&self) -> SigningPolicy {
@@ -799,6 +881,53 @@ fn admins_short(admins: &Quorum, approved: &BTreeSet<&str>) -> ApprovalsRequired
 
 fn approvals_required(missing: ApprovalsRequired) -> ServiceError {
     ServiceError::ApprovalsRequired(missing.to_string())
+}
+
+/// A statement of `operation` on the key `key_id` whose blob hashes to `blob_hash`, with
+/// nothing else said yet. The receipt key, sequence and time are the signer's to fill.
+fn statement(operation: Operation, key_id: [u8; 32], blob_hash: [u8; 32]) -> Statement {
+    Statement {
+        operation,
+        receipt_key: [0; 32],
+        sequence: 0,
+        time_ms: 0,
+        key_id,
+        blob_hash,
+        policy_hash: None,
+        user_id: None,
+        address: None,
+        approvals_digest: None,
+        previous_blob_hash: None,
+        items: Vec::new(),
+    }
+}
+
+/// The receipt's record of one signature.
+fn signed_item(index: u16, signature: &protocol::Signature) -> SignedItem {
+    let mut bytes = [0u8; receipt::ITEM_SIGNATURE_LEN];
+    bytes[..32].copy_from_slice(signature.r.as_slice());
+    bytes[32..64].copy_from_slice(signature.s.as_slice());
+    bytes[64] = u8::from(signature.y_parity);
+    SignedItem {
+        index,
+        hash: signature.signing_hash.into_array(),
+        signature: bytes,
+    }
+}
+
+/// The digest of the approvals that counted (`approvals` were filtered to the first of each
+/// relevant approver; `approved` are those whose signature verified), or `None` if none did.
+fn counted_digest(approvals: &[Approval], approved: &BTreeSet<&str>) -> Option<[u8; 32]> {
+    let counted: Vec<CountedApproval<'_>> = approvals
+        .iter()
+        .filter(|approval| approved.contains(approval.approver.as_str()))
+        .map(|approval| CountedApproval {
+            approver: &approval.approver,
+            expires_at: approval.expires_at,
+            signature: &approval.signature,
+        })
+        .collect();
+    (!counted.is_empty()).then(|| receipt::approvals_digest(&counted))
 }
 
 /// The approvals worth verifying, as the policy crate counts them: those of the approvers in
@@ -941,7 +1070,7 @@ mod tests {
             require_policy: false,
             cache: CacheLimits::default(),
         };
-        Enclave::new(settings, nsm, kms)
+        Enclave::new(settings, nsm, kms, None)
     }
 
     const KMS_KEY: &str = "arn:aws:kms:us-east-1:111122223333:key/k";

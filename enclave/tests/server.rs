@@ -23,6 +23,7 @@ use nitro_signer_enclave::{
     cache::CacheLimits,
     kms::{Kms, KmsSettings},
     nsm::{Nsm, SimulatedNsm, SimulatorConfig},
+    receipts::ReceiptSigner,
     recipient::RecipientKey,
     server::{ServerLimits, serve},
     service::{Enclave, Settings},
@@ -110,8 +111,9 @@ async fn start_server(limits: ServerLimits, kms: KmsTarget) -> Running {
             require_policy: false,
             cache: CacheLimits::default(),
         },
-        nsm,
+        Arc::clone(&nsm),
         kms,
+        Some(ReceiptSigner::generate(nsm.as_ref()).unwrap()),
     ));
     let listener = Listener::bind(&Address::Tcp("127.0.0.1:0".into()))
         .await

@@ -33,9 +33,10 @@ use nitro_signer_client::{ClientError, EnclaveClient};
 use nitro_signer_common::{
     UserId,
     protocol::{
-        self, BatchItem, GenerateKey, KeyRef, NewKey, SignBatchRequest, SignPayload, SignRequest,
-        Signature, Signed, UpdatePolicy,
+        self, BatchItem, GenerateKey, KeyRef, NewKey, RequestBody, ResponseBody, SignBatchRequest,
+        SignPayload, SignRequest, Signature, Signed, UpdatePolicy,
     },
+    receipt::Receipt,
 };
 use serde::Serialize;
 use serde_bytes::{ByteArray, ByteBuf};
@@ -253,6 +254,33 @@ async fn timed<T>(
         .map_err(|error| Failure::from_client(error, took))
 }
 
+/// Sends one request to the enclave and measures it: the answer, and the enclave's receipt for
+/// what it did, which goes back to the caller as it came.
+async fn receipted(
+    state: &AppState,
+    body: RequestBody,
+) -> Result<(ResponseBody, Option<Receipt>, Duration), Failure> {
+    let ((body, receipt), took) = timed(state.client.call_receipted(body)).await?;
+    Ok((body, receipt, took))
+}
+
+/// The enclave answered with another kind of answer than the request calls for.
+fn unexpected(expected: &'static str, got: &ResponseBody, took: Duration) -> Failure {
+    let error = ClientError::UnexpectedResponse {
+        expected,
+        got: got.kind(),
+    };
+    Failure::from_client(error, took)
+}
+
+/// A receipt in API form.
+fn api_receipt(receipt: Receipt) -> nitro_signer_api::Receipt {
+    nitro_signer_api::Receipt {
+        statement: receipt.statement.into_vec(),
+        signature: receipt.signature.to_vec(),
+    }
+}
+
 fn key_ref(key_blob: KeyBlob, user_id: Option<UserId>) -> KeyRef {
     KeyRef {
         key_blob: ByteBuf::from(key_blob.into_bytes()),
@@ -277,12 +305,24 @@ fn approvals(approvals: Vec<Approval>) -> Vec<protocol::Approval> {
 }
 
 /// A new or re-encrypted key in API form.
-fn key_response(key: NewKey) -> KeyResponse {
-    KeyResponse {
-        key_blob: KeyBlob::new(key.key_blob.into_vec()),
-        key_id: B256::from(key.key_id.into_array()),
-        policy_hash: key.policy_hash.map(|hash| B256::from(hash.into_array())),
-    }
+fn key_response(
+    (body, receipt, took): (ResponseBody, Option<Receipt>, Duration),
+) -> Result<(KeyResponse, Duration), Failure> {
+    let ResponseBody::Key(key) = body else {
+        return Err(unexpected("key", &body, took));
+    };
+    let NewKey {
+        key_blob,
+        key_id,
+        policy_hash,
+    } = key;
+    let key = KeyResponse {
+        key_blob: KeyBlob::new(key_blob.into_vec()),
+        key_id: B256::from(key_id.into_array()),
+        policy_hash: policy_hash.map(|hash| B256::from(hash.into_array())),
+        receipt: receipt.map(api_receipt),
+    };
+    Ok((key, took))
 }
 
 async fn healthz() -> Json<HealthResponse> {
@@ -346,8 +386,8 @@ async fn generate_key(
         owner: request.label,
         policy: request.policy.map(raw_text),
     };
-    let (key, took) = timed(state.client.generate_key_with(request)).await?;
-    Ok(reply(StatusCode::CREATED, &key_response(key), took))
+    let (key, took) = key_response(receipted(&state, RequestBody::GenerateKey(request)).await?)?;
+    Ok(reply(StatusCode::CREATED, &key, took))
 }
 
 async fn update_policy(
@@ -359,8 +399,8 @@ async fn update_policy(
         policy: raw_text(request.policy),
         approvals: approvals(request.approvals),
     };
-    let (key, took) = timed(state.client.update_policy(request)).await?;
-    Ok(reply(StatusCode::OK, &key_response(key), took))
+    let (key, took) = key_response(receipted(&state, RequestBody::UpdatePolicy(request)).await?)?;
+    Ok(reply(StatusCode::OK, &key, took))
 }
 
 async fn address(
@@ -368,10 +408,14 @@ async fn address(
     ApiJson(request): ApiJson<AddressRequest>,
 ) -> Result<Response, Failure> {
     let key = key_ref(request.key_blob, request.user_id);
-    let (info, took) = timed(state.client.address_of(key)).await?;
+    let (body, receipt, took) = receipted(&state, RequestBody::Address(key)).await?;
+    let ResponseBody::Address(info) = body else {
+        return Err(unexpected("address", &body, took));
+    };
     let body = AddressResponse {
         address: Address::from(info.address.into_array()),
         public_key: info.public_key.into_vec(),
+        receipt: receipt.map(api_receipt),
     };
     Ok(reply(StatusCode::OK, &body, took))
 }
@@ -397,11 +441,12 @@ fn signed_transaction(signed: protocol::SignedTransaction) -> SignedTransaction 
         signing_hash: B256::from(signed.signature.signing_hash.into_array()),
         signature: transaction_signature(&signed.signature, signed.v),
         raw: signed.raw.into_vec(),
+        receipt: None,
     }
 }
 
 /// `r ‖ s ‖ v` with `v` 27 or 28.
-fn signature_response(signature: &Signature) -> SignatureResponse {
+fn signature_response(signature: &Signature, receipt: Option<Receipt>) -> SignatureResponse {
     let mut bytes = Vec::with_capacity(65);
     bytes.extend_from_slice(signature.r.as_slice());
     bytes.extend_from_slice(signature.s.as_slice());
@@ -410,6 +455,7 @@ fn signature_response(signature: &Signature) -> SignatureResponse {
         from: Address::from(signature.from.into_array()),
         hash: B256::from(signature.signing_hash.into_array()),
         signature: bytes,
+        receipt: receipt.map(api_receipt),
     }
 }
 
@@ -430,21 +476,28 @@ async fn sign(
     key: KeyRef,
     payload: SignPayload,
     approvals: Vec<protocol::Approval>,
-) -> Result<(Signed, Duration), Failure> {
-    timed(state.client.sign(SignRequest {
+) -> Result<(Signed, Option<Receipt>, Duration), Failure> {
+    let request = RequestBody::Sign(SignRequest {
         key,
         payload,
         approvals,
-    }))
-    .await
+    });
+    match receipted(state, request).await? {
+        (ResponseBody::Signed(signed), receipt, took) => Ok((*signed, receipt, took)),
+        (other, _, took) => Err(unexpected("signed", &other, took)),
+    }
 }
 
 /// The answer to a message, typed-data or digest request: the signature alone.
-fn signature_reply((signed, took): (Signed, Duration)) -> Result<Response, Failure> {
+fn signature_reply(
+    (signed, receipt, took): (Signed, Option<Receipt>, Duration),
+) -> Result<Response, Failure> {
     match signed {
-        Signed::Signature(signature) => {
-            Ok(reply(StatusCode::OK, &signature_response(&signature), took))
-        }
+        Signed::Signature(signature) => Ok(reply(
+            StatusCode::OK,
+            &signature_response(&signature, receipt),
+            took,
+        )),
         other => Err(wrong_output("signature", &other, took)),
     }
 }
@@ -456,10 +509,14 @@ async fn sign_transaction(
     let key = key_ref(request.key_blob, request.user_id);
     let payload = SignPayload::Transaction(raw_text(request.transaction));
     match sign(&state, key, payload, approvals(request.approvals)).await? {
-        (Signed::Transaction(signed), took) => {
-            Ok(reply(StatusCode::OK, &signed_transaction(signed), took))
+        (Signed::Transaction(signed), receipt, took) => {
+            let signed = SignedTransaction {
+                receipt: receipt.map(api_receipt),
+                ..signed_transaction(signed)
+            };
+            Ok(reply(StatusCode::OK, &signed, took))
         }
-        (other, took) => Err(wrong_output("transaction", &other, took)),
+        (other, _, took) => Err(wrong_output("transaction", &other, took)),
     }
 }
 
@@ -483,7 +540,10 @@ async fn sign_transactions(
         transactions: request.transactions.into_iter().map(raw_text).collect(),
         approvals: approvals(request.approvals),
     };
-    let (items, took) = timed(state.client.sign_batch(batch)).await?;
+    let (body, receipt, took) = receipted(&state, RequestBody::SignBatch(batch)).await?;
+    let ResponseBody::SignedBatch(items) = body else {
+        return Err(unexpected("signed_batch", &body, took));
+    };
     if items.len() != count {
         let mut failure = Failure::protocol(
             "the enclave answered a different number of results than transactions",
@@ -502,7 +562,10 @@ async fn sign_transactions(
         .collect();
     Ok(reply(
         StatusCode::OK,
-        &SignTransactionsResponse { results },
+        &SignTransactionsResponse {
+            results,
+            receipt: receipt.map(api_receipt),
+        },
         took,
     ))
 }
@@ -540,7 +603,7 @@ async fn sign_authorization(
 ) -> Result<Response, Failure> {
     let key = key_ref(request.key_blob, request.user_id);
     let payload = SignPayload::Authorization(raw_text(request.authorization));
-    let (signed, took) = sign(&state, key, payload, approvals(request.approvals)).await?;
+    let (signed, receipt, took) = sign(&state, key, payload, approvals(request.approvals)).await?;
     let Signed::Authorization(signed) = signed else {
         return Err(wrong_output("authorization", &signed, took));
     };
@@ -553,6 +616,7 @@ async fn sign_authorization(
         y_parity: signed.signature.y_parity,
         r: u256(signed.signature.r),
         s: u256(signed.signature.s),
+        receipt: receipt.map(api_receipt),
     };
     Ok(reply(StatusCode::OK, &body, took))
 }

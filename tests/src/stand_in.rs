@@ -213,6 +213,7 @@ async fn serve(stream: Stream, seen: Arc<Seen>) {
             let _ = answers.send(Response {
                 id: request.id,
                 body,
+                receipt: None,
             });
         });
     }

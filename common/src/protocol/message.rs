@@ -283,6 +283,10 @@ pub struct Response {
     pub id: u64,
     /// The answer.
     pub body: ResponseBody,
+    /// The enclave's receipt for what it did (see [`crate::receipt`]): on every successful
+    /// answer that creates a key, derives an address, signs or changes a policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<crate::receipt::Receipt>,
 }
 
 /// Answers, one kind per request kind, or an error.
@@ -676,7 +680,11 @@ mod tests {
     }
 
     fn response(body: ResponseBody) -> Response {
-        Response { id: 7, body }
+        Response {
+            id: 7,
+            body,
+            receipt: None,
+        }
     }
 
     #[test]

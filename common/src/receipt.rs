@@ -1,0 +1,568 @@
+//! Receipts: the enclave's signed record of what it did.
+//!
+//! At start the enclave makes an Ed25519 receipt key that never leaves it and binds it with NSM
+//! attestation documents whose `public_key` is the key's SubjectPublicKeyInfo and whose
+//! `user_data` is [`RECEIPT_KEY_USER_DATA`]. Every answer that matters (a key created, an
+//! address, signatures, a policy change) carries a [`Receipt`]: the receipt key's signature over a
+//! [`Statement`] of what was done. A back end that verified one attestation document of the boot
+//! checks every receipt of that boot with one signature verification.
+//!
+//! The byte layout is specified in `docs/receipts.md`; [`Statement::encode`] and
+//! [`Statement::decode`] are its reference. Decoding is strict: every field's presence must fit
+//! the operation, and nothing may follow the last field, so one statement has one encoding.
+
+use std::fmt;
+
+use aws_lc_rs::signature::{ED25519, UnparsedPublicKey};
+use serde::{Deserialize, Serialize};
+use serde_bytes::{ByteArray, ByteBuf};
+use sha2::{Digest, Sha256};
+
+use crate::{UserId, protocol::MAX_BATCH};
+
+/// The first bytes of every statement.
+pub const RECEIPT_DOMAIN: &[u8] = b"nitro-signer/receipt/v1";
+
+/// The first bytes hashed into an approvals digest.
+pub const APPROVALS_DOMAIN: &[u8] = b"nitro-signer/approvals/v1";
+
+/// `user_data` of the attestation documents that bind a receipt key.
+pub const RECEIPT_KEY_USER_DATA: &[u8] = b"nitro-signer/receipt-key/v1";
+
+/// DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410), before the 32 key bytes.
+const ED25519_SPKI_PREFIX: [u8; 12] = [
+    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+];
+
+/// Length of a signature in a [`SignedItem`]: `r ‖ s ‖ yParity`.
+pub const ITEM_SIGNATURE_LEN: usize = 65;
+
+/// The receipt key's SubjectPublicKeyInfo DER, as attestation documents carry it.
+pub fn receipt_key_spki(key: &[u8; 32]) -> [u8; 44] {
+    let mut spki = [0u8; 44];
+    spki[..12].copy_from_slice(&ED25519_SPKI_PREFIX);
+    spki[12..].copy_from_slice(key);
+    spki
+}
+
+/// The Ed25519 key of a SubjectPublicKeyInfo DER, if it is one.
+pub fn receipt_key_from_spki(spki: &[u8]) -> Option<[u8; 32]> {
+    let key = spki.strip_prefix(&ED25519_SPKI_PREFIX)?;
+    key.try_into().ok()
+}
+
+/// What the enclave did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Operation {
+    /// A key was generated; the blob is the new one.
+    GenerateKey,
+    /// An address was derived.
+    Address,
+    /// A transaction was signed.
+    SignTransaction,
+    /// Transactions of a batch were signed (the items say which).
+    SignBatch,
+    /// An EIP-191 personal message was signed.
+    SignMessage,
+    /// EIP-712 typed data was signed.
+    SignTypedData,
+    /// An EIP-7702 authorization was signed.
+    SignAuthorization,
+    /// A raw digest was signed.
+    SignDigest,
+    /// A key moved to a new policy; the blob is the new one.
+    UpdatePolicy,
+}
+
+impl Operation {
+    const ALL: [Self; 9] = [
+        Self::GenerateKey,
+        Self::Address,
+        Self::SignTransaction,
+        Self::SignBatch,
+        Self::SignMessage,
+        Self::SignTypedData,
+        Self::SignAuthorization,
+        Self::SignDigest,
+        Self::UpdatePolicy,
+    ];
+
+    /// The byte that stands for the operation in a statement.
+    pub fn code(self) -> u8 {
+        match self {
+            Self::GenerateKey => 1,
+            Self::Address => 2,
+            Self::SignTransaction => 3,
+            Self::SignBatch => 4,
+            Self::SignMessage => 5,
+            Self::SignTypedData => 6,
+            Self::SignAuthorization => 7,
+            Self::SignDigest => 8,
+            Self::UpdatePolicy => 9,
+        }
+    }
+
+    /// The operation of a code.
+    pub fn from_code(code: u8) -> Option<Self> {
+        Self::ALL.into_iter().find(|op| op.code() == code)
+    }
+
+    /// The `snake_case` name, as the audit log writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::GenerateKey => "generate_key",
+            Self::Address => "address",
+            Self::SignTransaction => "sign_transaction",
+            Self::SignBatch => "sign_batch",
+            Self::SignMessage => "sign_message",
+            Self::SignTypedData => "sign_typed_data",
+            Self::SignAuthorization => "sign_authorization",
+            Self::SignDigest => "sign_digest",
+            Self::UpdatePolicy => "update_policy",
+        }
+    }
+
+    /// The operation of a name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|op| op.as_str() == name)
+    }
+
+    /// Whether the operation signs (and its statement lists what it signed).
+    pub fn signs(self) -> bool {
+        !matches!(self, Self::GenerateKey | Self::Address | Self::UpdatePolicy)
+    }
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One signature the enclave made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignedItem {
+    /// Position in the request: 0 for single requests, the transaction's index in a batch.
+    pub index: u16,
+    /// The hash the enclave computed and signed.
+    pub hash: [u8; 32],
+    /// `r ‖ s ‖ yParity` (0 or 1).
+    pub signature: [u8; ITEM_SIGNATURE_LEN],
+}
+
+/// What a receipt says. See `docs/receipts.md` for the byte layout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement {
+    /// What was done.
+    pub operation: Operation,
+    /// The receipt key of the boot (Ed25519 public key), which signs the statement.
+    pub receipt_key: [u8; 32],
+    /// Position among the boot's receipts, from 1, without gaps.
+    pub sequence: u64,
+    /// The enclave's clock when the receipt was made, in milliseconds since the Unix epoch.
+    pub time_ms: u64,
+    /// The key's id (see `docs/key-derivation.md`).
+    pub key_id: [u8; 32],
+    /// SHA-256 of the key blob used, or made (key generation, policy change).
+    pub blob_hash: [u8; 32],
+    /// SHA-256 of the blob's policy document in canonical form, when it has one.
+    pub policy_hash: Option<[u8; 32]>,
+    /// The user whose derived key was used.
+    pub user_id: Option<UserId>,
+    /// The signer's address (absent for key generation and policy changes).
+    pub address: Option<[u8; 20]>,
+    /// [`approvals_digest`] of the approvals that were counted, when any were.
+    pub approvals_digest: Option<[u8; 32]>,
+    /// For a policy change: SHA-256 of the blob that was replaced.
+    pub previous_blob_hash: Option<[u8; 32]>,
+    /// What was signed, by index (strictly increasing).
+    pub items: Vec<SignedItem>,
+}
+
+/// Why a statement or receipt was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReceiptError {
+    /// The statement bytes do not follow the layout.
+    #[error("malformed receipt statement: {0}")]
+    Malformed(&'static str),
+    /// The statement is well formed but its fields do not fit its operation.
+    #[error("receipt statement does not fit its operation: {0}")]
+    Inconsistent(&'static str),
+    /// The receipt is signed by another key than the one expected.
+    #[error("receipt is signed by a receipt key that was not attested")]
+    UnknownKey,
+    /// The signature does not verify.
+    #[error("receipt signature does not verify")]
+    BadSignature,
+}
+
+impl Statement {
+    /// The statement's bytes, as the receipt key signs them.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(
+            RECEIPT_DOMAIN.len() + 250 + self.items.len() * (2 + 32 + ITEM_SIGNATURE_LEN),
+        );
+        out.extend_from_slice(RECEIPT_DOMAIN);
+        out.push(self.operation.code());
+        out.extend_from_slice(&self.receipt_key);
+        out.extend_from_slice(&self.sequence.to_be_bytes());
+        out.extend_from_slice(&self.time_ms.to_be_bytes());
+        out.extend_from_slice(&self.key_id);
+        out.extend_from_slice(&self.blob_hash);
+        put_optional(&mut out, self.policy_hash.as_ref().map(|h| h.as_slice()));
+        match &self.user_id {
+            None => out.push(0),
+            Some(user) => {
+                out.push(1);
+                // `UserId::MAX_LEN` is 256: always fits two bytes.
+                let len = u16::try_from(user.as_str().len()).unwrap_or(u16::MAX);
+                out.extend_from_slice(&len.to_be_bytes());
+                out.extend_from_slice(user.as_str().as_bytes());
+            }
+        }
+        put_optional(&mut out, self.address.as_ref().map(|a| a.as_slice()));
+        put_optional(
+            &mut out,
+            self.approvals_digest.as_ref().map(|d| d.as_slice()),
+        );
+        put_optional(
+            &mut out,
+            self.previous_blob_hash.as_ref().map(|h| h.as_slice()),
+        );
+        // At most `MAX_BATCH` items: always fits two bytes.
+        let count = u16::try_from(self.items.len()).unwrap_or(u16::MAX);
+        out.extend_from_slice(&count.to_be_bytes());
+        for item in &self.items {
+            out.extend_from_slice(&item.index.to_be_bytes());
+            out.extend_from_slice(&item.hash);
+            out.extend_from_slice(&item.signature);
+        }
+        out
+    }
+
+    /// Parses statement bytes, refusing anything [`Self::encode`] would not have produced for a
+    /// consistent statement.
+    pub fn decode(bytes: &[u8]) -> Result<Self, ReceiptError> {
+        let mut reader = Reader(bytes);
+        if reader.take(RECEIPT_DOMAIN.len())? != RECEIPT_DOMAIN {
+            return Err(ReceiptError::Malformed(
+                "not a nitro-signer/receipt/v1 statement",
+            ));
+        }
+        let operation = Operation::from_code(reader.byte()?)
+            .ok_or(ReceiptError::Malformed("unknown operation"))?;
+        let receipt_key = reader.array()?;
+        let sequence = u64::from_be_bytes(reader.array()?);
+        let time_ms = u64::from_be_bytes(reader.array()?);
+        let key_id = reader.array()?;
+        let blob_hash = reader.array()?;
+        let policy_hash = reader.optional()?;
+        let user_id = if reader.flag()? {
+            let len = usize::from(u16::from_be_bytes(reader.array()?));
+            let text = std::str::from_utf8(reader.take(len)?)
+                .map_err(|_| ReceiptError::Malformed("user id is not UTF-8"))?;
+            Some(UserId::new(text).map_err(|_| ReceiptError::Malformed("invalid user id"))?)
+        } else {
+            None
+        };
+        let address = reader.optional()?;
+        let approvals_digest = reader.optional()?;
+        let previous_blob_hash = reader.optional()?;
+        let count = usize::from(u16::from_be_bytes(reader.array()?));
+        if count > MAX_BATCH {
+            return Err(ReceiptError::Malformed("more items than a batch holds"));
+        }
+        let mut items = Vec::with_capacity(count);
+        for _ in 0..count {
+            let index = u16::from_be_bytes(reader.array()?);
+            let hash = reader.array()?;
+            let signature = reader.array()?;
+            items.push(SignedItem {
+                index,
+                hash,
+                signature,
+            });
+        }
+        if !reader.0.is_empty() {
+            return Err(ReceiptError::Malformed("bytes after the last item"));
+        }
+        let statement = Self {
+            operation,
+            receipt_key,
+            sequence,
+            time_ms,
+            key_id,
+            blob_hash,
+            policy_hash,
+            user_id,
+            address,
+            approvals_digest,
+            previous_blob_hash,
+            items,
+        };
+        statement.check()?;
+        Ok(statement)
+    }
+
+    /// Checks that the fields fit the operation (what [`Self::decode`] enforces).
+    pub fn check(&self) -> Result<(), ReceiptError> {
+        use ReceiptError::Inconsistent;
+        if self.sequence == 0 {
+            return Err(Inconsistent("sequence numbers start at 1"));
+        }
+        let op = self.operation;
+        if op.signs() || op == Operation::Address {
+            if self.address.is_none() {
+                return Err(Inconsistent(
+                    "an address or signature receipt names the address",
+                ));
+            }
+        } else if self.address.is_some() || self.user_id.is_some() {
+            return Err(Inconsistent("key receipts name no address and no user"));
+        }
+        if (op == Operation::UpdatePolicy) != self.previous_blob_hash.is_some() {
+            return Err(Inconsistent("only a policy change names a previous blob"));
+        }
+        if op == Operation::UpdatePolicy && self.policy_hash.is_none() {
+            return Err(Inconsistent("a policy change names the new policy"));
+        }
+        if self.approvals_digest.is_some() && !(op.signs() || op == Operation::UpdatePolicy) {
+            return Err(Inconsistent(
+                "only signatures and policy changes are approved",
+            ));
+        }
+        match (op.signs(), op == Operation::SignBatch, self.items.len()) {
+            (false, _, 0) => {}
+            (false, _, _) => return Err(Inconsistent("only signing operations list items")),
+            (true, false, 1) if self.items.first().is_some_and(|i| i.index == 0) => {}
+            (true, false, _) => {
+                return Err(Inconsistent("a single signature is one item at index 0"));
+            }
+            (true, true, 0) => return Err(Inconsistent("a batch receipt lists what was signed")),
+            (true, true, _) => {
+                let increasing = self
+                    .items
+                    .windows(2)
+                    .all(|pair| matches!(pair, [a, b] if a.index < b.index));
+                let in_range = self
+                    .items
+                    .last()
+                    .is_some_and(|i| usize::from(i.index) < MAX_BATCH);
+                if !increasing || !in_range {
+                    return Err(Inconsistent(
+                        "batch items are in strictly increasing index order within the batch",
+                    ));
+                }
+            }
+        }
+        for item in &self.items {
+            if item.signature[64] > 1 {
+                return Err(Inconsistent("yParity is 0 or 1"));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn put_optional(out: &mut Vec<u8>, value: Option<&[u8]>) {
+    match value {
+        None => out.push(0),
+        Some(value) => {
+            out.push(1);
+            out.extend_from_slice(value);
+        }
+    }
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], ReceiptError> {
+        if self.0.len() < n {
+            return Err(ReceiptError::Malformed("truncated"));
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn byte(&mut self) -> Result<u8, ReceiptError> {
+        Ok(self.array::<1>()?[0])
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], ReceiptError> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
+    }
+
+    fn flag(&mut self) -> Result<bool, ReceiptError> {
+        match self.byte()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(ReceiptError::Malformed("presence flags are 0 or 1")),
+        }
+    }
+
+    fn optional<const N: usize>(&mut self) -> Result<Option<[u8; N]>, ReceiptError> {
+        if self.flag()? {
+            self.array().map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+}
+
+/// A statement and the receipt key's signature over it, as answers carry them.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    /// The [`Statement`]'s bytes.
+    pub statement: ByteBuf,
+    /// Ed25519 signature over `statement` by the statement's receipt key.
+    pub signature: ByteArray<64>,
+}
+
+impl fmt::Debug for Receipt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Receipt")
+            .field("statement", &format_args!("{} bytes", self.statement.len()))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Receipt {
+    /// Decodes the statement without checking the signature: nothing it says can be trusted.
+    pub fn statement_unverified(&self) -> Result<Statement, ReceiptError> {
+        Statement::decode(&self.statement)
+    }
+
+    /// Decodes the statement and verifies the signature with `trusted_key`, which must be the
+    /// key the statement names (a receipt key the caller verified through attestation).
+    pub fn verify(&self, trusted_key: &[u8; 32]) -> Result<Statement, ReceiptError> {
+        let statement = Statement::decode(&self.statement)?;
+        if &statement.receipt_key != trusted_key {
+            return Err(ReceiptError::UnknownKey);
+        }
+        UnparsedPublicKey::new(&ED25519, trusted_key)
+            .verify(&self.statement, self.signature.as_slice())
+            .map_err(|_| ReceiptError::BadSignature)?;
+        Ok(statement)
+    }
+}
+
+/// One approval as it is hashed into an [`approvals_digest`].
+#[derive(Debug, Clone, Copy)]
+pub struct CountedApproval<'a> {
+    /// The approver's name in the policy.
+    pub approver: &'a str,
+    /// The approval's expiry, Unix seconds.
+    pub expires_at: u64,
+    /// The approval's signature.
+    pub signature: &'a [u8],
+}
+
+/// SHA-256 over the approvals that were counted, in the order the request carried them:
+/// `APPROVALS_DOMAIN ‖ count (u8) ‖ for each: name length (u8) ‖ name ‖ expiresAt (u64 BE) ‖
+/// signature length (u8) ‖ signature`.
+pub fn approvals_digest(approvals: &[CountedApproval<'_>]) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(APPROVALS_DOMAIN);
+    // Names are at most 64 bytes, signatures 64, and a request carries at most 16 approvals.
+    hasher.update([u8::try_from(approvals.len()).unwrap_or(u8::MAX)]);
+    for approval in approvals {
+        let name = approval.approver.as_bytes();
+        hasher.update([u8::try_from(name.len()).unwrap_or(u8::MAX)]);
+        hasher.update(name);
+        hasher.update(approval.expires_at.to_be_bytes());
+        hasher.update([u8::try_from(approval.signature.len()).unwrap_or(u8::MAX)]);
+        hasher.update(approval.signature);
+    }
+    hasher.finalize().into()
+}
+
+/// SHA-256 of a key blob's bytes, as statements name blobs.
+pub fn blob_hash(blob: &[u8]) -> [u8; 32] {
+    Sha256::digest(blob).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn sample(operation: Operation) -> Statement {
+        let signs = operation.signs();
+        Statement {
+            operation,
+            receipt_key: [0x11; 32],
+            sequence: 7,
+            time_ms: 1_764_770_000_123,
+            key_id: [0x22; 32],
+            blob_hash: [0x33; 32],
+            policy_hash: Some([0x44; 32]),
+            user_id: (signs || operation == Operation::Address)
+                .then(|| UserId::new("alice").unwrap()),
+            address: (signs || operation == Operation::Address).then_some([0x55; 20]),
+            approvals_digest: signs.then_some([0x66; 32]),
+            previous_blob_hash: (operation == Operation::UpdatePolicy).then_some([0x77; 32]),
+            items: if signs {
+                vec![SignedItem {
+                    index: 0,
+                    hash: [0x88; 32],
+                    signature: [1; 65],
+                }]
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    #[test]
+    fn statements_round_trip_for_every_operation() {
+        for op in Operation::ALL {
+            let statement = sample(op);
+            let bytes = statement.encode();
+            assert_eq!(Statement::decode(&bytes).unwrap(), statement, "{op}");
+            assert_eq!(Operation::from_name(op.as_str()), Some(op));
+        }
+    }
+
+    #[test]
+    fn trailing_and_truncated_bytes_are_refused() {
+        let bytes = sample(Operation::SignMessage).encode();
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(Statement::decode(&longer).is_err());
+        for len in 0..bytes.len() {
+            assert!(Statement::decode(&bytes[..len]).is_err(), "{len}");
+        }
+    }
+
+    #[test]
+    fn fields_must_fit_the_operation() {
+        let mut s = sample(Operation::GenerateKey);
+        s.address = Some([0; 20]);
+        assert!(Statement::decode(&s.encode()).is_err());
+        let mut s = sample(Operation::SignTransaction);
+        s.items.clear();
+        assert!(Statement::decode(&s.encode()).is_err());
+        let mut s = sample(Operation::SignBatch);
+        s.items = vec![s.items[0], s.items[0]];
+        assert!(Statement::decode(&s.encode()).is_err());
+        let mut s = sample(Operation::UpdatePolicy);
+        s.previous_blob_hash = None;
+        assert!(Statement::decode(&s.encode()).is_err());
+        let mut s = sample(Operation::Address);
+        s.sequence = 0;
+        assert!(Statement::decode(&s.encode()).is_err());
+    }
+
+    #[test]
+    fn spki_round_trips() {
+        let key = [9u8; 32];
+        assert_eq!(receipt_key_from_spki(&receipt_key_spki(&key)), Some(key));
+        assert_eq!(receipt_key_from_spki(&[0u8; 44]), None);
+        assert_eq!(receipt_key_from_spki(&receipt_key_spki(&key)[..43]), None);
+    }
+}
