@@ -84,6 +84,15 @@ pub(crate) struct CreateArgs {
     /// enclave checks it and binds its hash to the blob.
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
+
+    /// Check the enclave's receipt for the new key before printing it: the blob was made by an
+    /// attested enclave running the image `--pcr0/1/2` pin (`--dev`: the local dev stack's
+    /// simulator). A blob made anywhere else is refused.
+    #[arg(long)]
+    verify: bool,
+
+    #[command(flatten)]
+    trust: crate::verify::TrustArgs,
 }
 
 /// Options of `keys policy`.
@@ -254,7 +263,12 @@ pub(crate) async fn create(args: CreateArgs) -> anyhow::Result<()> {
             .map(|path| read_json(path, "policy"))
             .transpose()?,
     };
-    print(&args.target.client()?.generate_key_with(&request).await?)
+    let client = if args.verify {
+        args.trust.client(&args.target)?
+    } else {
+        args.target.client()?
+    };
+    print(&client.generate_key_with(&request).await?)
 }
 
 /// `keys policy`.

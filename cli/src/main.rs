@@ -11,6 +11,7 @@ mod client;
 mod dev;
 mod import;
 mod policy;
+mod verify;
 
 use clap::{Parser, Subcommand};
 use nitro_signer_common::{
@@ -46,6 +47,9 @@ enum Command {
     Sign(client::SignCommand),
     /// Fetch the enclave's attestation document for a fresh nonce and verify it.
     Attest(client::AttestArgs),
+    /// Verify what the enclave gave: its receipts (`docs/receipts.md`).
+    #[command(subcommand)]
+    Verify(verify::VerifyCommand),
     /// Write the production KMS key policy for an enclave image, from its measurements.
     Policy(policy::PolicyArgs),
     /// Approvers' keys (`docs/policy.md`).
@@ -127,6 +131,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Address(args) => client::address(args).await,
         Command::Sign(command) => client::sign(command).await,
         Command::Attest(args) => client::attest(args).await,
+        Command::Verify(command) => verify::run(command).await,
         Command::Policy(args) => policy::run(args),
         Command::Approvers(approve::ApproversCommand::Keygen(args)) => approve::keygen(&args),
         Command::Approve(args) => approve::approve(&args),

@@ -7,8 +7,17 @@
 //!
 //! Approvals for a key's policy go in the `approvals` field of each sign request (an empty list
 //! is not sent).
+//!
+//! With a [`ReceiptVerifier`] ([`HttpClient::with_receipt_verifier`]), every answer that creates a
+//! key, derives an address, signs or changes a policy must carry the enclave's receipt, signed by
+//! a receipt key whose attestation verified (fetched through `POST /v1/attestation` with a fresh
+//! nonce the first time a boot's key is seen), and saying exactly what the answer says;
+//! otherwise the call fails with [`HttpError::Receipt`].
 
-use std::time::Duration;
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
 
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -19,6 +28,8 @@ use crate::api::{
     SignTransactionRequest, SignTransactionsRequest, SignTransactionsResponse,
     SignTypedDataRequest, SignatureResponse, SignedTransaction, UpdatePolicyRequest,
 };
+use crate::receipts::{self, Asked, ReceiptVerifier, VerifyError};
+use nitro_signer_common::receipt::{Operation, Statement};
 
 /// Why an HTTP call failed.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +54,10 @@ pub enum HttpError {
         /// What did not fit.
         message: String,
     },
+    /// Receipt verification is on and the answer's receipt is missing, not from an attested
+    /// enclave, or says something else than the answer: do not use the answer.
+    #[error("receipt refused: {0}")]
+    Receipt(#[from] VerifyError),
 }
 
 impl HttpError {
@@ -51,6 +66,7 @@ impl HttpError {
         match self {
             Self::Api { status, .. } | Self::Unexpected { status, .. } => Some(*status),
             Self::Transport(error) => error.status().map(|status| status.as_u16()),
+            Self::Receipt(_) => None,
         }
     }
 
@@ -68,6 +84,7 @@ impl HttpError {
 pub struct HttpClient {
     base: String,
     http: reqwest::Client,
+    receipts: Option<Arc<ReceiptVerifier>>,
 }
 
 impl HttpClient {
@@ -86,7 +103,39 @@ impl HttpClient {
         while base.ends_with('/') {
             base.pop();
         }
-        Self { base, http }
+        Self {
+            base,
+            http,
+            receipts: None,
+        }
+    }
+
+    /// This client, checking every receipt with `verifier` (see the module docs).
+    pub fn with_receipt_verifier(mut self, verifier: Arc<ReceiptVerifier>) -> Self {
+        self.receipts = Some(verifier);
+        self
+    }
+
+    /// The receipt's statement, verified, when receipt verification is on. The first receipt of
+    /// a boot costs an attestation round trip.
+    async fn verified(
+        &self,
+        receipt: Option<&crate::api::Receipt>,
+    ) -> Result<Option<Statement>, HttpError> {
+        let Some(verifier) = &self.receipts else {
+            return Ok(None);
+        };
+        let receipt = receipts::from_api(receipt.ok_or(VerifyError::Missing)?)?;
+        let key = receipt
+            .statement_unverified()
+            .map_err(VerifyError::from)?
+            .receipt_key;
+        if !verifier.is_trusted(&key) {
+            let nonce = nitro_signer_common::receipt::random_nonce();
+            let document = self.attestation(&nonce).await?.document;
+            verifier.trust(&document, &nonce, SystemTime::now())?;
+        }
+        Ok(Some(verifier.verify(&receipt)?))
     }
 
     /// The proxy's base URL.
@@ -133,7 +182,15 @@ impl HttpClient {
         &self,
         request: &GenerateKeyRequest,
     ) -> Result<KeyResponse, HttpError> {
-        self.post("/v1/keys", request).await
+        let answer: KeyResponse = self.post("/v1/keys", request).await?;
+        if let Some(statement) = self.verified(answer.receipt.as_ref()).await? {
+            let asked = Asked {
+                key_blob: None,
+                user_id: Some(None),
+            };
+            receipts::check_key(&statement, Operation::GenerateKey, asked, &answer)?;
+        }
+        Ok(answer)
     }
 
     /// `POST /v1/keys/policy`: the key re-encrypted under a new policy document, with the
@@ -142,12 +199,28 @@ impl HttpClient {
         &self,
         request: &UpdatePolicyRequest,
     ) -> Result<KeyResponse, HttpError> {
-        self.post("/v1/keys/policy", request).await
+        let answer: KeyResponse = self.post("/v1/keys/policy", request).await?;
+        if let Some(statement) = self.verified(answer.receipt.as_ref()).await? {
+            let asked = Asked {
+                key_blob: Some(request.key_blob.as_bytes()),
+                user_id: Some(None),
+            };
+            receipts::check_key(&statement, Operation::UpdatePolicy, asked, &answer)?;
+        }
+        Ok(answer)
     }
 
     /// `POST /v1/address`: the address and public key of a key (and user).
     pub async fn address(&self, request: &AddressRequest) -> Result<AddressResponse, HttpError> {
-        self.post("/v1/address", request).await
+        let answer: AddressResponse = self.post("/v1/address", request).await?;
+        if let Some(statement) = self.verified(answer.receipt.as_ref()).await? {
+            let asked = Asked {
+                key_blob: Some(request.key_blob.as_bytes()),
+                user_id: Some(request.user_id.as_ref()),
+            };
+            receipts::check_address(&statement, asked, &answer)?;
+        }
+        Ok(answer)
     }
 
     /// `POST /v1/sign/transaction`: one signed transaction.
@@ -155,7 +228,15 @@ impl HttpClient {
         &self,
         request: &SignTransactionRequest,
     ) -> Result<SignedTransaction, HttpError> {
-        self.post("/v1/sign/transaction", request).await
+        let answer: SignedTransaction = self.post("/v1/sign/transaction", request).await?;
+        if let Some(statement) = self.verified(answer.receipt.as_ref()).await? {
+            let asked = Asked {
+                key_blob: Some(request.key_blob.as_bytes()),
+                user_id: Some(request.user_id.as_ref()),
+            };
+            receipts::check_transaction(&statement, asked, &answer)?;
+        }
+        Ok(answer)
     }
 
     /// `POST /v1/sign/transactions`: a batch; one result (signed or error) per transaction.
@@ -163,7 +244,20 @@ impl HttpClient {
         &self,
         request: &SignTransactionsRequest,
     ) -> Result<SignTransactionsResponse, HttpError> {
-        self.post("/v1/sign/transactions", request).await
+        let answer: SignTransactionsResponse = self.post("/v1/sign/transactions", request).await?;
+        let signed_any = answer
+            .results
+            .iter()
+            .any(|result| matches!(result, crate::api::BatchResult::Signed(_)));
+        // A batch of which nothing was signed has no receipt.
+        if signed_any && let Some(statement) = self.verified(answer.receipt.as_ref()).await? {
+            let asked = Asked {
+                key_blob: Some(request.key_blob.as_bytes()),
+                user_id: Some(request.user_id.as_ref()),
+            };
+            receipts::check_batch(&statement, asked, &answer)?;
+        }
+        Ok(answer)
     }
 
     /// `POST /v1/sign/message`: an EIP-191 signature.
@@ -171,7 +265,15 @@ impl HttpClient {
         &self,
         request: &SignMessageRequest,
     ) -> Result<SignatureResponse, HttpError> {
-        self.post("/v1/sign/message", request).await
+        let answer: SignatureResponse = self.post("/v1/sign/message", request).await?;
+        if let Some(statement) = self.verified(answer.receipt.as_ref()).await? {
+            let asked = Asked {
+                key_blob: Some(request.key_blob.as_bytes()),
+                user_id: Some(request.user_id.as_ref()),
+            };
+            receipts::check_signature(&statement, asked, Operation::SignMessage, &answer)?;
+        }
+        Ok(answer)
     }
 
     /// `POST /v1/sign/typed-data`: an EIP-712 signature.
@@ -179,7 +281,15 @@ impl HttpClient {
         &self,
         request: &SignTypedDataRequest,
     ) -> Result<SignatureResponse, HttpError> {
-        self.post("/v1/sign/typed-data", request).await
+        let answer: SignatureResponse = self.post("/v1/sign/typed-data", request).await?;
+        if let Some(statement) = self.verified(answer.receipt.as_ref()).await? {
+            let asked = Asked {
+                key_blob: Some(request.key_blob.as_bytes()),
+                user_id: Some(request.user_id.as_ref()),
+            };
+            receipts::check_signature(&statement, asked, Operation::SignTypedData, &answer)?;
+        }
+        Ok(answer)
     }
 
     /// `POST /v1/sign/authorization`: a signed EIP-7702 authorization.
@@ -187,7 +297,15 @@ impl HttpClient {
         &self,
         request: &SignAuthorizationRequest,
     ) -> Result<AuthorizationResponse, HttpError> {
-        self.post("/v1/sign/authorization", request).await
+        let answer: AuthorizationResponse = self.post("/v1/sign/authorization", request).await?;
+        if let Some(statement) = self.verified(answer.receipt.as_ref()).await? {
+            let asked = Asked {
+                key_blob: Some(request.key_blob.as_bytes()),
+                user_id: Some(request.user_id.as_ref()),
+            };
+            receipts::check_authorization(&statement, asked, &answer)?;
+        }
+        Ok(answer)
     }
 
     /// `POST /v1/sign/digest`: a raw digest signature (keys that opt in only).
@@ -195,7 +313,15 @@ impl HttpClient {
         &self,
         request: &SignDigestRequest,
     ) -> Result<SignatureResponse, HttpError> {
-        self.post("/v1/sign/digest", request).await
+        let answer: SignatureResponse = self.post("/v1/sign/digest", request).await?;
+        if let Some(statement) = self.verified(answer.receipt.as_ref()).await? {
+            let asked = Asked {
+                key_blob: Some(request.key_blob.as_bytes()),
+                user_id: Some(request.user_id.as_ref()),
+            };
+            receipts::check_signature(&statement, asked, Operation::SignDigest, &answer)?;
+        }
+        Ok(answer)
     }
 
     /// `POST /v1/attestation`: the enclave's attestation document over `nonce`.

@@ -8,12 +8,16 @@
 //! - [`api`]: the serde types of the parent proxy's HTTP JSON API (the `nitro-signer-api` crate,
 //!   shared with the proxy), used by [`HttpClient`].
 //! - [`http`] (feature `http`, on by default): [`HttpClient`], a client of that HTTP API.
+//! - [`receipts`]: [`ReceiptVerifier`], which trusts a boot's receipt key through attestation
+//!   (pinned PCR0, PCR1, PCR2), and the checks of each answer against its receipt.
 
 pub use nitro_signer_api as api;
 pub mod enclave;
 #[cfg(feature = "http")]
 pub mod http;
+pub mod receipts;
 
 pub use enclave::{ClientError, ConnectionStats, EnclaveClient, EnclaveConfig};
+pub use receipts::{ReceiptVerifier, VerifyError};
 #[cfg(feature = "http")]
 pub use http::{HttpClient, HttpError};

@@ -482,6 +482,15 @@ pub fn approvals_digest(approvals: &[CountedApproval<'_>]) -> [u8; 32] {
     hasher.finalize().into()
 }
 
+/// 32 random bytes, for the nonce of an attestation request.
+pub fn random_nonce() -> [u8; 32] {
+    let mut nonce = [0u8; 32];
+    // aws-lc's generator only fails if the OS has no randomness at all; a zero nonce is then
+    // still a valid (if not fresh) request, and the document's check stays sound.
+    let _ = aws_lc_rs::rand::fill(&mut nonce);
+    nonce
+}
+
 /// SHA-256 of a key blob's bytes, as statements name blobs.
 pub fn blob_hash(blob: &[u8]) -> [u8; 32] {
     Sha256::digest(blob).into()

@@ -68,6 +68,12 @@ pub enum AttestationError {
     /// The nonce differs from the expected one, or is missing.
     #[error("attestation document nonce does not match")]
     NonceMismatch,
+    /// A verifier that trusts an enclave image must pin PCR0, PCR1 and PCR2.
+    #[error("PCR{index} is not pinned; a verifier must pin PCR0, PCR1 and PCR2")]
+    NotPinned {
+        /// The first PCR index missing from the expectations.
+        index: u8,
+    },
     /// The public key differs from the expected one, or is missing.
     #[error("attestation document public key does not match")]
     PublicKeyMismatch,

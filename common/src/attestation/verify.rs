@@ -135,9 +135,39 @@ impl webpki::ExtendedKeyUsageValidator for AnyExtendedKeyUsage {
 }
 
 impl Verifier {
-    /// A verifier for documents chaining to `root`.
+    /// A verifier for documents chaining to `root`, checking only what `expectations` say. To
+    /// trust an enclave image, use [`Self::pinned`]; this one serves checks that compare PCRs
+    /// elsewhere (KMS key-policy conditions in the emulator) and tests.
     pub fn new(root: RootOfTrust, expectations: Expectations) -> Self {
         Self { root, expectations }
+    }
+
+    /// A verifier that trusts an enclave image: `expectations` must pin PCR0 (the image), PCR1
+    /// (kernel and boot ramdisk, the same for every image built with one nitro-cli) and PCR2
+    /// (the application), and must not allow debug enclaves. Anything less is refused here,
+    /// before any document is looked at.
+    pub fn pinned(root: RootOfTrust, expectations: Expectations) -> Result<Self, AttestationError> {
+        for index in 0..3 {
+            if !expectations.pcrs.contains_key(&index) {
+                return Err(AttestationError::NotPinned { index });
+            }
+        }
+        if expectations.allow_debug {
+            return Err(AttestationError::DebugEnclave);
+        }
+        Ok(Self::new(root, expectations))
+    }
+
+    /// This verifier, also requiring `nonce` in the document.
+    pub fn expecting_nonce(&self, nonce: &[u8]) -> Self {
+        let mut verifier = self.clone();
+        verifier.expectations.nonce = Some(nonce.to_vec());
+        verifier
+    }
+
+    /// The root documents must chain to.
+    pub fn root(&self) -> &RootOfTrust {
+        &self.root
     }
 
     /// Verifies `document` at time `now`.
