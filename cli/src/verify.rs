@@ -223,8 +223,7 @@ fn check_answer(statement: &Statement, asked: Asked<'_>, answer: Value) -> anyho
             receipts::check_address(statement, asked, &answer)?;
         }
         Operation::SignTransaction => {
-            let answer: SignedTransaction =
-                serde_json::from_value(answer).with_context(context)?;
+            let answer: SignedTransaction = serde_json::from_value(answer).with_context(context)?;
             receipts::check_transaction(statement, asked, &answer)?;
         }
         Operation::SignBatch => {

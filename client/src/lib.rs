@@ -18,6 +18,6 @@ pub mod http;
 pub mod receipts;
 
 pub use enclave::{ClientError, ConnectionStats, EnclaveClient, EnclaveConfig};
-pub use receipts::{ReceiptVerifier, VerifyError};
 #[cfg(feature = "http")]
 pub use http::{HttpClient, HttpError};
+pub use receipts::{ReceiptVerifier, VerifyError};

@@ -334,9 +334,9 @@ pub fn check_batch(
         let BatchResult::Signed(signed) = result else {
             continue;
         };
-        let item = items
-            .next()
-            .ok_or(VerifyError::Mismatch("a signed transaction is not in the receipt"))?;
+        let item = items.next().ok_or(VerifyError::Mismatch(
+            "a signed transaction is not in the receipt",
+        ))?;
         ensure(usize::from(item.index) == index, "another batch index")?;
         ensure(
             statement.address == Some(signed.from.into_array()),
