@@ -54,6 +54,11 @@ pub(crate) struct DevArgs {
     /// Refuse key blobs without a policy document, as the production image does.
     #[arg(long)]
     pub(crate) require_policy: bool,
+
+    /// Run the enclave without receipts, only to measure what they cost with `bench` (back ends
+    /// that verify receipts refuse its answers).
+    #[arg(long)]
+    pub(crate) bench_without_receipts: bool,
 }
 
 /// What a running dev stack records for other commands (`keys import --dev`).
@@ -297,7 +302,13 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
             args.require_policy.to_string().into(),
             "--dangerous-simulated-nsm".into(),
             nsm_dir.into_os_string(),
-        ],
+        ]
+        .into_iter()
+        .chain(
+            args.bench_without_receipts
+                .then(|| "--dangerous-without-receipts".into()),
+        )
+        .collect(),
         Vec::new(),
     )
     .await?;

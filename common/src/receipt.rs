@@ -567,6 +567,79 @@ mod tests {
         assert!(Statement::decode(&s.encode()).is_err());
     }
 
+    /// The vectors of `docs/receipts.md`, made with Python `cryptography` from the layout.
+    #[test]
+    fn documented_vectors() {
+        let key: [u8; 32] =
+            hex::decode("03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8")
+                .unwrap()
+                .try_into()
+                .unwrap();
+        let approvals = approvals_digest(&[CountedApproval {
+            approver: "ops",
+            expires_at: 1_796_300_600,
+            signature: &[0x55; 64],
+        }]);
+        assert_eq!(
+            hex::encode(approvals),
+            "ee31d228204744c7b1e5635cc22cf716abdb8a61a53d67a861245f19b8f4910c"
+        );
+        let mut signature = [0x77; 65];
+        signature[64] = 1;
+        let transaction = Statement {
+            operation: Operation::SignTransaction,
+            receipt_key: key,
+            sequence: 42,
+            time_ms: 1_796_300_000_000,
+            key_id: [0x11; 32],
+            blob_hash: [0x22; 32],
+            policy_hash: Some([0x33; 32]),
+            user_id: Some(UserId::new("alice").unwrap()),
+            address: Some([0x44; 20]),
+            approvals_digest: Some(approvals),
+            previous_blob_hash: None,
+            items: vec![SignedItem {
+                index: 0,
+                hash: [0x66; 32],
+                signature,
+            }],
+        };
+        let created = Statement {
+            operation: Operation::GenerateKey,
+            sequence: 1,
+            policy_hash: None,
+            user_id: None,
+            address: None,
+            approvals_digest: None,
+            items: Vec::new(),
+            ..transaction.clone()
+        };
+        for (statement, bytes, signature) in [
+            (
+                transaction,
+                "6e6974726f2d7369676e65722f726563656970742f76310303a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8000000000000002a000001a23bd2cb0011111111111111111111111111111111111111111111111111111111111111112222222222222222222222222222222222222222222222222222222222222222013333333333333333333333333333333333333333333333333333333333333333010005616c69636501444444444444444444444444444444444444444401ee31d228204744c7b1e5635cc22cf716abdb8a61a53d67a861245f19b8f4910c000001000066666666666666666666666666666666666666666666666666666666666666667777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777701",
+                "e51de8388a48318e3d753c1fd4c3e6e1d2a9a429b07ff8338a6672a60c979631426f8fc031a8b3cbf09e800d1583d70aaacbc29b0eda1aab18015b058195c103",
+            ),
+            (
+                created,
+                "6e6974726f2d7369676e65722f726563656970742f76310103a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b80000000000000001000001a23bd2cb001111111111111111111111111111111111111111111111111111111111111111222222222222222222222222222222222222222222222222222222222222222200000000000000",
+                "3583fac5a88667ac496ba78de0d4a7451e1112e277357754676ac16a5700d18bb99d36d148fe83bf1a20d5bd74cfb1fe582e1a4fc1ea579aa8187af57dc3b209",
+            ),
+        ] {
+            assert_eq!(hex::encode(statement.encode()), bytes);
+            let receipt = Receipt {
+                statement: ByteBuf::from(hex::decode(bytes).unwrap()),
+                signature: ByteArray::new(hex::decode(signature).unwrap().try_into().unwrap()),
+            };
+            assert_eq!(receipt.verify(&key).unwrap(), statement);
+            assert_eq!(receipt.verify(&[0; 32]), Err(ReceiptError::UnknownKey));
+        }
+        assert_eq!(
+            hex::encode(receipt_key_spki(&key)),
+            "302a300506032b657003210003a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8"
+        );
+    }
+
     #[test]
     fn spki_round_trips() {
         let key = [9u8; 32];

@@ -91,3 +91,72 @@ impl ReceiptSigner {
         self.sequence.load(Ordering::Relaxed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use nitro_signer_common::{
+        attestation::Pcr,
+        receipt::{Operation, ReceiptError, Statement},
+    };
+
+    use super::*;
+
+    /// An NSM whose randomness is 0, 1, …, 31 and that cannot attest.
+    #[derive(Debug)]
+    struct CountingNsm;
+
+    impl Nsm for CountingNsm {
+        fn attest(&self, _: AttestationRequest<'_>) -> Result<Vec<u8>, NsmError> {
+            Err(NsmError::Device("not in this test".into()))
+        }
+        fn fill_random(&self, buf: &mut [u8]) -> Result<(), NsmError> {
+            for (i, byte) in buf.iter_mut().enumerate() {
+                *byte = i as u8;
+            }
+            Ok(())
+        }
+        fn pcr(&self, _: u8) -> Result<Pcr, NsmError> {
+            Err(NsmError::Device("not in this test".into()))
+        }
+    }
+
+    fn created() -> Statement {
+        Statement {
+            operation: Operation::GenerateKey,
+            receipt_key: [0; 32],
+            sequence: 0,
+            time_ms: 0,
+            key_id: [0x11; 32],
+            blob_hash: [0x22; 32],
+            policy_hash: None,
+            user_id: None,
+            address: None,
+            approvals_digest: None,
+            previous_blob_hash: None,
+            items: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn receipts_are_numbered_from_one_and_verify_with_the_public_key() {
+        let signer = ReceiptSigner::generate(&CountingNsm).unwrap();
+        // docs/receipts.md's vector key: the seed 00 01 … 1f.
+        assert_eq!(
+            alloy_primitives::hex::encode(signer.public_key()),
+            "03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8"
+        );
+        for expected in 1..=3 {
+            let receipt = signer.sign(created());
+            let statement = receipt.verify(signer.public_key()).unwrap();
+            assert_eq!(statement.sequence, expected);
+            assert_eq!(&statement.receipt_key, signer.public_key());
+            assert!(statement.time_ms > 1_700_000_000_000);
+            assert_eq!(
+                receipt.verify(&[1; 32]).unwrap_err(),
+                ReceiptError::UnknownKey
+            );
+        }
+        assert_eq!(signer.issued(), 3);
+        assert!(!format!("{signer:?}").contains("seed"));
+    }
+}
