@@ -505,3 +505,116 @@ async fn read_request(stream: &mut tokio::net::TcpStream) -> Option<(String, Vec
         return Some((path, buffer[end + 4..end + 4 + length].to_vec()));
     }
 }
+
+/// The attack of issue 13, end to end: the parent encrypts a seed it knows under a KMS key of its
+/// own (another account: a second KMS emulator) with the right encryption context. The enclave
+/// refuses the blob before any KMS call, because the key is not one it was built to use.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_blob_under_the_parents_own_kms_key_is_refused() {
+    const ACCESS_KEY_ID: &str = "AKIAPARENTOWNED00001";
+    const SECRET: &str = "parent-owned-secret-of-the-attacker";
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let stack = DevStack::start(BIN, &data_dir, &dir.path().join("stack.log"));
+
+    let args: Vec<std::ffi::OsString> = vec![
+        "kms-emulator".into(),
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+        "--account-id".into(),
+        "444455556666".into(),
+        "--data-dir".into(),
+        dir.path().join("parent-kms").into(),
+        "--dangerous-attestation-root-sha256".into(),
+        hex::encode(root_sha256(&data_dir)).into(),
+    ];
+    let parents_kms = nitro_signer_tests::process::Component::start(
+        BIN,
+        "kms-emulator",
+        &args,
+        &[
+            ("NITRO_SIGNER_KMS_ACCESS_KEY_ID", ACCESS_KEY_ID),
+            ("NITRO_SIGNER_KMS_SECRET_ACCESS_KEY", SECRET),
+        ],
+        &dir.path().join("parent-kms.log"),
+    )
+    .await;
+    let kms =
+        nitro_signer_tests::kms::client("us-east-1", &parents_kms.address, ACCESS_KEY_ID, SECRET);
+    let arn = kms
+        .create_key()
+        .send()
+        .await
+        .unwrap()
+        .key_metadata()
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_owned();
+    assert!(arn.contains(":444455556666:"), "{arn}");
+    let (blob, _) = nitro_signer_tests::process::import_seed(
+        BIN,
+        &[
+            "--kind",
+            "seed",
+            "--kms-key-id",
+            &arn,
+            "--kms-endpoint",
+            &parents_kms.address,
+            "--kms-region",
+            "us-east-1",
+        ],
+        &[
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID),
+            ("AWS_SECRET_ACCESS_KEY", SECRET),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ],
+        &[0x5e; 32],
+    );
+
+    let http = reqwest::Client::new();
+    let kms_calls = |ready: &Value| ready["kmsCalls"].as_u64().unwrap();
+    let before: Value = http
+        .get(format!("{}/readyz", stack.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for (path, body) in [
+        ("/v1/address", json!({"keyBlob": blob, "userId": "alice"})),
+        (
+            "/v1/sign/message",
+            json!({"keyBlob": blob, "userId": "alice", "message": {"utf8": "hi"}}),
+        ),
+    ] {
+        let (status, answer) =
+            nitro_signer_tests::answers::post(&http, &stack.url, path, &body).await;
+        assert_eq!(status, 400, "{path}: {answer}");
+        assert_eq!(answer["error"]["code"], "invalid_key_blob", "{answer}");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("not one this enclave was built to use"),
+            "{answer}"
+        );
+    }
+    let after: Value = http
+        .get(format!("{}/readyz", stack.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        kms_calls(&after),
+        kms_calls(&before),
+        "refused before any KMS call"
+    );
+    drop(parents_kms);
+    stack.stop();
+}
