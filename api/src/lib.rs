@@ -95,6 +95,14 @@ pub struct GenerateKeyRequest {
     /// written: the enclave parses it, keeps its canonical form in the blob and binds its hash.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<Box<RawValue>>,
+    /// 32 bytes of the caller's choosing, repeated in the receipt (`docs/receipts.md`), so that
+    /// a replayed answer (another key's) is told apart from this one.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "hex_option_b256"
+    )]
+    pub nonce: Option<B256>,
 }
 
 /// `201` answer to `POST /v1/keys`, and the answer to `POST /v1/keys/policy`:
@@ -146,6 +154,13 @@ pub struct UpdatePolicyRequest {
     /// The admins' approvals of the change (at most [`MAX_APPROVALS`]); absent means none.
     #[serde(default, deserialize_with = "at_most_max_approvals")]
     pub approvals: Vec<Approval>,
+    /// 32 bytes of the caller's choosing, repeated in the receipt.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "hex_option_b256"
+    )]
+    pub nonce: Option<B256>,
 }
 
 /// An approver's signature over a request (see `docs/policy.md`):

@@ -262,6 +262,8 @@ pub(crate) async fn create(args: CreateArgs) -> anyhow::Result<()> {
             .as_deref()
             .map(|path| read_json(path, "policy"))
             .transpose()?,
+        // `--verify` makes one (the client adds it).
+        nonce: None,
     };
     let client = if args.verify {
         args.trust.client(&args.target)?
@@ -282,6 +284,7 @@ pub(crate) async fn update_policy(args: UpdatePolicyArgs) -> anyhow::Result<()> 
         key_blob,
         policy: read_json(&args.policy, "policy")?,
         approvals: args.approvals.read()?,
+        nonce: None,
     };
     print(&args.target.client()?.update_policy(&request).await?)
 }

@@ -132,6 +132,11 @@ pub(crate) struct ReceiptArgs {
     /// The user id the request was made with: checked against the receipt.
     #[arg(long)]
     user_id: Option<String>,
+
+    /// What the answer is (e.g. `sign_message`, `generate_key`): message, typed-data and digest
+    /// answers look alike, so without it the receipt's own word is taken.
+    #[arg(long, value_name = "OPERATION")]
+    operation: Option<String>,
 }
 
 /// Runs `verify`.
@@ -162,7 +167,7 @@ async fn verify_receipt(args: ReceiptArgs) -> anyhow::Result<()> {
 
     let verifier = args.trust.receipt_verifier()?;
     let http = HttpClient::new(args.target.url.clone())?;
-    let nonce = receipt::random_nonce();
+    let nonce = receipt::random_nonce()?;
     let document = http.attestation(&nonce).await?.document;
     let boot = verifier
         .trust(&document, &nonce, SystemTime::now())
@@ -195,7 +200,18 @@ async fn verify_receipt(args: ReceiptArgs) -> anyhow::Result<()> {
     let asked = Asked {
         key_blob: key_blob.as_ref().map(KeyBlob::as_bytes),
         user_id: user_id.as_ref().map(Some),
+        nonce: None,
     };
+    if let Some(name) = &args.operation {
+        let operation = Operation::from_name(name)
+            .with_context(|| format!("--operation {name}: not an operation of docs/receipts.md"))?;
+        if statement.operation != operation {
+            bail!(
+                "the receipt is for {}, not {operation}",
+                statement.operation
+            );
+        }
+    }
     if let Some(answer) = answer {
         check_answer(&statement, asked, answer.clone())?;
     } else if asked.key_blob.is_some() || asked.user_id.is_some() {
@@ -204,7 +220,12 @@ async fn verify_receipt(args: ReceiptArgs) -> anyhow::Result<()> {
     }
     print(&json!({
         "verified": true,
-        "answerChecked": answer.is_some(),
+        "checked": {
+            "answer": answer.is_some(),
+            "operation": args.operation.is_some(),
+            "keyBlob": asked.key_blob.is_some(),
+            "userId": asked.user_id.is_some(),
+        },
         "boot": boot_json(&boot),
         "statement": statement_json(&statement),
     }))

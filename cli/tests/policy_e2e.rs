@@ -11,12 +11,18 @@ use std::{
 
 use alloy_primitives::Address;
 use base64::Engine as _;
-use nitro_signer_common::key_blob::{KeyBlob, KeyMetadata};
+use nitro_signer_client::ReceiptVerifier;
+use nitro_signer_common::{
+    attestation::{Expectations, RootOfTrust},
+    key_blob::{KeyBlob, KeyMetadata},
+    receipt::{self, CountedApproval, Operation, Statement},
+};
 use nitro_signer_tests::{
     answers::{address, check_transaction},
     dev_stack::DevStack,
 };
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
 /// The `nitro-signer` binary under test.
 const BIN: &str = env!("CARGO_BIN_EXE_nitro-signer");
@@ -38,6 +44,65 @@ fn python(args: &[&str], input: &Value) -> Value {
         input.to_string().as_bytes(),
     ))
     .unwrap()
+}
+
+/// The statement of `answer`'s receipt, verified through a fresh attestation document of the
+/// dev stack (whose state is in `data_dir`).
+async fn receipt_statement(url: &str, data_dir: &std::path::Path, answer: &Value) -> Statement {
+    let root = std::fs::read(data_dir.join("nsm").join("nsm-root-cert.der")).unwrap();
+    let pcrs = nitro_signer_enclave::nsm::SimulatorConfig::default_pcrs()
+        .into_iter()
+        .filter(|(index, _)| *index < 3)
+        .collect();
+    let verifier = ReceiptVerifier::new(
+        RootOfTrust::dangerous_simulated(Sha256::digest(&root).into()),
+        Expectations {
+            pcrs,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let nonce = receipt::random_nonce().unwrap();
+    let (status, attestation) = post(
+        url,
+        "/v1/attestation",
+        &json!({"nonce": format!("0x{}", hex::encode(nonce))}),
+    )
+    .await;
+    assert_eq!(status, 200, "{attestation}");
+    let document = base64::engine::general_purpose::STANDARD
+        .decode(attestation["document"].as_str().unwrap())
+        .unwrap();
+    verifier
+        .trust(&document, &nonce, SystemTime::now())
+        .unwrap();
+    let receipt: nitro_signer_client::api::Receipt =
+        serde_json::from_value(answer["receipt"].clone()).unwrap();
+    verifier
+        .verify(&nitro_signer_client::receipts::from_api(&receipt).unwrap())
+        .unwrap()
+}
+
+/// The approvals digest of `docs/receipts.md` over `approvals` (JSON, as sent), all counted.
+fn approvals_digest(approvals: &Value) -> [u8; 32] {
+    let signatures: Vec<Vec<u8>> = approvals
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| hex::decode(a["signature"].as_str().unwrap().trim_start_matches("0x")).unwrap())
+        .collect();
+    let counted: Vec<CountedApproval<'_>> = approvals
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(&signatures)
+        .map(|(a, signature)| CountedApproval {
+            approver: a["approver"].as_str().unwrap(),
+            expires_at: a["expiresAt"].as_u64().unwrap(),
+            signature,
+        })
+        .collect();
+    receipt::approvals_digest(&counted)
 }
 
 fn now() -> u64 {
@@ -239,6 +304,10 @@ async fn policies_and_approvals_decide_what_the_enclave_signs() {
         let (status, answer) = sign_tx(&url, &key, &large, &both).await;
         assert_eq!(status, 200, "{answer}");
         check_transaction(&answer, key.alice);
+        // The receipt records the approvals that counted, and the policy the key carries.
+        let statement = receipt_statement(&url, &dir.path().join("data"), &answer).await;
+        assert_eq!(statement.approvals_digest, Some(approvals_digest(&both)));
+        assert!(statement.policy_hash.is_some());
     }
 
     // Approvals that do not count: expired, valid for more than 24 hours, over another
@@ -378,8 +447,20 @@ async fn policies_and_approvals_decide_what_the_enclave_signs() {
     .await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["keyId"], json!(key.id));
-    // Sealed inside the enclave under a data key from an attested GenerateDataKey: no Encrypt.
+    // The change's receipt: this key, the blob replaced, the new blob and policy, the admins.
+    let statement = receipt_statement(&url, &dir.path().join("data"), &answer).await;
     let engine = base64::engine::general_purpose::STANDARD;
+    let changed: nitro_signer_client::api::KeyResponse =
+        serde_json::from_value(answer.clone()).unwrap();
+    let asked = nitro_signer_client::receipts::Asked {
+        key_blob: Some(&engine.decode(&key.blob).unwrap()),
+        user_id: Some(None),
+        nonce: None,
+    };
+    nitro_signer_client::receipts::check_key(&statement, Operation::UpdatePolicy, asked, &changed)
+        .unwrap();
+    assert_eq!(statement.approvals_digest, Some(approvals_digest(&both)));
+    // Sealed inside the enclave under a data key from an attested GenerateDataKey: no Encrypt.
     let decoded = engine.decode(answer["keyBlob"].as_str().unwrap()).unwrap();
     assert!(KeyBlob::decode(&decoded).unwrap().sealed().is_some());
     let moved = Key {

@@ -177,7 +177,7 @@ async fn receipts_prove_what_the_enclave_did() {
 
     // Python, from the documented layout: the attestation document (fresh nonce) and every
     // receipt verify, and decode to what the Rust decoder read.
-    let nonce = receipt::random_nonce();
+    let nonce = receipt::random_nonce().unwrap();
     let document = client.attestation(&nonce).await.unwrap().document;
     let input = json!({
         "document": base64::engine::general_purpose::STANDARD.encode(&document),
@@ -302,7 +302,15 @@ async fn receipts_prove_what_the_enclave_did() {
     );
     let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(printed["statement"]["operation"], "sign_transaction");
-    assert_eq!(printed["answerChecked"], true);
+    assert_eq!(
+        printed["checked"],
+        json!({"answer": true, "operation": false, "keyBlob": true, "userId": true})
+    );
+    let output = verify(&answer_file, &["--operation", "sign_message"]);
+    assert!(
+        !output.status.success(),
+        "another operation must be refused"
+    );
     let output = verify(&answer_file, &["--user-id", "bob"]);
     assert!(!output.status.success(), "another user id must be refused");
     let mut tampered = serde_json::to_value(&signed).unwrap();
@@ -371,12 +379,20 @@ async fn forged_keys_are_refused(
         .map(api_receipt)
         .expect("a receipt");
     let cases = [
-        (base(None), "no receipt"),
-        (base(Some(genuine_receipt)), "another key's genuine receipt"),
+        (Some(base(None)), "no receipt"),
         (
-            base(Some(forged_receipt)),
+            Some(base(Some(genuine_receipt))),
+            "another key's genuine receipt",
+        ),
+        (
+            Some(base(Some(forged_receipt))),
             "a receipt by the attacker's key",
         ),
+        (
+            Some(serde_json::to_value(genuine).unwrap()),
+            "an earlier genuine answer, replayed",
+        ),
+        (None, "a genuine answer to a request the parent rewrote"),
     ];
     for (answer, what) in cases {
         let fake = FakeProxy::start(stack.url.clone(), answer.clone()).await;
@@ -389,10 +405,10 @@ async fn forged_keys_are_refused(
         };
         match what {
             "no receipt" => assert_eq!(error, VerifyError::Missing),
-            "another key's genuine receipt" => {
-                assert!(matches!(error, VerifyError::Mismatch(_)), "{what}: {error}")
+            "a receipt by the attacker's key" => {
+                assert_eq!(error, VerifyError::Receipt(ReceiptError::UnknownKey));
             }
-            _ => assert_eq!(error, VerifyError::Receipt(ReceiptError::UnknownKey)),
+            _ => assert!(matches!(error, VerifyError::Mismatch(_)), "{what}: {error}"),
         }
         // Without verification the forgery goes through: what the receipts are for.
         let unchecked = HttpClient::new(fake.url.clone()).unwrap();
@@ -418,8 +434,9 @@ async fn forged_keys_are_refused(
     }
 }
 
-/// An HTTP/1.1 server answering `POST /v1/keys` with a fixed body and passing
-/// `POST /v1/attestation` to the real proxy: the parent a back end must not trust.
+/// An HTTP/1.1 server answering `POST /v1/keys` with a fixed body (or, without one, passing it
+/// on with the label replaced by the parent's) and passing everything else to the real proxy:
+/// the parent a back end must not trust.
 struct FakeProxy {
     url: String,
     task: tokio::task::JoinHandle<()>,
@@ -432,10 +449,10 @@ impl Drop for FakeProxy {
 }
 
 impl FakeProxy {
-    async fn start(real: String, keys_answer: Value) -> Self {
+    async fn start(real: String, keys_answer: Option<Value>) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let keys_answer = Arc::new(Mutex::new(keys_answer.to_string()));
+        let keys_answer = Arc::new(Mutex::new(keys_answer.map(|answer| answer.to_string())));
         let task = tokio::spawn(async move {
             loop {
                 let Ok((mut stream, _)) = listener.accept().await else {
@@ -447,9 +464,18 @@ impl FakeProxy {
                     let Some((path, body)) = read_request(&mut stream).await else {
                         return;
                     };
-                    let (status, answer) = if path == "/v1/keys" {
-                        (201, keys_answer.lock().unwrap().clone())
+                    let fixed = keys_answer.lock().unwrap().clone();
+                    let (status, answer) = if let (true, Some(fixed)) = (path == "/v1/keys", fixed)
+                    {
+                        (201, fixed)
                     } else {
+                        let body = if path == "/v1/keys" {
+                            let mut request: Value = serde_json::from_slice(&body).unwrap();
+                            request["label"] = json!("parent");
+                            request.to_string().into_bytes()
+                        } else {
+                            body
+                        };
                         let response = reqwest::Client::new()
                             .post(format!("{real}{path}"))
                             .header("content-type", "application/json")

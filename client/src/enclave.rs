@@ -298,6 +298,7 @@ impl EnclaveClient {
         self.generate_key_with(GenerateKey {
             owner,
             policy: None,
+            nonce: None,
         })
         .await
     }

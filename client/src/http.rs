@@ -20,6 +20,7 @@ use std::{
 };
 
 use serde::{Serialize, de::DeserializeOwned};
+use serde_json::value::RawValue;
 
 use crate::api::{
     AddressRequest, AddressResponse, ApiError, AttestationRequest, AttestationResponse,
@@ -131,7 +132,7 @@ impl HttpClient {
             .map_err(VerifyError::from)?
             .receipt_key;
         if !verifier.is_trusted(&key) {
-            let nonce = nitro_signer_common::receipt::random_nonce();
+            let nonce = fresh_nonce()?;
             let document = self.attestation(&nonce).await?.document;
             verifier.trust(&document, &nonce, SystemTime::now())?;
         }
@@ -172,6 +173,7 @@ impl HttpClient {
         self.generate_key_with(&GenerateKeyRequest {
             label,
             policy: None,
+            nonce: None,
         })
         .await
     }
@@ -182,13 +184,24 @@ impl HttpClient {
         &self,
         request: &GenerateKeyRequest,
     ) -> Result<KeyResponse, HttpError> {
-        let answer: KeyResponse = self.post("/v1/keys", request).await?;
+        let mut request = request.clone();
+        if self.receipts.is_some() && request.nonce.is_none() {
+            request.nonce = Some(fresh_nonce()?.into());
+        }
+        let answer: KeyResponse = self.post("/v1/keys", &request).await?;
         if let Some(statement) = self.verified(answer.receipt.as_ref()).await? {
             let asked = Asked {
                 key_blob: None,
                 user_id: Some(None),
+                nonce: request.nonce.map(|nonce| nonce.0),
             };
             receipts::check_key(&statement, Operation::GenerateKey, asked, &answer)?;
+            receipts::check_key_contents(
+                &statement,
+                &answer,
+                request.label.as_deref(),
+                request.policy.as_deref().map(RawValue::get),
+            )?;
         }
         Ok(answer)
     }
@@ -199,13 +212,28 @@ impl HttpClient {
         &self,
         request: &UpdatePolicyRequest,
     ) -> Result<KeyResponse, HttpError> {
-        let answer: KeyResponse = self.post("/v1/keys/policy", request).await?;
+        let mut request = request.clone();
+        if self.receipts.is_some() && request.nonce.is_none() {
+            request.nonce = Some(fresh_nonce()?.into());
+        }
+        let answer: KeyResponse = self.post("/v1/keys/policy", &request).await?;
         if let Some(statement) = self.verified(answer.receipt.as_ref()).await? {
             let asked = Asked {
                 key_blob: Some(request.key_blob.as_bytes()),
                 user_id: Some(None),
+                nonce: request.nonce.map(|nonce| nonce.0),
             };
             receipts::check_key(&statement, Operation::UpdatePolicy, asked, &answer)?;
+            // The new blob keeps the old one's owner.
+            let owner = nitro_signer_common::key_blob::KeyBlob::decode(request.key_blob.as_bytes())
+                .ok()
+                .and_then(|blob| blob.metadata().owner().map(str::to_owned));
+            receipts::check_key_contents(
+                &statement,
+                &answer,
+                owner.as_deref(),
+                Some(request.policy.get()),
+            )?;
         }
         Ok(answer)
     }
@@ -217,6 +245,7 @@ impl HttpClient {
             let asked = Asked {
                 key_blob: Some(request.key_blob.as_bytes()),
                 user_id: Some(request.user_id.as_ref()),
+                nonce: None,
             };
             receipts::check_address(&statement, asked, &answer)?;
         }
@@ -233,6 +262,7 @@ impl HttpClient {
             let asked = Asked {
                 key_blob: Some(request.key_blob.as_bytes()),
                 user_id: Some(request.user_id.as_ref()),
+                nonce: None,
             };
             receipts::check_transaction(&statement, asked, &answer)?;
         }
@@ -245,6 +275,11 @@ impl HttpClient {
         request: &SignTransactionsRequest,
     ) -> Result<SignTransactionsResponse, HttpError> {
         let answer: SignTransactionsResponse = self.post("/v1/sign/transactions", request).await?;
+        if self.receipts.is_some() && answer.results.len() != request.transactions.len() {
+            return Err(
+                VerifyError::Mismatch("another number of results than transactions").into(),
+            );
+        }
         let signed_any = answer
             .results
             .iter()
@@ -254,6 +289,7 @@ impl HttpClient {
             let asked = Asked {
                 key_blob: Some(request.key_blob.as_bytes()),
                 user_id: Some(request.user_id.as_ref()),
+                nonce: None,
             };
             receipts::check_batch(&statement, asked, &answer)?;
         }
@@ -270,6 +306,7 @@ impl HttpClient {
             let asked = Asked {
                 key_blob: Some(request.key_blob.as_bytes()),
                 user_id: Some(request.user_id.as_ref()),
+                nonce: None,
             };
             receipts::check_signature(&statement, asked, Operation::SignMessage, &answer)?;
         }
@@ -286,6 +323,7 @@ impl HttpClient {
             let asked = Asked {
                 key_blob: Some(request.key_blob.as_bytes()),
                 user_id: Some(request.user_id.as_ref()),
+                nonce: None,
             };
             receipts::check_signature(&statement, asked, Operation::SignTypedData, &answer)?;
         }
@@ -302,6 +340,7 @@ impl HttpClient {
             let asked = Asked {
                 key_blob: Some(request.key_blob.as_bytes()),
                 user_id: Some(request.user_id.as_ref()),
+                nonce: None,
             };
             receipts::check_authorization(&statement, asked, &answer)?;
         }
@@ -318,6 +357,7 @@ impl HttpClient {
             let asked = Asked {
                 key_blob: Some(request.key_blob.as_bytes()),
                 user_id: Some(request.user_id.as_ref()),
+                nonce: None,
             };
             receipts::check_signature(&statement, asked, Operation::SignDigest, &answer)?;
         }
@@ -349,6 +389,11 @@ impl HttpClient {
         let response = self.http.post(self.url(path)).json(body).send().await?;
         decode(response).await
     }
+}
+
+fn fresh_nonce() -> Result<[u8; 32], HttpError> {
+    nitro_signer_common::receipt::random_nonce()
+        .map_err(|error| HttpError::Receipt(VerifyError::Receipt(error)))
 }
 
 async fn decode<T: DeserializeOwned>(response: reqwest::Response) -> Result<T, HttpError> {

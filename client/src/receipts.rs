@@ -21,6 +21,7 @@ use nitro_signer_api::{
 use nitro_signer_common::{
     UserId,
     attestation::{AttestationError, Expectations, RootOfTrust, Verifier},
+    key_blob::{KeyBlob, KeyKind},
     receipt::{
         self, Operation, RECEIPT_KEY_USER_DATA, Receipt, ReceiptError, Statement,
         receipt_key_from_spki,
@@ -167,6 +168,8 @@ pub struct Asked<'a> {
     pub key_blob: Option<&'a [u8]>,
     /// The user id sent (`Some(None)`: none was sent).
     pub user_id: Option<Option<&'a UserId>>,
+    /// The nonce a key creation or policy change carried.
+    pub nonce: Option<[u8; 32]>,
 }
 
 /// Checks that the receipt is about the key blob and user that were asked for.
@@ -179,10 +182,16 @@ pub fn check_request(statement: &Statement, asked: Asked<'_>) -> Result<(), Veri
         };
         ensure(used == Some(expected), "another key blob")?;
     }
-    match asked.user_id {
-        Some(user) => ensure(statement.user_id.as_ref() == user, "another user id"),
-        None => Ok(()),
+    if let Some(user) = asked.user_id {
+        ensure(statement.user_id.as_ref() == user, "another user id")?;
     }
+    if let Some(nonce) = asked.nonce {
+        ensure(
+            statement.request_nonce == Some(nonce),
+            "another request's nonce (a replayed answer)",
+        )?;
+    }
+    Ok(())
 }
 
 /// Checks the receipt of `POST /v1/keys` (`operation` [`Operation::GenerateKey`]) or
@@ -205,6 +214,45 @@ pub fn check_key(
         statement.policy_hash == answer.policy_hash.map(|hash| hash.0),
         "another policy hash",
     )
+}
+
+/// Checks that the blob of a key answer (whose receipt [`check_key`] checked) is what was asked
+/// for: a seed (for key creation), the `owner` label, and the policy document `policy` (the
+/// request's JSON text, compared as a JSON value with the document the blob carries, whose
+/// SHA-256 must be the receipt's policy hash). Without it, a parent could forward another
+/// request than the back end's (its own approvers, another owner) and hand back the genuine
+/// answer to that.
+pub fn check_key_contents(
+    statement: &Statement,
+    answer: &KeyResponse,
+    owner: Option<&str>,
+    policy: Option<&str>,
+) -> Result<(), VerifyError> {
+    let blob = KeyBlob::decode(answer.key_blob.as_bytes())
+        .map_err(|_| VerifyError::Mismatch("the answered key blob does not decode"))?;
+    let metadata = blob.metadata();
+    if statement.operation == Operation::GenerateKey {
+        ensure(metadata.kind() == KeyKind::Seed, "another kind of key")?;
+    }
+    ensure(metadata.owner() == owner, "another owner label")?;
+    let document = metadata.policy_document();
+    ensure(
+        statement.policy_hash == document.map(receipt::blob_hash),
+        "a policy hash that is not the blob's policy",
+    )?;
+    match (policy, document) {
+        (None, None) => Ok(()),
+        (Some(asked), Some(document)) => {
+            let asked: serde_json::Value = serde_json::from_str(asked)
+                .map_err(|_| VerifyError::Mismatch("the policy asked for is not JSON"))?;
+            let kept: serde_json::Value = serde_json::from_slice(document)
+                .map_err(|_| VerifyError::Mismatch("the blob's policy is not JSON"))?;
+            ensure(asked == kept, "another policy than the one asked for")
+        }
+        _ => Err(VerifyError::Mismatch(
+            "another policy than the one asked for",
+        )),
+    }
 }
 
 /// Checks the receipt of `POST /v1/address`.

@@ -176,6 +176,9 @@ pub struct Statement {
     pub approvals_digest: Option<[u8; 32]>,
     /// For a policy change: SHA-256 of the blob that was replaced.
     pub previous_blob_hash: Option<[u8; 32]>,
+    /// For key creation and policy changes: the caller's nonce, when the request carried one,
+    /// so that a back end can tell its own answer from a replayed one.
+    pub request_nonce: Option<[u8; 32]>,
     /// What was signed, by index (strictly increasing).
     pub items: Vec<SignedItem>,
 }
@@ -196,6 +199,9 @@ pub enum ReceiptError {
     /// The signature does not verify.
     #[error("receipt signature does not verify")]
     BadSignature,
+    /// No randomness for a nonce.
+    #[error("the system has no randomness for a nonce")]
+    NoRandomness,
 }
 
 impl Statement {
@@ -231,6 +237,7 @@ impl Statement {
             &mut out,
             self.previous_blob_hash.as_ref().map(|h| h.as_slice()),
         );
+        put_optional(&mut out, self.request_nonce.as_ref().map(|n| n.as_slice()));
         // At most `MAX_BATCH` items: always fits two bytes.
         let count = u16::try_from(self.items.len()).unwrap_or(u16::MAX);
         out.extend_from_slice(&count.to_be_bytes());
@@ -270,6 +277,7 @@ impl Statement {
         let address = reader.optional()?;
         let approvals_digest = reader.optional()?;
         let previous_blob_hash = reader.optional()?;
+        let request_nonce = reader.optional()?;
         let count = usize::from(u16::from_be_bytes(reader.array()?));
         if count > MAX_BATCH {
             return Err(ReceiptError::Malformed("more items than a batch holds"));
@@ -300,6 +308,7 @@ impl Statement {
             address,
             approvals_digest,
             previous_blob_hash,
+            request_nonce,
             items,
         };
         statement.check()?;
@@ -324,6 +333,13 @@ impl Statement {
         }
         if (op == Operation::UpdatePolicy) != self.previous_blob_hash.is_some() {
             return Err(Inconsistent("only a policy change names a previous blob"));
+        }
+        if self.request_nonce.is_some()
+            && !matches!(op, Operation::GenerateKey | Operation::UpdatePolicy)
+        {
+            return Err(Inconsistent(
+                "only key creation and policy changes carry a nonce",
+            ));
         }
         if op == Operation::UpdatePolicy && self.policy_hash.is_none() {
             return Err(Inconsistent("a policy change names the new policy"));
@@ -482,13 +498,12 @@ pub fn approvals_digest(approvals: &[CountedApproval<'_>]) -> [u8; 32] {
     hasher.finalize().into()
 }
 
-/// 32 random bytes, for the nonce of an attestation request.
-pub fn random_nonce() -> [u8; 32] {
+/// 32 random bytes, for the nonce of an attestation request or a key request. Fails only if
+/// the system has no randomness at all.
+pub fn random_nonce() -> Result<[u8; 32], ReceiptError> {
     let mut nonce = [0u8; 32];
-    // aws-lc's generator only fails if the OS has no randomness at all; a zero nonce is then
-    // still a valid (if not fresh) request, and the document's check stays sound.
-    let _ = aws_lc_rs::rand::fill(&mut nonce);
-    nonce
+    aws_lc_rs::rand::fill(&mut nonce).map_err(|_| ReceiptError::NoRandomness)?;
+    Ok(nonce)
 }
 
 /// SHA-256 of a key blob's bytes, as statements name blobs.
@@ -515,6 +530,7 @@ mod tests {
             address: (signs || operation == Operation::Address).then_some([0x55; 20]),
             approvals_digest: signs.then_some([0x66; 32]),
             previous_blob_hash: (operation == Operation::UpdatePolicy).then_some([0x77; 32]),
+            request_nonce: (!signs && operation != Operation::Address).then_some([0x99; 32]),
             items: if signs {
                 vec![SignedItem {
                     index: 0,
@@ -598,6 +614,7 @@ mod tests {
             address: Some([0x44; 20]),
             approvals_digest: Some(approvals),
             previous_blob_hash: None,
+            request_nonce: None,
             items: vec![SignedItem {
                 index: 0,
                 hash: [0x66; 32],
@@ -611,19 +628,20 @@ mod tests {
             user_id: None,
             address: None,
             approvals_digest: None,
+            request_nonce: Some([0x88; 32]),
             items: Vec::new(),
             ..transaction.clone()
         };
         for (statement, bytes, signature) in [
             (
                 transaction,
-                "6e6974726f2d7369676e65722f726563656970742f76310303a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8000000000000002a000001a23bd2cb0011111111111111111111111111111111111111111111111111111111111111112222222222222222222222222222222222222222222222222222222222222222013333333333333333333333333333333333333333333333333333333333333333010005616c69636501444444444444444444444444444444444444444401ee31d228204744c7b1e5635cc22cf716abdb8a61a53d67a861245f19b8f4910c000001000066666666666666666666666666666666666666666666666666666666666666667777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777701",
-                "e51de8388a48318e3d753c1fd4c3e6e1d2a9a429b07ff8338a6672a60c979631426f8fc031a8b3cbf09e800d1583d70aaacbc29b0eda1aab18015b058195c103",
+                "6e6974726f2d7369676e65722f726563656970742f76310303a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8000000000000002a000001a23bd2cb0011111111111111111111111111111111111111111111111111111111111111112222222222222222222222222222222222222222222222222222222222222222013333333333333333333333333333333333333333333333333333333333333333010005616c69636501444444444444444444444444444444444444444401ee31d228204744c7b1e5635cc22cf716abdb8a61a53d67a861245f19b8f4910c00000001000066666666666666666666666666666666666666666666666666666666666666667777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777701",
+                "9613d2d1ae939424e38f12b824c0fb5ef987dd702a8682686ad8eddefecfdecf6d01285619144c92dd3ed9cb612fec5dd0477ece552ed67a5b8826603f145602",
             ),
             (
                 created,
-                "6e6974726f2d7369676e65722f726563656970742f76310103a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b80000000000000001000001a23bd2cb001111111111111111111111111111111111111111111111111111111111111111222222222222222222222222222222222222222222222222222222222222222200000000000000",
-                "3583fac5a88667ac496ba78de0d4a7451e1112e277357754676ac16a5700d18bb99d36d148fe83bf1a20d5bd74cfb1fe582e1a4fc1ea579aa8187af57dc3b209",
+                "6e6974726f2d7369676e65722f726563656970742f76310103a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b80000000000000001000001a23bd2cb001111111111111111111111111111111111111111111111111111111111111111222222222222222222222222222222222222222222222222222222222222222200000000000188888888888888888888888888888888888888888888888888888888888888880000",
+                "d484612340ce35ffd5df067e9a8fdf7119ec075642595cb07c85c2ccfbc914226f690c651581537349b33139c67726b040dd44c7bdd4e0d6c5fa53757804fd09",
             ),
         ] {
             assert_eq!(hex::encode(statement.encode()), bytes);

@@ -44,6 +44,7 @@ fn statement(items: u16) -> Statement {
         address: Some([0x44; 20]),
         approvals_digest: None,
         previous_blob_hash: None,
+        request_nonce: None,
         items: (0..items)
             .map(|index| SignedItem {
                 index,

@@ -134,7 +134,9 @@ pub struct Args {
     pub drain_timeout_ms: u64,
 
     /// Answer without receipts: only to measure what receipts cost (`nitro-signer dev
-    /// --bench-without-receipts`). Back ends that verify receipts refuse such answers.
+    /// --bench-without-receipts`); only in builds with the `simulated` feature, never in the
+    /// production image. Back ends that verify receipts refuse such answers.
+    #[cfg(feature = "simulated")]
     #[arg(long, hide = true)]
     pub dangerous_without_receipts: bool,
 
@@ -235,7 +237,11 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), S
         Arc::clone(&platform.nsm),
         recipient,
     );
-    let receipts = if args.dangerous_without_receipts {
+    #[cfg(feature = "simulated")]
+    let without_receipts = args.dangerous_without_receipts;
+    #[cfg(not(feature = "simulated"))]
+    let without_receipts = false;
+    let receipts = if without_receipts {
         warn!("receipts are off (--dangerous-without-receipts): for benchmarks only");
         None
     } else {

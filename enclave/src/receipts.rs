@@ -133,6 +133,7 @@ mod tests {
             address: None,
             approvals_digest: None,
             previous_blob_hash: None,
+            request_nonce: None,
             items: Vec::new(),
         }
     }

@@ -327,6 +327,7 @@ impl Enclave {
         let policy_hash = policy.map(|policy| policy.hash());
         let statement = Statement {
             policy_hash,
+            request_nonce: request.nonce.map(ByteArray::into_array),
             ..statement(Operation::GenerateKey, key_id, hash)
         };
         let body = ResponseBody::Key(NewKey {
@@ -680,6 +681,7 @@ impl Enclave {
             policy_hash: Some(new.hash()),
             approvals_digest: counted_digest(&approvals, &approved),
             previous_blob_hash: Some(key.hash),
+            request_nonce: request.nonce.map(ByteArray::into_array),
             ..statement(Operation::UpdatePolicy, key_id, blob_hash(&encoded))
         };
         let body = ResponseBody::Key(NewKey {
@@ -898,6 +900,7 @@ fn statement(operation: Operation, key_id: [u8; 32], blob_hash: [u8; 32]) -> Sta
         address: None,
         approvals_digest: None,
         previous_blob_hash: None,
+        request_nonce: None,
         items: Vec::new(),
     }
 }
@@ -1138,6 +1141,7 @@ mod tests {
             RequestBody::GenerateKey(GenerateKey {
                 owner: None,
                 policy: None,
+                nonce: None,
             }),
         ] {
             let ResponseBody::Error(error) = enclave.handle(request).await else {
@@ -1247,11 +1251,13 @@ mod tests {
                     expires_at: 4_000_000_000,
                     signature: ByteBuf::from(vec![0; 64]),
                 }],
+                nonce: None,
             }),
             RequestBody::UpdatePolicy(protocol::UpdatePolicy {
                 key_blob: policy_key(DENY_35).key_blob,
                 policy: r#"{"version":1,"rules":[{"effect":"allow","when":{}}]}"#.into(),
                 approvals: Vec::new(),
+                nonce: None,
             }),
             // A blob whose policy document is not canonical.
             policy_sign(

@@ -385,6 +385,7 @@ async fn generate_key(
     let request = GenerateKey {
         owner: request.label,
         policy: request.policy.map(raw_text),
+        nonce: request.nonce.map(|nonce| ByteArray::new(nonce.0)),
     };
     let (key, took) = key_response(receipted(&state, RequestBody::GenerateKey(request)).await?)?;
     Ok(reply(StatusCode::CREATED, &key, took))
@@ -398,6 +399,7 @@ async fn update_policy(
         key_blob: ByteBuf::from(request.key_blob.into_bytes()),
         policy: raw_text(request.policy),
         approvals: approvals(request.approvals),
+        nonce: request.nonce.map(|nonce| ByteArray::new(nonce.0)),
     };
     let (key, took) = key_response(receipted(&state, RequestBody::UpdatePolicy(request)).await?)?;
     Ok(reply(StatusCode::OK, &key, took))

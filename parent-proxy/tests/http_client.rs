@@ -54,6 +54,7 @@ async fn every_method_against_the_proxy() {
         .generate_key_with(&GenerateKeyRequest {
             label: None,
             policy: Some(raw(r#"{"version": 1}"#)),
+            nonce: None,
         })
         .await
         .unwrap();
@@ -70,6 +71,7 @@ async fn every_method_against_the_proxy() {
             key_blob: key(),
             policy: raw(r#"{"version":1}"#),
             approvals: vec![approval.clone()],
+            nonce: None,
         })
         .await
         .unwrap();

@@ -12,8 +12,9 @@ input: {"document": "<base64 COSE_Sign1>", "nonce": "<hex>", "rootSha256": "<hex
 PCR0-2, not a debug enclave, nonce, the receipt key in `public_key` and `user_data`), then every
 receipt (layout, Ed25519 signature by the attested key) and prints the decoded statements.
 
-`mutations` changes every single byte, one at a time, of the document, of each statement and of
-each signature, and prints how many changes were refused (all must be) and how many were tried.
+`mutations` changes every byte, one at a time (its lowest bit flipped), of the document, of each
+statement and of each signature, and prints how many changes were refused (all must be) and how
+many were tried.
 """
 
 import base64
@@ -102,6 +103,8 @@ def _verify_document(document, nonce, root_sha256, pcrs):
     for cert in certs:
         if not (cert.not_valid_before_utc <= now <= cert.not_valid_after_utc):
             raise Refused("certificate not valid now")
+    if sorted(int(i) for i in pcrs) != [0, 1, 2]:
+        raise Refused("PCR0, PCR1 and PCR2 must all be pinned")
     document_pcrs = payload.get("pcrs", {})
     for index, expected in pcrs.items():
         if document_pcrs.get(int(index)) != bytes.fromhex(expected):
@@ -167,7 +170,10 @@ def decode_statement(data):
     s["policyHash"] = r.optional(32)
     flag = r.u8()
     if flag == 1:
-        s["userId"] = r.take(r.u16()).decode("utf-8")
+        length = r.u16()
+        if not 1 <= length <= 256:
+            raise Refused("user id is 1 to 256 bytes")
+        s["userId"] = r.take(length).decode("utf-8")
     elif flag == 0:
         s["userId"] = None
     else:
@@ -175,6 +181,7 @@ def decode_statement(data):
     s["address"] = r.optional(20)
     s["approvalsDigest"] = r.optional(32)
     s["previousBlobHash"] = r.optional(32)
+    s["requestNonce"] = r.optional(32)
     items = []
     for _ in range(r.u16()):
         index = r.u16()
@@ -199,6 +206,8 @@ def check_consistency(s):
         raise Refused("key receipts name no address or user")
     if (op == "update_policy") != (s["previousBlobHash"] is not None):
         raise Refused("previous blob only for policy changes")
+    if s["requestNonce"] is not None and op not in ("generate_key", "update_policy"):
+        raise Refused("request nonce only for key creation and policy changes")
     if op == "update_policy" and s["policyHash"] is None:
         raise Refused("policy change without policy hash")
     if s["approvalsDigest"] is not None and not (signs or op == "update_policy"):

@@ -48,6 +48,7 @@ pub(super) async fn run(
         .generate_key_with(&GenerateKeyRequest {
             label: Some("bench".into()),
             policy: approvers.policy()?,
+            nonce: None,
         })
         .await?;
     let from = client

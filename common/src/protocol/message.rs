@@ -97,6 +97,10 @@ pub struct GenerateKey {
     /// canonical form in the blob and binds its hash through the encryption context.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<String>,
+    /// The caller's nonce, repeated in the receipt so that the caller can tell its own answer
+    /// from a replayed one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<ByteArray<32>>,
 }
 
 /// An approver's signature over a request (see `docs/policy.md`).
@@ -151,6 +155,9 @@ pub struct UpdatePolicy {
     /// Approvals meeting the current policy's `admins` quorum, over the policy-change subject.
     #[serde(deserialize_with = "at_most_max_approvals")]
     pub approvals: Vec<Approval>,
+    /// The caller's nonce, repeated in the receipt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<ByteArray<32>>,
 }
 
 /// Which key signs: a key blob and, for seeds, the user whose derived key is meant.
@@ -582,6 +589,7 @@ mod tests {
             request(RequestBody::GenerateKey(GenerateKey {
                 policy: None,
                 owner: Some("t".into()),
+                nonce: None,
             })),
             "a26269640764626f6479a16c67656e65726174655f6b6579a1656f776e65726174",
         );
