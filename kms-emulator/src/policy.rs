@@ -273,7 +273,9 @@ fn arn_account(arn: &str) -> Option<&str> {
         parts.next(),
         parts.next(),
     ) {
-        (Some("arn"), Some(_), Some(_), Some(""), Some(account), Some(_)) if is_account(account) => {
+        (Some("arn"), Some(_), Some(_), Some(""), Some(account), Some(_))
+            if is_account(account) =>
+        {
             Some(account)
         }
         _ => None,
@@ -911,7 +913,10 @@ mod tests {
             ec(&[("nitro-signer:version", "1")]),
             ec(&[("nitro-signer:kind", "seed"), ("tenant", "a")]),
         ] {
-            assert!(!policy.allows(CALLER, "kms:Encrypt", &refused), "{refused:?}");
+            assert!(
+                !policy.allows(CALLER, "kms:Encrypt", &refused),
+                "{refused:?}"
+            );
         }
 
         let policy = KeyPolicy::parse(
@@ -923,7 +928,11 @@ mod tests {
         .unwrap();
         assert!(policy.allows(CALLER, "kms:Decrypt", &ec(&[("tenant", "b")])));
         assert!(!policy.allows(CALLER, "kms:Decrypt", &ec(&[("tenant", "B")])));
-        assert!(!policy.allows(CALLER, "kms:Decrypt", &ec(&[("tenant", "a"), ("secret", "x")])));
+        assert!(!policy.allows(
+            CALLER,
+            "kms:Decrypt",
+            &ec(&[("tenant", "a"), ("secret", "x")])
+        ));
         assert!(!policy.allows(CALLER, "kms:Decrypt", &ec(&[])));
     }
 }

@@ -614,7 +614,11 @@ impl Kms {
             )));
         }
         self.with_key(key_id, |key| {
-            key.authorize(&self.caller, "kms:Encrypt", &with_context(RequestContext::new(), context))?;
+            key.authorize(
+                &self.caller,
+                "kms:Encrypt",
+                &with_context(RequestContext::new(), context),
+            )?;
             Ok((key.metadata.arn.clone(), key.seal(plaintext, context)?))
         })
     }
@@ -638,7 +642,11 @@ impl Kms {
         }
         let (conditions, recipient_key) = self.request_context(recipient)?;
         self.with_key(blob_key_id, |key| {
-            key.authorize(&self.caller, "kms:Decrypt", &with_context(conditions, context))?;
+            key.authorize(
+                &self.caller,
+                "kms:Decrypt",
+                &with_context(conditions, context),
+            )?;
             let mut buf = Zeroizing::new(sealed.to_vec());
             let plaintext = key
                 .cipher
@@ -671,7 +679,11 @@ impl Kms {
         }
         let (conditions, recipient_key) = self.request_context(recipient)?;
         self.with_key(key_id, |key| {
-            key.authorize(&self.caller, "kms:GenerateDataKey", &with_context(conditions, context))?;
+            key.authorize(
+                &self.caller,
+                "kms:GenerateDataKey",
+                &with_context(conditions, context),
+            )?;
             let mut plaintext = Zeroizing::new(vec![0u8; number_of_bytes]);
             rand::fill(&mut plaintext).map_err(internal)?;
             let ciphertext_blob = key.seal(&plaintext, context)?;
