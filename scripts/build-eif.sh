@@ -36,7 +36,7 @@ Options:
 
 Needs docker and nitro-cli (package aws-nitro-enclaves-cli and aws-nitro-enclaves-cli-devel on
 Amazon Linux). Next step: `nitro-signer policy --measurements OUTPUT_DIR/NAME.measurements.json
---role-arn ... --account ...` (docs/deploy.md).
+--role-arn ... --account ... --admin-arn ...` (docs/deploy.md).
 EOF
 }
 

@@ -3,6 +3,7 @@
 //! printed as the API's JSON.
 
 use std::{
+    collections::BTreeMap,
     io::Read,
     path::{Path, PathBuf},
     time::SystemTime,
@@ -19,8 +20,9 @@ use nitro_signer_client::{
 };
 use nitro_signer_common::{
     UserId,
-    attestation::{Expectations, RootOfTrust, Verifier},
+    attestation::{Expectations, Pcr, RootOfTrust, Verifier},
 };
+use nitro_signer_enclave::nsm::SimulatorConfig;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
@@ -213,16 +215,20 @@ pub(crate) struct AttestArgs {
     target: Target,
 
     /// Verify the document: signature, certificate chain to the root, nonce, and the expected
-    /// PCRs. Without it, the document is printed unverified.
+    /// PCRs, of which PCR0, PCR1 and PCR2 are required. Without it, the document is printed
+    /// unverified.
     #[arg(long)]
     verify: bool,
 
-    /// A PCR the document must show, as `INDEX=HEX`; repeat for several (e.g. `0=…` `1=…` `2=…`).
+    /// A PCR the document must show, as `INDEX=HEX`; repeat for several. `--verify` needs at
+    /// least PCR0, PCR1 and PCR2 (`0=…` `1=…` `2=…`, from the image's measurements): PCR1 alone
+    /// is the same for every image built with one nitro-cli.
     #[arg(long, value_name = "INDEX=HEX")]
     expect_pcr: Vec<String>,
 
     /// Trust the local dev stack's NSM simulator root (read from its data directory) instead of
-    /// the AWS Nitro root. Such a document proves nothing about hardware.
+    /// the AWS Nitro root, and expect the simulator's PCR0, PCR1 and PCR2 unless `--expect-pcr`
+    /// gives them. Such a document proves nothing about hardware.
     #[arg(long)]
     dev: bool,
 
@@ -353,17 +359,76 @@ pub(crate) async fn sign(command: SignCommand) -> anyhow::Result<()> {
     }
 }
 
+/// The PCRs every verification pins: image (PCR0), kernel and boot ramdisk (PCR1, the same for
+/// every image built with one nitro-cli, so never enough alone) and application (PCR2).
+const REQUIRED_PCRS: [u8; 3] = [0, 1, 2];
+
+/// The PCRs `attest --verify` expects: `--expect-pcr` values, with (under `--dev`) the dev
+/// stack's simulated measurements for PCR0, PCR1 and PCR2 where none is given. Refuses a set
+/// that pins fewer than PCR0, PCR1 and PCR2, naming the flags missing.
+fn expected_pcrs(specs: &[String], dev: bool) -> anyhow::Result<BTreeMap<u8, Pcr>> {
+    let mut pcrs = BTreeMap::new();
+    for spec in specs {
+        let (index, value) = spec
+            .split_once('=')
+            .with_context(|| format!("--expect-pcr {spec}: expected INDEX=HEX"))?;
+        let index: u8 = index
+            .parse()
+            .ok()
+            .filter(|index| *index < 32)
+            .with_context(|| format!("--expect-pcr {spec}: expected an index from 0 to 31"))?;
+        let value: Pcr = hex::decode(value.trim_start_matches("0x"))
+            .ok()
+            .and_then(|bytes| bytes.try_into().ok())
+            .with_context(|| format!("--expect-pcr {spec}: expected 48 bytes of hex"))?;
+        if pcrs
+            .insert(index, value)
+            .is_some_and(|earlier| earlier != value)
+        {
+            bail!("--expect-pcr gives two different values for PCR{index}");
+        }
+    }
+    if dev {
+        // The dev stack's enclave runs the NSM simulator with its default measurements.
+        for (index, value) in SimulatorConfig::default_pcrs() {
+            if REQUIRED_PCRS.contains(&index) {
+                pcrs.entry(index).or_insert(value);
+            }
+        }
+    }
+    let missing: Vec<String> = REQUIRED_PCRS
+        .iter()
+        .filter(|index| !pcrs.contains_key(index))
+        .map(|index| format!("--expect-pcr {index}=HEX"))
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "--verify needs PCR0, PCR1 and PCR2 pinned (PCR1 alone is the same for every image \
+             built with one nitro-cli); missing: {} (the values from the image's measurements \
+             file, see docs/deploy.md step 7)",
+            missing.join(" ")
+        );
+    }
+    Ok(pcrs)
+}
+
 /// `attest`.
 pub(crate) async fn attest(args: AttestArgs) -> anyhow::Result<()> {
+    // The arguments are checked before anything goes over the network.
+    let expected = if args.verify {
+        Some(expected_pcrs(&args.expect_pcr, args.dev)?)
+    } else {
+        None
+    };
     let mut nonce = [0u8; 32];
     aws_lc_rs::rand::fill(&mut nonce).map_err(|_| anyhow::anyhow!("no randomness"))?;
     let answer = args.target.client()?.attestation(&nonce).await?;
-    if !args.verify {
+    let Some(pcrs) = expected else {
         return print(&serde_json::json!({
             "verified": false,
             "document": base64_of(&answer.document),
         }));
-    }
+    };
     let root = if args.dev {
         let path = args.data_dir.join("nsm").join("nsm-root-cert.der");
         let der = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
@@ -371,20 +436,6 @@ pub(crate) async fn attest(args: AttestArgs) -> anyhow::Result<()> {
     } else {
         RootOfTrust::aws_nitro()
     };
-    let mut pcrs = std::collections::BTreeMap::new();
-    for spec in &args.expect_pcr {
-        let (index, value) = spec
-            .split_once('=')
-            .with_context(|| format!("--expect-pcr {spec}: expected INDEX=HEX"))?;
-        let value = hex::decode(value.trim_start_matches("0x"))
-            .ok()
-            .and_then(|bytes| bytes.try_into().ok())
-            .with_context(|| format!("--expect-pcr {spec}: expected 48 bytes of hex"))?;
-        pcrs.insert(index.parse().context("--expect-pcr index")?, value);
-    }
-    if pcrs.is_empty() && !args.dev {
-        bail!("--verify against the AWS root needs the expected PCRs (--expect-pcr 0=… 1=… 2=…)");
-    }
     let verifier = Verifier::new(
         root,
         Expectations {
@@ -398,7 +449,7 @@ pub(crate) async fn attest(args: AttestArgs) -> anyhow::Result<()> {
         .verify(&answer.document, SystemTime::now())
         .context("the attestation document did not verify")?;
     let document = verified.document();
-    let pcrs: std::collections::BTreeMap<String, String> = document
+    let pcrs: BTreeMap<String, String> = document
         .pcrs
         .iter()
         .filter(|(_, value)| value.iter().any(|b| *b != 0))
@@ -417,4 +468,73 @@ pub(crate) async fn attest(args: AttestArgs) -> anyhow::Result<()> {
 fn base64_of(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use super::*;
+
+    fn spec(index: u8, byte: u8) -> String {
+        format!("{index}={}", hex::encode([byte; 48]))
+    }
+
+    #[test]
+    fn verification_pins_pcr0_pcr1_and_pcr2() {
+        let all = [spec(0, 0xa0), spec(1, 0xa1), spec(2, 0xa2), spec(8, 0xa8)];
+        let pcrs = expected_pcrs(&all, false).unwrap();
+        assert_eq!(pcrs.keys().copied().collect::<Vec<_>>(), [0, 1, 2, 8]);
+        assert_eq!(pcrs[&1], [0xa1; 48]);
+
+        // Fewer than the three, in any combination: refused, naming the flags missing.
+        for (given, missing) in [
+            (
+                vec![],
+                "--expect-pcr 0=HEX --expect-pcr 1=HEX --expect-pcr 2=HEX",
+            ),
+            (vec![spec(1, 1)], "--expect-pcr 0=HEX --expect-pcr 2=HEX"),
+            (
+                vec![spec(0, 0), spec(2, 2)],
+                "missing: --expect-pcr 1=HEX (",
+            ),
+            (
+                vec![spec(0, 0), spec(1, 1), spec(8, 8)],
+                "missing: --expect-pcr 2=HEX (",
+            ),
+        ] {
+            let error = expected_pcrs(&given, false).unwrap_err().to_string();
+            assert!(error.contains(missing), "{given:?}: {error}");
+            assert!(error.contains("PCR0, PCR1 and PCR2"), "{error}");
+        }
+
+        // The dev stack: the simulator's measurements, unless given.
+        let simulated = SimulatorConfig::default_pcrs();
+        let dev = expected_pcrs(&[], true).unwrap();
+        assert_eq!(dev.keys().copied().collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!(dev[&2], simulated[&2]);
+        let dev = expected_pcrs(&[spec(2, 0x22)], true).unwrap();
+        assert_eq!(dev[&2], [0x22; 48]);
+        assert_eq!(dev[&0], simulated[&0]);
+    }
+
+    #[test]
+    fn malformed_expectations_are_refused() {
+        let good = [spec(0, 0), spec(1, 1), spec(2, 2)];
+        for bad in [
+            "0".to_owned(),
+            format!("x={}", hex::encode([0; 48])),
+            format!("32={}", hex::encode([0; 48])),
+            format!("2={}", hex::encode([0; 32])),
+            spec(2, 3),
+        ] {
+            let mut given = good.to_vec();
+            given.push(bad.clone());
+            assert!(expected_pcrs(&given, false).is_err(), "{bad}");
+        }
+        // The same value twice is harmless.
+        let mut twice = good.to_vec();
+        twice.push(spec(2, 2));
+        assert!(expected_pcrs(&twice, false).is_ok());
+    }
 }

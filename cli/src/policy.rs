@@ -2,17 +2,24 @@
 //! `nitro-cli build-enclave` printed for an enclave image (EIF).
 //!
 //! The policy has, in this order:
-//! - `KeyAdministration`: the administrator (by default the account, i.e. whoever the account's
-//!   IAM policies allow) may describe and manage the key, including `kms:PutKeyPolicy` (KMS
-//!   refuses a policy that would lock its creator out), but has no cryptographic action at all:
-//!   no `Decrypt`, `GenerateDataKey*`, `ReEncrypt*`, `Encrypt` or `CreateGrant` (a grant could
-//!   hand out `Decrypt` without the attestation conditions). Key deletion is left out too: losing
-//!   the key loses every wallet encrypted under it.
+//! - `KeyAdministration`: the administrator (`--admin-arn`, required: a dedicated principal, or
+//!   the account's root when given explicitly) may describe and manage the key, including
+//!   `kms:PutKeyPolicy` (KMS refuses a policy that would lock its creator out), but has no
+//!   cryptographic action at all: no `Decrypt`, `GenerateDataKey*`, `ReEncrypt*`, `Encrypt` or
+//!   `CreateGrant` (a grant could hand out `Decrypt` without the attestation conditions). Key
+//!   deletion is left out too: losing the key loses every wallet encrypted under it.
+//! - `DenyInstanceRoleOtherActions`: an explicit `Deny` to the parent instances' role of every
+//!   KMS action but `kms:Decrypt` and `kms:GenerateDataKey` (`NotAction`), and
+//!   `DenyInstanceRoleWithoutAttestation`: an explicit `Deny` of those two whenever the request
+//!   has no attestation document (`Null` on `kms:RecipientAttestation:ImageSha384`). An explicit
+//!   `Deny` wins over any `Allow`, so a statement added later by mistake, or an IAM policy
+//!   reaching the role through an account statement, cannot give the role more.
 //! - One `EnclaveImage<PCR0 prefix>` statement per measurements file: the parent instances' role
 //!   may call `kms:Decrypt` and `kms:GenerateDataKey` only with a `Recipient` whose attestation
-//!   document shows that image's PCR0 (`kms:RecipientAttestation:ImageSha384`), PCR1 and PCR2,
-//!   and optionally PCR3 (the parent's IAM role) and PCR8 (the EIF's signing certificate).
-//!   Several files allow several images at once: the old and the new one during a rotation.
+//!   document shows that image's PCR0 (`kms:RecipientAttestation:ImageSha384`), PCR1, PCR2 and,
+//!   unless `--no-pcr3`, PCR3 (the parent's IAM role), and optionally PCR8 (the EIF's signing
+//!   certificate). Several files allow several images at once: the old and the new one during a
+//!   rotation. A statement pinning fewer than PCR0, PCR1 and PCR2 is never written.
 //! - `KeyImport`, only when asked: `kms:Encrypt` for the principals that run
 //!   `nitro-signer keys import`.
 //!
@@ -49,14 +56,24 @@ pub(crate) struct PolicyArgs {
     account: String,
 
     /// Principal that administers the key (describe, change the policy, enable and disable,
-    /// rotation, tags, aliases) without being able to use it. Default: the account,
-    /// `arn:aws:iam::ACCOUNT:root`, i.e. whoever the account's IAM policies allow.
-    #[arg(long, value_name = "ARN")]
-    admin_arn: Option<String>,
+    /// rotation, tags, aliases) without being able to use it: a dedicated role or user, e.g.
+    /// `arn:aws:iam::ACCOUNT:role/KeyAdmin`. Required. The account's root,
+    /// `arn:aws:iam::ACCOUNT:root`, is accepted when given explicitly: then whoever the
+    /// account's IAM policies allow may rewrite the key policy.
+    #[arg(long, required = true, value_name = "ARN")]
+    admin_arn: String,
 
-    /// Also require PCR3, the measurement of `--role-arn`: only enclaves whose parent instance
-    /// has that role qualify.
+    /// Do not require PCR3, the measurement of `--role-arn`. By default the policy pins it, so
+    /// that only enclaves whose parent instance has that role qualify. Without it, the image
+    /// qualifies on any instance whose requests carry the role's credentials (copied from a
+    /// parent, or from anything else that can assume the role). Weaker: only for parents whose
+    /// role cannot be pinned.
     #[arg(long)]
+    no_pcr3: bool,
+
+    /// PCR3 is pinned by default now; this flag is accepted for existing command lines and
+    /// changes nothing.
+    #[arg(long, hide = true, conflicts_with = "no_pcr3")]
     pcr3: bool,
 
     /// Also require PCR8, the EIF's signing certificate; every measurements file must have it
@@ -235,7 +252,12 @@ struct Statement {
     sid: String,
     effect: &'static str,
     principal: PrincipalBlock,
-    action: Vec<&'static str>,
+    /// The actions the statement is about; exactly one of this and `not_action`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    action: Option<Vec<&'static str>>,
+    /// Every action but these.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    not_action: Option<Vec<&'static str>>,
     resource: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     condition: Option<BTreeMap<&'static str, BTreeMap<String, String>>>,
@@ -270,15 +292,29 @@ const ADMIN_ACTIONS: [&str; 18] = [
     "kms:ListGrants",
 ];
 
-/// What the enclave calls: `Decrypt` for existing blobs, `GenerateDataKey` for new seeds.
+/// What the enclave calls: `Decrypt` for existing blobs, `GenerateDataKey` for new seeds and
+/// policy changes. (It calls no `GenerateRandom`, which KMS authorizes by IAM policy alone, not
+/// by key policy.) The instance role is denied every other action on the key.
 const ENCLAVE_ACTIONS: [&str; 2] = ["kms:Decrypt", "kms:GenerateDataKey"];
+
+/// The condition key of PCR0; KMS sets it (and every `kms:RecipientAttestation:*` key) only for
+/// a request with a verified attestation document as `Recipient`.
+const IMAGE_SHA384: &str = "kms:RecipientAttestation:ImageSha384";
+
+/// The PCRs every image statement pins, whatever the options: image (PCR0), kernel and boot
+/// ramdisk (PCR1, the same for every image built with one nitro-cli) and application (PCR2).
+const REQUIRED_PCRS: [(u8, &str); 3] = [
+    (0, IMAGE_SHA384),
+    (1, "kms:RecipientAttestation:PCR1"),
+    (2, "kms:RecipientAttestation:PCR2"),
+];
 
 /// Everything the policy is made from.
 pub(crate) struct PolicyInputs<'a> {
     pub(crate) images: &'a [Measurements],
     pub(crate) role_arn: &'a str,
     pub(crate) account: &'a str,
-    pub(crate) admin_arn: Option<&'a str>,
+    pub(crate) admin_arn: &'a str,
     pub(crate) pcr3: bool,
     pub(crate) pcr8: bool,
     pub(crate) import_principals: &'a [String],
@@ -314,14 +350,9 @@ pub(crate) fn build(inputs: &PolicyInputs<'_>) -> anyhow::Result<String> {
         Ok(())
     };
     same_account("--role-arn", &role)?;
-    let admin = match inputs.admin_arn {
-        Some(arn) => {
-            let admin = parse_principal("--admin-arn", arn)?;
-            same_account("--admin-arn", &admin)?;
-            arn.to_owned()
-        }
-        None => format!("arn:{}:iam::{}:root", role.partition, inputs.account),
-    };
+    let admin = parse_principal("--admin-arn", inputs.admin_arn)?;
+    same_account("--admin-arn", &admin)?;
+    let admin = inputs.admin_arn.to_owned();
     if admin == inputs.role_arn {
         bail!(
             "--admin-arn is the parent instances' role: a compromised parent could then rewrite \
@@ -342,27 +373,56 @@ pub(crate) fn build(inputs: &PolicyInputs<'_>) -> anyhow::Result<String> {
         bail!("no measurements given");
     }
 
-    let mut statements = vec![Statement {
-        sid: "KeyAdministration".into(),
-        effect: "Allow",
-        principal: PrincipalBlock { aws: vec![admin] },
-        action: ADMIN_ACTIONS.to_vec(),
-        resource: "*",
-        condition: None,
-    }];
+    let role_only = || PrincipalBlock {
+        aws: vec![inputs.role_arn.to_owned()],
+    };
+    let mut statements = vec![
+        Statement {
+            sid: "KeyAdministration".into(),
+            effect: "Allow",
+            principal: PrincipalBlock { aws: vec![admin] },
+            action: Some(ADMIN_ACTIONS.to_vec()),
+            not_action: None,
+            resource: "*",
+            condition: None,
+        },
+        Statement {
+            sid: "DenyInstanceRoleOtherActions".into(),
+            effect: "Deny",
+            principal: role_only(),
+            action: None,
+            not_action: Some(ENCLAVE_ACTIONS.to_vec()),
+            resource: "*",
+            condition: None,
+        },
+        Statement {
+            sid: "DenyInstanceRoleWithoutAttestation".into(),
+            effect: "Deny",
+            principal: role_only(),
+            action: Some(ENCLAVE_ACTIONS.to_vec()),
+            not_action: None,
+            resource: "*",
+            condition: Some(BTreeMap::from([(
+                "Null",
+                BTreeMap::from([(IMAGE_SHA384.to_owned(), "true".to_owned())]),
+            )])),
+        },
+    ];
     let pcr3 = pcr3_for_role(inputs.role_arn);
     for (n, image) in inputs.images.iter().enumerate() {
         let which = format!("measurements file {}", n + 1);
         let mut conditions = BTreeMap::new();
-        let mut required = vec![(0u8, "kms:RecipientAttestation:ImageSha384")];
-        required.push((1, "kms:RecipientAttestation:PCR1"));
-        required.push((2, "kms:RecipientAttestation:PCR2"));
+        let mut required = REQUIRED_PCRS.to_vec();
         if inputs.pcr8 {
             required.push((8, "kms:RecipientAttestation:PCR8"));
         }
         for (index, key) in required {
             let value = image.get(index).with_context(|| {
-                format!("{which} has no PCR{index} (was the EIF signed? see --pcr8)")
+                if index == 8 {
+                    format!("{which} has no PCR8 (was the EIF signed? see --pcr8)")
+                } else {
+                    format!("{which} has no PCR{index}: a policy pins at least PCR0, PCR1 and PCR2")
+                }
             })?;
             if is_all_zero(value) && !inputs.allow_debug {
                 bail!(
@@ -376,6 +436,13 @@ pub(crate) fn build(inputs: &PolicyInputs<'_>) -> anyhow::Result<String> {
         if inputs.pcr3 {
             conditions.insert("kms:RecipientAttestation:PCR3".to_owned(), pcr3.clone());
         }
+        // The floor, checked on what is written rather than on how it was assembled.
+        if let Some((index, _)) = REQUIRED_PCRS
+            .iter()
+            .find(|(_, key)| !conditions.contains_key(*key))
+        {
+            bail!("{which}: refusing a statement that does not pin PCR{index}");
+        }
         let pcr0 = image.get(0).unwrap_or_default();
         if inputs
             .images
@@ -388,10 +455,9 @@ pub(crate) fn build(inputs: &PolicyInputs<'_>) -> anyhow::Result<String> {
         statements.push(Statement {
             sid: format!("EnclaveImage{}", pcr0.get(..16).unwrap_or(pcr0)),
             effect: "Allow",
-            principal: PrincipalBlock {
-                aws: vec![inputs.role_arn.to_owned()],
-            },
-            action: ENCLAVE_ACTIONS.to_vec(),
+            principal: role_only(),
+            action: Some(ENCLAVE_ACTIONS.to_vec()),
+            not_action: None,
             resource: "*",
             condition: Some(BTreeMap::from([("StringEqualsIgnoreCase", conditions)])),
         });
@@ -403,7 +469,8 @@ pub(crate) fn build(inputs: &PolicyInputs<'_>) -> anyhow::Result<String> {
             principal: PrincipalBlock {
                 aws: inputs.import_principals.to_vec(),
             },
-            action: vec!["kms:Encrypt"],
+            action: Some(vec!["kms:Encrypt"]),
+            not_action: None,
             resource: "*",
             condition: None,
         });
@@ -428,12 +495,24 @@ pub(crate) fn run(args: PolicyArgs) -> anyhow::Result<()> {
         images: &images,
         role_arn: &args.role_arn,
         account: &args.account,
-        admin_arn: args.admin_arn.as_deref(),
-        pcr3: args.pcr3,
+        admin_arn: &args.admin_arn,
+        pcr3: !args.no_pcr3,
         pcr8: args.pcr8,
         import_principals: &args.import_principal,
         allow_debug: args.allow_debug,
     })?;
+    if args.admin_arn.ends_with(":root") {
+        tracing::warn!(
+            "--admin-arn is the account's root: whoever the account's IAM policies allow may \
+             rewrite this key policy; prefer a dedicated administrator role"
+        );
+    }
+    if args.no_pcr3 {
+        tracing::warn!(
+            "--no-pcr3: the parent's IAM role is not pinned; the image qualifies on any instance \
+             whose requests carry the role's credentials"
+        );
+    }
     if args.allow_debug {
         tracing::warn!(
             "--allow-debug: all-zero (debug-mode) PCRs are accepted; never use this policy for a \
@@ -496,6 +575,32 @@ mod tests {
             "[]".to_owned(),
         ] {
             assert!(Measurements::parse(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn no_statement_pins_fewer_than_pcr0_pcr1_and_pcr2() {
+        let pcr = |c: char| c.to_string().repeat(96);
+        let full = BTreeMap::from([(0u8, pcr('a')), (1, pcr('b')), (2, pcr('c')), (8, pcr('d'))]);
+        let inputs = |images: &[Measurements]| -> anyhow::Result<String> {
+            build(&PolicyInputs {
+                images,
+                role_arn: "arn:aws:iam::123456789012:role/parent",
+                account: "123456789012",
+                admin_arn: "arn:aws:iam::123456789012:role/admin",
+                pcr3: false,
+                pcr8: true,
+                import_principals: &[],
+                allow_debug: false,
+            })
+        };
+        assert!(inputs(&[Measurements(full.clone())]).is_ok());
+        for missing in [0u8, 1, 2] {
+            let mut pcrs = full.clone();
+            pcrs.remove(&missing);
+            let error = inputs(&[Measurements(pcrs)]).unwrap_err().to_string();
+            assert!(error.contains(&format!("PCR{missing}")), "{error}");
+            assert!(error.contains("PCR0, PCR1 and PCR2"), "{error}");
         }
     }
 

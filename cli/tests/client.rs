@@ -193,3 +193,30 @@ async fn bad_approval_files_are_refused_before_sending() {
     }
     assert!(proxy.enclave.approvals().is_empty());
 }
+
+/// `attest --verify` refuses, before any network call, to verify with fewer than PCR0, PCR1 and
+/// PCR2 pinned, and names the flags missing.
+#[test]
+fn attest_verify_refuses_fewer_than_three_pcrs() {
+    let pcr1 = format!("1={}", "ab".repeat(48));
+    let out = Command::new(BIN)
+        // Nothing listens there: the refusal must come first.
+        .args([
+            "attest",
+            "--verify",
+            "--url",
+            "http://127.0.0.1:9",
+            "--expect-pcr",
+        ])
+        .arg(&pcr1)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("PCR0, PCR1 and PCR2")
+            && stderr.contains("--expect-pcr 0=HEX --expect-pcr 2=HEX"),
+        "{stderr}"
+    );
+}

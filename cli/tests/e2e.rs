@@ -275,6 +275,24 @@ fn the_attestation_verifies(url: &str, data_dir: &Path) {
     let attested: Value = serde_json::from_slice(&attested.stdout).unwrap();
     assert_eq!(attested["verified"], true);
     assert_eq!(attested["simulated"], true);
+
+    // `--dev` expects the simulator's PCR0, PCR1 and PCR2; a PCR given explicitly replaces
+    // the simulator's, and a wrong one fails.
+    let pcr2 = attested["pcrs"]["2"].as_str().unwrap().to_owned();
+    for (pcr2, ok) in [(pcr2, true), ("ab".repeat(48), false)] {
+        let out = Command::new(BIN)
+            .args(["attest", "--verify", "--dev", "--url", url, "--data-dir"])
+            .arg(data_dir)
+            .args(["--expect-pcr", &format!("2={pcr2}")])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.success(),
+            ok,
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 /// A known seed, imported client-side: every address follows from the reference derivation.

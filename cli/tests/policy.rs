@@ -1,8 +1,9 @@
 //! `nitro-signer policy`, the real binary: the KMS key policy it writes pins exactly the
-//! measurements it was given, refuses debug-mode (all-zero) PCRs and malformed input, and is
-//! enforced as intended by the KMS emulator: an enclave with those measurements may decrypt, one
-//! with other measurements (or a caller without an attestation document) may not, and the role
-//! may encrypt only key blobs with a policy document.
+//! measurements it was given (PCR0, PCR1, PCR2 and the role's PCR3 at least), names the
+//! administrator it was given and no other, refuses debug-mode (all-zero) PCRs and malformed
+//! input, and is enforced as intended by the KMS emulator: an enclave with those measurements
+//! may decrypt, one with other measurements (or a caller without an attestation document) may
+//! not, and the instance role's explicit `Deny` statements hold even against a broader `Allow`.
 #![cfg(test)]
 
 use std::{collections::BTreeMap, path::Path, process::Command};
@@ -15,12 +16,17 @@ use nitro_signer_enclave::{
     nsm::{AttestationRequest, Nsm, SimulatedNsm, SimulatorConfig},
     recipient::RecipientKey,
 };
-use nitro_signer_kms_emulator::service::{Kms, KmsError, Recipient, Secret};
+use nitro_signer_kms_emulator::{
+    policy::{ConditionKey, Decision, KeyPolicy, RequestContext},
+    service::{Kms, KmsConfig, KmsError, Recipient, Secret},
+};
 use serde_json::Value;
 
 const ACCOUNT: &str = "123456789012";
 /// The role of AWS's PCR3 example ("Where to get an enclave's measurements").
 const ROLE: &str = "arn:aws:iam::123456789012:role/Webserver";
+/// The key's administrator.
+const ADMIN: &str = "arn:aws:iam::123456789012:role/KeyAdmin";
 /// Its PCR3, as AWS documents it.
 const ROLE_PCR3: &str = "78fce75db17cd4e0a3fb8dad3ad128ca5e77edbb2b2c7f75329dccd99aa5f6ef\
                          4fc1f1a452e315b9e98f9e312e6921e6";
@@ -45,13 +51,20 @@ fn policy(args: &[&str]) -> Output {
 }
 
 /// `nitro-signer policy` for the measurements in `files`, the parent's role [`ROLE`] in
-/// [`ACCOUNT`], and `extra` options.
+/// [`ACCOUNT`], the administrator [`ADMIN`], and `extra` options.
 fn policy_for(files: &[&Path], extra: &[&str]) -> Output {
     let mut args = Vec::new();
     for file in files {
         args.extend(["--measurements", file.to_str().unwrap()]);
     }
-    args.extend(["--role-arn", ROLE, "--account", ACCOUNT]);
+    args.extend([
+        "--role-arn",
+        ROLE,
+        "--account",
+        ACCOUNT,
+        "--admin-arn",
+        ADMIN,
+    ]);
     args.extend_from_slice(extra);
     policy(&args)
 }
@@ -84,7 +97,11 @@ fn statement<'a>(policy: &'a Value, sid_prefix: &str) -> &'a Value {
 }
 
 fn actions(statement: &Value) -> Vec<&str> {
-    statement["Action"]
+    field(statement, "Action")
+}
+
+fn field<'a>(statement: &'a Value, name: &str) -> Vec<&'a str> {
+    statement[name]
         .as_array()
         .unwrap()
         .iter()
@@ -103,7 +120,7 @@ fn conditions_are_exactly_the_measurements() {
     let doc: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(doc["Version"], "2012-10-17");
     let statements = doc["Statement"].as_array().unwrap();
-    assert_eq!(statements.len(), 2, "{doc:#}");
+    assert_eq!(statements.len(), 4, "{doc:#}");
 
     let enclave = statement(&doc, "EnclaveImage");
     assert_eq!(enclave["Effect"], "Allow");
@@ -113,31 +130,53 @@ fn conditions_are_exactly_the_measurements() {
         ["kms:Decrypt", "kms:GenerateDataKey"],
         "{doc:#}"
     );
+    // PCR3, the role's measurement (computed as AWS documents it), is pinned by default.
     assert_eq!(
         enclave["Condition"],
         serde_json::json!({"StringEqualsIgnoreCase": {
             "kms:RecipientAttestation:ImageSha384": "a".repeat(96),
             "kms:RecipientAttestation:PCR1": "b".repeat(96),
             "kms:RecipientAttestation:PCR2": "c".repeat(96),
+            "kms:RecipientAttestation:PCR3": ROLE_PCR3,
         }})
     );
 
-    // The role has nothing outside the attestation conditions: no Encrypt (policy changes seal
-    // under an attested data key), nothing else.
+    // Explicit Denies for the role: every action but the enclave's two, and those two without
+    // an attestation document.
+    let other_actions = statement(&doc, "DenyInstanceRoleOtherActions");
+    assert_eq!(other_actions["Effect"], "Deny");
+    assert_eq!(other_actions["Principal"]["AWS"], serde_json::json!([ROLE]));
+    assert!(other_actions.get("Action").is_none(), "{doc:#}");
+    assert_eq!(
+        field(other_actions, "NotAction"),
+        ["kms:Decrypt", "kms:GenerateDataKey"]
+    );
+    assert!(other_actions.get("Condition").is_none(), "{doc:#}");
+    let unattested = statement(&doc, "DenyInstanceRoleWithoutAttestation");
+    assert_eq!(unattested["Effect"], "Deny");
+    assert_eq!(unattested["Principal"]["AWS"], serde_json::json!([ROLE]));
+    assert_eq!(actions(unattested), ["kms:Decrypt", "kms:GenerateDataKey"]);
+    assert_eq!(
+        unattested["Condition"],
+        serde_json::json!({"Null": {"kms:RecipientAttestation:ImageSha384": "true"}})
+    );
+
+    // The role is allowed nothing outside the attestation conditions: no Encrypt (policy
+    // changes seal under an attested data key), nothing else.
     assert!(!out.stdout.contains("\"kms:Encrypt\""), "{doc:#}");
     for statement in statements {
-        if statement["Principal"]["AWS"] == serde_json::json!([ROLE]) {
+        if statement["Principal"]["AWS"] == serde_json::json!([ROLE])
+            && statement["Effect"] == "Allow"
+        {
             let sid = statement["Sid"].as_str().unwrap();
             assert!(sid.starts_with("EnclaveImage"), "{sid}");
         }
     }
 
-    // The administrator can manage the key (and so pass KMS's lockout check) but not use it.
+    // The administrator is the one given, can manage the key (and so pass KMS's lockout
+    // check) but not use it.
     let admin = statement(&doc, "KeyAdministration");
-    assert_eq!(
-        admin["Principal"]["AWS"],
-        serde_json::json!([format!("arn:aws:iam::{ACCOUNT}:root")])
-    );
+    assert_eq!(admin["Principal"]["AWS"], serde_json::json!([ADMIN]));
     let admin_actions = actions(admin);
     assert!(admin_actions.contains(&"kms:PutKeyPolicy"));
     for action in &admin_actions {
@@ -156,8 +195,21 @@ fn conditions_are_exactly_the_measurements() {
     // Nothing in the policy grants anything to the account as a whole beyond administration.
     assert!(!out.stdout.contains("kms:*"));
 
-    // PCR3 (computed from the role, as AWS documents it), PCR8 (from the file), key import,
-    // and --output.
+    // Without PCR3, when asked, with a warning.
+    let out = policy_for(&[&file], &["--no-pcr3"]);
+    assert!(out.ok, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("--no-pcr3"),
+        "no warning: {}",
+        out.stderr
+    );
+    let doc: Value = serde_json::from_str(&out.stdout).unwrap();
+    let conditions = &statement(&doc, "EnclaveImage")["Condition"]["StringEqualsIgnoreCase"];
+    assert_eq!(conditions.as_object().unwrap().len(), 3, "{doc:#}");
+    assert!(conditions.get("kms:RecipientAttestation:PCR3").is_none());
+
+    // PCR8 (from the file), key import, and --output; `--pcr3`, the default now, is still
+    // accepted.
     let written = dir.path().join("policy.json");
     let out = policy_for(
         &[&file],
@@ -224,9 +276,30 @@ fn malformed_input_is_refused() {
             account,
         ];
         args.extend_from_slice(extra);
+        if !extra.contains(&"--admin-arn") {
+            args.extend(["--admin-arn", ADMIN]);
+        }
         policy(&args)
     };
     assert!(run(good, ROLE, ACCOUNT, &[]).ok);
+
+    // No administrator: no silent default to the account's root.
+    let out = policy(&[
+        "--measurements",
+        good,
+        "--role-arn",
+        ROLE,
+        "--account",
+        ACCOUNT,
+    ]);
+    assert!(!out.ok);
+    assert!(out.stdout.is_empty());
+    assert!(out.stderr.contains("--admin-arn"), "{}", out.stderr);
+    // The account's root when named explicitly: accepted, with a warning.
+    let root = format!("arn:aws:iam::{ACCOUNT}:root");
+    let out = run(good, ROLE, ACCOUNT, &["--admin-arn", &root]);
+    assert!(out.ok, "{}", out.stderr);
+    assert!(out.stderr.contains("root"), "no warning: {}", out.stderr);
 
     let cases: Vec<(String, &str)> = vec![
         // SHA-256-sized PCRs are not SHA-384 measurements.
@@ -279,6 +352,24 @@ fn malformed_input_is_refused() {
         (
             ROLE,
             ACCOUNT,
+            &["--admin-arn", "arn:aws:iam::210987654321:role/KeyAdmin"],
+            "not --account",
+        ),
+        (
+            ROLE,
+            ACCOUNT,
+            &["--admin-arn", "KeyAdmin"],
+            "IAM principal ARN",
+        ),
+        (
+            ROLE,
+            ACCOUNT,
+            &["--pcr3", "--no-pcr3"],
+            "cannot be used with",
+        ),
+        (
+            ROLE,
+            ACCOUNT,
             &["--import-principal", ROLE],
             "another principal",
         ),
@@ -320,6 +411,26 @@ fn is_denied<T: std::fmt::Debug>(result: Result<T, KmsError>) -> bool {
     matches!(result, Err(KmsError::AccessDenied(_)))
 }
 
+/// Denied by a `Deny` statement, not merely for want of an `Allow`.
+fn is_denied_explicitly<T: std::fmt::Debug>(result: Result<T, KmsError>) -> bool {
+    matches!(result, Err(KmsError::AccessDenied(m)) if m.contains("explicit deny"))
+}
+
+/// The emulated KMS of [`ACCOUNT`] over `dir`, called by `principal`, trusting `nsm`'s root.
+/// Each principal gets its own handle on the same keys (a handle loads them when opened).
+fn kms_as(dir: &Path, nsm: &SimulatedNsm, principal: &str) -> Kms {
+    Kms::open_with(
+        dir,
+        RootOfTrust::dangerous_simulated(nsm.root_fingerprint()),
+        KmsConfig {
+            account_id: ACCOUNT.into(),
+            principal: Some(principal.into()),
+            ..KmsConfig::default()
+        },
+    )
+    .unwrap()
+}
+
 #[test]
 fn the_kms_emulator_enforces_the_generated_policy() {
     let dir = tempfile::tempdir().unwrap();
@@ -341,19 +452,23 @@ fn the_kms_emulator_enforces_the_generated_policy() {
 
     let measurements = dir.path().join("nitro-signer.measurements.json");
     write_measurements(&measurements, &hex_pcrs(&good, &[0, 1, 2, 8]));
-    let out = policy_for(&[&measurements], &["--pcr3", "--pcr8"]);
+    // PCR3 is pinned without being asked for.
+    let out = policy_for(&[&measurements], &["--pcr8"]);
     assert!(out.ok, "{}", out.stderr);
 
-    let kms = Kms::open(
-        dir.path().join("kms"),
-        RootOfTrust::dangerous_simulated(good.root_fingerprint()),
-    )
-    .unwrap();
-    // Accepted as it is, lockout check included (no bypass).
-    let key_id = kms
+    let kms_dir = dir.path().join("kms");
+    // The administrator creates the key: accepted as it is, lockout check included (no
+    // bypass). The instance role could not have: the policy denies it kms:PutKeyPolicy.
+    let admin = kms_as(&kms_dir, &good, ADMIN);
+    let key_id = admin
         .create_key("tenant seeds", Some(&out.stdout), false)
         .unwrap()
         .key_id;
+    let kms = kms_as(&kms_dir, &good, ROLE);
+    assert!(matches!(
+        kms.create_key("by the role", Some(&out.stdout), false),
+        Err(KmsError::MalformedPolicy(_))
+    ));
     let context = BTreeMap::from([("nitro-signer:kind".to_owned(), "seed".to_owned())]);
     let recipient_key = RecipientKey::generate().unwrap();
     let open = |secret: Secret| match secret {
@@ -398,15 +513,36 @@ fn the_kms_emulator_enforces_the_generated_policy() {
             "{name}"
         );
     }
-    assert!(is_denied(kms.decrypt(
+    // Without an attestation document, the role is denied explicitly; so is the administrator
+    // (for want of an Allow), with one or without.
+    assert!(is_denied_explicitly(kms.decrypt(
         &data_key.ciphertext_blob,
         &context,
         None,
         None
     )));
-    assert!(is_denied(
+    assert!(is_denied_explicitly(
         kms.generate_data_key(&key_id, 32, &context, None)
     ));
+    let good_recipient = recipient(&good, &recipient_key);
+    assert!(is_denied(admin.decrypt(
+        &data_key.ciphertext_blob,
+        &context,
+        None,
+        None
+    )));
+    assert!(is_denied(admin.decrypt(
+        &data_key.ciphertext_blob,
+        &context,
+        None,
+        Some(&good_recipient)
+    )));
+    assert!(is_denied(admin.generate_data_key(
+        &key_id,
+        32,
+        &context,
+        Some(&good_recipient)
+    )));
     // Encrypt for nobody, whatever the context: not for a key blob's with a policy document
     // either (a policy change seals under a data key from an attested GenerateDataKey).
     let blob = |document: Option<&[u8]>| {
@@ -420,19 +556,176 @@ fn the_kms_emulator_enforces_the_generated_policy() {
     let updated = blob(Some(br#"{"rules":[],"version":1}"#));
     for refused in [context.clone(), BTreeMap::new(), blob(None), updated] {
         assert!(
-            is_denied(kms.encrypt(&key_id, &[7; 32], &refused)),
+            is_denied_explicitly(kms.encrypt(&key_id, &[7; 32], &refused)),
+            "{refused:?}"
+        );
+        assert!(
+            is_denied(admin.encrypt(&key_id, &[7; 32], &refused)),
             "{refused:?}"
         );
     }
-    // Administration works.
-    assert!(kms.describe_key(&key_id).is_ok());
+    // Administration works, for the administrator only.
+    assert!(admin.describe_key(&key_id).is_ok());
+    assert!(is_denied_explicitly(kms.describe_key(&key_id)));
+}
+
+/// The generated policy with `extra` statements appended.
+fn with_statements(policy: &str, extra: Value) -> String {
+    let mut doc: Value = serde_json::from_str(policy).unwrap();
+    let statements = doc["Statement"].as_array_mut().unwrap();
+    statements.extend(extra.as_array().unwrap().iter().cloned());
+    doc.to_string()
+}
+
+/// The generated policy without the statement `sid`.
+fn without_statement(policy: &str, sid: &str) -> String {
+    let mut doc: Value = serde_json::from_str(policy).unwrap();
+    let statements = doc["Statement"].as_array_mut().unwrap();
+    let before = statements.len();
+    statements.retain(|s| s["Sid"] != sid);
+    assert_eq!(statements.len(), before - 1, "no statement {sid}");
+    doc.to_string()
+}
+
+/// Each explicit `Deny` for the instance role holds even when another statement (a mistake made
+/// later, or an IAM policy reaching the role through an account statement) allows the role
+/// everything: the emulator refuses what each one denies, and still serves the attested
+/// enclave. Without the `Deny`, the same broad `Allow` lets the same request through, so the
+/// `Deny` is what refuses it.
+#[test]
+fn the_instance_role_denies_hold_against_a_broader_allow() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut pcrs = SimulatorConfig::default_pcrs();
+    pcrs.insert(3, hex::decode(ROLE_PCR3).unwrap().try_into().unwrap());
+    let good = enclave(&dir.path().join("nsm"), pcrs);
+    let measurements = dir.path().join("measurements.json");
+    write_measurements(&measurements, &hex_pcrs(&good, &[0, 1, 2]));
+    let out = policy_for(&[&measurements], &[]);
+    assert!(out.ok, "{}", out.stderr);
+    let mistake = serde_json::json!([{
+        "Sid": "TooBroad", "Effect": "Allow", "Principal": {"AWS": ROLE},
+        "Action": "kms:*", "Resource": "*"
+    }]);
+    let generated = with_statements(&out.stdout, mistake);
+    let other_actions = without_statement(&generated, "DenyInstanceRoleOtherActions");
+    let unattested = without_statement(&generated, "DenyInstanceRoleWithoutAttestation");
+
+    let recipient_key = RecipientKey::generate().unwrap();
+    let context = BTreeMap::from([("nitro-signer:kind".to_owned(), "seed".to_owned())]);
+    // One key per variant of the policy, all made by the administrator.
+    let kms_dir = dir.path().join("kms");
+    let admin = kms_as(&kms_dir, &good, ADMIN);
+    let mut keys = BTreeMap::new();
+    for (name, policy) in [
+        ("generated", &generated),
+        ("without DenyInstanceRoleOtherActions", &other_actions),
+        ("without DenyInstanceRoleWithoutAttestation", &unattested),
+    ] {
+        keys.insert(
+            name,
+            admin.create_key(name, Some(policy), false).unwrap().key_id,
+        );
+    }
+    let kms = kms_as(&kms_dir, &good, ROLE);
+    let attested = || Some(recipient(&good, &recipient_key));
+
+    // The attested enclave is served under every variant.
+    let mut blobs = BTreeMap::new();
+    for (name, key_id) in &keys {
+        let data_key = kms
+            .generate_data_key(key_id, 32, &context, attested().as_ref())
+            .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        kms.decrypt(
+            &data_key.ciphertext_blob,
+            &context,
+            None,
+            attested().as_ref(),
+        )
+        .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        blobs.insert(*name, data_key.ciphertext_blob);
+    }
+
+    // DenyInstanceRoleWithoutAttestation: no Decrypt or GenerateDataKey without a Recipient.
+    let key = &keys["generated"];
+    assert!(is_denied_explicitly(kms.decrypt(
+        &blobs["generated"],
+        &context,
+        None,
+        None
+    )));
+    assert!(is_denied_explicitly(
+        kms.generate_data_key(key, 32, &context, None)
+    ));
+    let control = "without DenyInstanceRoleWithoutAttestation";
+    assert!(
+        kms.decrypt(&blobs[control], &context, None, None).is_ok(),
+        "the broad Allow alone does let the role decrypt in the clear"
+    );
+    assert!(
+        kms.generate_data_key(&keys[control], 32, &context, None)
+            .is_ok()
+    );
+
+    // DenyInstanceRoleOtherActions: Encrypt, DescribeKey and PutKeyPolicy (the lockout check
+    // of a CreateKey by the role), through the emulator's operations...
+    assert!(is_denied_explicitly(kms.encrypt(key, &[7; 32], &context)));
+    assert!(is_denied_explicitly(kms.describe_key(key)));
+    assert!(matches!(
+        kms.create_key("by the role", Some(&generated), false),
+        Err(KmsError::MalformedPolicy(_))
+    ));
+    let control = "without DenyInstanceRoleOtherActions";
+    assert!(kms.encrypt(&keys[control], &[7; 32], &context).is_ok());
+    assert!(kms.describe_key(&keys[control]).is_ok());
+    assert!(
+        kms.create_key("by the role", Some(&other_actions), false)
+            .is_ok()
+    );
+    // ...and the actions the emulator does not serve, through its policy evaluator: grants,
+    // re-encryption, other data keys, deletion, and the policy itself.
+    let none = RequestContext::new();
+    let with_attestation: RequestContext =
+        [(ConditionKey::ImageSha384, hex::encode(good.pcr(0).unwrap()))].into();
+    let generated = KeyPolicy::parse(&generated).unwrap();
+    let control = KeyPolicy::parse(&other_actions).unwrap();
+    for action in [
+        "kms:CreateGrant",
+        "kms:PutKeyPolicy",
+        "kms:ReEncryptFrom",
+        "kms:ReEncryptTo",
+        "kms:GenerateDataKeyWithoutPlaintext",
+        "kms:GenerateDataKeyPair",
+        "kms:ScheduleKeyDeletion",
+        "kms:DisableKey",
+        "kms:Encrypt",
+    ] {
+        for context in [&none, &with_attestation] {
+            assert_eq!(
+                generated.decide(ROLE, action, context),
+                Decision::ExplicitDeny,
+                "{action}"
+            );
+            assert_eq!(
+                control.decide(ROLE, action, context),
+                Decision::Allowed,
+                "{action}"
+            );
+        }
+        // The administrator is not concerned by the role's Denies.
+        assert_ne!(
+            generated.decide(ADMIN, action, &none),
+            Decision::ExplicitDeny,
+            "{action}"
+        );
+    }
 }
 
 #[test]
 fn rotation_allows_the_old_and_the_new_image_and_nothing_between() {
     let dir = tempfile::tempdir().unwrap();
     let nsm_dir = dir.path().join("nsm");
-    let old_pcrs = SimulatorConfig::default_pcrs();
+    let mut old_pcrs = SimulatorConfig::default_pcrs();
+    old_pcrs.insert(3, hex::decode(ROLE_PCR3).unwrap().try_into().unwrap());
     let mut new_pcrs = old_pcrs.clone();
     new_pcrs.insert(0, [0x10; 48]);
     new_pcrs.insert(2, [0x12; 48]);
@@ -453,15 +746,12 @@ fn rotation_allows_the_old_and_the_new_image_and_nothing_between() {
     let twice = policy_for(&[&old_file, &old_file], &[]);
     assert!(!twice.ok);
 
-    let kms = Kms::open(
-        dir.path().join("kms"),
-        RootOfTrust::dangerous_simulated(old.root_fingerprint()),
-    )
-    .unwrap();
-    let key_id = kms
+    let kms_dir = dir.path().join("kms");
+    let key_id = kms_as(&kms_dir, &old, ADMIN)
         .create_key("rotation", Some(&out.stdout), false)
         .unwrap()
         .key_id;
+    let kms = kms_as(&kms_dir, &old, ROLE);
     let context = BTreeMap::new();
     let key = RecipientKey::generate().unwrap();
     assert!(

@@ -219,6 +219,7 @@ pub async fn run(
     let config = KmsConfig {
         region: args.region.clone(),
         account_id: args.account_id.clone(),
+        principal: None,
     };
     config.validate().map_err(RunError::Config)?;
     let root = match args.dangerous_attestation_root_sha256 {

@@ -1,6 +1,6 @@
 //! Key policies in the shape of real KMS key policies, evaluated the way KMS evaluates the parts
-//! that matter to an enclave: actions, `Allow`/`Deny`, and conditions on the recipient's
-//! attestation document.
+//! that matter to an enclave: principals, actions, `Allow`/`Deny`, and conditions on the
+//! recipient's attestation document.
 //!
 //! ```json
 //! {"Version": "2012-10-17", "Statement": [{
@@ -11,8 +11,11 @@
 //!     "kms:RecipientAttestation:PCR8": "<PCR8 hex>"}}}]}
 //! ```
 //!
-//! Supported: `Effect`, `Action` (a name or a list; `kms:*` and `kms:Prefix*` wildcards),
-//! `Resource` `"*"`, and `Condition` with
+//! Evaluation follows AWS: a request is allowed when some `Allow` statement applies to it and no
+//! `Deny` statement does; an explicit `Deny` always wins.
+//!
+//! Supported: `Effect`, `Principal`, `Action` or `NotAction` (a name or a list; `kms:*` and
+//! `kms:Prefix*` wildcards), `Resource` `"*"`, and `Condition` with
 //! - `StringEquals` or `StringEqualsIgnoreCase` on `kms:RecipientAttestation:ImageSha384`,
 //!   `kms:RecipientAttestation:PCR<n>` and `kms:EncryptionContext:<key>` (a value or a list of
 //!   accepted values). A condition on a key the request lacks (no `Recipient`, no such
@@ -23,11 +26,20 @@
 //!   patterns; true for an empty context, as in AWS) and `ForAnyValue:StringLike` (some key
 //!   matches) on `kms:EncryptionContextKeys`, with `*` and `?` wildcards.
 //!
+//! `NotAction` matches every action that none of its patterns matches, as in IAM: a `Deny` with
+//! `NotAction` denies everything but the actions listed.
+//!
+//! `Principal` is `"*"`, `{"AWS": "*"}` or `{"AWS": [ARNs or account ids]}`. A statement applies
+//! to the caller ([`KeyPolicy::allows`]) when it names `*`, the caller's ARN, or the caller's
+//! account (`arn:PARTITION:iam::ACCOUNT:root` or the bare account id). Naming the account, as
+//! in KMS, delegates to the account's IAM policies; the emulator has no IAM and treats them as
+//! allowing everything. A statement without `Principal` (which KMS would refuse) applies to
+//! everyone.
+//!
 //! As in KMS, the `<key>` of `kms:EncryptionContext:<key>` matches without regard to case, and
-//! the values compared are case-sensitive (unless `…IgnoreCase`). `Principal` is accepted but not
-//! evaluated: the emulator has one set of credentials. Anything else (other operators, condition
-//! keys, `NotAction`...) is refused when the policy is loaded, so a policy is never silently
-//! weaker than it reads.
+//! the values compared are case-sensitive (unless `…IgnoreCase`). Anything else (other
+//! operators, condition keys, `NotPrincipal`, `Service` principals...) is refused when the policy
+//! is loaded, so a policy is never silently weaker than it reads.
 
 use std::collections::BTreeMap;
 
@@ -233,25 +245,127 @@ impl Condition {
     }
 }
 
+/// Whom a statement applies to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Principals {
+    /// `"*"`, `{"AWS": "*"}`, or no `Principal` at all.
+    Anyone,
+    /// ARNs; an account (`arn:…:iam::ACCOUNT:root`) is kept as its 12-digit id.
+    Named(Vec<PrincipalName>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum PrincipalName {
+    /// Every principal of this account.
+    Account(String),
+    /// This principal only (a role, a user...).
+    Arn(String),
+}
+
+/// The account id of `arn:PARTITION:SERVICE::ACCOUNT:…`.
+fn arn_account(arn: &str) -> Option<&str> {
+    let mut parts = arn.splitn(6, ':');
+    match (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) {
+        (Some("arn"), Some(_), Some(_), Some(""), Some(account), Some(_))
+            if is_account(account) =>
+        {
+            Some(account)
+        }
+        _ => None,
+    }
+}
+
+fn is_account(id: &str) -> bool {
+    id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit())
+}
+
+impl Principals {
+    fn parse(value: Option<&Value>) -> Result<Self, PolicyError> {
+        let aws = match value {
+            None => return Ok(Self::Anyone),
+            Some(Value::String(s)) if s == "*" => return Ok(Self::Anyone),
+            Some(Value::Object(map)) => {
+                if let Some(other) = map.keys().find(|k| *k != "AWS") {
+                    return Err(err(format!(
+                        "Principal: only AWS principals are supported, not `{other}`"
+                    )));
+                }
+                map.get("AWS")
+                    .ok_or_else(|| err("Principal: expected {\"AWS\": …}"))?
+            }
+            Some(_) => return Err(err("Principal: expected \"*\" or {\"AWS\": …}")),
+        };
+        let names = strings(aws, "Principal")?;
+        if names.iter().any(|n| n == "*") {
+            return Ok(Self::Anyone);
+        }
+        names
+            .into_iter()
+            .map(|name| {
+                if is_account(&name) {
+                    return Ok(PrincipalName::Account(name));
+                }
+                // IAM allows no wildcard in a principal other than a lone `*`.
+                let account = arn_account(&name)
+                    .filter(|_| !name.contains('*') && !name.contains('?'))
+                    .ok_or_else(|| {
+                        err(format!(
+                            "Principal `{name}`: expected an ARN, an account id or \"*\""
+                        ))
+                    })?;
+                if name.ends_with(&format!(":iam::{account}:root")) {
+                    Ok(PrincipalName::Account(account.to_owned()))
+                } else {
+                    Ok(PrincipalName::Arn(name))
+                }
+            })
+            .collect::<Result<_, _>>()
+            .map(Self::Named)
+    }
+
+    fn include(&self, caller: &str) -> bool {
+        match self {
+            Self::Anyone => true,
+            Self::Named(names) => names.iter().any(|name| match name {
+                PrincipalName::Account(account) => arn_account(caller) == Some(account.as_str()),
+                PrincipalName::Arn(arn) => arn == caller,
+            }),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Statement {
     allow: bool,
+    principals: Principals,
+    /// Lowercased action patterns.
     actions: Vec<String>,
+    /// `NotAction`: the statement is about every action that `actions` does not match.
+    not_action: bool,
     conditions: Vec<Condition>,
 }
 
 impl Statement {
-    fn matches(&self, action: &str, context: &RequestContext) -> bool {
+    fn matches(&self, caller: &str, action: &str, context: &RequestContext) -> bool {
         // Action names are case-insensitive in IAM; patterns were lowercased at load time.
         let action = action.to_ascii_lowercase();
-        let action_matches = self
+        let listed = self
             .actions
             .iter()
             .any(|pattern| match pattern.strip_suffix('*') {
                 Some(prefix) => action.starts_with(prefix),
                 None => *pattern == action,
             });
-        action_matches && self.conditions.iter().all(|c| c.holds(context))
+        listed != self.not_action
+            && self.principals.include(caller)
+            && self.conditions.iter().all(|c| c.holds(context))
     }
 }
 
@@ -307,6 +421,17 @@ impl<'de> serde::Deserialize<'de> for NoDuplicateKeys {
         }
         d.deserialize_any(Visitor)
     }
+}
+
+/// The outcome of evaluating a policy for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// An `Allow` statement applies and no `Deny` does.
+    Allowed,
+    /// No statement applies: denied by default.
+    NotAllowed,
+    /// A `Deny` statement applies, whatever the `Allow` statements say.
+    ExplicitDeny,
 }
 
 /// A parsed key policy.
@@ -377,6 +502,7 @@ impl KeyPolicy {
                     "Effect",
                     "Principal",
                     "Action",
+                    "NotAction",
                     "Resource",
                     "Condition",
                 ]
@@ -390,7 +516,12 @@ impl KeyPolicy {
                 Some("Deny") => false,
                 _ => return Err(err("Effect: expected \"Allow\" or \"Deny\"")),
             };
-            let actions: Vec<String> = strings(s.get("Action").unwrap_or(&Value::Null), "Action")?
+            let (field, raw_actions) = match (s.get("Action"), s.get("NotAction")) {
+                (Some(actions), None) => ("Action", actions),
+                (None, Some(actions)) => ("NotAction", actions),
+                _ => return Err(err("a statement needs exactly one of Action and NotAction")),
+            };
+            let actions: Vec<String> = strings(raw_actions, field)?
                 .into_iter()
                 .map(|a| a.to_ascii_lowercase())
                 .collect();
@@ -400,7 +531,7 @@ impl KeyPolicy {
                 a.contains('?') || a.trim_end_matches('*').contains('*') || !a.starts_with("kms:")
             }) {
                 return Err(err(format!(
-                    "Action `{bad}`: only kms: actions with at most a trailing * are supported"
+                    "{field} `{bad}`: only kms: actions with at most a trailing * are supported"
                 )));
             }
             if let Some(resource) = s.get("Resource")
@@ -424,7 +555,9 @@ impl KeyPolicy {
             }
             statements.push(Statement {
                 allow,
+                principals: Principals::parse(s.get("Principal"))?,
                 actions,
+                not_action: field == "NotAction",
                 conditions,
             });
         }
@@ -434,15 +567,27 @@ impl KeyPolicy {
         })
     }
 
-    /// Whether `action` (e.g. `kms:Decrypt`) is allowed for a request with `context`: some
-    /// `Allow` statement matches and no `Deny` statement does.
-    pub fn allows(&self, action: &str, context: &RequestContext) -> bool {
+    /// Whether `caller` (an ARN, e.g. `arn:aws:iam::111122223333:role/parent`) may perform
+    /// `action` (e.g. `kms:Decrypt`) for a request with `context`: some `Allow` statement
+    /// applies and no `Deny` statement does.
+    pub fn allows(&self, caller: &str, action: &str, context: &RequestContext) -> bool {
+        self.decide(caller, action, context) == Decision::Allowed
+    }
+
+    /// What the policy decides for `caller`, `action` and `context`, and why.
+    pub fn decide(&self, caller: &str, action: &str, context: &RequestContext) -> Decision {
         let matching = |allow: bool| {
             self.statements
                 .iter()
-                .any(|s| s.allow == allow && s.matches(action, context))
+                .any(|s| s.allow == allow && s.matches(caller, action, context))
         };
-        matching(true) && !matching(false)
+        if matching(false) {
+            Decision::ExplicitDeny
+        } else if matching(true) {
+            Decision::Allowed
+        } else {
+            Decision::NotAllowed
+        }
     }
 
     /// The policy as it was given.
@@ -454,7 +599,10 @@ impl KeyPolicy {
 /// The key policy of a simulated deployment (`nitro-signer dev`, the end-to-end tests):
 /// administration and `Encrypt` (for `keys import`) for `account_id`, `Decrypt` and
 /// `GenerateDataKey` only for an enclave whose attestation document shows `pcrs` 0, 1 and 2 (hex)
-/// — the same shape as a production policy from `nitro-signer policy`.
+/// — the same shape as a production policy from `nitro-signer policy`, with its explicit `Deny`
+/// of those two actions without an attestation document. (The production policy's other `Deny`,
+/// of every other action to the instance role, has no counterpart: here one principal both
+/// administers and uses the key.)
 pub fn attested_key_policy(
     account_id: &str,
     pcrs: &std::collections::BTreeMap<u8, String>,
@@ -470,6 +618,14 @@ pub fn attested_key_policy(
                 "Principal": {"AWS": principal},
                 "Action": ["kms:Create*", "kms:Describe*", "kms:List*", "kms:Put*", "kms:Encrypt"],
                 "Resource": "*"
+            },
+            {
+                "Sid": "NoDecryptWithoutAttestation",
+                "Effect": "Deny",
+                "Principal": {"AWS": principal},
+                "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+                "Resource": "*",
+                "Condition": {"Null": {"kms:RecipientAttestation:ImageSha384": "true"}}
             },
             {
                 "Sid": "DecryptOnlyInTheEnclave",
@@ -491,6 +647,9 @@ pub fn attested_key_policy(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whom the tests ask for.
+    const CALLER: &str = "arn:aws:iam::111122223333:role/parent";
 
     const ENCLAVE_ONLY: &str = r#"{"Version":"2012-10-17","Statement":[
       {"Sid":"Admin","Effect":"Allow","Principal":{"AWS":"*"},
@@ -515,21 +674,21 @@ mod tests {
             (ConditionKey::ImageSha384, "ab01"),
             (ConditionKey::Pcr(8), "ee00"),
         ]);
-        assert!(policy.allows("kms:Decrypt", &good));
-        assert!(policy.allows("kms:GenerateDataKey", &good));
+        assert!(policy.allows(CALLER, "kms:Decrypt", &good));
+        assert!(policy.allows(CALLER, "kms:GenerateDataKey", &good));
         // No recipient: the condition keys are absent, so the statement does not apply.
-        assert!(!policy.allows("kms:Decrypt", &RequestContext::new()));
+        assert!(!policy.allows(CALLER, "kms:Decrypt", &RequestContext::new()));
         let wrong_image = context(&[
             (ConditionKey::ImageSha384, "ab02"),
             (ConditionKey::Pcr(8), "ee00"),
         ]);
-        assert!(!policy.allows("kms:Decrypt", &wrong_image));
+        assert!(!policy.allows(CALLER, "kms:Decrypt", &wrong_image));
         let missing_pcr8 = context(&[(ConditionKey::ImageSha384, "ab01")]);
-        assert!(!policy.allows("kms:Decrypt", &missing_pcr8));
+        assert!(!policy.allows(CALLER, "kms:Decrypt", &missing_pcr8));
         // Actions: wildcards and exact names.
-        assert!(policy.allows("kms:CreateKey", &RequestContext::new()));
-        assert!(policy.allows("kms:Encrypt", &RequestContext::new()));
-        assert!(!policy.allows("kms:GenerateRandom", &good));
+        assert!(policy.allows(CALLER, "kms:CreateKey", &RequestContext::new()));
+        assert!(policy.allows(CALLER, "kms:Encrypt", &RequestContext::new()));
+        assert!(!policy.allows(CALLER, "kms:GenerateRandom", &good));
     }
 
     #[test]
@@ -539,8 +698,8 @@ mod tests {
               {"Effect":"Deny","Action":"KMS:decrypt","Resource":"*"}]}"#,
         )
         .unwrap();
-        assert!(!policy.allows("kms:Decrypt", &RequestContext::new()));
-        assert!(policy.allows("kms:Encrypt", &RequestContext::new()));
+        assert!(!policy.allows(CALLER, "kms:Decrypt", &RequestContext::new()));
+        assert!(policy.allows(CALLER, "kms:Encrypt", &RequestContext::new()));
     }
 
     #[test]
@@ -550,14 +709,27 @@ mod tests {
               {"Effect":"Deny","Action":"kms:Decrypt","Resource":"*"}]}"#,
         )
         .unwrap();
-        assert!(policy.allows("kms:Encrypt", &RequestContext::new()));
-        assert!(!policy.allows("kms:Decrypt", &RequestContext::new()));
+        assert!(policy.allows(CALLER, "kms:Encrypt", &RequestContext::new()));
+        assert!(!policy.allows(CALLER, "kms:Decrypt", &RequestContext::new()));
     }
 
     #[test]
     fn unsupported_features_are_refused_not_ignored() {
         for bad in [
-            r#"{"Statement":[{"Effect":"Allow","NotAction":"kms:Decrypt","Resource":"*"}]}"#,
+            r#"{"Statement":[{"Effect":"Allow","Action":"kms:Encrypt","NotAction":"kms:Decrypt",
+               "Resource":"*"}]}"#,
+            r#"{"Statement":[{"Effect":"Allow","Resource":"*"}]}"#,
+            r#"{"Statement":[{"Effect":"Deny","NotAction":"kms:*Decrypt","Resource":"*"}]}"#,
+            r#"{"Statement":[{"Effect":"Allow","NotPrincipal":{"AWS":"*"},"Action":"kms:*",
+               "Resource":"*"}]}"#,
+            r#"{"Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},
+               "Action":"kms:*","Resource":"*"}]}"#,
+            r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::*:root"},
+               "Action":"kms:*","Resource":"*"}]}"#,
+            r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":"role/parent"},
+               "Action":"kms:*","Resource":"*"}]}"#,
+            r#"{"Statement":[{"Effect":"Allow","Principal":"arn:aws:iam::111122223333:root",
+               "Action":"kms:*","Resource":"*"}]}"#,
             r#"{"Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*",
                "Condition":{"StringLike":{"kms:RecipientAttestation:PCR0":"*"}}}]}"#,
             r#"{"Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*",
@@ -587,7 +759,104 @@ mod tests {
         ] {
             assert!(KeyPolicy::parse(bad).is_err(), "{bad}");
         }
-        assert!(KeyPolicy::allow_all().allows("kms:Decrypt", &RequestContext::new()));
+        assert!(KeyPolicy::allow_all().allows(CALLER, "kms:Decrypt", &RequestContext::new()));
+    }
+
+    #[test]
+    fn principals_decide_whom_a_statement_applies_to() {
+        let policy = KeyPolicy::parse(
+            r#"{"Statement":[
+              {"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},
+               "Action":"kms:DescribeKey","Resource":"*"},
+              {"Effect":"Allow","Principal":{"AWS":["444455556666",
+               "arn:aws:iam::111122223333:role/parent"]},"Action":"kms:Encrypt","Resource":"*"},
+              {"Effect":"Deny","Principal":{"AWS":"arn:aws:iam::111122223333:user/mallory"},
+               "Action":"kms:*","Resource":"*"}]}"#,
+        )
+        .unwrap();
+        let none = RequestContext::new();
+        // The account names every principal of the account (its IAM policies decide, and the
+        // emulator has none), and no other account's.
+        for caller in [
+            CALLER,
+            "arn:aws:iam::111122223333:root",
+            "arn:aws:iam::111122223333:user/alice",
+        ] {
+            assert!(policy.allows(caller, "kms:DescribeKey", &none), "{caller}");
+        }
+        assert!(!policy.allows("arn:aws:iam::444455556666:root", "kms:DescribeKey", &none));
+        // A role names that role only; an account id names the account.
+        assert!(policy.allows(CALLER, "kms:Encrypt", &none));
+        assert!(!policy.allows("arn:aws:iam::111122223333:role/other", "kms:Encrypt", &none));
+        assert!(policy.allows("arn:aws:iam::444455556666:role/x", "kms:Encrypt", &none));
+        // A Deny for one principal: that principal only, whatever the Allows say.
+        let mallory = "arn:aws:iam::111122223333:user/mallory";
+        assert_eq!(
+            policy.decide(mallory, "kms:DescribeKey", &none),
+            Decision::ExplicitDeny
+        );
+        assert_eq!(
+            policy.decide(CALLER, "kms:Decrypt", &none),
+            Decision::NotAllowed
+        );
+    }
+
+    #[test]
+    fn not_action_denies_everything_but_the_actions_listed() {
+        // The shape `nitro-signer policy` gives the instance role: a broad Allow (a mistake, or
+        // an IAM policy through an account statement) cannot give it more than the Denies leave.
+        let policy = KeyPolicy::parse(
+            r#"{"Statement":[
+              {"Effect":"Allow","Principal":{"AWS":"*"},"Action":"kms:*","Resource":"*"},
+              {"Effect":"Deny","Principal":{"AWS":"arn:aws:iam::111122223333:role/parent"},
+               "NotAction":["kms:Decrypt","kms:GenerateDataKey"],"Resource":"*"},
+              {"Effect":"Deny","Principal":{"AWS":"arn:aws:iam::111122223333:role/parent"},
+               "Action":["kms:Decrypt","kms:GenerateDataKey"],"Resource":"*",
+               "Condition":{"Null":{"kms:RecipientAttestation:ImageSha384":"true"}}}]}"#,
+        )
+        .unwrap();
+        let attested = context(&[(ConditionKey::ImageSha384, "ab01")]);
+        let none = RequestContext::new();
+        for action in [
+            "kms:Encrypt",
+            "kms:CreateGrant",
+            "kms:PutKeyPolicy",
+            "kms:ReEncryptFrom",
+            "kms:GenerateDataKeyWithoutPlaintext",
+            "kms:GenerateDataKeyPair",
+            "kms:DescribeKey",
+            "kms:ScheduleKeyDeletion",
+        ] {
+            assert_eq!(
+                policy.decide(CALLER, action, &attested),
+                Decision::ExplicitDeny,
+                "{action}"
+            );
+            // Another principal is not concerned.
+            assert!(
+                policy.allows("arn:aws:iam::111122223333:role/admin", action, &none),
+                "{action}"
+            );
+        }
+        for action in ["kms:Decrypt", "KMS:generatedatakey"] {
+            assert!(policy.allows(CALLER, action, &attested), "{action}");
+            // `Null` "true": without the attestation key, denied.
+            assert_eq!(
+                policy.decide(CALLER, action, &none),
+                Decision::ExplicitDeny,
+                "{action}"
+            );
+        }
+        // A condition key other than the one tested as null does not stand in for it.
+        let pcr1_only = context(&[(ConditionKey::Pcr(1), "ab01")]);
+        assert!(!policy.allows(CALLER, "kms:Decrypt", &pcr1_only));
+        // NotAction in an Allow: every action but those.
+        let policy = KeyPolicy::parse(
+            r#"{"Statement":[{"Effect":"Allow","NotAction":"kms:Decrypt","Resource":"*"}]}"#,
+        )
+        .unwrap();
+        assert!(policy.allows(CALLER, "kms:Encrypt", &none));
+        assert!(!policy.allows(CALLER, "kms:Decrypt", &none));
     }
 
     #[test]
@@ -635,16 +904,19 @@ mod tests {
                 .collect::<RequestContext>()
         };
         let ours = ec(&[("nitro-signer:kind", "seed"), ("nitro-signer:version", "1")]);
-        assert!(policy.allows("kms:Encrypt", &ours));
+        assert!(policy.allows(CALLER, "kms:Encrypt", &ours));
         // The entry's key matches without regard to case, as in KMS.
-        assert!(policy.allows("kms:Encrypt", &ec(&[("nitro-signer:KIND", "seed")])));
-        assert!(!policy.allows("kms:Decrypt", &ours));
+        assert!(policy.allows(CALLER, "kms:Encrypt", &ec(&[("nitro-signer:KIND", "seed")])));
+        assert!(!policy.allows(CALLER, "kms:Decrypt", &ours));
         for refused in [
             ec(&[]),
             ec(&[("nitro-signer:version", "1")]),
             ec(&[("nitro-signer:kind", "seed"), ("tenant", "a")]),
         ] {
-            assert!(!policy.allows("kms:Encrypt", &refused), "{refused:?}");
+            assert!(
+                !policy.allows(CALLER, "kms:Encrypt", &refused),
+                "{refused:?}"
+            );
         }
 
         let policy = KeyPolicy::parse(
@@ -654,9 +926,13 @@ mod tests {
               "Null":{"kms:EncryptionContext:secret":"true","kms:EncryptionContextKeys":"false"}}}]}"#,
         )
         .unwrap();
-        assert!(policy.allows("kms:Decrypt", &ec(&[("tenant", "b")])));
-        assert!(!policy.allows("kms:Decrypt", &ec(&[("tenant", "B")])));
-        assert!(!policy.allows("kms:Decrypt", &ec(&[("tenant", "a"), ("secret", "x")])));
-        assert!(!policy.allows("kms:Decrypt", &ec(&[])));
+        assert!(policy.allows(CALLER, "kms:Decrypt", &ec(&[("tenant", "b")])));
+        assert!(!policy.allows(CALLER, "kms:Decrypt", &ec(&[("tenant", "B")])));
+        assert!(!policy.allows(
+            CALLER,
+            "kms:Decrypt",
+            &ec(&[("tenant", "a"), ("secret", "x")])
+        ));
+        assert!(!policy.allows(CALLER, "kms:Decrypt", &ec(&[])));
     }
 }

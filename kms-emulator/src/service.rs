@@ -33,7 +33,7 @@ use zeroize::Zeroizing;
 
 use crate::{
     envelope,
-    policy::{ConditionKey, KeyPolicy, RequestContext},
+    policy::{ConditionKey, Decision, KeyPolicy, RequestContext},
 };
 
 /// An encryption context: string pairs bound to a ciphertext.
@@ -162,21 +162,27 @@ struct Key {
 }
 
 /// Where the emulated KMS says it is: the region and account in its key ARNs, and the region
-/// that callers' SigV4 signatures must be scoped to.
+/// that callers' SigV4 signatures must be scoped to; and who its callers are.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KmsConfig {
     /// AWS region, e.g. `us-east-1`.
     pub region: String,
     /// AWS account id: 12 digits.
     pub account_id: String,
+    /// The IAM principal (an ARN) that the emulator's one set of credentials stands for, as key
+    /// policies see it. `None`: the account itself, `arn:aws:iam::ACCOUNT:root`, which every
+    /// statement naming the account or `*` applies to.
+    pub principal: Option<String>,
 }
 
 impl Default for KmsConfig {
-    /// `us-east-1` and `111122223333` (the account of the AWS documentation's examples).
+    /// `us-east-1` and `111122223333` (the account of the AWS documentation's examples); callers
+    /// are that account's root.
     fn default() -> Self {
         Self {
             region: "us-east-1".into(),
             account_id: "111122223333".into(),
+            principal: None,
         }
     }
 }
@@ -205,7 +211,24 @@ impl KmsConfig {
                 self.account_id
             )));
         }
+        if let Some(principal) = &self.principal {
+            let ok = principal.starts_with("arn:")
+                && principal.bytes().all(|b| b.is_ascii_graphic())
+                && !principal.contains('*');
+            if !ok {
+                return Err(KmsError::Validation(format!(
+                    "principal {principal:?} is not an ARN"
+                )));
+            }
+        }
         Ok(())
+    }
+
+    /// The principal key policies are evaluated for.
+    pub fn caller(&self) -> String {
+        self.principal
+            .clone()
+            .unwrap_or_else(|| format!("arn:aws:iam::{}:root", self.account_id))
     }
 
     /// The ARN prefix of this region and account's keys.
@@ -218,6 +241,8 @@ impl KmsConfig {
 pub struct Kms {
     dir: PathBuf,
     config: KmsConfig,
+    /// [`KmsConfig::caller`].
+    caller: String,
     attestation_root: RootOfTrust,
     keys: RwLock<BTreeMap<String, Key>>,
 }
@@ -287,19 +312,23 @@ impl Key {
         })
     }
 
-    fn authorize(&self, action: &str, context: &RequestContext) -> Result<(), KmsError> {
-        if self.policy.allows(action, context) {
-            return Ok(());
-        }
-        Err(KmsError::AccessDenied(format!(
-            "User is not authorized to perform: {action} on resource: {} because the key policy \
-             does not allow it{}",
-            self.metadata.arn,
-            if context.is_empty() {
-                ""
-            } else {
-                " for this attested recipient"
+    fn authorize(
+        &self,
+        caller: &str,
+        action: &str,
+        context: &RequestContext,
+    ) -> Result<(), KmsError> {
+        // KMS's own wording, which tells an explicit deny from a missing allow.
+        let why = match self.policy.decide(caller, action, context) {
+            Decision::Allowed => return Ok(()),
+            Decision::NotAllowed => {
+                format!("because no resource-based policy allows the {action} action")
             }
+            Decision::ExplicitDeny => "with an explicit deny in a resource-based policy".to_owned(),
+        };
+        Err(KmsError::AccessDenied(format!(
+            "User: {caller} is not authorized to perform: {action} on resource: {} {why}",
+            self.metadata.arn,
         )))
     }
 
@@ -406,6 +435,7 @@ impl Kms {
         }
         Ok(Self {
             dir,
+            caller: config.caller(),
             config,
             attestation_root,
             keys: RwLock::new(keys),
@@ -419,8 +449,8 @@ impl Kms {
 
     /// `CreateKey`: a symmetric encryption key with `policy` (KMS's default policy if `None`).
     ///
-    /// Like KMS, a policy that would not let its creator change it later (no `kms:PutKeyPolicy`)
-    /// is refused unless `bypass_lockout_check` is set.
+    /// Like KMS, a policy that would not let its creator (the caller) change it later (no
+    /// `kms:PutKeyPolicy`) is refused unless `bypass_lockout_check` is set.
     pub fn create_key(
         &self,
         description: &str,
@@ -432,7 +462,7 @@ impl Kms {
                 let parsed =
                     KeyPolicy::parse(p).map_err(|e| KmsError::MalformedPolicy(e.to_string()))?;
                 if !bypass_lockout_check
-                    && !parsed.allows("kms:PutKeyPolicy", &RequestContext::new())
+                    && !parsed.allows(&self.caller, "kms:PutKeyPolicy", &RequestContext::new())
                 {
                     return Err(KmsError::MalformedPolicy(
                         "The new key policy will not allow you to update the key policy in the \
@@ -503,7 +533,7 @@ impl Kms {
     /// `DescribeKey`.
     pub fn describe_key(&self, key_id: &str) -> Result<KeyMetadata, KmsError> {
         self.with_key(key_id, |key| {
-            key.authorize("kms:DescribeKey", &RequestContext::new())?;
+            key.authorize(&self.caller, "kms:DescribeKey", &RequestContext::new())?;
             Ok(key.metadata.clone())
         })
     }
@@ -584,7 +614,11 @@ impl Kms {
             )));
         }
         self.with_key(key_id, |key| {
-            key.authorize("kms:Encrypt", &with_context(RequestContext::new(), context))?;
+            key.authorize(
+                &self.caller,
+                "kms:Encrypt",
+                &with_context(RequestContext::new(), context),
+            )?;
             Ok((key.metadata.arn.clone(), key.seal(plaintext, context)?))
         })
     }
@@ -608,7 +642,11 @@ impl Kms {
         }
         let (conditions, recipient_key) = self.request_context(recipient)?;
         self.with_key(blob_key_id, |key| {
-            key.authorize("kms:Decrypt", &with_context(conditions, context))?;
+            key.authorize(
+                &self.caller,
+                "kms:Decrypt",
+                &with_context(conditions, context),
+            )?;
             let mut buf = Zeroizing::new(sealed.to_vec());
             let plaintext = key
                 .cipher
@@ -641,7 +679,11 @@ impl Kms {
         }
         let (conditions, recipient_key) = self.request_context(recipient)?;
         self.with_key(key_id, |key| {
-            key.authorize("kms:GenerateDataKey", &with_context(conditions, context))?;
+            key.authorize(
+                &self.caller,
+                "kms:GenerateDataKey",
+                &with_context(conditions, context),
+            )?;
             let mut plaintext = Zeroizing::new(vec![0u8; number_of_bytes]);
             rand::fill(&mut plaintext).map_err(internal)?;
             let ciphertext_blob = key.seal(&plaintext, context)?;

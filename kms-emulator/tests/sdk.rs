@@ -192,6 +192,7 @@ async fn the_configured_region_is_in_arns_and_signatures() {
     let running = start_with(KmsConfig {
         region: "eu-central-1".into(),
         account_id: "123456789012".into(),
+        principal: None,
     })
     .await;
     let kms = client_in("eu-central-1", &running.url, SECRET_KEY);

@@ -42,12 +42,25 @@ struct World {
     key_id: String,
 }
 
+/// The parent instances' role, which the key policy lets decrypt in the enclave.
+const PARENT: &str = "arn:aws:iam::111122223333:role/parent";
+
+/// The emulator's configuration with callers acting as `principal`.
+fn as_principal(principal: &str) -> KmsConfig {
+    KmsConfig {
+        principal: Some(principal.to_owned()),
+        ..KmsConfig::default()
+    }
+}
+
 fn world() -> World {
     let dir = tempfile::tempdir().unwrap();
     let nsm = SimulatedNsm::open(SimulatorConfig::new(dir.path().join("nsm"))).unwrap();
-    let kms = Kms::open(
+    // The parent's role is also an identity of the account, which the `Admin` statement names.
+    let kms = Kms::open_with(
         dir.path().join("kms"),
         RootOfTrust::dangerous_simulated(nsm.root_fingerprint()),
+        as_principal(PARENT),
     )
     .unwrap();
     let policy = enclave_policy(&nsm.pcr(0).unwrap(), &nsm.pcr(8).unwrap());
@@ -120,9 +133,10 @@ fn keys_and_ciphertexts_survive_a_restart() {
         .encrypt(&w.key_id, b"imported private key", &context("private-key"))
         .unwrap();
     let kms_dir = w._dir.path().join("kms");
-    let restarted = Kms::open(
+    let restarted = Kms::open_with(
         &kms_dir,
         RootOfTrust::dangerous_simulated(w.nsm.root_fingerprint()),
+        as_principal(PARENT),
     )
     .unwrap();
     let (_, secret) = restarted
@@ -368,6 +382,7 @@ fn a_data_dir_keeps_its_region_and_account() {
     let frankfurt = KmsConfig {
         region: "eu-central-1".into(),
         account_id: "123456789012".into(),
+        principal: None,
     };
     let kms = Kms::open_with(dir.path(), RootOfTrust::aws_nitro(), frankfurt.clone()).unwrap();
     assert_eq!(kms.config(), &frankfurt);
@@ -415,6 +430,7 @@ fn malformed_regions_and_accounts_are_refused() {
         let config = KmsConfig {
             region: region.into(),
             account_id: account_id.into(),
+            principal: None,
         };
         assert!(
             matches!(config.validate(), Err(KmsError::Validation(_))),

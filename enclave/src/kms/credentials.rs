@@ -15,45 +15,65 @@ use nitro_signer_common::protocol::AwsCredentials;
 
 use super::KmsError;
 
+/// The longest the enclave trusts credentials for, counted from their arrival. Instance-role
+/// credentials from IMDS last about 6 hours, and no role session lasts more than 12; a later
+/// expiry from the parent, or none, is cut to this. The proxy sends fresh ones well before.
+pub const MAX_CREDENTIALS_LIFETIME: Duration = Duration::from_secs(12 * 3600);
+
 /// The AWS credentials the parent sent, for the SDK.
 #[derive(Debug, Default)]
 pub struct CredentialStore(RwLock<Option<aws_credential_types::Credentials>>);
 
 impl CredentialStore {
-    /// Stores `credentials`, unless they expire before the ones already stored, which are still
-    /// valid (an older refresh arriving late must not replace a newer one). Refuses an expiry
-    /// that is not a representable time.
+    /// Stores `credentials` in place of the current ones: the last credentials sent win. Their
+    /// expiry is capped at [`MAX_CREDENTIALS_LIFETIME`] from now, and a missing expiry counts as
+    /// that cap. Refuses credentials that have already expired (keeping the current ones) and
+    /// an expiry that is not a representable time.
     pub fn set(&self, credentials: &AwsCredentials) -> Result<(), KmsError> {
+        self.set_at(credentials, SystemTime::now())
+    }
+
+    fn set_at(&self, credentials: &AwsCredentials, now: SystemTime) -> Result<(), KmsError> {
+        let cap = now
+            .checked_add(MAX_CREDENTIALS_LIFETIME)
+            .ok_or_else(|| KmsError::InvalidCredentials("the clock is out of range".into()))?;
         let expiry = match credentials.expires_at {
-            None => None,
-            Some(secs) => Some(
-                UNIX_EPOCH
+            None => cap,
+            Some(secs) => {
+                let at = UNIX_EPOCH
                     .checked_add(Duration::from_secs(secs))
                     .filter(|_| i64::try_from(secs).is_ok())
                     .ok_or_else(|| {
                         KmsError::InvalidCredentials(format!("expiry {secs} is out of range"))
-                    })?,
-            ),
+                    })?;
+                if at <= now {
+                    return Err(KmsError::InvalidCredentials(format!(
+                        "they expired at {secs} (Unix time), before they arrived"
+                    )));
+                }
+                at.min(cap)
+            }
         };
         let sdk = aws_credential_types::Credentials::new(
             credentials.access_key_id.clone(),
             credentials.secret_access_key.as_str(),
             credentials.session_token.as_ref().map(|t| t.to_string()),
-            expiry,
+            Some(expiry),
             "nitro-signer-parent",
         );
-        let mut slot = self
+        // Last wins, whatever the expiries. The enclave cannot tell the real proxy from any
+        // other process on the parent that opens a connection, so an ordering rule such as
+        // "keep the current credentials while they expire later" only lets whoever claims the
+        // latest expiry (year 2100, say) shut every later refresh out. With last-wins, junk
+        // credentials last until the proxy's next refresh (minutes to a few hours), which the
+        // cap above bounds too; a parent that keeps sending junk is a denial of service, out of
+        // scope. The cost: a refresh that arrives after a newer one (two connections racing)
+        // replaces it, with credentials that are still valid (the proxy sends no expired ones)
+        // until the next refresh.
+        *self
             .0
             .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let now = SystemTime::now();
-        let keep_current = match (slot.as_ref().and_then(|c| c.expiry()), expiry) {
-            (Some(current), Some(new)) => new < current && current > now,
-            _ => false,
-        };
-        if !keep_current {
-            *slot = Some(sdk);
-        }
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(sdk);
         Ok(())
     }
 
@@ -94,25 +114,81 @@ mod tests {
 
     use super::*;
 
-    #[test]
-    fn credentials_from_a_late_refresh_do_not_replace_newer_ones() {
-        let store = CredentialStore::default();
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        let credentials = |id: &str, expires_at| AwsCredentials {
+    fn credentials(id: &str, expires_at: Option<u64>) -> AwsCredentials {
+        AwsCredentials {
             access_key_id: id.into(),
             secret_access_key: Zeroizing::new("secret".into()),
             session_token: None,
             expires_at,
-        };
-        store.set(&credentials("newer", Some(now + 3600))).unwrap();
-        store.set(&credentials("older", Some(now + 600))).unwrap();
-        assert_eq!(store.current().unwrap().access_key_id(), "newer");
-        store.set(&credentials("newest", Some(now + 7200))).unwrap();
-        assert_eq!(store.current().unwrap().access_key_id(), "newest");
-        assert!(store.set(&credentials("bad", Some(u64::MAX))).is_err());
-        assert_eq!(store.current().unwrap().access_key_id(), "newest");
+        }
+    }
+
+    fn unix(at: SystemTime) -> u64 {
+        at.duration_since(UNIX_EPOCH).unwrap().as_secs()
+    }
+
+    fn stored(store: &CredentialStore) -> (String, SystemTime) {
+        let current = store.current().unwrap();
+        (
+            current.access_key_id().to_owned(),
+            current.expiry().unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_far_future_or_missing_expiry_is_capped() {
+        let store = CredentialStore::default();
+        let now = SystemTime::now();
+        let cap = now + MAX_CREDENTIALS_LIFETIME;
+        // Year 2100.
+        store
+            .set_at(&credentials("junk", Some(4_102_444_800)), now)
+            .unwrap();
+        assert_eq!(stored(&store), ("junk".to_owned(), cap));
+        store.set_at(&credentials("static", None), now).unwrap();
+        assert_eq!(stored(&store), ("static".to_owned(), cap));
+        // Under the cap, the expiry is kept (to the second the protocol carries).
+        let hour = unix(now) + 3600;
+        store.set_at(&credentials("imds", Some(hour)), now).unwrap();
+        assert_eq!(
+            stored(&store),
+            ("imds".to_owned(), UNIX_EPOCH + Duration::from_secs(hour))
+        );
+        // Capped credentials expire with the cap.
+        let store = CredentialStore::default();
+        let long_ago = now - MAX_CREDENTIALS_LIFETIME - Duration::from_secs(1);
+        store.set_at(&credentials("old", None), long_ago).unwrap();
+        assert!(!store.is_valid());
+    }
+
+    #[test]
+    fn the_last_credentials_sent_win() {
+        let store = CredentialStore::default();
+        let now = unix(SystemTime::now());
+        // A stray peer's far-future junk does not shut the proxy's refreshes out.
+        store
+            .set(&credentials("junk", Some(4_102_444_800)))
+            .unwrap();
+        store.set(&credentials("proxy", Some(now + 3600))).unwrap();
+        assert_eq!(stored(&store).0, "proxy");
+        // Nor does a longer expiry than the next credentials'.
+        store.set(&credentials("longer", Some(now + 7200))).unwrap();
+        store.set(&credentials("shorter", Some(now + 600))).unwrap();
+        assert_eq!(stored(&store).0, "shorter");
+        store.set(&credentials("none", None)).unwrap();
+        assert_eq!(stored(&store).0, "none");
+    }
+
+    #[test]
+    fn expired_or_malformed_credentials_are_refused_and_change_nothing() {
+        let store = CredentialStore::default();
+        let now = unix(SystemTime::now());
+        assert!(store.set(&credentials("expired", Some(now - 1))).is_err());
+        assert!(!store.is_valid());
+        store.set(&credentials("good", Some(now + 3600))).unwrap();
+        for bad in [Some(now - 1), Some(0), Some(u64::MAX), Some(1 << 63)] {
+            assert!(store.set(&credentials("bad", bad)).is_err(), "{bad:?}");
+            assert_eq!(stored(&store).0, "good");
+        }
     }
 }

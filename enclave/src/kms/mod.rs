@@ -8,7 +8,8 @@
 //! production, the emulator in simulated mode; the code path is the same.
 //!
 //! AWS credentials come from the parent ([`CredentialStore::set`]); they are the instance role's,
-//! not enclave secrets, but they are still zeroized and never logged.
+//! not enclave secrets, but they are still zeroized and never logged. The last credentials sent
+//! win, and none is trusted past [`credentials::MAX_CREDENTIALS_LIFETIME`] from its arrival.
 //!
 //! # Layout
 //!
