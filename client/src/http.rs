@@ -68,7 +68,15 @@ impl HttpError {
 pub struct HttpClient {
     base: String,
     http: reqwest::Client,
+    /// `Bearer <API key>`, marked sensitive (its `Debug` does not show it).
+    authorization: Option<reqwest::header::HeaderValue>,
 }
+
+/// An API key that cannot be sent in an HTTP header (a control or non-ASCII character).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the API key is not valid in an HTTP header")]
+#[non_exhaustive]
+pub struct InvalidApiKey;
 
 impl HttpClient {
     /// A client of the proxy at `base_url` (e.g. `http://127.0.0.1:8080`), with a 30 s timeout
@@ -86,7 +94,21 @@ impl HttpClient {
         while base.ends_with('/') {
             base.pop();
         }
-        Self { base, http }
+        Self {
+            base,
+            http,
+            authorization: None,
+        }
+    }
+
+    /// The same client, sending `api_key` as `Authorization: Bearer <api_key>` on every request
+    /// (a proxy started with `--tenants` requires it on `/v1/`).
+    pub fn with_api_key(mut self, api_key: &str) -> Result<Self, InvalidApiKey> {
+        let mut value = reqwest::header::HeaderValue::try_from(format!("Bearer {api_key}"))
+            .map_err(|_| InvalidApiKey)?;
+        value.set_sensitive(true);
+        self.authorization = Some(value);
+        Ok(self)
     }
 
     /// The proxy's base URL.
@@ -211,7 +233,10 @@ impl HttpClient {
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, HttpError> {
-        let response = self.http.get(self.url(path)).send().await?;
+        let response = self
+            .authorized(self.http.get(self.url(path)))
+            .send()
+            .await?;
         decode(response).await
     }
 
@@ -220,8 +245,19 @@ impl HttpClient {
         path: &str,
         body: &B,
     ) -> Result<T, HttpError> {
-        let response = self.http.post(self.url(path)).json(body).send().await?;
+        let response = self
+            .authorized(self.http.post(self.url(path)))
+            .json(body)
+            .send()
+            .await?;
         decode(response).await
+    }
+
+    fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.authorization {
+            Some(value) => request.header(reqwest::header::AUTHORIZATION, value.clone()),
+            None => request,
+        }
     }
 }
 
