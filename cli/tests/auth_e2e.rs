@@ -94,6 +94,31 @@ async fn post(url: &str, path: &str, api_key: Option<&str>, body: &Value) -> (u1
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// `blob` (base64) with its owner label changed to `owner`, ciphertext unchanged.
+fn relabel(blob: &str, owner: &str) -> String {
+    use base64::Engine as _;
+    use nitro_signer_common::key_blob::{KeyBlob, KeyMetadata};
+    let engine = base64::engine::general_purpose::STANDARD;
+    let blob = KeyBlob::decode(&engine.decode(blob).unwrap()).unwrap();
+    let old = blob.metadata();
+    let mut metadata = KeyMetadata::new(
+        old.kind(),
+        old.kms_key(),
+        Some(owner.to_owned()),
+        old.policy().to_vec(),
+    )
+    .unwrap();
+    if let Some(document) = old.policy_document() {
+        metadata = metadata.with_policy_document(document.to_vec()).unwrap();
+    }
+    let ciphertext = blob.ciphertext().to_vec();
+    let relabelled = match blob.sealed() {
+        Some(sealed) => KeyBlob::new_sealed(metadata, ciphertext, sealed.to_vec()),
+        None => KeyBlob::new(metadata, ciphertext),
+    };
+    engine.encode(relabelled.unwrap().encode())
+}
+
 fn code(answer: &(u16, Value)) -> (u16, &str) {
     (answer.0, answer.1["error"]["code"].as_str().unwrap_or(""))
 }
@@ -207,6 +232,25 @@ async fn api_keys_and_owner_labels_on_the_dev_stack() {
             );
         }
     }
+
+    // A blob relabelled for another tenant passes the proxy's check (the label says `other`),
+    // but the label is bound to the ciphertext at KMS: the enclave cannot use it, though it
+    // holds the original in its cache.
+    let relabelled = relabel(&dev_blob, "other");
+    let answer = post(
+        url,
+        "/v1/address",
+        Some(&other_key),
+        &json!({"keyBlob": relabelled, "userId": "alice"}),
+    )
+    .await;
+    assert!(
+        matches!(
+            code(&answer),
+            (400, "invalid_key_blob") | (403, "kms_access_denied")
+        ),
+        "{answer:?}"
+    );
 
     // An imported seed labelled `dev`: the address is the one derived independently.
     let imported = import(&data_dir, Some("dev"));
