@@ -359,4 +359,27 @@ async fn api_keys_and_owner_labels_on_the_dev_stack() {
     for key in [&dev_key, &other_key] {
         assert!(!log.contains(key.as_str()), "an API key is in the log");
     }
+
+    // `tenants remove`, down to the last tenant, which stays.
+    let file = tenants_file.to_str().unwrap();
+    let (ok, _, stderr) = run(
+        &["tenants", "remove", "--file", file, "--name", "other"],
+        &[],
+    );
+    assert!(ok, "{stderr}");
+    let (ok, _, stderr) = run(
+        &["tenants", "remove", "--file", file, "--name", "other"],
+        &[],
+    );
+    assert!(
+        !ok && stderr.contains("no tenant is named `other`"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = run(&["tenants", "remove", "--file", file, "--name", "dev"], &[]);
+    assert!(!ok && stderr.contains("the only tenant"), "{stderr}");
+    let text = std::fs::read_to_string(&tenants_file).unwrap();
+    assert!(
+        text.contains("\"dev\"") && !text.contains("\"other\""),
+        "{text}"
+    );
 }
