@@ -679,12 +679,18 @@ pub enum ErrorCode {
     Overloaded,
     /// The request was not completed in time.
     RequestTimeout,
+    /// The proxy requires an API key (`Authorization: Bearer …`) and none, or an unknown one,
+    /// came (HTTP 401).
+    Unauthorized,
+    /// The caller's API key may not use this key blob's owner label, or create a key with this
+    /// label (HTTP 403).
+    Forbidden,
     /// A code this build does not know.
     Other(String),
 }
 
 impl ErrorCode {
-    const NAMED: [(Self, &'static str); 19] = [
+    const NAMED: [(Self, &'static str); 21] = [
         (Self::InvalidRequest, "invalid_request"),
         (Self::InvalidKeyBlob, "invalid_key_blob"),
         (Self::PolicyRefused, "policy_refused"),
@@ -704,6 +710,8 @@ impl ErrorCode {
         (Self::EnclaveProtocolError, "enclave_protocol_error"),
         (Self::Overloaded, "overloaded"),
         (Self::RequestTimeout, "request_timeout"),
+        (Self::Unauthorized, "unauthorized"),
+        (Self::Forbidden, "forbidden"),
     ];
 
     /// The `snake_case` name.

@@ -37,11 +37,21 @@ pub(crate) struct Target {
         default_value = "http://127.0.0.1:8080"
     )]
     pub(crate) url: String,
+
+    /// API key, for a proxy that requires one (--tenants). Prefer the environment variable: a
+    /// command line is visible to other users of the machine.
+    #[arg(long, env = "NITRO_SIGNER_API_KEY", hide_env_values = true)]
+    pub(crate) api_key: Option<String>,
 }
 
 impl Target {
-    fn client(&self) -> anyhow::Result<HttpClient> {
-        Ok(HttpClient::new(self.url.clone())?)
+    /// A client of the proxy, with the API key if one is configured.
+    pub(crate) fn client(&self) -> anyhow::Result<HttpClient> {
+        let client = HttpClient::new(self.url.clone())?;
+        Ok(match &self.api_key {
+            Some(key) => client.with_api_key(key)?,
+            None => client,
+        })
     }
 }
 
@@ -78,7 +88,8 @@ pub(crate) struct CreateArgs {
     #[command(flatten)]
     target: Target,
 
-    /// Owner or tenant label, bound to the key through the KMS encryption context.
+    /// Owner or tenant label, bound to the key through the KMS encryption context. With an API
+    /// key, one of its owners (default: its first).
     #[arg(long)]
     label: Option<String>,
 

@@ -7,6 +7,9 @@
 //! simulator's root of trust, the emulator's keys, the dev KMS key and credentials) lives in the
 //! data directory, so a second start reuses it and earlier key blobs keep working.
 //!
+//! The proxy serves its API without authentication (`--no-auth`) unless `--auth` asks for a dev
+//! tenant and API key, as production requires (`--tenants`).
+//!
 //! The enclave is restarted when it exits, as systemd does in production. Every component is
 //! started with `--exit-with-parent`, so nothing outlives this process.
 
@@ -21,7 +24,10 @@ use std::{
 
 use anyhow::{Context, bail};
 use aws_sdk_kms::config::{BehaviorVersion, Region};
-use nitro_signer_common::private_file::{create_private_dir, write_private};
+use nitro_signer_common::{
+    private_file::{create_private_dir, write_private},
+    tenants::{ApiKey, Tenant, Tenants},
+};
 use nitro_signer_enclave::nsm::{Nsm, SimulatedNsm, SimulatorConfig};
 use serde::{Deserialize, Serialize};
 use tokio::{
@@ -59,6 +65,13 @@ pub(crate) struct DevArgs {
     /// that verify receipts refuse its answers).
     #[arg(long)]
     pub(crate) bench_without_receipts: bool,
+
+    /// Require API keys, as production does: write `tenants.json` in the data directory with a
+    /// tenant `dev` (owner label `dev`) and a new API key, printed as `api-key nsk_…` (other
+    /// tenants in that file are kept), and start the proxy with it. Without it the proxy runs
+    /// with --no-auth.
+    #[arg(long)]
+    pub(crate) auth: bool,
 }
 
 /// What a running dev stack records for other commands (`keys import --dev`).
@@ -191,6 +204,24 @@ impl Component {
     }
 }
 
+/// The dev tenant's name and owner label under `--auth`.
+const DEV_TENANT: &str = "dev";
+
+/// Writes `data_dir/tenants.json` with the tenant `dev` and a new API key (replacing an earlier
+/// `dev`, keeping other tenants): the file's path and the key.
+fn dev_tenants(data_dir: &Path) -> anyhow::Result<(PathBuf, ApiKey)> {
+    let path = data_dir.join("tenants.json");
+    let key = ApiKey::generate()?;
+    let dev = Tenant::new(DEV_TENANT, key.sha256(), vec![DEV_TENANT.to_owned()])?;
+    let mut tenants = vec![dev];
+    if let Some(existing) = crate::tenants::read(&path)? {
+        tenants.extend(existing.iter().filter(|t| t.name() != DEV_TENANT).cloned());
+    }
+    write_private(&path, Tenants::new(tenants)?.to_json().as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok((path, key))
+}
+
 fn os(args: &[&str]) -> Vec<OsString> {
     args.iter().map(OsString::from).collect()
 }
@@ -317,6 +348,14 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     let mut proxy_args = os(&["proxy", "--exit-with-parent", "--listen", &args.http]);
     proxy_args.extend(os(&["--worker-threads", &relay_threads]));
     proxy_args.extend(os(&["--enclave", &enclave.address]));
+    let api_key = if args.auth {
+        let (path, key) = dev_tenants(&data_dir)?;
+        proxy_args.extend(["--tenants".into(), path.into_os_string()]);
+        Some(key)
+    } else {
+        proxy_args.push("--no-auth".into());
+        None
+    };
     let mut proxy = Component::start(
         "proxy",
         proxy_args,
@@ -345,6 +384,10 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     )?;
     println!("kms-key {}", state.kms_key_arn);
     println!("data-dir {}", data_dir.display());
+    if let Some(key) = &api_key {
+        // Shown once: the tenants file keeps only its digest.
+        println!("api-key {}", key.as_str());
+    }
     println!("ready {}", proxy.address);
 
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

@@ -11,6 +11,7 @@ mod client;
 mod dev;
 mod import;
 mod policy;
+mod tenants;
 mod verify;
 
 use clap::{Parser, Subcommand};
@@ -58,6 +59,10 @@ enum Command {
     /// Approve one request for a key's policy: parses and hashes it as the enclave will, and
     /// prints the approval (JSON) to attach to the request.
     Approve(approve::ApproveArgs),
+    /// The parent proxy's tenants file (`--tenants`): API keys and the key blob owner labels
+    /// each may use.
+    #[command(subcommand)]
+    Tenants(tenants::TenantsCommand),
     /// Load generator: signs transactions through the HTTP API with N concurrent connections,
     /// verifies every signature, and reports throughput, latency percentiles and the ratio to
     /// bare k256 signing on the same machine.
@@ -135,6 +140,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Policy(args) => policy::run(args),
         Command::Approvers(approve::ApproversCommand::Keygen(args)) => approve::keygen(&args),
         Command::Approve(args) => approve::approve(&args),
+        Command::Tenants(tenants::TenantsCommand::Add(args)) => tenants::add(args),
+        Command::Tenants(tenants::TenantsCommand::Remove(args)) => tenants::remove(args),
         Command::Bench(args) => bench::run(args).await,
         Command::Enclave(c) => {
             Ok(nitro_signer_enclave::cli::run(c.args, shutdown(c.exit_with_parent)).await?)

@@ -88,7 +88,8 @@ impl TrustArgs {
 
     /// A client of `target` that checks every receipt.
     pub(crate) fn client(&self, target: &Target) -> anyhow::Result<HttpClient> {
-        Ok(HttpClient::new(target.url.clone())?
+        Ok(target
+            .client()?
             .with_receipt_verifier(Arc::new(self.receipt_verifier()?)))
     }
 }
@@ -166,7 +167,7 @@ async fn verify_receipt(args: ReceiptArgs) -> anyhow::Result<()> {
     let key = receipt.statement_unverified()?.receipt_key;
 
     let verifier = args.trust.receipt_verifier()?;
-    let http = HttpClient::new(args.target.url.clone())?;
+    let http = args.target.client()?;
     let nonce = receipt::random_nonce()?;
     let document = http.attestation(&nonce).await?.document;
     let boot = verifier

@@ -28,6 +28,7 @@ async fn start(dir: &tempfile::TempDir) -> Proxy {
     let mut args = Args::new(enclave.address.clone());
     args.listen = "127.0.0.1:0".into();
     args.no_aws_credentials = true;
+    args.no_auth = true;
     let server = Server::bind(args).await.unwrap();
     assert!(
         server

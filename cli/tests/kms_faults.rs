@@ -212,6 +212,7 @@ impl Stack {
                 "127.0.0.1:0".into(),
                 "--enclave".into(),
                 enclave.address.clone().into(),
+                "--no-auth".into(),
             ],
             &credentials.aws_env(),
             &dir.path().join("proxy.log"),

@@ -86,7 +86,15 @@ pub struct HttpClient {
     base: String,
     http: reqwest::Client,
     receipts: Option<Arc<ReceiptVerifier>>,
+    /// `Bearer <API key>`, marked sensitive (its `Debug` does not show it).
+    authorization: Option<reqwest::header::HeaderValue>,
 }
+
+/// An API key that cannot be sent in an HTTP header (a control or non-ASCII character).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the API key is not valid in an HTTP header")]
+#[non_exhaustive]
+pub struct InvalidApiKey;
 
 impl HttpClient {
     /// A client of the proxy at `base_url` (e.g. `http://127.0.0.1:8080`), with a 30 s timeout
@@ -108,7 +116,18 @@ impl HttpClient {
             base,
             http,
             receipts: None,
+            authorization: None,
         }
+    }
+
+    /// The same client, sending `api_key` as `Authorization: Bearer <api_key>` on every request
+    /// (a proxy started with `--tenants` requires it on `/v1/`).
+    pub fn with_api_key(mut self, api_key: &str) -> Result<Self, InvalidApiKey> {
+        let mut value = reqwest::header::HeaderValue::try_from(format!("Bearer {api_key}"))
+            .map_err(|_| InvalidApiKey)?;
+        value.set_sensitive(true);
+        self.authorization = Some(value);
+        Ok(self)
     }
 
     /// This client, checking every receipt with `verifier` (see the module docs).
@@ -377,7 +396,10 @@ impl HttpClient {
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, HttpError> {
-        let response = self.http.get(self.url(path)).send().await?;
+        let response = self
+            .authorized(self.http.get(self.url(path)))
+            .send()
+            .await?;
         decode(response).await
     }
 
@@ -386,8 +408,19 @@ impl HttpClient {
         path: &str,
         body: &B,
     ) -> Result<T, HttpError> {
-        let response = self.http.post(self.url(path)).json(body).send().await?;
+        let response = self
+            .authorized(self.http.post(self.url(path)))
+            .json(body)
+            .send()
+            .await?;
         decode(response).await
+    }
+
+    fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.authorization {
+            Some(value) => request.header(reqwest::header::AUTHORIZATION, value.clone()),
+            None => request,
+        }
     }
 }
 

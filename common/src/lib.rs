@@ -12,6 +12,8 @@
 //! - `process` (feature `binary`): stop signals for the binaries.
 //! - [`private_file`]: owner-only files and directories for local state.
 //! - [`resources`]: this process's CPU time and resident memory.
+//! - [`tenants`]: the parent proxy's tenants file: API keys' digests and the owner labels each
+//!   caller may use.
 //! - [`user_id`]: the validated per-user identifier that selects a derived key.
 
 pub mod attestation;
@@ -23,6 +25,7 @@ pub mod process;
 pub mod protocol;
 pub mod receipt;
 pub mod resources;
+pub mod tenants;
 pub mod transport;
 pub mod user_id;
 

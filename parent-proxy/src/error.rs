@@ -1,4 +1,5 @@
-//! The HTTP error answers: every failure becomes `{"error": {"code", "message"}}` with a status.
+//! The HTTP error answers: every failure becomes `{"error": {"code", "message"}}` with a status
+//! (and, for 401, a `WWW-Authenticate: Bearer` header).
 //!
 //! Messages name what went wrong and which field, never a secret, a key blob or an internal
 //! detail; details of enclave connection failures go to the log instead.
@@ -7,7 +8,7 @@ use std::time::Duration;
 
 use axum::{
     Json,
-    http::StatusCode,
+    http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use nitro_signer_api::{ApiError, ErrorCode, ErrorResponse};
@@ -44,6 +45,16 @@ impl Failure {
 
     pub(crate) fn invalid_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, message)
+    }
+
+    /// No API key, or not a valid one; the answer carries `WWW-Authenticate: Bearer`.
+    pub(crate) fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, message)
+    }
+
+    /// The caller's API key may not do this.
+    pub(crate) fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, message)
     }
 
     pub(crate) fn not_found() -> Self {
@@ -151,6 +162,13 @@ impl IntoResponse for Failure {
             error: ApiError::new(self.code.clone(), self.message),
         };
         let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            // RFC 9110 §11.6.1: a 401 names the scheme it wants (RFC 6750's Bearer).
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"nitro-signer\""),
+            );
+        }
         response.extensions_mut().insert(LoggedCode(self.code));
         if let Some(time) = self.enclave_time {
             response.extensions_mut().insert(EnclaveTime(time));

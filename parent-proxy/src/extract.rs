@@ -1,5 +1,5 @@
 //! Request bodies: bounded, then parsed strictly into the API types, with errors that name the
-//! field and say why (never repeating the value).
+//! field and say why (never repeating the value), then checked against the caller's tenant.
 
 use axum::{
     body::Bytes,
@@ -8,9 +8,14 @@ use axum::{
 };
 use serde::de::DeserializeOwned;
 
-use crate::error::Failure;
+use crate::{
+    auth::{Caller, Scoped},
+    error::Failure,
+};
 
-/// A JSON body of type `T`. The body size is bounded by the router's `DefaultBodyLimit`.
+/// A JSON body of type `T`, checked against the caller (see `auth.rs`): a body that uses a key
+/// blob or names a new key's label is refused unless the caller's tenant may use it. The body
+/// size is bounded by the router's `DefaultBodyLimit`.
 #[derive(Debug)]
 pub(crate) struct ApiJson<T>(pub(crate) T);
 
@@ -25,11 +30,16 @@ pub(crate) trait EmptyBody: Sized {
 impl<S, T> FromRequest<S> for ApiJson<T>
 where
     S: Send + Sync,
-    T: DeserializeOwned + EmptyBody,
+    T: DeserializeOwned + EmptyBody + Scoped,
 {
     type Rejection = Failure;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(mut request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        // Put there by `auth::authenticate`; without it, nothing is allowed.
+        let caller = request
+            .extensions_mut()
+            .remove::<Caller>()
+            .ok_or_else(|| Failure::unauthorized("this endpoint needs an API key"))?;
         let limit = request
             .extensions()
             .get::<BodyLimit>()
@@ -46,12 +56,17 @@ where
                     ))
                 }
             })?;
-        if bytes.iter().all(u8::is_ascii_whitespace)
+        let mut value = if bytes.iter().all(u8::is_ascii_whitespace)
             && let Some(empty) = T::empty()
         {
-            return Ok(Self(empty));
+            empty
+        } else {
+            parse(&bytes)?
+        };
+        if let Caller::Tenant(tenant) = caller {
+            value.scope(&tenant)?;
         }
-        parse(&bytes).map(Self)
+        Ok(Self(value))
     }
 }
 

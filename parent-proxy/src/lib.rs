@@ -6,7 +6,10 @@
 //!   [`run`].
 //! - `routes.rs`: the HTTP endpoints and the request middleware (request id, span, limits,
 //!   metrics).
-//! - `extract.rs`: strict, bounded JSON bodies whose errors name the field.
+//! - `auth.rs`: who may call the API (per-tenant API keys, `--tenants`) and with which key
+//!   blobs (their owner labels).
+//! - `extract.rs`: strict, bounded JSON bodies whose errors name the field, checked against the
+//!   caller.
 //! - `error.rs`: every failure as `{"error": {"code", "message"}}` with its HTTP status.
 //! - `metrics.rs`: Prometheus metrics.
 //! - `credentials.rs`: AWS credentials from the standard chain, pushed to the enclave before they
@@ -15,6 +18,7 @@
 //! The API's JSON types live in the `nitro-signer-api` crate (`api/`), shared with the Rust client; the
 //! connection pool to the enclave is `nitro_signer_client::EnclaveClient`.
 
+mod auth;
 mod credentials;
 mod error;
 mod extract;
@@ -22,15 +26,19 @@ mod metrics;
 mod routes;
 
 use std::{
-    io::{self, Write as _},
+    io::{self, Read as _, Write as _},
     net::SocketAddr,
     num::{NonZeroU64, NonZeroUsize},
+    path::{Path, PathBuf},
     sync::Arc,
     time::Duration,
 };
 
 use nitro_signer_client::{EnclaveClient, EnclaveConfig};
-use nitro_signer_common::transport::Address;
+use nitro_signer_common::{
+    tenants::{self, Tenants, TenantsError},
+    transport::Address,
+};
 use nitro_signer_http_server::ServerLimits;
 use tokio::{net::TcpListener, sync::Semaphore, task::JoinHandle};
 use tracing::{info, warn};
@@ -112,10 +120,27 @@ pub struct Args {
     /// KMS operations then fail with no_credentials unless the enclave has credentials already.
     #[arg(long, env = "NITRO_SIGNER_PROXY_NO_AWS_CREDENTIALS")]
     pub no_aws_credentials: bool,
+
+    /// The tenants file (JSON; `nitro-signer tenants add` writes it): the SHA-256 digests of the
+    /// API keys callers send as `Authorization: Bearer <key>`, and the key blob owner labels
+    /// each may use. Read at start. The proxy needs this or --no-auth.
+    #[arg(
+        long,
+        env = "NITRO_SIGNER_PROXY_TENANTS",
+        value_name = "FILE",
+        conflicts_with = "no_auth"
+    )]
+    pub tenants: Option<PathBuf>,
+
+    /// Serve the API without authentication: anyone who can reach the port can use every key
+    /// blob they hold. For local development (`nitro-signer dev`) only.
+    #[arg(long, env = "NITRO_SIGNER_PROXY_NO_AUTH")]
+    pub no_auth: bool,
 }
 
 impl Args {
-    /// The defaults, with `enclave` as the enclave's address.
+    /// The defaults, with `enclave` as the enclave's address. Set `tenants` or `no_auth`
+    /// before binding: the proxy refuses to start without a choice.
     pub fn new(enclave: Address) -> Self {
         Self {
             listen: "127.0.0.1:8080".to_owned(),
@@ -127,6 +152,8 @@ impl Args {
             max_connections: NonZeroUsize::new(1024).unwrap_or(NonZeroUsize::MIN),
             header_read_timeout_ms: NonZeroU64::new(10_000).unwrap_or(NonZeroU64::MIN),
             no_aws_credentials: false,
+            tenants: None,
+            no_auth: false,
         }
     }
 }
@@ -143,6 +170,47 @@ pub enum ProxyError {
         /// Why.
         source: io::Error,
     },
+    /// Neither `--tenants` nor `--no-auth`, or both.
+    #[error(
+        "choose how callers authenticate: --tenants FILE (per-tenant API keys, see \
+         docs/deploy.md) or --no-auth (anyone who reaches the port may use any key blob; local \
+         development only)"
+    )]
+    NoAuthChoice,
+    /// The tenants file could not be read.
+    #[error("cannot read the tenants file {path}: {source}")]
+    TenantsRead {
+        /// The `--tenants` value.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The tenants file is not valid.
+    #[error("{path}: {source}")]
+    TenantsInvalid {
+        /// The `--tenants` value.
+        path: PathBuf,
+        /// Why.
+        source: TenantsError,
+    },
+}
+
+/// Reads and checks a tenants file.
+fn load_tenants(path: &Path) -> Result<Tenants, ProxyError> {
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| {
+            file.take(tenants::MAX_FILE_LEN as u64 + 1)
+                .read_to_end(&mut bytes)
+        })
+        .map_err(|source| ProxyError::TenantsRead {
+            path: path.to_owned(),
+            source,
+        })?;
+    Tenants::parse(&bytes).map_err(|source| ProxyError::TenantsInvalid {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// A bound proxy, not yet serving. [`run`] is `bind`, the readiness line, then `serve`; tests
@@ -154,12 +222,19 @@ pub struct Server {
     client: EnclaveClient,
     args: Args,
     credentials: Option<(credentials::Refresher, Duration)>,
+    auth: auth::Auth,
 }
 
 impl Server {
-    /// Binds the HTTP listener and starts the enclave connection pool (which connects in the
-    /// background). Must be called inside a Tokio runtime.
+    /// Reads the tenants file (unless `--no-auth`), binds the HTTP listener and starts the
+    /// enclave connection pool (which connects in the background). Must be called inside a
+    /// Tokio runtime.
     pub async fn bind(args: Args) -> Result<Self, ProxyError> {
+        let auth = match (&args.tenants, args.no_auth) {
+            (Some(path), false) => auth::Auth::Tenants(load_tenants(path)?),
+            (None, true) => auth::Auth::Off,
+            _ => return Err(ProxyError::NoAuthChoice),
+        };
         let bind_error = |source| ProxyError::Bind {
             address: args.listen.clone(),
             source,
@@ -188,6 +263,7 @@ impl Server {
             client,
             args,
             credentials,
+            auth,
         })
     }
 
@@ -216,6 +292,7 @@ impl Server {
             client,
             args,
             credentials,
+            auth,
         } = self;
         let credentials: Option<JoinHandle<()>> =
             credentials.map(|(refresher, first_wait)| tokio::spawn(refresher.run(first_wait)));
@@ -235,7 +312,18 @@ impl Server {
             max_body: args.max_body_bytes.get(),
             request_timeout,
             request_ids: routes::RequestIds::new(),
+            auth,
         });
+        match &state.auth {
+            auth::Auth::Tenants(tenants) => info!(
+                tenants = tenants.len(),
+                "callers authenticate with API keys (--tenants)"
+            ),
+            auth::Auth::Off => warn!(
+                "authentication is off (--no-auth): anyone who can reach {local_addr} can use \
+                 every key blob they hold"
+            ),
+        }
         info!(
             listen = %local_addr,
             enclave = %args.enclave,

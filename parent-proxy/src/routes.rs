@@ -45,6 +45,7 @@ use tokio::sync::Semaphore;
 use tracing::{Instrument, debug, debug_span, info, warn};
 
 use crate::{
+    auth::{self, Auth},
     error::{EnclaveTime, Failure, LoggedCode},
     extract::{ApiJson, BodyLimit, EmptyBody},
     metrics::Metrics,
@@ -64,6 +65,8 @@ pub(crate) struct AppState {
     pub(crate) max_body: usize,
     pub(crate) request_timeout: Duration,
     pub(crate) request_ids: RequestIds,
+    /// Who may call `/v1/`, with which key blobs.
+    pub(crate) auth: Auth,
 }
 
 /// Request ids: a per-process prefix and a counter, unique enough to find a request's log lines.
@@ -121,6 +124,10 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.max_body))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            auth::authenticate,
+        ))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), observe))
         .with_state(state)
 }

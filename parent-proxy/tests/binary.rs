@@ -18,6 +18,7 @@ async fn prints_one_readiness_line_and_serves() {
         .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
         .env("NITRO_SIGNER_PROXY_ENCLAVE", enclave.address.to_string())
         .env("NITRO_SIGNER_PROXY_NO_AWS_CREDENTIALS", "true")
+        .env("NITRO_SIGNER_PROXY_NO_AUTH", "true")
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -83,7 +84,7 @@ async fn a_taken_port_is_a_clear_error() {
     let address = taken.local_addr().unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_nitro-signer-proxy"))
         .args(["--listen", &address.to_string(), "--no-aws-credentials"])
-        .args(["--enclave", "unix:///nonexistent/enclave.sock"])
+        .args(["--enclave", "unix:///nonexistent/enclave.sock", "--no-auth"])
         .output()
         .await
         .unwrap();
@@ -111,12 +112,65 @@ async fn help_documents_every_option() {
         "--max-connections",
         "--header-read-timeout-ms",
         "--no-aws-credentials",
+        "--tenants",
+        "--no-auth",
         "--log-format",
         "NITRO_SIGNER_PROXY_LISTEN",
         "NITRO_SIGNER_PROXY_MAX_CONNECTIONS",
         "NITRO_SIGNER_PROXY_HEADER_READ_TIMEOUT_MS",
+        "NITRO_SIGNER_PROXY_TENANTS",
+        "NITRO_SIGNER_PROXY_NO_AUTH",
         "[default: vsock://16:5000]",
     ] {
         assert!(help.contains(option), "{option} missing from\n{help}");
     }
+}
+
+/// Runs the proxy binary with `args` (against no enclave, without credentials), checks that it
+/// refused to start, and returns its standard error.
+async fn refused(args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_nitro-signer-proxy"))
+        .args(["--listen", "127.0.0.1:0", "--no-aws-credentials"])
+        .args(["--enclave", "unix:///nonexistent/enclave.sock"])
+        .args(args)
+        .env_remove("NITRO_SIGNER_PROXY_TENANTS")
+        .env_remove("NITRO_SIGNER_PROXY_NO_AUTH")
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success(), "started with {args:?}");
+    assert!(output.stdout.is_empty(), "no readiness line");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn authentication_must_be_chosen() {
+    let stderr = refused(&[]).await;
+    assert!(
+        stderr.contains("choose how callers authenticate: --tenants FILE")
+            && stderr.contains("--no-auth"),
+        "{stderr}"
+    );
+
+    let stderr = refused(&["--tenants", "/nonexistent/tenants.json", "--no-auth"]).await;
+    assert!(stderr.contains("cannot be used with"), "{stderr}");
+
+    let stderr = refused(&["--tenants", "/nonexistent/tenants.json"]).await;
+    assert!(
+        stderr.contains("cannot read the tenants file /nonexistent/tenants.json"),
+        "{stderr}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tenants.json");
+    std::fs::write(
+        &path,
+        r#"{"tenants": [{"name": "a", "apiKeySha256": "00", "owners": ["a"]}]}"#,
+    )
+    .unwrap();
+    let stderr = refused(&["--tenants", path.to_str().unwrap()]).await;
+    assert!(
+        stderr.contains("tenants.json: tenant `a`: `apiKeySha256` must be 64 lowercase hex"),
+        "{stderr}"
+    );
 }

@@ -20,15 +20,23 @@ pub struct DevStack {
     pub enclave_pids: mpsc::Receiver<u32>,
     /// The pid of the first enclave.
     pub enclave_pid: u32,
+    /// The API key `dev --auth` printed (`api-key …`), if it was started so.
+    pub api_key: Option<String>,
 }
 
 impl DevStack {
     /// Runs `bin dev` on `data_dir` at the most verbose log level, its log appended to `log`, and
     /// waits (up to two minutes) for it to be ready.
     pub fn start(bin: &str, data_dir: &Path, log: &Path) -> Self {
+        Self::start_with(bin, data_dir, log, &[])
+    }
+
+    /// [`DevStack::start`] with more `dev` options (`--auth`…).
+    pub fn start_with(bin: &str, data_dir: &Path, log: &Path, options: &[&str]) -> Self {
         let mut child = Command::new(bin)
             .args(["dev", "--http", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
+            .args(options)
             .env(
                 "RUST_LOG",
                 "trace,hyper=info,h2=info,aws_smithy_runtime=debug",
@@ -50,6 +58,7 @@ impl DevStack {
         let (pids_tx, enclave_pids) = mpsc::channel();
         let mut url = None;
         let mut enclave_pid = None;
+        let mut api_key = None;
         let deadline = Instant::now() + Duration::from_secs(120);
         while url.is_none() {
             let line = lines
@@ -57,6 +66,9 @@ impl DevStack {
                 .expect("the dev stack did not become ready");
             if let Some(pid) = enclave_pid_of(&line) {
                 enclave_pid = Some(pid);
+            }
+            if let Some(key) = line.strip_prefix("api-key ") {
+                api_key = Some(key.to_owned());
             }
             url = line.strip_prefix("ready ").map(str::to_owned);
         }
@@ -74,6 +86,7 @@ impl DevStack {
             url: url.unwrap(),
             enclave_pids,
             enclave_pid: enclave_pid.unwrap(),
+            api_key,
         }
     }
 

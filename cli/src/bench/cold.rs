@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 
 use super::{
     BenchArgs,
-    http::{Bodies, Connection, one},
+    http::{Authority, Bodies, Connection, one},
     report::{print_errors, print_latency, sample},
     verify,
 };
@@ -24,7 +24,7 @@ pub(super) async fn run(
     args: &BenchArgs,
     keys: u64,
     client: &HttpClient,
-    authority: &str,
+    authority: &Authority,
 ) -> anyhow::Result<()> {
     if keys == 0 {
         bail!("--cold must be positive");
@@ -36,7 +36,12 @@ pub(super) async fn run(
     for _ in 0..keys {
         let mut seed = Zeroizing::new([0u8; 32]);
         aws_lc_rs::rand::fill(seed.as_mut_slice()).map_err(|_| anyhow::anyhow!("no randomness"))?;
-        let metadata = KeyMetadata::new(KeyKind::Seed, kms_key.clone(), None, Vec::new())?;
+        let metadata = KeyMetadata::new(
+            KeyKind::Seed,
+            kms_key.clone(),
+            args.label.clone(),
+            Vec::new(),
+        )?;
         let blob = import::encrypt(&kms, metadata, &seed).await?;
         let address = KeyMaterial::Seed(MasterSeed::new(seed))
             .user_key(Some(&user))?

@@ -27,6 +27,31 @@ pub(super) fn write_transaction(out: &mut Vec<u8>, nonce: u64) {
     );
 }
 
+/// Where the load generator's connections go, and the API key they send.
+pub(super) struct Authority {
+    /// `host:port`.
+    address: String,
+    /// `Bearer <API key>`, marked sensitive, when one is given.
+    authorization: Option<header::HeaderValue>,
+}
+
+impl Authority {
+    pub(super) fn new(address: &str, api_key: Option<&str>) -> anyhow::Result<Self> {
+        let authorization = api_key
+            .map(|key| {
+                let mut value = header::HeaderValue::try_from(format!("Bearer {key}"))
+                    .context("--api-key is not valid in an HTTP header")?;
+                value.set_sensitive(true);
+                anyhow::Ok(value)
+            })
+            .transpose()?;
+        Ok(Self {
+            address: address.to_owned(),
+            authorization,
+        })
+    }
+}
+
 /// One keep-alive HTTP/1.1 connection of the load generator: hyper's client connection with none
 /// of a pooled client's bookkeeping, so that the load generator takes as little as it can of the
 /// machine it measures. Reopened after a failure.
@@ -34,15 +59,17 @@ pub(super) struct Connection {
     authority: String,
     /// `authority` as the `Host` header.
     host: header::HeaderValue,
+    authorization: Option<header::HeaderValue>,
     sender: Option<SendRequest<Full<Bytes>>>,
 }
 
 impl Connection {
-    pub(super) fn new(authority: &str) -> anyhow::Result<Self> {
+    pub(super) fn new(authority: &Authority) -> anyhow::Result<Self> {
         Ok(Self {
-            authority: authority.to_owned(),
-            host: header::HeaderValue::from_str(authority)
+            authority: authority.address.clone(),
+            host: header::HeaderValue::from_str(&authority.address)
                 .context("the URL's host is not a header value")?,
+            authorization: authority.authorization.clone(),
             sender: None,
         })
     }
@@ -74,9 +101,11 @@ impl Connection {
             )
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| e.to_string())?;
-        request
-            .headers_mut()
-            .insert(header::HOST, self.host.clone());
+        let headers = request.headers_mut();
+        headers.insert(header::HOST, self.host.clone());
+        if let Some(authorization) = &self.authorization {
+            headers.insert(header::AUTHORIZATION, authorization.clone());
+        }
         let response = sender
             .send_request(request)
             .await

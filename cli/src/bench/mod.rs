@@ -26,7 +26,7 @@ use alloy_primitives::Address;
 use anyhow::{Context, bail};
 use nitro_signer_client::HttpClient;
 
-use self::http::plain_http_authority;
+use self::http::{Authority, plain_http_authority};
 
 /// Options of `bench`.
 #[derive(Debug, Clone, clap::Args)]
@@ -38,6 +38,16 @@ pub(crate) struct BenchArgs {
         default_value = "http://127.0.0.1:8080"
     )]
     url: String,
+
+    /// API key, for a proxy that requires one (--tenants); sent on every request.
+    #[arg(long, env = "NITRO_SIGNER_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+
+    /// Owner label of the benchmark's key blobs. Default: `bench` for the warm run's key, or with
+    /// --api-key the API key's first owner; none for --cold's blobs (with --api-key, give one of
+    /// its owners).
+    #[arg(long)]
+    label: Option<String>,
 
     /// Concurrent connections (one request in flight on each).
     #[arg(long, default_value_t = 32)]
@@ -88,8 +98,11 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.connections == 0 || args.requests == 0 {
         bail!("--connections and --requests must be positive");
     }
-    let client = HttpClient::new(args.url.clone())?;
-    let authority = plain_http_authority(&args.url)?;
+    let mut client = HttpClient::new(args.url.clone())?;
+    if let Some(key) = &args.api_key {
+        client = client.with_api_key(key)?;
+    }
+    let authority = Authority::new(&plain_http_authority(&args.url)?, args.api_key.as_deref())?;
     if let Some(keys) = args.cold {
         return cold::run(&args, keys, &client, &authority).await;
     }

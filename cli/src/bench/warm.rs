@@ -23,7 +23,7 @@ use serde_json::value::RawValue;
 
 use super::{
     BenchArgs,
-    http::{Bodies, Connection, one, write_transaction},
+    http::{Authority, Bodies, Connection, one, write_transaction},
     report::{cpu_per_request, print_errors, print_latency, sample, stage_sums},
     verify,
 };
@@ -40,13 +40,17 @@ struct Outcome {
 pub(super) async fn run(
     args: &BenchArgs,
     client: &HttpClient,
-    authority: &str,
+    authority: &Authority,
 ) -> anyhow::Result<()> {
     let user = UserId::new("bench-user")?;
     let approvers = Approvers::new(args.approvals)?;
     let key = client
         .generate_key_with(&GenerateKeyRequest {
-            label: Some("bench".into()),
+            // With an API key, the proxy defaults the label to the key's first owner.
+            label: args
+                .label
+                .clone()
+                .or_else(|| args.api_key.is_none().then(|| "bench".to_owned())),
             policy: approvers.policy()?,
             nonce: None,
         })

@@ -8,7 +8,7 @@ use nitro_signer_tests::stand_in::StandIn;
 use tokio::sync::oneshot;
 
 /// Starts the proxy on a loopback port against an enclave stand-in listening on a Unix socket in
-/// `dir`, with `configure` applied to its arguments (no AWS credentials). Returns once the proxy
+/// `dir`, with `configure` applied to its arguments (no AWS credentials, no authentication). Returns once the proxy
 /// is connected to the stand-in: its address, the stand-in, and the sender whose drop stops it.
 pub(crate) async fn start_proxy(
     dir: &tempfile::TempDir,
@@ -18,6 +18,7 @@ pub(crate) async fn start_proxy(
     let mut args = Args::new(enclave.address.clone());
     args.listen = "127.0.0.1:0".into();
     args.no_aws_credentials = true;
+    args.no_auth = true;
     configure(&mut args);
     let server = Server::bind(args).await.unwrap();
     assert!(
