@@ -54,6 +54,15 @@ pub(crate) struct DevArgs {
     /// Refuse key blobs without a policy document, as the production image does.
     #[arg(long)]
     pub(crate) require_policy: bool,
+
+    /// The proxy's audit log: every receipt, with its boot's attestation documents (check it
+    /// with `nitro-signer audit check --dev`). Default: DATA_DIR/audit.jsonl.
+    #[arg(long, value_name = "PATH", conflicts_with = "no_audit_log")]
+    pub(crate) audit_log: Option<PathBuf>,
+
+    /// Run the proxy without an audit log.
+    #[arg(long)]
+    pub(crate) no_audit_log: bool,
 }
 
 /// What a running dev stack records for other commands (`keys import --dev`).
@@ -125,7 +134,7 @@ struct Component {
     env: Vec<(&'static str, String)>,
     child: Child,
     // Held open: the component exits when it closes (`--exit-with-parent`).
-    _stdin: ChildStdin,
+    stdin: Option<ChildStdin>,
     address: String,
 }
 
@@ -164,7 +173,7 @@ impl Component {
             args,
             env,
             child,
-            _stdin: stdin,
+            stdin: Some(stdin),
             address,
         })
     }
@@ -174,6 +183,19 @@ impl Component {
         *self = fresh;
         self.announce();
         Ok(())
+    }
+
+    /// Asks the component to stop (closes its standard input: it finishes what it is doing,
+    /// the proxy writes its audit log out), and kills it if it has not within `grace`.
+    async fn stop(&mut self, grace: Duration) {
+        drop(self.stdin.take());
+        if tokio::time::timeout(grace, self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.start_kill();
+            let _ = self.child.wait().await;
+        }
     }
 
     fn announce(&self) {
@@ -306,6 +328,14 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     let mut proxy_args = os(&["proxy", "--exit-with-parent", "--listen", &args.http]);
     proxy_args.extend(os(&["--worker-threads", &relay_threads]));
     proxy_args.extend(os(&["--enclave", &enclave.address]));
+    if !args.no_audit_log {
+        let audit_log = match &args.audit_log {
+            Some(path) => std::path::absolute(path).context("resolving --audit-log")?,
+            None => data_dir.join("audit.jsonl"),
+        };
+        proxy_args.push("--audit-log".into());
+        proxy_args.push(audit_log.into_os_string());
+    }
     let mut proxy = Component::start(
         "proxy",
         proxy_args,
@@ -351,9 +381,9 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         }
     }
     println!("stopping");
+    // The proxy first: its last requests still reach the enclave.
     for component in [&mut proxy, &mut enclave, &mut emulator] {
-        let _ = component.child.start_kill();
-        let _ = component.child.wait().await;
+        component.stop(Duration::from_secs(5)).await;
     }
     Ok(())
 }

@@ -6,6 +6,7 @@
 #![allow(clippy::print_stdout)]
 
 mod approve;
+mod audit;
 mod bench;
 mod client;
 mod dev;
@@ -54,6 +55,9 @@ enum Command {
     /// Approve one request for a key's policy: parses and hashes it as the enclave will, and
     /// prints the approval (JSON) to attach to the request.
     Approve(approve::ApproveArgs),
+    /// Audit logs (the proxy's `--audit-log`).
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Load generator: signs transactions through the HTTP API with N concurrent connections,
     /// verifies every signature, and reports throughput, latency percentiles and the ratio to
     /// bare k256 signing on the same machine.
@@ -130,6 +134,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Policy(args) => policy::run(args),
         Command::Approvers(approve::ApproversCommand::Keygen(args)) => approve::keygen(&args),
         Command::Approve(args) => approve::approve(&args),
+        Command::Audit(command) => audit::run(command),
         Command::Bench(args) => bench::run(args).await,
         Command::Enclave(c) => {
             Ok(nitro_signer_enclave::cli::run(c.args, shutdown(c.exit_with_parent)).await?)

@@ -11,10 +11,13 @@
 //! - `metrics.rs`: Prometheus metrics.
 //! - `credentials.rs`: AWS credentials from the standard chain, pushed to the enclave before they
 //!   expire.
+//! - `audit.rs`: the audit log (`--audit-log`): every receipt, in sequence order per boot, with
+//!   the boots' attestation documents, appended to a rotated JSON-lines file.
 //!
 //! The API's JSON types live in the `nitro-signer-api` crate (`api/`), shared with the Rust client; the
 //! connection pool to the enclave is `nitro_signer_client::EnclaveClient`.
 
+mod audit;
 mod credentials;
 mod error;
 mod extract;
@@ -25,6 +28,7 @@ use std::{
     io::{self, Write as _},
     net::SocketAddr,
     num::{NonZeroU64, NonZeroUsize},
+    path::PathBuf,
     sync::Arc,
     time::Duration,
 };
@@ -112,6 +116,22 @@ pub struct Args {
     /// KMS operations then fail with no_credentials unless the enclave has credentials already.
     #[arg(long, env = "NITRO_SIGNER_PROXY_NO_AWS_CREDENTIALS")]
     pub no_aws_credentials: bool,
+
+    /// Append every receipt the enclave returns, with the attestation documents of its boots,
+    /// to this JSON-lines file (created with mode 0600; appended to when it exists; its
+    /// directory must exist). Check it with `nitro-signer audit check`. Off when absent.
+    #[arg(long, env = "NITRO_SIGNER_PROXY_AUDIT_LOG", value_name = "PATH")]
+    pub audit_log: Option<PathBuf>,
+
+    /// Size at which the audit log is rotated: renamed to PATH.YYYYMMDDTHHMMSSZ (UTC; names
+    /// sort in time order) and started again. Rotated files are never deleted.
+    #[arg(
+        long,
+        env = "NITRO_SIGNER_PROXY_AUDIT_LOG_MAX_BYTES",
+        default_value = "268435456",
+        value_name = "BYTES"
+    )]
+    pub audit_log_max_bytes: NonZeroU64,
 }
 
 impl Args {
@@ -127,6 +147,8 @@ impl Args {
             max_connections: NonZeroUsize::new(1024).unwrap_or(NonZeroUsize::MIN),
             header_read_timeout_ms: NonZeroU64::new(10_000).unwrap_or(NonZeroU64::MIN),
             no_aws_credentials: false,
+            audit_log: None,
+            audit_log_max_bytes: NonZeroU64::new(256 << 20).unwrap_or(NonZeroU64::MIN),
         }
     }
 }
@@ -143,6 +165,14 @@ pub enum ProxyError {
         /// Why.
         source: io::Error,
     },
+    /// The audit log could not be opened.
+    #[error("cannot open the audit log {path}: {source}")]
+    AuditLog {
+        /// The `--audit-log` value.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
 }
 
 /// A bound proxy, not yet serving. [`run`] is `bind`, the readiness line, then `serve`; tests
@@ -154,6 +184,7 @@ pub struct Server {
     client: EnclaveClient,
     args: Args,
     credentials: Option<(credentials::Refresher, Duration)>,
+    audit: Option<audit::Opened>,
 }
 
 impl Server {
@@ -165,6 +196,17 @@ impl Server {
             source,
         };
         let listener = TcpListener::bind(&args.listen).await.map_err(bind_error)?;
+        let audit = match &args.audit_log {
+            Some(path) => Some(
+                audit::Opened::open(path, args.audit_log_max_bytes.get()).map_err(|source| {
+                    ProxyError::AuditLog {
+                        path: path.clone(),
+                        source,
+                    }
+                })?,
+            ),
+            None => None,
+        };
         let local_addr = listener.local_addr().map_err(bind_error)?;
         let mut config = EnclaveConfig::new(args.enclave.clone());
         config.connections = args.connections.get();
@@ -188,6 +230,7 @@ impl Server {
             client,
             args,
             credentials,
+            audit,
         })
     }
 
@@ -216,6 +259,7 @@ impl Server {
             client,
             args,
             credentials,
+            audit,
         } = self;
         let credentials: Option<JoinHandle<()>> =
             credentials.map(|(refresher, first_wait)| tokio::spawn(refresher.run(first_wait)));
@@ -228,7 +272,15 @@ impl Server {
             max_body_bytes: args.max_body_bytes.get(),
             ..ServerLimits::default()
         };
+        let (audit, audit_task) = match audit {
+            Some(opened) => {
+                let (log, task) = opened.start(client.clone());
+                (Some(log), Some(task))
+            }
+            None => (None, None),
+        };
         let state = Arc::new(routes::AppState {
+            audit,
             client,
             metrics: metrics::Metrics::new(),
             concurrency: Arc::new(Semaphore::new(args.max_concurrency.get())),
@@ -245,11 +297,16 @@ impl Server {
             max_concurrency = args.max_concurrency.get(),
             max_connections = args.max_connections.get(),
             header_read_timeout_ms = args.header_read_timeout_ms.get(),
+            audit_log = args.audit_log.as_ref().map(|p| p.display().to_string()),
             "proxy serving"
         );
         nitro_signer_http_server::serve(listener, routes::router(state), limits, shutdown).await;
         if let Some(task) = credentials {
             task.abort();
+        }
+        // After the last request: every receipt is queued; write what is held.
+        if let Some(task) = audit_task {
+            task.close().await;
         }
         info!("proxy stopped");
         Ok(())

@@ -208,8 +208,8 @@ impl Boot {
         self.missing
             .iter()
             .filter(|(_, m)| m.declared == declared)
-            .map(|(from, m)| m.to - from + 1)
-            .sum()
+            .map(|(from, m)| (m.to - from).saturating_add(1))
+            .fold(0, u64::saturating_add)
     }
 }
 
