@@ -23,7 +23,7 @@ use std::{
     collections::{BTreeMap, HashMap, HashSet},
     fs::{self, File, OpenOptions},
     io::{self, Read as _, Seek as _, SeekFrom, Write as _},
-    os::unix::fs::OpenOptionsExt as _,
+    os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _},
     path::{Path, PathBuf},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
@@ -296,7 +296,14 @@ impl LogFile {
     /// (or, when it is empty, in the newest rotated file's).
     fn open(path: &Path, max_bytes: u64) -> io::Result<(Self, HashMap<[u8; 32], u64>)> {
         let mut file = open_append(path)?;
-        let size = file.metadata()?.len();
+        let metadata = file.metadata()?;
+        let size = metadata.len();
+        if metadata.permissions().mode() & 0o077 != 0 {
+            warn!(
+                path = %path.display(),
+                "the audit log is readable or writable by others than its owner"
+            );
+        }
         let tail = if size > 0 {
             read_tail(path)?
         } else {
@@ -659,10 +666,16 @@ impl<A: Attester> Writer<A> {
                 return;
             };
             let written = tokio::task::spawn_blocking(move || {
-                let result = file.append(&bytes).map_err(|(error, rest)| {
-                    bytes = rest;
-                    error
-                });
+                let result = match file.append(&bytes) {
+                    Ok(()) => {
+                        bytes.clear();
+                        Ok(())
+                    }
+                    Err((error, rest)) => {
+                        bytes = rest;
+                        Err(error)
+                    }
+                };
                 let rotated = match result {
                     Ok(()) if file.full() => file.rotate().map(Some),
                     Ok(()) => file.sync_if_due(SYNC_INTERVAL).map(|()| None),
@@ -703,10 +716,7 @@ impl<A: Attester> Writer<A> {
 
 #[cfg(test)]
 mod tests {
-    use std::{
-        os::unix::fs::PermissionsExt as _,
-        sync::{Arc, Mutex},
-    };
+    use std::sync::{Arc, Mutex};
 
     use nitro_signer_common::{
         UserId,
