@@ -148,9 +148,17 @@ impl Line {
 
     /// The line's JSON text, without a newline.
     pub fn encode(&self) -> String {
-        // Serializing these types to a string cannot fail: every key is a string and every
-        // value a string, a number, or null.
-        serde_json::to_string(&Wire::from(self)).unwrap_or_default()
+        let mut out = Vec::new();
+        self.encode_into(&mut out);
+        // JSON text is UTF-8.
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// Appends the line's JSON text, without a newline, to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        // Serializing into a vector cannot fail: every key is a string and every value a
+        // string, a number, or null.
+        let _ = serde_json::to_writer(out, &WireOut::from(self));
     }
 
     /// The receipt key the line is about (a receipt line's is the summary's).
@@ -163,8 +171,8 @@ impl Line {
     }
 }
 
-/// The JSON shape. Field order is the order written.
-#[derive(Serialize, Deserialize)]
+/// The JSON shape, as read.
+#[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 enum Wire {
     #[serde(rename_all = "camelCase")]
@@ -189,6 +197,37 @@ enum Wire {
     #[serde(rename_all = "camelCase")]
     Gap {
         receipt_key: Hex<32>,
+        from: u64,
+        to: u64,
+    },
+}
+
+/// The JSON shape, as written (borrowing the line). Field order is the order written.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum WireOut<'a> {
+    #[serde(rename_all = "camelCase")]
+    Boot {
+        receipt_key: HexOut<'a>,
+        nonce: HexOut<'a>,
+        attestation: Base64Out<'a>,
+    },
+    #[serde(rename_all = "camelCase")]
+    Receipt {
+        receipt_key: HexOut<'a>,
+        sequence: u64,
+        operation: &'static str,
+        time: u64,
+        key_id: HexOut<'a>,
+        user_id: Option<&'a str>,
+        address: Option<HexOut<'a>>,
+        items: u64,
+        statement: HexOut<'a>,
+        signature: HexOut<'a>,
+    },
+    #[serde(rename_all = "camelCase")]
+    Gap {
+        receipt_key: HexOut<'a>,
         from: u64,
         to: u64,
     },
@@ -246,28 +285,28 @@ impl From<Wire> for Line {
     }
 }
 
-impl From<&Line> for Wire {
-    fn from(line: &Line) -> Self {
+impl<'a> From<&'a Line> for WireOut<'a> {
+    fn from(line: &'a Line) -> Self {
         match line {
             Line::Boot(boot) => Self::Boot {
-                receipt_key: Hex(boot.receipt_key),
-                nonce: HexVec(boot.nonce.clone()),
-                attestation: Base64(boot.attestation.clone()),
+                receipt_key: HexOut(&boot.receipt_key),
+                nonce: HexOut(&boot.nonce),
+                attestation: Base64Out(&boot.attestation),
             },
             Line::Receipt(ReceiptLine { summary, receipt }) => Self::Receipt {
-                receipt_key: Hex(summary.receipt_key),
+                receipt_key: HexOut(&summary.receipt_key),
                 sequence: summary.sequence,
-                operation: OperationName(summary.operation),
+                operation: summary.operation.as_str(),
                 time: summary.time_ms,
-                key_id: Hex(summary.key_id),
-                user_id: summary.user_id.clone(),
-                address: summary.address.map(Hex),
+                key_id: HexOut(&summary.key_id),
+                user_id: summary.user_id.as_deref(),
+                address: summary.address.as_ref().map(|a| HexOut(a)),
                 items: summary.items,
-                statement: HexVec(receipt.statement.to_vec()),
-                signature: Hex(receipt.signature.into_array()),
+                statement: HexOut(&receipt.statement),
+                signature: HexOut(receipt.signature.as_slice()),
             },
             Line::Gap(gap) => Self::Gap {
-                receipt_key: Hex(gap.receipt_key),
+                receipt_key: HexOut(&gap.receipt_key),
                 from: gap.from,
                 to: gap.to,
             },
@@ -277,14 +316,44 @@ impl From<&Line> for Wire {
 
 /// `0x` and lower-case hex.
 pub fn hex(bytes: &[u8]) -> String {
-    let digit = |n: u8| char::from(if n < 10 { b'0' + n } else { b'a' + n - 10 });
-    let mut out = String::with_capacity(2 + 2 * bytes.len());
-    out.push_str("0x");
-    for byte in bytes {
-        out.push(digit(byte >> 4));
-        out.push(digit(byte & 0x0f));
+    HexOut(bytes).to_string()
+}
+
+/// Bytes displayed as `0x` and lower-case hex, written straight into the output.
+struct HexOut<'a>(&'a [u8]);
+
+impl fmt::Display for HexOut<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let digit = |n: u8| if n < 10 { b'0' + n } else { b'a' + n - 10 };
+        f.write_str("0x")?;
+        let mut buffer = [0u8; 128];
+        for chunk in self.0.chunks(64) {
+            for (byte, pair) in chunk.iter().zip(buffer.chunks_exact_mut(2)) {
+                if let [high, low] = pair {
+                    *high = digit(byte >> 4);
+                    *low = digit(byte & 0x0f);
+                }
+            }
+            let text = buffer.get(..2 * chunk.len()).unwrap_or_default();
+            f.write_str(std::str::from_utf8(text).map_err(|_| fmt::Error)?)?;
+        }
+        Ok(())
     }
-    out
+}
+
+impl Serialize for HexOut<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// Bytes written as standard, padded base64.
+struct Base64Out<'a>(&'a [u8]);
+
+impl Serialize for Base64Out<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&BASE64.encode(self.0))
+    }
 }
 
 /// The bytes of `0x`-prefixed, lower-case, even-length hex.
@@ -332,12 +401,6 @@ where
         .ok_or_else(|| de::Error::invalid_value(de::Unexpected::Str(&text), &Text(expected)))
 }
 
-impl<const N: usize> Serialize for Hex<N> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&hex(&self.0))
-    }
-}
-
 impl<'de, const N: usize> Deserialize<'de> for Hex<N> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         from_text(
@@ -345,12 +408,6 @@ impl<'de, const N: usize> Deserialize<'de> for Hex<N> {
             "0x and lower-case hex of the right length",
             |text| parse_hex(text)?.try_into().ok().map(Self),
         )
-    }
-}
-
-impl Serialize for HexVec {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&hex(&self.0))
     }
 }
 
@@ -362,24 +419,12 @@ impl<'de> Deserialize<'de> for HexVec {
     }
 }
 
-impl Serialize for Base64 {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&BASE64.encode(&self.0))
-    }
-}
-
 impl<'de> Deserialize<'de> for Base64 {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         // The standard engine refuses non-canonical trailing bits, so one text per document.
         from_text(deserializer, "standard, padded base64", |text| {
             BASE64.decode(text).ok().map(Self)
         })
-    }
-}
-
-impl Serialize for OperationName {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.0.as_str())
     }
 }
 
