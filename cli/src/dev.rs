@@ -72,6 +72,15 @@ pub(crate) struct DevArgs {
     /// with --no-auth.
     #[arg(long)]
     pub(crate) auth: bool,
+
+    /// The proxy's audit log: every receipt, with its boot's attestation documents (check it
+    /// with `nitro-signer audit check --dev`). Default: DATA_DIR/audit.jsonl.
+    #[arg(long, value_name = "PATH", conflicts_with = "no_audit_log")]
+    pub(crate) audit_log: Option<PathBuf>,
+
+    /// Run the proxy without an audit log.
+    #[arg(long)]
+    pub(crate) no_audit_log: bool,
 }
 
 /// What a running dev stack records for other commands (`keys import --dev`).
@@ -143,7 +152,7 @@ struct Component {
     env: Vec<(&'static str, String)>,
     child: Child,
     // Held open: the component exits when it closes (`--exit-with-parent`).
-    _stdin: ChildStdin,
+    stdin: Option<ChildStdin>,
     address: String,
 }
 
@@ -182,7 +191,7 @@ impl Component {
             args,
             env,
             child,
-            _stdin: stdin,
+            stdin: Some(stdin),
             address,
         })
     }
@@ -192,6 +201,19 @@ impl Component {
         *self = fresh;
         self.announce();
         Ok(())
+    }
+
+    /// Asks the component to stop (closes its standard input: it finishes what it is doing,
+    /// the proxy writes its audit log out), and kills it if it has not within `grace`.
+    async fn stop(&mut self, grace: Duration) {
+        drop(self.stdin.take());
+        if tokio::time::timeout(grace, self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.start_kill();
+            let _ = self.child.wait().await;
+        }
     }
 
     fn announce(&self) {
@@ -356,6 +378,14 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         proxy_args.push("--no-auth".into());
         None
     };
+    if !args.no_audit_log {
+        let audit_log = match &args.audit_log {
+            Some(path) => std::path::absolute(path).context("resolving --audit-log")?,
+            None => data_dir.join("audit.jsonl"),
+        };
+        proxy_args.push("--audit-log".into());
+        proxy_args.push(audit_log.into_os_string());
+    }
     let mut proxy = Component::start(
         "proxy",
         proxy_args,
@@ -405,9 +435,9 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         }
     }
     println!("stopping");
+    // The proxy first: its last requests still reach the enclave.
     for component in [&mut proxy, &mut enclave, &mut emulator] {
-        let _ = component.child.start_kill();
-        let _ = component.child.wait().await;
+        component.stop(Duration::from_secs(5)).await;
     }
     Ok(())
 }

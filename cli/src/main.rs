@@ -6,6 +6,7 @@
 #![allow(clippy::print_stdout)]
 
 mod approve;
+mod audit;
 mod bench;
 mod client;
 mod dev;
@@ -63,6 +64,9 @@ enum Command {
     /// each may use.
     #[command(subcommand)]
     Tenants(tenants::TenantsCommand),
+    /// Audit logs (the proxy's `--audit-log`).
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Load generator: signs transactions through the HTTP API with N concurrent connections,
     /// verifies every signature, and reports throughput, latency percentiles and the ratio to
     /// bare k256 signing on the same machine.
@@ -142,6 +146,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Approve(args) => approve::approve(&args),
         Command::Tenants(tenants::TenantsCommand::Add(args)) => tenants::add(args),
         Command::Tenants(tenants::TenantsCommand::Remove(args)) => tenants::remove(args),
+        Command::Audit(command) => audit::run(command),
         Command::Bench(args) => bench::run(args).await,
         Command::Enclave(c) => {
             Ok(nitro_signer_enclave::cli::run(c.args, shutdown(c.exit_with_parent)).await?)

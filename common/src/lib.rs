@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //!
+//! - `audit` (feature `audit`): the audit log's JSON lines and the checker of a log.
 //! - [`attestation`]: Nitro attestation documents: parsing, and verification against a pinned
 //!   root, PCRs, nonce and public key.
 //! - [`key_blob`]: the versioned key blob format and its KMS encryption-context binding.
@@ -17,6 +18,8 @@
 //! - [`user_id`]: the validated per-user identifier that selects a derived key.
 
 pub mod attestation;
+#[cfg(feature = "audit")]
+pub mod audit;
 pub mod key_blob;
 pub mod logging;
 pub mod private_file;

@@ -60,7 +60,7 @@ fn real_documents_verify_at_their_own_time() {
         public_key: Some(vec![1; 1024]),
         ..Expectations::default()
     };
-    let verified = Verifier::new(RootOfTrust::aws_nitro(), expectations)
+    let verified = Verifier::dangerous_unpinned(RootOfTrust::aws_nitro(), expectations)
         .verify(DOC, made_at(DOC))
         .unwrap();
     assert_eq!(
@@ -70,7 +70,7 @@ fn real_documents_verify_at_their_own_time() {
     assert_eq!(verified.document().cabundle.len(), 4);
     assert!(!verified.is_simulated());
 
-    let verified = Verifier::new(RootOfTrust::aws_nitro(), Expectations::default())
+    let verified = Verifier::dangerous_unpinned(RootOfTrust::aws_nitro(), Expectations::default())
         .verify(DOC_2, made_at(DOC_2))
         .unwrap();
     assert_eq!(verified.document().nonce.as_deref(), Some(&[][..]));
@@ -79,7 +79,7 @@ fn real_documents_verify_at_their_own_time() {
 
 #[test]
 fn real_documents_are_refused_for_what_is_wrong_with_them() {
-    let aws = || Verifier::new(RootOfTrust::aws_nitro(), Expectations::default());
+    let aws = || Verifier::dangerous_unpinned(RootOfTrust::aws_nitro(), Expectations::default());
     // Now, years later, the leaf has long expired.
     assert!(matches!(
         aws().verify(DOC, SystemTime::now()).unwrap_err(),
@@ -94,13 +94,13 @@ fn real_documents_are_refused_for_what_is_wrong_with_them() {
         allow_debug: true,
         ..Expectations::default()
     };
-    let verified = Verifier::new(RootOfTrust::aws_nitro(), allow_debug)
+    let verified = Verifier::dangerous_unpinned(RootOfTrust::aws_nitro(), allow_debug)
         .verify(DEBUG_DOC, made_at(DEBUG_DOC))
         .unwrap();
     assert!(verified.is_debug());
     // Another root pinned.
     assert_eq!(
-        Verifier::new(
+        Verifier::dangerous_unpinned(
             RootOfTrust::dangerous_simulated([7; 32]),
             Expectations::default()
         )
@@ -114,7 +114,7 @@ fn real_documents_are_refused_for_what_is_wrong_with_them() {
         ..Expectations::default()
     };
     assert_eq!(
-        Verifier::new(RootOfTrust::aws_nitro(), pcr)
+        Verifier::dangerous_unpinned(RootOfTrust::aws_nitro(), pcr)
             .verify(DOC, made_at(DOC))
             .unwrap_err(),
         AttestationError::PcrMismatch { index: 0 }

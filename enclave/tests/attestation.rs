@@ -23,7 +23,7 @@ fn simulator(dir: &tempfile::TempDir) -> SimulatedNsm {
 }
 
 fn verifier(nsm: &SimulatedNsm, expectations: Expectations) -> Verifier {
-    Verifier::new(
+    Verifier::dangerous_unpinned(
         RootOfTrust::dangerous_simulated(nsm.root_fingerprint()),
         expectations,
     )
@@ -170,7 +170,7 @@ fn a_restarted_simulator_keeps_its_root_and_hides_its_key() {
     }
     // A document from the restarted simulator verifies against the first root.
     let document = second.attest(REQUEST).unwrap();
-    Verifier::new(
+    Verifier::dangerous_unpinned(
         RootOfTrust::dangerous_simulated(first),
         Expectations::default(),
     )
@@ -193,14 +193,14 @@ fn refusals() {
     // Another simulator's root, and the AWS root.
     let other_dir = tempfile::tempdir().unwrap();
     let other = simulator(&other_dir);
-    let err = Verifier::new(
+    let err = Verifier::dangerous_unpinned(
         RootOfTrust::dangerous_simulated(other.root_fingerprint()),
         Expectations::default(),
     )
     .verify(&document, now)
     .unwrap_err();
     assert_eq!(err, AttestationError::UntrustedRoot);
-    let err = Verifier::new(RootOfTrust::aws_nitro(), Expectations::default())
+    let err = Verifier::dangerous_unpinned(RootOfTrust::aws_nitro(), Expectations::default())
         .verify(&document, now)
         .unwrap_err();
     assert_eq!(err, AttestationError::UntrustedRoot);
@@ -362,7 +362,7 @@ proptest! {
             let at = (seed % mutated.len() as u64) as usize;
             mutated[at] ^= xor;
             let _ = AttestationDocument::parse_unverified(&mutated);
-            let result = Verifier::new(RootOfTrust::dangerous_simulated(*fingerprint), Expectations::default())
+            let result = Verifier::dangerous_unpinned(RootOfTrust::dangerous_simulated(*fingerprint), Expectations::default())
                 .verify(&mutated, SystemTime::now());
             prop_assert!(result.is_err(), "byte {} ^ {:#x} still verifies", at, xor);
             Ok(())

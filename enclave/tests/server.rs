@@ -270,7 +270,7 @@ async fn requests_are_multiplexed_and_answered_by_id() {
     }
     match &answers[&10] {
         ResponseBody::Attestation(document) => {
-            let verifier = Verifier::new(
+            let verifier = Verifier::dangerous_unpinned(
                 RootOfTrust::dangerous_simulated(running.root),
                 Expectations {
                     nonce: Some(nonce),

@@ -14,10 +14,13 @@
 //! - `metrics.rs`: Prometheus metrics.
 //! - `credentials.rs`: AWS credentials from the standard chain, pushed to the enclave before they
 //!   expire.
+//! - `audit.rs`: the audit log (`--audit-log`): every receipt, in sequence order per boot, with
+//!   the boots' attestation documents, appended to a rotated JSON-lines file.
 //!
 //! The API's JSON types live in the `nitro-signer-api` crate (`api/`), shared with the Rust client; the
 //! connection pool to the enclave is `nitro_signer_client::EnclaveClient`.
 
+mod audit;
 mod auth;
 mod credentials;
 mod error;
@@ -136,6 +139,21 @@ pub struct Args {
     /// blob they hold. For local development (`nitro-signer dev`) only.
     #[arg(long, env = "NITRO_SIGNER_PROXY_NO_AUTH")]
     pub no_auth: bool,
+    /// Append every receipt the enclave returns, with the attestation documents of its boots,
+    /// to this JSON-lines file (created with mode 0600; appended to when it exists; its
+    /// directory must exist). Check it with `nitro-signer audit check`. Off when absent.
+    #[arg(long, env = "NITRO_SIGNER_PROXY_AUDIT_LOG", value_name = "PATH")]
+    pub audit_log: Option<PathBuf>,
+
+    /// Size at which the audit log is rotated: renamed to PATH.YYYYMMDDTHHMMSSZ (UTC; names
+    /// sort in time order) and started again. Rotated files are never deleted.
+    #[arg(
+        long,
+        env = "NITRO_SIGNER_PROXY_AUDIT_LOG_MAX_BYTES",
+        default_value = "268435456",
+        value_name = "BYTES"
+    )]
+    pub audit_log_max_bytes: NonZeroU64,
 }
 
 impl Args {
@@ -154,6 +172,8 @@ impl Args {
             no_aws_credentials: false,
             tenants: None,
             no_auth: false,
+            audit_log: None,
+            audit_log_max_bytes: NonZeroU64::new(256 << 20).unwrap_or(NonZeroU64::MIN),
         }
     }
 }
@@ -181,6 +201,14 @@ pub enum ProxyError {
     #[error("cannot read the tenants file {path}: {source}")]
     TenantsRead {
         /// The `--tenants` value.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The audit log could not be opened.
+    #[error("cannot open the audit log {path}: {source}")]
+    AuditLog {
+        /// The `--audit-log` value.
         path: PathBuf,
         /// Why.
         source: io::Error,
@@ -223,6 +251,7 @@ pub struct Server {
     args: Args,
     credentials: Option<(credentials::Refresher, Duration)>,
     auth: auth::Auth,
+    audit: Option<audit::Opened>,
 }
 
 impl Server {
@@ -240,6 +269,17 @@ impl Server {
             source,
         };
         let listener = TcpListener::bind(&args.listen).await.map_err(bind_error)?;
+        let audit = match &args.audit_log {
+            Some(path) => Some(
+                audit::Opened::open(path, args.audit_log_max_bytes.get()).map_err(|source| {
+                    ProxyError::AuditLog {
+                        path: path.clone(),
+                        source,
+                    }
+                })?,
+            ),
+            None => None,
+        };
         let local_addr = listener.local_addr().map_err(bind_error)?;
         let mut config = EnclaveConfig::new(args.enclave.clone());
         config.connections = args.connections.get();
@@ -264,6 +304,7 @@ impl Server {
             args,
             credentials,
             auth,
+            audit,
         })
     }
 
@@ -293,6 +334,7 @@ impl Server {
             args,
             credentials,
             auth,
+            audit,
         } = self;
         let credentials: Option<JoinHandle<()>> =
             credentials.map(|(refresher, first_wait)| tokio::spawn(refresher.run(first_wait)));
@@ -305,7 +347,15 @@ impl Server {
             max_body_bytes: args.max_body_bytes.get(),
             ..ServerLimits::default()
         };
+        let (audit, audit_task) = match audit {
+            Some(opened) => {
+                let (log, task) = opened.start(client.clone());
+                (Some(log), Some(task))
+            }
+            None => (None, None),
+        };
         let state = Arc::new(routes::AppState {
+            audit,
             client,
             metrics: metrics::Metrics::new(),
             concurrency: Arc::new(Semaphore::new(args.max_concurrency.get())),
@@ -333,11 +383,16 @@ impl Server {
             max_concurrency = args.max_concurrency.get(),
             max_connections = args.max_connections.get(),
             header_read_timeout_ms = args.header_read_timeout_ms.get(),
+            audit_log = args.audit_log.as_ref().map(|p| p.display().to_string()),
             "proxy serving"
         );
         nitro_signer_http_server::serve(listener, routes::router(state), limits, shutdown).await;
         if let Some(task) = credentials {
             task.abort();
+        }
+        // After the last request: every receipt is queued; write what is held.
+        if let Some(task) = audit_task {
+            task.close().await;
         }
         info!("proxy stopped");
         Ok(())

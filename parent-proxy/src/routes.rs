@@ -45,6 +45,7 @@ use tokio::sync::Semaphore;
 use tracing::{Instrument, debug, debug_span, info, warn};
 
 use crate::{
+    audit::AuditLog,
     auth::{self, Auth},
     error::{EnclaveTime, Failure, LoggedCode},
     extract::{ApiJson, BodyLimit, EmptyBody},
@@ -59,6 +60,8 @@ const SCRAPE_STATUS_TIMEOUT: Duration = Duration::from_secs(2);
 /// What every handler shares.
 #[derive(Debug)]
 pub(crate) struct AppState {
+    /// Where receipts are logged (`--audit-log`), when they are.
+    pub(crate) audit: Option<AuditLog>,
     pub(crate) client: EnclaveClient,
     pub(crate) metrics: Metrics,
     pub(crate) concurrency: Arc<Semaphore>,
@@ -262,12 +265,16 @@ async fn timed<T>(
 }
 
 /// Sends one request to the enclave and measures it: the answer, and the enclave's receipt for
-/// what it did, which goes back to the caller as it came.
+/// what it did, which goes back to the caller as it came (and to the audit log, when there is
+/// one).
 async fn receipted(
     state: &AppState,
     body: RequestBody,
 ) -> Result<(ResponseBody, Option<Receipt>, Duration), Failure> {
     let ((body, receipt), took) = timed(state.client.call_receipted(body)).await?;
+    if let (Some(log), Some(receipt)) = (&state.audit, &receipt) {
+        log.record(receipt.clone()).await;
+    }
     Ok((body, receipt, took))
 }
 

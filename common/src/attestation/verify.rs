@@ -135,10 +135,11 @@ impl webpki::ExtendedKeyUsageValidator for AnyExtendedKeyUsage {
 }
 
 impl Verifier {
-    /// A verifier for documents chaining to `root`, checking only what `expectations` say. To
-    /// trust an enclave image, use [`Self::pinned`]; this one serves checks that compare PCRs
-    /// elsewhere (KMS key-policy conditions in the emulator) and tests.
-    pub fn new(root: RootOfTrust, expectations: Expectations) -> Self {
+    /// A verifier for documents chaining to `root`, checking only what `expectations` say, which
+    /// may pin fewer than PCR0, PCR1 and PCR2 or allow debug enclaves. To trust an enclave image,
+    /// use [`Self::pinned`]; this one serves checks that compare PCRs elsewhere (KMS key-policy
+    /// conditions in the emulator), debug-enclave inspection and tests.
+    pub fn dangerous_unpinned(root: RootOfTrust, expectations: Expectations) -> Self {
         Self { root, expectations }
     }
 
@@ -155,7 +156,7 @@ impl Verifier {
         if expectations.allow_debug {
             return Err(AttestationError::DebugEnclave);
         }
-        Ok(Self::new(root, expectations))
+        Ok(Self::dangerous_unpinned(root, expectations))
     }
 
     /// This verifier, also requiring `nonce` in the document.
