@@ -14,12 +14,8 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use nitro_signer_common::{
-    attestation::{PCR_LEN, Pcr, RootOfTrust},
-    audit::{self, Checker, MAX_LINE_LEN, Report},
-};
+use nitro_signer_common::audit::{self, Checker, MAX_LINE_LEN, Report};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use crate::client::print;
 
@@ -35,27 +31,10 @@ pub(crate) enum AuditCommand {
 /// Options of `audit check`.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct CheckArgs {
-    /// PCR0 (the enclave image) every boot's attestation must show: 48 bytes of hex, as in the
-    /// EIF's measurements.
-    #[arg(long, value_name = "HEX")]
-    pcr0: String,
-
-    /// PCR1 (kernel and boot ramdisk), 48 bytes of hex.
-    #[arg(long, value_name = "HEX")]
-    pcr1: String,
-
-    /// PCR2 (application), 48 bytes of hex.
-    #[arg(long, value_name = "HEX")]
-    pcr2: String,
-
-    /// Trust the local dev stack's NSM simulator root (read from its data directory) instead of
-    /// the AWS Nitro root. Such documents prove nothing about hardware.
-    #[arg(long)]
-    dev: bool,
-
-    /// The dev stack's data directory (with `--dev`).
-    #[arg(long, default_value = ".nitro-signer", env = "NITRO_SIGNER_DATA_DIR")]
-    data_dir: PathBuf,
+    /// The image every boot's attestation must show (PCR0, PCR1, PCR2) and the root it chains
+    /// to.
+    #[command(flatten)]
+    trust: crate::verify::TrustArgs,
 
     /// Pass even when the proxy declared gaps (receipts it says it never had, or had too
     /// late); they are still reported.
@@ -72,15 +51,6 @@ pub(crate) struct CheckArgs {
     files: Vec<PathBuf>,
 }
 
-fn pcr(flag: &str, text: &str) -> anyhow::Result<Pcr> {
-    audit::parse_hex(&format!(
-        "0x{}",
-        text.trim_start_matches("0x").to_ascii_lowercase()
-    ))
-    .and_then(|bytes| bytes.try_into().ok())
-    .with_context(|| format!("{flag}: expected {PCR_LEN} bytes of hex"))
-}
-
 /// `audit …`.
 pub(crate) fn run(command: AuditCommand) -> anyhow::Result<()> {
     match command {
@@ -89,21 +59,7 @@ pub(crate) fn run(command: AuditCommand) -> anyhow::Result<()> {
 }
 
 fn check(args: &CheckArgs) -> anyhow::Result<()> {
-    let pcrs = [
-        pcr("--pcr0", &args.pcr0)?,
-        pcr("--pcr1", &args.pcr1)?,
-        pcr("--pcr2", &args.pcr2)?,
-    ];
-    if pcrs.iter().all(|p| p.iter().all(|b| *b == 0)) {
-        bail!("all-zero PCRs are a debug-mode enclave's, whose memory the parent can read");
-    }
-    let root = if args.dev {
-        let path = args.data_dir.join("nsm").join("nsm-root-cert.der");
-        let der = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-        RootOfTrust::dangerous_simulated(Sha256::digest(&der).into())
-    } else {
-        RootOfTrust::aws_nitro()
-    };
+    let (root, pcrs) = args.trust.root_and_pcrs()?;
     let mut checker = Checker::new(root, pcrs);
     for (index, path) in args.files.iter().enumerate() {
         check_file(&mut checker, index, path)

@@ -55,9 +55,22 @@ pub(crate) struct TrustArgs {
 impl TrustArgs {
     /// The verifier these options describe; refuses fewer than PCR0, PCR1 and PCR2.
     pub(crate) fn receipt_verifier(&self) -> anyhow::Result<ReceiptVerifier> {
+        let (root, pcrs) = self.root_and_pcrs()?;
+        let expectations = Expectations {
+            pcrs: (0u8..).zip(pcrs).collect(),
+            ..Default::default()
+        };
+        Ok(ReceiptVerifier::new(root, expectations)?)
+    }
+
+    /// The root and PCR0, PCR1, PCR2 these options pin (all three, never all zero).
+    pub(crate) fn root_and_pcrs(&self) -> anyhow::Result<(RootOfTrust, [Pcr; 3])> {
         let simulated = SimulatorConfig::default_pcrs();
-        let mut pcrs = std::collections::BTreeMap::new();
-        for (index, given) in [(0u8, &self.pcr0), (1, &self.pcr1), (2, &self.pcr2)] {
+        let mut pcrs = [[0u8; 48]; 3];
+        for ((index, given), slot) in [(0u8, &self.pcr0), (1, &self.pcr1), (2, &self.pcr2)]
+            .into_iter()
+            .zip(&mut pcrs)
+        {
             let value = match (given, self.dev) {
                 (Some(hex), _) => parse_pcr(index, hex)?,
                 (None, true) => *simulated
@@ -69,7 +82,10 @@ impl TrustArgs {
                      built with one nitro-cli)"
                 ),
             };
-            pcrs.insert(index, value);
+            *slot = value;
+        }
+        if pcrs.iter().all(|pcr| pcr.iter().all(|b| *b == 0)) {
+            bail!("all-zero PCRs are a debug-mode enclave's, whose memory the parent can read");
         }
         let root = if self.dev {
             let path = self.data_dir.join("nsm").join("nsm-root-cert.der");
@@ -79,11 +95,7 @@ impl TrustArgs {
         } else {
             RootOfTrust::aws_nitro()
         };
-        let expectations = Expectations {
-            pcrs,
-            ..Default::default()
-        };
-        Ok(ReceiptVerifier::new(root, expectations)?)
+        Ok((root, pcrs))
     }
 
     /// A client of `target` that checks every receipt.
