@@ -7,7 +7,9 @@
 //! in flight on it and reconnects with a capped backoff. Calls never wait for a dead connection:
 //! with no live connection they fail at once with [`ClientError::Unavailable`]. A call whose
 //! connection dies before its request was handed to the writer goes once to another live
-//! connection; a request that may have been sent is never sent again.
+//! connection; a request that may have been sent is never sent again. A connection with nothing
+//! in flight sends a `status` request every [`EnclaveConfig::keepalive_interval`], so that the
+//! enclave, which closes connections idle for a minute, keeps it.
 
 use std::{
     collections::HashMap,
@@ -98,11 +100,17 @@ pub struct EnclaveConfig {
     pub reconnect_max: Duration,
     /// Name sent in the hello, for the enclave's logs.
     pub client_name: String,
+    /// How often a connection with no request in flight sends a `status` request, to stay
+    /// open: the enclave closes connections idle for longer than its idle timeout (60 s by
+    /// default), and gives the slot of its longest-idle connection to a newcomer when full.
+    /// `None` sends none.
+    pub keepalive_interval: Option<Duration>,
 }
 
 impl EnclaveConfig {
     /// Defaults for `address`: 4 connections, 10 s request timeout, 256 requests in flight per
-    /// connection, 2 MiB frames ([`frame::MAX_FRAME_LEN`]), 5 s I/O timeout, reconnection from 50 ms up to 1 s.
+    /// connection, 2 MiB frames ([`frame::MAX_FRAME_LEN`]), 5 s I/O timeout, reconnection from 50 ms up to 1 s,
+    /// a keep-alive every 15 s (a quarter of the enclave's default idle timeout).
     pub fn new(address: Address) -> Self {
         Self {
             address,
@@ -114,6 +122,7 @@ impl EnclaveConfig {
             reconnect_min: Duration::from_millis(50),
             reconnect_max: Duration::from_secs(1),
             client_name: concat!("nitro-signer-client ", env!("CARGO_PKG_VERSION")).to_owned(),
+            keepalive_interval: Some(Duration::from_secs(15)),
         }
     }
 }
@@ -709,6 +718,59 @@ async fn write_requests(
     }
 }
 
+/// Keeps a connection open while it has nothing to do (see
+/// [`EnclaveConfig::keepalive_interval`]).
+struct KeepAlive {
+    connection: Arc<Connection>,
+    config: EnclaveConfig,
+    client: std::sync::Weak<Inner>,
+}
+
+impl KeepAlive {
+    /// Sends a `status` request every interval while nothing is in flight; never returns.
+    async fn run(self) -> std::convert::Infallible {
+        let Some(every) = self
+            .config
+            .keepalive_interval
+            .filter(|every| !every.is_zero())
+        else {
+            return std::future::pending().await;
+        };
+        let mut tick = tokio::time::interval_at(Instant::now() + every, every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            // A request in flight keeps the connection busy in the enclave's eyes already.
+            if self.connection.permits.available_permits() < self.config.max_in_flight.max(1) {
+                continue;
+            }
+            // Ids are unique per client: the enclave refuses one already in flight.
+            let Some(id) = self
+                .client
+                .upgrade()
+                .map(|client| client.next_id.fetch_add(1, Ordering::Relaxed))
+            else {
+                continue;
+            };
+            let Ok(bytes) = codec::encode(&Request {
+                id,
+                body: RequestBody::Status,
+            }) else {
+                continue;
+            };
+            let deadline = Instant::now() + self.config.request_timeout;
+            // A failed keep-alive needs nothing more: a dead connection ends on its own.
+            if let Err(error) = self
+                .connection
+                .call(id, bytes, deadline, &self.config)
+                .await
+            {
+                debug!(error = %error.into_client_error(), "keep-alive failed");
+            }
+        }
+    }
+}
+
 /// Keeps one connection slot connected until the client is dropped.
 async fn manage(inner: std::sync::Weak<Inner>, slot: usize, mut alive: watch::Receiver<()>) {
     let mut delay = None::<Duration>;
@@ -793,10 +855,18 @@ async fn manage(inner: std::sync::Weak<Inner>, slot: usize, mut alive: watch::Re
         {
             warn!(slot, %error, "the enclave did not take the AWS credentials");
         }
+        let keepalive = KeepAlive {
+            connection: Arc::clone(&opened.connection),
+            config: client.config.clone(),
+            client: Arc::downgrade(&client),
+        };
         // Do not keep the client alive while idle: only the Weak is held across the wait.
         drop(client);
 
-        let reason = opened.closed(&mut alive).await;
+        let reason = tokio::select! {
+            reason = opened.closed(&mut alive) => reason,
+            never = keepalive.run() => match never {},
+        };
         let Some(client) = inner.upgrade() else {
             opened.connection.close(&reason);
             return;
