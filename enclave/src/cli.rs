@@ -90,8 +90,9 @@ pub struct Args {
     )]
     pub cache_ttl_secs: u64,
 
-    /// Concurrent connections from the parent; more are closed on accept. Each can hold about
-    /// three frames (6 MiB) at worst: see the memory budget below.
+    /// Concurrent connections from the parent. When all are taken, a new one gets the slot of the
+    /// connection idle the longest (one with a request in flight is never closed for it). Each
+    /// can hold about three frames (6 MiB) at worst: see the memory budget below.
     #[arg(
         long,
         env = "NITRO_SIGNER_MAX_CONNECTIONS",
@@ -123,6 +124,15 @@ pub struct Args {
         default_value_t = millis(limits::IO_TIMEOUT)
     )]
     pub io_timeout_ms: u64,
+
+    /// Milliseconds a connection may stay idle (no request read, none in flight) before it is
+    /// closed. The proxy's pool keeps its connections alive with a request every 15 s.
+    #[arg(
+        long,
+        env = "NITRO_SIGNER_IDLE_TIMEOUT_MS",
+        default_value_t = millis(limits::IDLE_TIMEOUT)
+    )]
+    pub idle_timeout_ms: u64,
 
     /// On shutdown (SIGTERM), milliseconds the requests in flight get to finish and have their
     /// answers written before the remaining connections are closed.
@@ -281,6 +291,7 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), S
         max_in_flight: args.max_in_flight.max(1),
         max_in_flight_total: args.max_in_flight_total.max(1),
         io_timeout: Duration::from_millis(args.io_timeout_ms),
+        idle_timeout: Duration::from_millis(args.idle_timeout_ms),
         drain_timeout: Duration::from_millis(args.drain_timeout_ms),
         ..ServerLimits::default()
     };

@@ -73,6 +73,14 @@ pub const MAX_IN_FLIGHT: usize = MAX_IN_FLIGHT_TOTAL / 2;
 /// Time for a started frame to arrive, an answer to be written, and the hello to come.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a connection may stay idle (no request frame read and no request in flight) before
+/// the server closes it, so that peers that connect and say nothing more cannot hold the
+/// [`MAX_CONNECTIONS`] slots. The proxy's pool sends a `status` request on each idle connection
+/// every 15 s (`EnclaveConfig::keepalive_interval` in the client), well inside it. When every
+/// slot is taken, a newcomer also makes room by closing the connection idle the longest,
+/// whatever its idle time (see `server`).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// On shutdown, time for the requests in flight to finish and their answers to be written.
 /// Longer than [`KMS_OPERATION_TIMEOUT`], so that a request waiting for KMS gets its answer.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);

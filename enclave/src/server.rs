@@ -3,8 +3,12 @@
 //! Every peer is untrusted. A connection must say hello within a time limit; frames are bounded
 //! before allocation and must complete once started; a frame that does not decode gets an error
 //! answer (or, when even its request id is unreadable, a closed connection); a peer that stops
-//! reading its answers is disconnected. Requests in flight are capped per connection and across
-//! all of them; past the enclave-wide cap, requests are refused at once with `busy`. None of
+//! reading its answers is disconnected (the whole connection, not only its writer). A connection
+//! idle (no request read, none in flight) for [`ServerLimits::idle_timeout`] is closed, and when
+//! every slot is taken a newcomer gets the slot of the connection idle the longest, so peers that
+//! connect and stay silent cannot lock the parent's proxy out. Requests in flight are capped per
+//! connection and across all of them; past the enclave-wide cap, requests are refused at once
+//! with `busy`; a request whose id is already in flight on its connection is refused. None of
 //! this affects other connections, and nothing a peer sends can panic the server: requests are
 //! handled by [`Enclave::handle`], which turns every failure into an error answer.
 //!
@@ -12,7 +16,16 @@
 //! flight finish and their answers be written (within [`ServerLimits::drain_timeout`]), then
 //! returns.
 
-use std::{convert::Infallible, future::Future, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    convert::Infallible,
+    future::Future,
+    sync::{
+        Arc, Mutex, MutexGuard, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use nitro_signer_common::{
     protocol::{
@@ -27,7 +40,8 @@ use serde::Deserialize;
 use tokio::{
     io::{AsyncRead, AsyncWrite, WriteHalf},
     sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch},
-    task::{JoinHandle, JoinSet},
+    task::{AbortHandle, JoinHandle, JoinSet},
+    time::Instant,
 };
 use tracing::{Instrument, debug, debug_span, info, info_span, warn};
 
@@ -45,7 +59,8 @@ use crate::{limits, service::Enclave};
 /// 512 MiB, half the enclave's 1 GiB).
 #[derive(Debug, Clone, Copy)]
 pub struct ServerLimits {
-    /// Concurrent connections; more are closed on accept.
+    /// Concurrent connections. When all are taken, a newcomer gets the slot of the connection
+    /// idle the longest; when every connection has a request in flight, it is closed on accept.
     pub max_connections: usize,
     /// Requests in flight per connection; further frames are not read until one finishes.
     pub max_in_flight: usize,
@@ -57,6 +72,10 @@ pub struct ServerLimits {
     /// Time for a started frame to arrive completely, for an answer to be written, and for the
     /// hello after connecting.
     pub io_timeout: Duration,
+    /// How long a connection may stay idle (no request read, none in flight) before it is
+    /// closed. Checked every quarter of it (at most every second), so a connection is closed
+    /// at most that much later.
+    pub idle_timeout: Duration,
     /// On shutdown, how long requests in flight get to finish and have their answers written;
     /// connections still open after it are closed. Longer than the enclave's KMS operation
     /// timeout ([`limits::KMS_OPERATION_TIMEOUT`]), so that a request waiting for KMS gets its
@@ -73,6 +92,7 @@ impl Default for ServerLimits {
             max_in_flight_total: limits::MAX_IN_FLIGHT_TOTAL,
             max_frame: limits::MAX_FRAME,
             io_timeout: limits::IO_TIMEOUT,
+            idle_timeout: limits::IDLE_TIMEOUT,
             drain_timeout: limits::DRAIN_TIMEOUT,
         }
     }
@@ -98,9 +118,7 @@ pub async fn serve(
     limits: ServerLimits,
     shutdown: impl Future<Output = ()>,
 ) {
-    let slots = Arc::new(Semaphore::new(
-        limits.max_connections.min(Semaphore::MAX_PERMITS),
-    ));
+    let open = Arc::new(Registry::default());
     let (drain, draining) = watch::channel(false);
     let shared = Shared {
         enclave: Arc::clone(&enclave),
@@ -117,6 +135,19 @@ pub async fn serve(
             loop {
                 tick.tick().await;
                 enclave.evict_expired();
+            }
+        }
+    });
+    let idle_sweeper = tokio::spawn({
+        let open = Arc::clone(&open);
+        async move {
+            let every =
+                (limits.idle_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                open.close_idle(limits.idle_timeout);
             }
         }
     });
@@ -138,20 +169,22 @@ pub async fn serve(
                 continue;
             }
         };
-        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
-            warn!(%peer, limit = limits.max_connections, "connection refused: at the connection limit");
+        let Some(ticket) = open.admit(limits.max_connections, limits.max_in_flight) else {
+            warn!(%peer, limit = limits.max_connections, "connection refused: at the connection limit, every connection busy");
             continue;
         };
         let shared = shared.clone();
-        connections.spawn(
+        let id = ticket.id;
+        let task = connections.spawn(
             async move {
-                let _permit = permit;
                 debug!("connected");
-                let reason = connection(stream, shared).await;
+                let reason = connection(stream, shared, &ticket.activity).await;
                 debug!(%reason, "disconnected");
+                drop(ticket);
             }
             .instrument(info_span!("connection", %peer)),
         );
+        open.set_task(id, task);
     }
     // New connections are refused from here on.
     drop(listener);
@@ -175,6 +208,7 @@ pub async fn serve(
         }
     }
     sweeper.abort();
+    idle_sweeper.abort();
     info!("server stopped");
 }
 
@@ -187,8 +221,153 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
+/// What the server knows of a connection's traffic, to close it when idle.
+struct Activity {
+    /// When the connection was opened.
+    opened: Instant,
+    /// When a request was last read or finished, in microseconds since `opened`.
+    last: AtomicU64,
+    /// The connection's requests in flight: each holds a permit, and the reader holds one while
+    /// it waits for a frame.
+    in_flight: Arc<Semaphore>,
+    max_in_flight: usize,
+}
+
+impl Activity {
+    fn new(max_in_flight: usize) -> Self {
+        Self {
+            opened: Instant::now(),
+            last: AtomicU64::new(0),
+            in_flight: Arc::new(Semaphore::new(max_in_flight)),
+            max_in_flight,
+        }
+    }
+
+    /// Records traffic: a request read or finished.
+    fn touch(&self) {
+        let since = u64::try_from(self.opened.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.last.store(since, Ordering::Relaxed);
+    }
+
+    /// How long the connection has been idle; `None` while a request is in flight.
+    fn idle_for(&self, now: Instant) -> Option<Duration> {
+        if self.in_flight.available_permits() + 1 < self.max_in_flight {
+            return None;
+        }
+        let last = self.opened + Duration::from_micros(self.last.load(Ordering::Relaxed));
+        Some(now.saturating_duration_since(last))
+    }
+}
+
+/// The open connections, for the idle limit and for making room for newcomers.
+#[derive(Default)]
+struct Registry {
+    open: Mutex<Open>,
+}
+
+#[derive(Default)]
+struct Open {
+    next: u64,
+    connections: HashMap<u64, Tracked>,
+}
+
+struct Tracked {
+    activity: Arc<Activity>,
+    /// Set right after the connection's task is spawned.
+    task: Option<AbortHandle>,
+}
+
+/// A connection's place in the [`Registry`]; dropped when its task ends (or is aborted).
+struct Ticket {
+    id: u64,
+    activity: Arc<Activity>,
+    registry: Arc<Registry>,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.registry.lock().connections.remove(&self.id);
+    }
+}
+
+impl Registry {
+    fn lock(&self) -> MutexGuard<'_, Open> {
+        lock(&self.open)
+    }
+
+    /// Registers a new connection. When `max` are open, closes the one idle the longest to make
+    /// room; when none is idle (every connection has a request in flight), refuses (`None`).
+    ///
+    /// Why the longest idle, whatever its idle time: any process on the parent can connect, and
+    /// nothing tells the proxy's connections from others, so no share of the slots can be
+    /// reserved for it. A connection that carries requests is never taken; the proxy's idle ones
+    /// send a keep-alive well inside the idle limit, so silent peers are always idle longer than
+    /// they are. A flood of new connections can make the proxy reconnect, never lock it out.
+    fn admit(self: &Arc<Self>, max: usize, max_in_flight: usize) -> Option<Ticket> {
+        let mut open = self.lock();
+        if open.connections.len() >= max {
+            let now = Instant::now();
+            let (&victim, idle) = open
+                .connections
+                .iter()
+                .filter(|(_, tracked)| tracked.task.is_some())
+                .filter_map(|(id, tracked)| Some((id, tracked.activity.idle_for(now)?)))
+                .max_by_key(|(_, idle)| *idle)?;
+            if let Some(tracked) = open.connections.remove(&victim)
+                && let Some(task) = tracked.task
+            {
+                task.abort();
+            }
+            info!(idle = ?idle, "at the connection limit: closing the connection idle the longest");
+        }
+        let id = open.next;
+        open.next = open.next.wrapping_add(1);
+        let activity = Arc::new(Activity::new(max_in_flight.max(1)));
+        open.connections.insert(
+            id,
+            Tracked {
+                activity: Arc::clone(&activity),
+                task: None,
+            },
+        );
+        Some(Ticket {
+            id,
+            activity,
+            registry: Arc::clone(self),
+        })
+    }
+
+    /// Records the task of connection `id`. Called after spawning it, outside the lock: the
+    /// task's [`Ticket`] takes the lock when dropped.
+    fn set_task(&self, id: u64, task: AbortHandle) {
+        if let Some(tracked) = self.lock().connections.get_mut(&id) {
+            tracked.task = Some(task);
+        }
+    }
+
+    /// Closes the connections idle for longer than `limit`.
+    fn close_idle(&self, limit: Duration) {
+        let now = Instant::now();
+        let mut open = self.lock();
+        open.connections.retain(|_, tracked| {
+            let idle = tracked
+                .activity
+                .idle_for(now)
+                .is_some_and(|idle| idle > limit);
+            match &tracked.task {
+                Some(task) if idle => {
+                    debug!(?limit, "closing an idle connection");
+                    task.abort();
+                    false
+                }
+                _ => true,
+            }
+        });
+    }
+}
+
 /// Serves one connection; returns why it ended.
-async fn connection(stream: Stream, shared: Shared) -> String {
+async fn connection(stream: Stream, shared: Shared, activity: &Arc<Activity>) -> String {
     let (reader, mut writer) = tokio::io::split(stream);
     let mut reader = frame::buffered(reader);
     let limits = shared.limits;
@@ -221,7 +400,15 @@ async fn connection(stream: Stream, shared: Shared) -> String {
             Err(error) => error.to_string(),
         }
     }));
-    let Err(reason) = read_requests(&mut reader, &answers, &writer_task.0, shared).await;
+    // A writer that stops (the peer does not read its answers) ends the whole connection, the
+    // reader too: otherwise the reader would keep the slot until the peer sends again.
+    let read = tokio::select! {
+        read = read_requests(&mut reader, &answers, activity, shared) => read,
+        written = &mut writer_task.0 => {
+            return written.unwrap_or_else(|error| error.to_string());
+        }
+    };
+    let Err(reason) = read;
     drop(answers);
     // In-flight requests finish and their answers are written, unless the peer is gone. During
     // a shutdown, `serve` bounds the wait.
@@ -288,7 +475,7 @@ async fn handshake<R: AsyncRead + Unpin, W: AsyncWrite>(
 async fn read_requests<R: AsyncRead + Unpin>(
     reader: &mut R,
     answers: &mpsc::Sender<Answer>,
-    writer: &JoinHandle<String>,
+    activity: &Arc<Activity>,
     shared: Shared,
 ) -> Result<Infallible, String> {
     let Shared {
@@ -297,7 +484,9 @@ async fn read_requests<R: AsyncRead + Unpin>(
         budget,
         mut draining,
     } = shared;
-    let in_flight = Arc::new(Semaphore::new(limits.max_in_flight));
+    let in_flight = &activity.in_flight;
+    // The ids of the requests in flight: a second request with one of them is refused.
+    let ids = Arc::new(Mutex::new(HashSet::new()));
     // One wait for the shutdown for the life of the connection (not one per request).
     let shutting_down = async move {
         let _ = draining.wait_for(|draining| *draining).await;
@@ -305,12 +494,9 @@ async fn read_requests<R: AsyncRead + Unpin>(
     tokio::pin!(shutting_down);
 
     loop {
-        let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
+        let Ok(permit) = Arc::clone(in_flight).acquire_owned().await else {
             return Err("closing".to_owned());
         };
-        if writer.is_finished() {
-            return Err(WRITER_STOPPED.to_owned());
-        }
         // A frame cut short by the shutdown is dropped with the connection: its request was
         // never received.
         let read = tokio::select! {
@@ -322,6 +508,7 @@ async fn read_requests<R: AsyncRead + Unpin>(
             Err(FrameError::Closed) => return Err("closed by the peer".to_owned()),
             Err(error) => return Err(error.to_string()),
         };
+        activity.touch();
         let request = match codec::decode::<Request>(&bytes) {
             Ok(request) => request,
             // The frame is a request whose body does not decode: answer, keep serving.
@@ -338,6 +525,21 @@ async fn read_requests<R: AsyncRead + Unpin>(
                 None => return Err(format!("undecodable frame: {error}")),
             },
         };
+        // The peer gets two answers with this id, this refusal and the first request's: the
+        // message names the id so that the refusal can be told apart.
+        if !lock(&ids).insert(request.id) {
+            let message = format!(
+                "request id {} is already in flight on this connection; use a new id for each \
+                 request",
+                request.id
+            );
+            queue(
+                answers,
+                error_answer(request.id, ErrorCode::InvalidRequest, message),
+            )
+            .await?;
+            continue;
+        }
         if matches!(request.body, RequestBody::SetCredentials(_)) {
             // Handled before the next frame is read, so that every later request on this
             // connection sees the new credentials. Outside the enclave-wide budget: it is
@@ -349,6 +551,7 @@ async fn read_requests<R: AsyncRead + Unpin>(
                 body,
                 receipt: None,
             };
+            lock(&ids).remove(&id);
             queue(answers, encode_response(response)).await?;
             drop(permit);
             continue;
@@ -361,15 +564,21 @@ async fn read_requests<R: AsyncRead + Unpin>(
                 "the enclave is at its limit of {} requests in flight; retry later",
                 limits.max_in_flight_total
             );
+            lock(&ids).remove(&request.id);
             queue(answers, error_answer(request.id, ErrorCode::Busy, message)).await?;
             continue;
         };
+        let ids = Arc::clone(&ids);
+        let activity = Arc::clone(activity);
         let enclave = Arc::clone(&enclave);
         let answers = answers.clone();
         let (id, kind) = (request.id, request.body.kind());
         tokio::spawn(
             async move {
                 let answer = handle(&enclave, request, limits.max_frame).await;
+                // Before the answer goes: once the peer has it, it may use the id again.
+                lock(&ids).remove(&id);
+                activity.touch();
                 // The enclave-wide permit goes with the answer, so that answers waiting for a
                 // slow peer count against the memory budget like requests being handled.
                 let _ = answers
@@ -385,6 +594,11 @@ async fn read_requests<R: AsyncRead + Unpin>(
             .instrument(debug_span!("request", id, kind)),
         );
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing panics while holding these locks; if something did, the data is still consistent.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Why a connection ends when its writer task has stopped.

@@ -1,6 +1,7 @@
 //! The enclave server over a real TCP socket: the protocol (hello, multiplexed requests answered
 //! out of order, typed errors) and hostile peers (garbage, huge lengths, half-sent frames,
-//! stalled connections, connection floods) that must never disturb well-behaved connections.
+//! stalled connections, connection floods, idle connections holding every slot, peers that never
+//! read) that must never disturb well-behaved connections or lock the proxy out.
 #![cfg(test)]
 
 use std::{
@@ -8,6 +9,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
+use nitro_signer_client::{EnclaveClient, EnclaveConfig};
 use nitro_signer_common::{
     attestation::{Expectations, RootOfTrust, Verifier},
     key_blob::{KeyBlob, KeyKind, KeyMetadata},
@@ -88,6 +90,12 @@ async fn start_with(max_frame: usize) -> Running {
 }
 
 async fn start_server(limits: ServerLimits, kms: KmsTarget) -> Running {
+    start_server_on(limits, kms, false).await
+}
+
+/// [`start_server`], over a Unix socket when `unix` (its buffers are small and fixed, unlike
+/// loopback TCP's, which grow to megabytes).
+async fn start_server_on(limits: ServerLimits, kms: KmsTarget, unix: bool) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let simulator = SimulatedNsm::open(SimulatorConfig::new(dir.path().join("nsm"))).unwrap();
     let root = simulator.root_fingerprint();
@@ -115,9 +123,12 @@ async fn start_server(limits: ServerLimits, kms: KmsTarget) -> Running {
         kms,
         Some(ReceiptSigner::generate(nsm.as_ref()).unwrap()),
     ));
-    let listener = Listener::bind(&Address::Tcp("127.0.0.1:0".into()))
-        .await
-        .unwrap();
+    let address = if unix {
+        Address::Unix(dir.path().join("enclave.sock"))
+    } else {
+        Address::Tcp("127.0.0.1:0".into())
+    };
+    let listener = Listener::bind(&address).await.unwrap();
     let address = listener.local_address().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(serve(listener, enclave, limits, async {
@@ -386,22 +397,195 @@ async fn hostile_peers_are_cut_off_without_disturbing_others() {
 }
 
 #[tokio::test]
-async fn connections_beyond_the_limit_are_closed_and_the_others_served() {
-    let running = start().await;
+async fn connections_beyond_the_limit_are_closed_when_every_connection_is_busy() {
+    let running = start_server(test_limits(), black_hole_kms().await).await;
     let mut held = Vec::new();
     for _ in 0..MAX_CONNECTIONS {
-        held.push(open(&running.address).await);
+        let mut stream = open(&running.address).await;
+        set_credentials(&mut stream, 1).await;
+        // Waits for KMS, which never answers: the connection is busy.
+        send(&mut stream, &sign_request(2)).await;
+        held.push(stream);
     }
-    let mut extra = connect(&running.address).await.unwrap();
-    assert!(closed_within(&mut extra, Duration::from_secs(2)).await);
-    for (id, stream) in held.iter_mut().enumerate() {
-        status(stream, id as u64).await;
-    }
-    // A slot frees up when a connection closes.
-    drop(held.pop());
     tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut extra = connect(&running.address).await.unwrap();
+    assert!(closed_within(&mut extra, Duration::from_millis(500)).await);
+    for stream in &mut held {
+        let response: Response = receive(stream).await;
+        assert_eq!(error_of(&response).code, ErrorCode::KmsUnavailable);
+        status(stream, 3).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Now idle, they make room for a newcomer: the one idle the longest goes.
     let mut again = open(&running.address).await;
     status(&mut again, 99).await;
+    assert!(closed_within(&mut held[0], Duration::from_secs(1)).await);
+    status(&mut held[1], 4).await;
+}
+
+/// Opens `count` connections that say hello and nothing more.
+async fn idle_peers(address: &Address, count: usize) -> Vec<Stream> {
+    let mut peers = Vec::new();
+    for _ in 0..count {
+        peers.push(open(address).await);
+    }
+    peers
+}
+
+#[tokio::test]
+async fn idle_peers_holding_every_slot_cannot_lock_the_proxy_out() {
+    // The idle limit is the default minute: the newcomer gets in by taking an idle peer's slot.
+    let running = start_server(
+        ServerLimits {
+            idle_timeout: Duration::from_secs(60),
+            ..test_limits()
+        },
+        KmsTarget::default(),
+    )
+    .await;
+    let mut peers = idle_peers(&running.address, MAX_CONNECTIONS).await;
+    let started = std::time::Instant::now();
+    let mut config = EnclaveConfig::new(running.address.clone());
+    config.connections = 2;
+    config.request_timeout = Duration::from_secs(2);
+    let client = EnclaveClient::new(config);
+    assert!(client.wait_until_live(Duration::from_secs(2)).await);
+    assert!(client.status().await.unwrap().simulated);
+    let served = started.elapsed();
+    eprintln!(
+        "a new client was served in {served:?} with {MAX_CONNECTIONS} idle peers holding every slot"
+    );
+    assert!(served < Duration::from_secs(1), "{served:?}");
+    // Its two connections took the slots of the two peers idle the longest.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(client.stats().live, 2);
+    assert!(closed_within(&mut peers[0], Duration::from_millis(500)).await);
+    assert!(closed_within(&mut peers[1], Duration::from_millis(500)).await);
+    status(&mut peers[2], 1).await;
+}
+
+#[tokio::test]
+async fn a_connection_idle_past_the_limit_is_closed_and_a_busy_one_is_not() {
+    let idle_timeout = Duration::from_millis(300);
+    let running = start_server(
+        ServerLimits {
+            idle_timeout,
+            ..test_limits()
+        },
+        black_hole_kms().await,
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let mut idle = open(&running.address).await;
+    let mut busy = open(&running.address).await;
+    set_credentials(&mut busy, 1).await;
+    // Waits for KMS (2 s at most here), much longer than the idle limit.
+    send(&mut busy, &sign_request(2)).await;
+    assert!(closed_within(&mut idle, Duration::from_secs(1)).await);
+    let closed_after = started.elapsed();
+    eprintln!("an idle connection was closed after {closed_after:?} (idle limit {idle_timeout:?})");
+    assert!(closed_after >= idle_timeout, "{closed_after:?}");
+    // A connection that keeps sending stays.
+    let mut chatty = open(&running.address).await;
+    for id in 0..8 {
+        status(&mut chatty, id).await;
+        tokio::time::sleep(idle_timeout / 3).await;
+    }
+    // The busy one gets its answer, then is closed once idle past the limit.
+    let response: Response = receive(&mut busy).await;
+    assert_eq!(response.id, 2);
+    assert_eq!(error_of(&response).code, ErrorCode::KmsUnavailable);
+    assert!(closed_within(&mut busy, Duration::from_secs(1)).await);
+}
+
+#[tokio::test]
+async fn a_peer_that_never_reads_its_answers_loses_its_connection() {
+    // Room for every request on the connection, and time for all of them to be read and
+    // handled before the writer gives up, so that the reader is back waiting for a frame: only
+    // the writer sees that the peer does not read.
+    let requests = 3_000;
+    let io_timeout = Duration::from_millis(500);
+    let running = start_server_on(
+        ServerLimits {
+            max_in_flight: requests,
+            max_in_flight_total: requests,
+            io_timeout,
+            ..test_limits()
+        },
+        KmsTarget::default(),
+        true,
+    )
+    .await;
+    let mut stream = open(&running.address).await;
+    // About 600 KB of answers, more than the socket's buffers (~200 KiB) and the writer's
+    // batch (64 KiB) hold.
+    let mut out = Vec::new();
+    for id in 0..requests as u64 {
+        nitro_signer_common::protocol::frame::append_frame(
+            &mut out,
+            &encode(&status_request(id)).unwrap(),
+            MAX_FRAME_LEN,
+        )
+        .unwrap();
+    }
+    stream.write_all(&out).await.unwrap();
+    // The writer gives up after the I/O timeout; then the connection is closed, though the
+    // peer sends nothing more. Reading only afterwards drains what the buffers hold, then
+    // finds the end.
+    tokio::time::sleep(io_timeout * 4).await;
+    assert!(closed_within(&mut stream, Duration::from_secs(2)).await);
+}
+
+#[tokio::test]
+async fn a_request_id_already_in_flight_is_refused_without_disturbing_the_first() {
+    let running = start_server(test_limits(), black_hole_kms().await).await;
+    let mut stream = open(&running.address).await;
+    set_credentials(&mut stream, 1).await;
+    send(&mut stream, &sign_request(10)).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    send(&mut stream, &status_request(10)).await;
+    let response: Response = receive(&mut stream).await;
+    assert_eq!(response.id, 10);
+    let error = error_of(&response);
+    assert_eq!(error.code, ErrorCode::InvalidRequest);
+    assert!(
+        error.message.contains("request id 10 is already in flight"),
+        "{error}"
+    );
+    // The first goes on (KMS never answers) and gets its own answer.
+    let response: Response = receive(&mut stream).await;
+    assert_eq!(response.id, 10);
+    assert_eq!(error_of(&response).code, ErrorCode::KmsUnavailable);
+    // Once answered, the id may be used again.
+    status(&mut stream, 10).await;
+}
+
+#[tokio::test]
+async fn the_pools_keep_alive_keeps_an_idle_connection_past_the_idle_limit() {
+    let idle_timeout = Duration::from_millis(300);
+    let running = start_server(
+        ServerLimits {
+            idle_timeout,
+            ..test_limits()
+        },
+        KmsTarget::default(),
+    )
+    .await;
+    let client = |keepalive| {
+        let mut config = EnclaveConfig::new(running.address.clone());
+        config.connections = 1;
+        config.keepalive_interval = keepalive;
+        EnclaveClient::new(config)
+    };
+    let kept = client(Some(idle_timeout / 4));
+    let silent = client(None);
+    assert!(kept.wait_until_live(Duration::from_secs(2)).await);
+    assert!(silent.wait_until_live(Duration::from_secs(2)).await);
+    tokio::time::sleep(idle_timeout * 4).await;
+    assert_eq!(kept.stats().disconnects, 0, "{:?}", kept.stats());
+    kept.status().await.unwrap();
+    // Without the keep-alive, the enclave closes the connection (and the pool reconnects).
+    assert!(silent.stats().disconnects >= 1, "{:?}", silent.stats());
 }
 
 #[tokio::test]
