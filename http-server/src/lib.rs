@@ -8,7 +8,8 @@
 //! - connections served at once ([`ServerLimits::max_connections`]): a permit is taken *before*
 //!   `accept`, so further clients wait in the kernel's listen backlog and cost nothing here;
 //! - waiting for a request's head, including an idle keep-alive connection
-//!   ([`ServerLimits::header_read_timeout`]), and the head's size (64 KiB);
+//!   ([`ServerLimits::header_read_timeout`]), and the head's size ([`MAX_HEAD_BYTES`], 64 KiB;
+//!   a larger one is answered 431);
 //! - not reading a response ([`ServerLimits::write_timeout`]);
 //! - the request itself ([`ServerLimits::request_timeout`]) and its body
 //!   ([`ServerLimits::max_body_bytes`]), which the application enforces in its own protocol (see
@@ -103,9 +104,14 @@ impl Default for ServerLimits {
     }
 }
 
-/// Largest request head (request line and headers) buffered: nitro-signer's clients send a few
-/// hundred bytes of headers (SigV4-signed requests included).
-const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// Largest request head (request line, headers and the blank line that ends them), in bytes:
+/// nitro-signer's clients send a few hundred bytes of headers (SigV4-signed requests included).
+/// A larger head is answered `431 Request Header Fields Too Large` and the connection closed.
+///
+/// Enforced with hyper's `max_header_size`: its `max_buf_size` alone does not hold, because the
+/// read buffer grows by whole allocations and a read fills all of its spare capacity (a 114 KB
+/// head was served with `max_buf_size` at 64 KiB).
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) before the next one.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -197,6 +203,7 @@ async fn serve_connection(
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_read_timeout)
+            .max_header_size(MAX_HEAD_BYTES)
             .max_buf_size(MAX_HEAD_BYTES)
             .keep_alive(true);
         let connection = builder.serve_connection(io, TowerToHyperService::new(app));
