@@ -72,7 +72,10 @@ use std::{
 };
 
 use axum::{Router, extract::DefaultBodyLimit};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::{
+    rt::{TokioIo, TokioTimer},
+    service::TowerToHyperService,
+};
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf},
     net::{TcpListener, TcpStream},
@@ -300,11 +303,12 @@ async fn serve_connection(
     let slot = Arc::new(Mutex::new(Some(new_permit)));
     let service = {
         let slot = Arc::clone(&slot);
+        let app = TowerToHyperService::new(app);
         hyper::service::service_fn(move |request| {
             if let Ok(mut held) = slot.lock() {
                 held.take();
             }
-            tower::ServiceExt::oneshot(app.clone(), request)
+            hyper::service::Service::call(&app, request)
         })
     };
     let result = {
