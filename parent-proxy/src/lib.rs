@@ -104,7 +104,9 @@ pub struct Args {
     pub max_concurrency: NonZeroUsize,
 
     /// Most HTTP connections open at once; further clients wait (in the listen backlog) until
-    /// one closes.
+    /// one closes. Connections that have not yet sent a whole request head hold at most three
+    /// quarters of them; under pressure, such a connection is closed after 1 s (slowloris; see
+    /// `nitro_signer_http_server`).
     #[arg(
         long,
         env = "NITRO_SIGNER_PROXY_MAX_CONNECTIONS",
