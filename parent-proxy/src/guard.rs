@@ -80,7 +80,12 @@ impl Guard {
 
     /// The first check a request fails, if any.
     fn check(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> Result<(), Failure> {
-        let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+        // Exactly one `Host`, and an absolute target's authority too if there is one.
+        let mut hosts = headers.get_all(header::HOST).iter();
+        let host = match (hosts.next(), hosts.next()) {
+            (Some(host), None) => host.to_str().ok(),
+            _ => None,
+        };
         let named = [host, uri.authority().map(|a| a.as_str())];
         if host.is_none() || named.into_iter().flatten().any(|h| !self.host_allowed(h)) {
             return Err(Failure::new(
@@ -89,8 +94,10 @@ impl Guard {
                 "the Host header does not name this proxy; add the name to --allowed-hosts",
             ));
         }
-        if let Some(origin) = headers.get(header::ORIGIN)
-            && !self.origin_allowed(origin.as_bytes())
+        if headers
+            .get_all(header::ORIGIN)
+            .iter()
+            .any(|origin| !self.origin_allowed(origin.as_bytes()))
         {
             return Err(Failure::new(
                 StatusCode::FORBIDDEN,
