@@ -685,12 +685,20 @@ pub enum ErrorCode {
     /// The caller's API key may not use this key blob's owner label, or create a key with this
     /// label (HTTP 403).
     Forbidden,
+    /// A `POST` without `Content-Type: application/json` (HTTP 415).
+    UnsupportedMediaType,
+    /// The request carries an `Origin` header (it comes from a web page) that is not in the
+    /// proxy's `--allowed-origins` (HTTP 403).
+    OriginNotAllowed,
+    /// The request's `Host` is not an IP address, `localhost` or one of the proxy's
+    /// `--allowed-hosts` (HTTP 421).
+    HostNotAllowed,
     /// A code this build does not know.
     Other(String),
 }
 
 impl ErrorCode {
-    const NAMED: [(Self, &'static str); 21] = [
+    const NAMED: [(Self, &'static str); 24] = [
         (Self::InvalidRequest, "invalid_request"),
         (Self::InvalidKeyBlob, "invalid_key_blob"),
         (Self::PolicyRefused, "policy_refused"),
@@ -712,6 +720,9 @@ impl ErrorCode {
         (Self::RequestTimeout, "request_timeout"),
         (Self::Unauthorized, "unauthorized"),
         (Self::Forbidden, "forbidden"),
+        (Self::UnsupportedMediaType, "unsupported_media_type"),
+        (Self::OriginNotAllowed, "origin_not_allowed"),
+        (Self::HostNotAllowed, "host_not_allowed"),
     ];
 
     /// The `snake_case` name.

@@ -8,7 +8,9 @@
 //! - connections served at once ([`ServerLimits::max_connections`]): a permit is taken *before*
 //!   `accept`, so further clients wait in the kernel's listen backlog and cost nothing here;
 //! - waiting for a request's head, including an idle keep-alive connection
-//!   ([`ServerLimits::header_read_timeout`]), and the head's size (64 KiB);
+//!   ([`ServerLimits::header_read_timeout`]); under pressure, a connection's first head
+//!   ([`ServerLimits::pressure_header_timeout`], see "Slow clients under pressure" below), and the head's size ([`MAX_HEAD_BYTES`], 64 KiB;
+//!   a larger one is answered 431);
 //! - not reading a response ([`ServerLimits::write_timeout`]);
 //! - the request itself ([`ServerLimits::request_timeout`]) and its body
 //!   ([`ServerLimits::max_body_bytes`]), which the application enforces in its own protocol (see
@@ -16,6 +18,25 @@
 //! - shutdown: idle connections close at once, busy ones after their answer, and [`serve`]
 //!   returns within the request and write timeouts;
 //! - the lingering close ([`LINGERING_CLOSE_TIMEOUT`], [`LINGERING_CLOSE_MAX_BYTES`]).
+//!
+//! # Slow clients under pressure
+//!
+//! A client that sends its first request head a byte at a time (slowloris) holds a connection
+//! for the whole header-read timeout; enough of them fill the cap, and new clients wait in the
+//! backlog for up to that timeout. Two rules keep the server reachable:
+//!
+//! - Connections that have not yet sent a whole request head ("new" connections) may hold at
+//!   most three quarters of [`ServerLimits::max_connections`] ([`new_connection_limit`]): the
+//!   rest is kept for connections that have (keep-alive clients), and a new connection is not
+//!   accepted while the new share is full.
+//! - When new connections hold half of their share or more, a new connection that has not sent
+//!   a whole head within [`ServerLimits::pressure_header_timeout`] (1 s by default, checked
+//!   every [`PRESSURE_CHECK_INTERVAL`]) is closed. A real client sends its head in one packet,
+//!   within milliseconds; slow senders are cut after about a second instead of ten, and the
+//!   clients behind them in the backlog get their turn.
+//!
+//! Once a connection has sent one whole head it is no longer new: it waits for later heads (and
+//! idles between requests) within [`ServerLimits::header_read_timeout`], as before.
 //!
 //! # Lingering close
 //!
@@ -45,7 +66,7 @@ use std::{
     io,
     net::SocketAddr,
     pin::Pin,
-    sync::Arc,
+    sync::{Arc, Mutex},
     task::{Context, Poll},
     time::Duration,
 };
@@ -58,8 +79,8 @@ use hyper_util::{
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf},
     net::{TcpListener, TcpStream},
-    sync::{Semaphore, watch},
-    time::Sleep,
+    sync::{OwnedSemaphorePermit, Semaphore, watch},
+    time::{Instant, Sleep},
 };
 use tracing::{debug, warn};
 
@@ -74,6 +95,11 @@ pub struct ServerLimits {
     /// Time for a request's headers to arrive, from the start of the connection or the end of
     /// the previous response; an idle keep-alive connection is closed after it too.
     pub header_read_timeout: Duration,
+    /// Time a new connection (one that has not yet sent a whole request head) may take to send
+    /// its first head while new connections hold half of their share of the cap or more; see
+    /// the crate docs, "Slow clients under pressure". At or above `header_read_timeout`, this
+    /// rule is off.
+    pub pressure_header_timeout: Duration,
     /// Time from the end of the headers to the answer, body included.
     ///
     /// [`serve`] does not cut requests off itself: the application answers a request that runs
@@ -91,11 +117,13 @@ pub struct ServerLimits {
 }
 
 impl Default for ServerLimits {
-    /// 256 connections, 10 s for headers, 30 s per request, 10 s write stall, 1 MiB bodies.
+    /// 256 connections, 10 s for headers (1 s for a first head under pressure), 30 s per
+    /// request, 10 s write stall, 1 MiB bodies.
     fn default() -> Self {
         Self {
             max_connections: 256,
             header_read_timeout: Duration::from_secs(10),
+            pressure_header_timeout: Duration::from_secs(1),
             request_timeout: Duration::from_secs(30),
             write_timeout: Duration::from_secs(10),
             max_body_bytes: 1024 * 1024,
@@ -103,9 +131,25 @@ impl Default for ServerLimits {
     }
 }
 
-/// Largest request head (request line and headers) buffered: nitro-signer's clients send a few
-/// hundred bytes of headers (SigV4-signed requests included).
-const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// Largest request head (request line, headers and the blank line that ends them), in bytes:
+/// nitro-signer's clients send a few hundred bytes of headers (SigV4-signed requests included).
+/// A larger head is answered `431 Request Header Fields Too Large` and the connection closed.
+///
+/// Enforced with hyper's `max_header_size`: its `max_buf_size` alone does not hold, because the
+/// read buffer grows by whole allocations and a read fills all of its spare capacity (a 114 KB
+/// head was served with `max_buf_size` at 64 KiB).
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// How often a new connection past [`ServerLimits::pressure_header_timeout`] checks whether the
+/// server is under pressure.
+pub const PRESSURE_CHECK_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Most connections that have not yet sent a whole request head, for a cap of `max_connections`:
+/// three quarters of it (all of it for a cap under 4), so that a quarter is kept for connections
+/// that have.
+pub fn new_connection_limit(max_connections: usize) -> usize {
+    (max_connections - max_connections / 4).max(1)
+}
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) before the next one.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -137,6 +181,10 @@ pub async fn serve(
     // The outermost layer: a route's own `DefaultBodyLimit` still takes precedence.
     let app = app.layer(DefaultBodyLimit::max(limits.max_body_bytes));
     let connections = Arc::new(Semaphore::new(max_connections));
+    let pressure = Arc::new(Pressure::new(
+        new_connection_limit(max_connections),
+        &limits,
+    ));
     let (stop, stopping) = watch::channel(());
     tokio::pin!(shutdown);
     loop {
@@ -145,6 +193,14 @@ pub async fn serve(
         let permit = tokio::select! {
             () = &mut shutdown => break,
             permit = Arc::clone(&connections).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
+        // And a place among the new connections, given back once a whole head has come.
+        let new_permit = tokio::select! {
+            () = &mut shutdown => break,
+            permit = Arc::clone(&pressure.new_connections).acquire_owned() => match permit {
                 Ok(permit) => permit,
                 Err(_) => break,
             },
@@ -162,8 +218,9 @@ pub async fn serve(
         };
         let app = app.clone();
         let stopping = stopping.clone();
+        let pressure = Arc::clone(&pressure);
         tokio::spawn(async move {
-            serve_connection(stream, peer, app, limits, stopping).await;
+            serve_connection(stream, peer, app, limits, &pressure, new_permit, stopping).await;
             drop(permit);
         });
     }
@@ -181,15 +238,79 @@ pub async fn serve(
     }
 }
 
+/// The new connections' share of the cap, and when they are under pressure.
+struct Pressure {
+    /// One permit per new connection (see the crate docs).
+    new_connections: Arc<Semaphore>,
+    /// The size of that share.
+    limit: usize,
+    /// [`ServerLimits::pressure_header_timeout`], or `None` when the rule is off.
+    timeout: Option<Duration>,
+}
+
+impl Pressure {
+    fn new(limit: usize, limits: &ServerLimits) -> Self {
+        Self {
+            new_connections: Arc::new(Semaphore::new(limit)),
+            limit,
+            timeout: (limits.pressure_header_timeout < limits.header_read_timeout)
+                .then_some(limits.pressure_header_timeout),
+        }
+    }
+
+    /// Whether new connections hold half of their share or more.
+    fn on(&self) -> bool {
+        let held = self
+            .limit
+            .saturating_sub(self.new_connections.available_permits());
+        held.saturating_mul(2) >= self.limit
+    }
+
+    /// Completes when a connection that started at `started` and still holds its place among
+    /// the new connections (`slot` is `Some`) should be closed: it is past the pressure timeout
+    /// and the server is under pressure. Never completes once the connection has sent a head.
+    async fn cut(&self, started: Instant, slot: &Mutex<Option<OwnedSemaphorePermit>>) {
+        let Some(timeout) = self.timeout else {
+            return std::future::pending().await;
+        };
+        tokio::time::sleep_until(started + timeout).await;
+        loop {
+            let new = slot.lock().map(|held| held.is_some()).unwrap_or(false);
+            if !new {
+                return std::future::pending().await;
+            }
+            if self.on() {
+                return;
+            }
+            tokio::time::sleep(PRESSURE_CHECK_INTERVAL).await;
+        }
+    }
+}
+
 async fn serve_connection(
     mut stream: TcpStream,
     peer: SocketAddr,
     app: Router,
     limits: ServerLimits,
+    pressure: &Pressure,
+    new_permit: OwnedSemaphorePermit,
     mut stopping: watch::Receiver<()>,
 ) {
+    let started = Instant::now();
     // Answers are small and written at once; do not hold them back.
     let _ = stream.set_nodelay(true);
+    // Held while the connection is new; hyper calls the service once a whole head has come.
+    let slot = Arc::new(Mutex::new(Some(new_permit)));
+    let service = {
+        let slot = Arc::clone(&slot);
+        let app = TowerToHyperService::new(app);
+        hyper::service::service_fn(move |request| {
+            if let Ok(mut held) = slot.lock() {
+                held.take();
+            }
+            hyper::service::Service::call(&app, request)
+        })
+    };
     let result = {
         // hyper only borrows the stream, which is left for the lingering close.
         let io = TokioIo::new(WriteTimeout::new(&mut stream, limits.write_timeout));
@@ -197,12 +318,17 @@ async fn serve_connection(
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_read_timeout)
+            .max_header_size(MAX_HEAD_BYTES)
             .max_buf_size(MAX_HEAD_BYTES)
             .keep_alive(true);
-        let connection = builder.serve_connection(io, TowerToHyperService::new(app));
+        let connection = builder.serve_connection(io, service);
         tokio::pin!(connection);
         tokio::select! {
             result = connection.as_mut() => result,
+            () = pressure.cut(started, &slot) => {
+                debug!(%peer, "closed: no whole request head in time while under pressure");
+                return;
+            }
             _ = stopping.changed() => {
                 connection.as_mut().graceful_shutdown();
                 connection.await

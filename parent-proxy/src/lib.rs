@@ -8,6 +8,8 @@
 //!   metrics).
 //! - `auth.rs`: who may call the API (per-tenant API keys, `--tenants`) and with which key
 //!   blobs (their owner labels).
+//! - `guard.rs`: what a web browser could send is refused (`Host`, `Origin`, `Content-Type`
+//!   checks, `--allowed-hosts`, `--allowed-origins`), before authentication.
 //! - `extract.rs`: strict, bounded JSON bodies whose errors name the field, checked against the
 //!   caller.
 //! - `error.rs`: every failure as `{"error": {"code", "message"}}` with its HTTP status.
@@ -25,6 +27,7 @@ mod auth;
 mod credentials;
 mod error;
 mod extract;
+mod guard;
 mod metrics;
 mod routes;
 
@@ -101,7 +104,9 @@ pub struct Args {
     pub max_concurrency: NonZeroUsize,
 
     /// Most HTTP connections open at once; further clients wait (in the listen backlog) until
-    /// one closes.
+    /// one closes. Connections that have not yet sent a whole request head hold at most three
+    /// quarters of them; under pressure, such a connection is closed after 1 s (slowloris; see
+    /// `nitro_signer_http_server`).
     #[arg(
         long,
         env = "NITRO_SIGNER_PROXY_MAX_CONNECTIONS",
@@ -154,6 +159,30 @@ pub struct Args {
         value_name = "BYTES"
     )]
     pub audit_log_max_bytes: NonZeroU64,
+
+    /// Host names clients reach the proxy by (comma-separated HOST or HOST:PORT; HOST alone
+    /// matches any port). IP addresses and `localhost` are always accepted; a request whose
+    /// `Host` is anything else is refused with 421 host_not_allowed, so that a web page cannot
+    /// reach the proxy through DNS rebinding. Set it to the names back ends use (a load
+    /// balancer's DNS name, an internal name).
+    #[arg(
+        long,
+        env = "NITRO_SIGNER_PROXY_ALLOWED_HOSTS",
+        value_delimiter = ',',
+        value_name = "HOST[:PORT],..."
+    )]
+    pub allowed_hosts: Vec<String>,
+
+    /// Web origins (comma-separated scheme://host[:port]) whose pages may call the proxy.
+    /// Requests that carry any other `Origin` header are refused with 403 origin_not_allowed.
+    /// None by default: back ends send no `Origin`.
+    #[arg(
+        long,
+        env = "NITRO_SIGNER_PROXY_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        value_name = "ORIGIN,..."
+    )]
+    pub allowed_origins: Vec<String>,
 }
 
 impl Args {
@@ -174,6 +203,8 @@ impl Args {
             no_auth: false,
             audit_log: None,
             audit_log_max_bytes: NonZeroU64::new(256 << 20).unwrap_or(NonZeroU64::MIN),
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -213,6 +244,9 @@ pub enum ProxyError {
         /// Why.
         source: io::Error,
     },
+    /// An `--allowed-hosts` entry is not HOST or HOST:PORT.
+    #[error("invalid --allowed-hosts entry {0:?}: expected HOST or HOST:PORT")]
+    AllowedHosts(String),
     /// The tenants file is not valid.
     #[error("{path}: {source}")]
     TenantsInvalid {
@@ -251,6 +285,7 @@ pub struct Server {
     args: Args,
     credentials: Option<(credentials::Refresher, Duration)>,
     auth: auth::Auth,
+    guard: guard::Guard,
     audit: Option<audit::Opened>,
 }
 
@@ -264,6 +299,8 @@ impl Server {
             (None, true) => auth::Auth::Off,
             _ => return Err(ProxyError::NoAuthChoice),
         };
+        let guard = guard::Guard::new(&args.allowed_hosts, &args.allowed_origins)
+            .map_err(|guard::InvalidHost(entry)| ProxyError::AllowedHosts(entry))?;
         let bind_error = |source| ProxyError::Bind {
             address: args.listen.clone(),
             source,
@@ -304,6 +341,7 @@ impl Server {
             args,
             credentials,
             auth,
+            guard,
             audit,
         })
     }
@@ -334,6 +372,7 @@ impl Server {
             args,
             credentials,
             auth,
+            guard,
             audit,
         } = self;
         let credentials: Option<JoinHandle<()>> =
@@ -363,6 +402,7 @@ impl Server {
             request_timeout,
             request_ids: routes::RequestIds::new(),
             auth,
+            guard,
         });
         match &state.auth {
             auth::Auth::Tenants(tenants) => info!(

@@ -49,6 +49,7 @@ use crate::{
     auth::{self, Auth},
     error::{EnclaveTime, Failure, LoggedCode},
     extract::{ApiJson, BodyLimit, EmptyBody},
+    guard::{self, Guard},
     metrics::Metrics,
 };
 
@@ -70,6 +71,8 @@ pub(crate) struct AppState {
     pub(crate) request_ids: RequestIds,
     /// Who may call `/v1/`, with which key blobs.
     pub(crate) auth: Auth,
+    /// Which `Host` and `Origin` values are accepted.
+    pub(crate) guard: Guard,
 }
 
 /// Request ids: a per-process prefix and a counter, unique enough to find a request's log lines.
@@ -130,6 +133,10 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .layer(middleware::from_fn_with_state(
             Arc::clone(&state),
             auth::authenticate,
+        ))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            guard::guard,
         ))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), observe))
         .with_state(state)

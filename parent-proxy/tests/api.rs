@@ -708,6 +708,7 @@ async fn over_the_concurrency_limit_requests_are_shed() {
         let url = format!("{}/v1/address", proxy.url);
         tokio::spawn(async move {
             http.post(url)
+                .header("content-type", "application/json")
                 .body(json!({"keyBlob": base64_of("stall")}).to_string())
                 .send()
                 .await

@@ -28,7 +28,7 @@ const PROMPTLY: Duration = Duration::from_secs(10);
 const KEY: &str = "aw==";
 
 /// A complete request that the proxy answers without the enclave.
-const HEALTHZ: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: proxy\r\nConnection: close\r\n\r\n";
+const HEALTHZ: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
 
 struct Proxy {
     address: SocketAddr,
@@ -72,7 +72,7 @@ async fn a_half_sent_header_is_cut_off_while_others_are_served() {
     // A slowloris client: half a request header, then nothing.
     let mut stalled = TcpStream::connect(proxy.address).await.unwrap();
     stalled
-        .write_all(b"POST /v1/address HTTP/1.1\r\nHost: proxy\r\nContent-Ty")
+        .write_all(b"POST /v1/address HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Ty")
         .await
         .unwrap();
     let stalled_at = Instant::now();
@@ -163,7 +163,7 @@ async fn a_client_still_sending_an_oversized_body_reads_the_413() {
     })
     .to_string();
     let mut request = format!(
-        "POST /v1/sign/transaction HTTP/1.1\r\nHost: proxy\r\nContent-Type: application/json\r\n\
+        "POST /v1/sign/transaction HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\n\r\n",
         body.len()
     )
