@@ -336,6 +336,9 @@ impl Server {
             auth,
             audit,
         } = self;
+        let kick = credentials
+            .as_ref()
+            .map(|(refresher, _)| refresher.kick_handle());
         let credentials: Option<JoinHandle<()>> =
             credentials.map(|(refresher, first_wait)| tokio::spawn(refresher.run(first_wait)));
         let request_timeout = Duration::from_millis(args.request_timeout_ms.get());
@@ -363,6 +366,7 @@ impl Server {
             request_timeout,
             request_ids: routes::RequestIds::new(),
             auth,
+            credentials: kick,
         });
         match &state.auth {
             auth::Auth::Tenants(tenants) => info!(
