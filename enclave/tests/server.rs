@@ -344,7 +344,7 @@ async fn requests_outside_the_one_cbor_form_get_invalid_request_and_tags_close()
         ("legacy enum", format!("{id_5_body} 81 66737461747573")),
         (
             "unknown top-level field",
-            format!("a3 626964 05 64626f6479 66737461747573 656578747261 00"),
+            "a3 626964 05 64626f6479 66737461747573 656578747261 00".to_owned(),
         ),
     ] {
         let bytes = hex::decode(body.replace(' ', "")).unwrap();

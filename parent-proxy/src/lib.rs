@@ -13,7 +13,7 @@
 //! - `error.rs`: every failure as `{"error": {"code", "message"}}` with its HTTP status.
 //! - `metrics.rs`: Prometheus metrics.
 //! - `credentials.rs`: AWS credentials from the standard chain, pushed to the enclave before they
-//!   expire.
+//!   expire, and again at once (rate-limited) when the enclave answers `no_credentials`.
 //! - `audit.rs`: the audit log (`--audit-log`): every receipt, in sequence order per boot, with
 //!   the boots' attestation documents, appended to a rotated JSON-lines file.
 //!
