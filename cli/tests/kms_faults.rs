@@ -818,3 +818,92 @@ async fn with_production_timeouts_a_slow_kms_is_kms_unavailable_not_an_enclave_t
     );
     stack.assert_logs_clean();
 }
+
+/// How soon requests sign again after a stray peer replaced the enclave's credentials: the
+/// proxy pushes its own again as soon as an answer says `no_credentials`, instead of at its next
+/// refresh (15 minutes for credentials without an expiry, as here).
+const RECOVERY_BOUND: Duration = Duration::from_secs(2);
+/// The proxy pushes on `no_credentials` at most once per 2 s (`KICK_MIN_INTERVAL`): when the
+/// stray peer strikes again right after a push, recovery waits for that, plus slack.
+const RATE_LIMITED_RECOVERY_BOUND: Duration = Duration::from_secs(3);
+
+/// Any process on the parent can connect to the enclave and send `SetCredentials`; the enclave
+/// keeps the last credentials sent. A stray peer sends junk: the next request that needs KMS
+/// fails with `no_credentials`, and requests sign again within [`RECOVERY_BOUND`] (within
+/// [`RATE_LIMITED_RECOVERY_BOUND`] when it strikes again at once).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stray_set_credentials_is_undone_by_the_proxy_within_the_bound() {
+    let stack = Stack::start(Timeouts::Short).await;
+    // Cold keys (never decrypted by this enclave): each use needs KMS, so the credentials.
+    let seeds: Vec<[u8; 32]> = (0..5u8).map(|i| [0x60 + i; 32]).collect();
+    let blobs: Vec<String> = seeds.iter().map(|seed| stack.import(*seed)).collect();
+    stack.sign(&blobs[0], "alice", alice(seeds[0]), 0).await;
+    // Past the rate limit of the proxy's start-up push.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+
+    for (round, bound) in [RECOVERY_BOUND, RATE_LIMITED_RECOVERY_BOUND]
+        .into_iter()
+        .enumerate()
+    {
+        let stray_at = stray_set_credentials(&stack).await;
+        let (failing, recovering) = (1 + 2 * round, 2 + 2 * round);
+        let (status, answer, _) = stack
+            .post(
+                "/v1/sign/transaction",
+                &json!({"keyBlob": blobs[failing], "userId": "alice", "transaction": transaction(1)}),
+            )
+            .await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (503, Some("no_credentials")),
+            "{answer}"
+        );
+        let recovered_in = loop {
+            let (status, answer, _) = stack
+                .post(
+                    "/v1/sign/transaction",
+                    &json!({"keyBlob": blobs[recovering], "userId": "alice", "transaction": transaction(2)}),
+                )
+                .await;
+            if status == 200 {
+                check_transaction(&answer, alice(seeds[recovering]), 2);
+                break stray_at.elapsed();
+            }
+            assert_eq!(answer["error"]["code"], "no_credentials", "{answer}");
+            assert!(
+                stray_at.elapsed() < bound,
+                "round {round}: still no_credentials {:?} after the stray SetCredentials",
+                stray_at.elapsed()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        eprintln!("round {round}: signing again {recovered_in:?} after the stray SetCredentials");
+        assert!(recovered_in < bound, "round {round}: {recovered_in:?}");
+    }
+}
+
+/// Connects to the enclave as a stray peer would, replaces its credentials with junk the
+/// emulator does not know, and disconnects; returns when it was done.
+async fn stray_set_credentials(stack: &Stack) -> Instant {
+    let address: nitro_signer_common::transport::Address = stack._enclave.address.parse().unwrap();
+    let mut config = nitro_signer_client::EnclaveConfig::new(address);
+    config.connections = 1;
+    let stray = nitro_signer_client::EnclaveClient::new(config);
+    assert!(stray.wait_until_live(Duration::from_secs(5)).await);
+    let expires_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3_600;
+    stray
+        .set_credentials(nitro_signer_common::protocol::AwsCredentials {
+            access_key_id: "AKIASTRAYPEER0000001".into(),
+            secret_access_key: "junk".to_owned().into(),
+            session_token: None,
+            expires_at: Some(expires_at),
+        })
+        .await
+        .unwrap();
+    drop(stray);
+    Instant::now()
+}

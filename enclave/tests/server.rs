@@ -339,6 +339,47 @@ async fn an_undecodable_request_body_gets_an_error_and_the_connection_lives_on()
 }
 
 #[tokio::test]
+async fn requests_outside_the_one_cbor_form_get_invalid_request_and_tags_close() {
+    let running = start().await;
+    let mut stream = open(&running.address).await;
+    // `{"id": 5, "body": ...}` with, in turn: an unknown field in the attest body, the body's
+    // struct as an array, the body as a legacy enum array, and an unknown top-level field.
+    let id_5_body = "a2 626964 05 64626f6479";
+    let attest = "66617474657374";
+    for (case, body) in [
+        (
+            "unknown field",
+            format!("{id_5_body} a1 {attest} a2 656e6f6e6365 4101 656578747261 00"),
+        ),
+        ("array form", format!("{id_5_body} a1 {attest} 81 4101")),
+        ("legacy enum", format!("{id_5_body} 81 66737461747573")),
+        (
+            "unknown top-level field",
+            "a3 626964 05 64626f6479 66737461747573 656578747261 00".to_owned(),
+        ),
+    ] {
+        let bytes = hex::decode(body.replace(' ', "")).unwrap();
+        write_frame(&mut stream, &bytes, MAX_FRAME_LEN)
+            .await
+            .unwrap();
+        let response: Response = receive(&mut stream).await;
+        assert_eq!(response.id, 5, "{case}");
+        assert!(
+            matches!(&response.body, ResponseBody::Error(e) if e.code == ErrorCode::InvalidRequest),
+            "{case}: {response:?}"
+        );
+    }
+    status(&mut stream, 6).await;
+    // A tagged frame has no readable id (the id reader is as strict as the decoder): like any
+    // frame that is not a request map, it closes the connection.
+    let tagged = hex::decode("d9d9f7a2626964076462 6f647966737461747573".replace(' ', "")).unwrap();
+    write_frame(&mut stream, &tagged, MAX_FRAME_LEN)
+        .await
+        .unwrap();
+    assert!(closed_within(&mut stream, Duration::from_secs(5)).await);
+}
+
+#[tokio::test]
 async fn a_client_without_a_common_version_is_refused() {
     let running = start().await;
     let mut stream = connect(&running.address).await.unwrap();

@@ -1,8 +1,19 @@
 //! AWS credentials for the enclave's KMS calls: read through the standard AWS credential chain
 //! (environment, profile, web identity, container, IMDSv2 on EC2) and pushed to the enclave,
-//! again before they expire. They are never logged.
+//! again before they expire, and again at once when the enclave says its credentials do not work.
+//! They are never logged.
+//!
+//! The enclave keeps the last credentials any peer sent, and any process on the parent can open a
+//! connection to it, so a stray peer can replace them with junk. The proxy does not wait for its
+//! refresh period to undo that: an answer `no_credentials` (the enclave has none, or KMS refused
+//! them) [kicks](Kick) the refresher, which pushes again at once, at most once per
+//! [`KICK_MIN_INTERVAL`].
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
 
 use aws_config::default_provider::credentials::DefaultCredentialsChain;
 use aws_credential_types::provider::ProvideCredentials;
@@ -20,11 +31,29 @@ const RETRY: Duration = Duration::from_secs(30);
 /// Shortest wait between two refreshes.
 const MIN_WAIT: Duration = Duration::from_secs(10);
 
+/// Shortest time between two pushes caused by [`Kick`]s: a peer that keeps replacing the
+/// credentials cannot make the proxy fetch and push in a loop.
+pub(crate) const KICK_MIN_INTERVAL: Duration = Duration::from_secs(2);
+
 /// Fetches credentials through the standard chain and pushes them to the enclave.
 pub(crate) struct Refresher {
     chain: DefaultCredentialsChain,
     client: EnclaveClient,
     found_before: Option<bool>,
+    kick: Kick,
+    last_push: Option<Instant>,
+}
+
+/// Asks the refresher to push credentials again now (rate-limited), because an answer said the
+/// enclave's credentials do not work. Cheap and never waits.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Kick(Arc<Notify>);
+
+impl Kick {
+    /// Requests a push; requests made before the refresher gets to it count as one.
+    pub(crate) fn kick(&self) {
+        self.0.notify_one();
+    }
 }
 
 impl std::fmt::Debug for Refresher {
@@ -40,11 +69,19 @@ impl Refresher {
             chain: DefaultCredentialsChain::builder().build().await,
             client,
             found_before: None,
+            kick: Kick::default(),
+            last_push: None,
         }
+    }
+
+    /// The handle that asks this refresher to push again now.
+    pub(crate) fn kick_handle(&self) -> Kick {
+        self.kick.clone()
     }
 
     /// Fetches and pushes credentials once; returns how long to wait before the next time.
     pub(crate) async fn refresh_once(&mut self) -> Duration {
+        self.last_push = Some(Instant::now());
         match self.chain.provide_credentials().await {
             Ok(credentials) => {
                 let expiry = credentials.expiry();
@@ -88,11 +125,20 @@ impl Refresher {
         }
     }
 
-    /// Waits `first_wait`, then refreshes forever.
+    /// Waits `first_wait`, then refreshes forever: on schedule, and when kicked (at most once
+    /// per [`KICK_MIN_INTERVAL`]).
     pub(crate) async fn run(mut self, first_wait: Duration) {
         let mut wait = first_wait;
         loop {
-            tokio::time::sleep(wait).await;
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.kick.0.notified() => {
+                    if let Some(last) = self.last_push {
+                        tokio::time::sleep_until(last + KICK_MIN_INTERVAL).await;
+                    }
+                    info!("the enclave answered no_credentials; sending AWS credentials again");
+                }
+            }
             wait = self.refresh_once().await;
         }
     }

@@ -15,7 +15,7 @@
 //! - `error.rs`: every failure as `{"error": {"code", "message"}}` with its HTTP status.
 //! - `metrics.rs`: Prometheus metrics.
 //! - `credentials.rs`: AWS credentials from the standard chain, pushed to the enclave before they
-//!   expire.
+//!   expire, and again at once (rate-limited) when the enclave answers `no_credentials`.
 //! - `audit.rs`: the audit log (`--audit-log`): every receipt, in sequence order per boot, with
 //!   the boots' attestation documents, appended to a rotated JSON-lines file.
 //!
@@ -375,6 +375,9 @@ impl Server {
             guard,
             audit,
         } = self;
+        let kick = credentials
+            .as_ref()
+            .map(|(refresher, _)| refresher.kick_handle());
         let credentials: Option<JoinHandle<()>> =
             credentials.map(|(refresher, first_wait)| tokio::spawn(refresher.run(first_wait)));
         let request_timeout = Duration::from_millis(args.request_timeout_ms.get());
@@ -403,6 +406,7 @@ impl Server {
             request_ids: routes::RequestIds::new(),
             auth,
             guard,
+            credentials: kick,
         });
         match &state.auth {
             auth::Auth::Tenants(tenants) => info!(

@@ -73,6 +73,9 @@ pub(crate) struct AppState {
     pub(crate) auth: Auth,
     /// Which `Host` and `Origin` values are accepted.
     pub(crate) guard: Guard,
+    /// Pushes AWS credentials again when an answer says the enclave's do not work; `None` with
+    /// `--no-aws-credentials`.
+    pub(crate) credentials: Option<crate::credentials::Kick>,
 }
 
 /// Request ids: a per-process prefix and a counter, unique enough to find a request's log lines.
@@ -278,7 +281,18 @@ async fn receipted(
     state: &AppState,
     body: RequestBody,
 ) -> Result<(ResponseBody, Option<Receipt>, Duration), Failure> {
-    let ((body, receipt), took) = timed(state.client.call_receipted(body)).await?;
+    let call = async {
+        let answer = state.client.call_receipted(body).await;
+        if let (Err(ClientError::Enclave(error)), Some(kick)) = (&answer, &state.credentials)
+            && error.code == protocol::ErrorCode::NoCredentials
+        {
+            // Another peer may have replaced the enclave's credentials (it keeps the last ones
+            // sent): push ours again now rather than at the next refresh.
+            kick.kick();
+        }
+        answer
+    };
+    let ((body, receipt), took) = timed(call).await?;
     if let (Some(log), Some(receipt)) = (&state.audit, &receipt) {
         log.record(receipt.clone()).await;
     }

@@ -44,6 +44,21 @@ class Refused(Exception):
     pass
 
 
+def forbidden_in_user_id(c):
+    """The characters docs/key-derivation.md forbids in user ids."""
+    n = ord(c)
+    return (
+        n <= 0x1F
+        or 0x7F <= n <= 0x9F
+        or n == 0x61C
+        or 0x200B <= n <= 0x200F
+        or 0x202A <= n <= 0x202E
+        or n == 0x2060
+        or 0x2066 <= n <= 0x2069
+        or n == 0xFEFF
+    )
+
+
 def verify_document(document, nonce, root_sha256, pcrs):
     """The receipt key an attestation document binds, after checking it all."""
     try:
@@ -174,6 +189,8 @@ def decode_statement(data):
         if not 1 <= length <= 256:
             raise Refused("user id is 1 to 256 bytes")
         s["userId"] = r.take(length).decode("utf-8")
+        if any(forbidden_in_user_id(c) for c in s["userId"]):
+            raise Refused("user id has a control or invisible formatting character")
     elif flag == 0:
         s["userId"] = None
     else:

@@ -87,7 +87,8 @@ impl AttestationDocument {
         if untagged.first() != Some(&0x84) {
             return Err(malformed("not a COSE_Sign1 array"));
         }
-        let value: Value = codec::decode(document).map_err(|e| malformed(format!("CBOR: {e}")))?;
+        let value: Value =
+            codec::decode_cose(document).map_err(|e| malformed(format!("CBOR: {e}")))?;
         let items = match value {
             Value::Array(items) => items,
             Value::Tag(COSE_SIGN1_TAG, inner) => match *inner {
@@ -106,8 +107,8 @@ impl AttestationDocument {
         let payload = bytes(payload, "payload")?;
         let signature = bytes(signature, "signature")?;
 
-        let header: Value =
-            codec::decode(&protected).map_err(|e| malformed(format!("protected header: {e}")))?;
+        let header: Value = codec::decode_cose(&protected)
+            .map_err(|e| malformed(format!("protected header: {e}")))?;
         let Value::Map(header) = header else {
             return Err(malformed("protected header is not a map"));
         };
@@ -119,7 +120,7 @@ impl AttestationDocument {
         }
 
         let fields: Value =
-            codec::decode(&payload).map_err(|e| malformed(format!("payload: {e}")))?;
+            codec::decode_cose(&payload).map_err(|e| malformed(format!("payload: {e}")))?;
         let Value::Map(mut fields) = fields else {
             return Err(malformed("payload is not a map"));
         };

@@ -1,5 +1,9 @@
 //! The messages. Every type here is part of the wire format: renaming a field or a variant is a
 //! protocol change, caught by the golden byte tests below.
+//!
+//! The request-side types (what the enclave decodes: [`Hello`], [`Request`] and everything in
+//! it) are as strict as the HTTP API: unknown fields and variants are refused, and so is a struct
+//! in the array form (see [`codec::decode`](super::codec::decode) for the rest of the one form).
 
 use std::fmt;
 
@@ -7,10 +11,12 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::{ByteArray, ByteBuf};
 use zeroize::Zeroizing;
 
+use super::codec::map_only;
 use crate::UserId;
 
 /// The client's first frame.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Hello {
     /// Protocol versions the client speaks.
     pub versions: Vec<u32>,
@@ -41,6 +47,7 @@ pub struct Welcome {
 
 /// One request. `id` is chosen by the client and echoed in the [`Response`].
 #[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Request {
     /// Matches the answer to the request.
     pub id: u64,
@@ -54,21 +61,28 @@ pub struct Request {
 pub enum RequestBody {
     /// Generate a new master seed inside the enclave and return it encrypted under the enclave's
     /// configured KMS key.
+    #[serde(deserialize_with = "map_only")]
     GenerateKey(GenerateKey),
     /// The address and public key of a key (and user).
+    #[serde(deserialize_with = "map_only")]
     Address(KeyRef),
     /// Sign one payload with a key (and user).
+    #[serde(deserialize_with = "map_only")]
     Sign(SignRequest),
     /// Sign several transactions with one key and user.
+    #[serde(deserialize_with = "map_only")]
     SignBatch(SignBatchRequest),
     /// An attestation document over the caller's nonce.
+    #[serde(deserialize_with = "map_only")]
     Attest(AttestRequest),
     /// Health and counters.
     Status,
     /// AWS credentials for the enclave's KMS calls (the parent's instance role).
+    #[serde(deserialize_with = "map_only")]
     SetCredentials(AwsCredentials),
     /// Re-encrypt a key under a new policy, approved by the current policy's admins; answered
     /// with [`ResponseBody::Key`].
+    #[serde(deserialize_with = "map_only")]
     UpdatePolicy(UpdatePolicy),
 }
 
@@ -90,6 +104,7 @@ impl RequestBody {
 
 /// [`RequestBody::GenerateKey`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GenerateKey {
     /// Optional owner/tenant label, bound to the key through the KMS encryption context.
     pub owner: Option<String>,
@@ -105,6 +120,7 @@ pub struct GenerateKey {
 
 /// An approver's signature over a request (see `docs/policy.md`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Approval {
     /// The approver's name in the key's policy.
     pub approver: String,
@@ -112,6 +128,15 @@ pub struct Approval {
     pub expires_at: u64,
     /// The signature: 64 bytes (Ed25519, or P-256 `r ‖ s`).
     pub signature: ByteBuf,
+}
+
+/// A struct element of a list, refused in the array form (see [`map_only`]).
+struct MapOnly<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for MapOnly<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        map_only(deserializer).map(Self)
+    }
 }
 
 /// Most approvals one request carries; refused while decoding.
@@ -131,7 +156,7 @@ fn at_most_max_approvals<'de, D: serde::Deserializer<'de>>(
             mut seq: A,
         ) -> Result<Self::Value, A::Error> {
             let mut items = Vec::new();
-            while let Some(item) = seq.next_element()? {
+            while let Some(MapOnly(item)) = seq.next_element()? {
                 if items.len() == MAX_APPROVALS {
                     return Err(serde::de::Error::custom(format!(
                         "more than {MAX_APPROVALS} approvals"
@@ -147,6 +172,7 @@ fn at_most_max_approvals<'de, D: serde::Deserializer<'de>>(
 
 /// [`RequestBody::UpdatePolicy`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct UpdatePolicy {
     /// The key blob whose policy changes.
     pub key_blob: ByteBuf,
@@ -162,6 +188,7 @@ pub struct UpdatePolicy {
 
 /// Which key signs: a key blob and, for seeds, the user whose derived key is meant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct KeyRef {
     /// The encoded key blob.
     pub key_blob: ByteBuf,
@@ -171,8 +198,10 @@ pub struct KeyRef {
 
 /// [`RequestBody::Sign`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SignRequest {
     /// The signing key.
+    #[serde(deserialize_with = "map_only")]
     pub key: KeyRef,
     /// What to sign.
     pub payload: SignPayload,
@@ -203,8 +232,10 @@ pub enum SignPayload {
 
 /// [`RequestBody::SignBatch`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SignBatchRequest {
     /// The signing key.
+    #[serde(deserialize_with = "map_only")]
     pub key: KeyRef,
     /// `eth_signTransaction` objects, as JSON; at most [`MAX_BATCH`](super::MAX_BATCH), refused
     /// while decoding (an empty CBOR string is one byte on the wire and 24 in memory, so an
@@ -251,6 +282,7 @@ fn at_most_max_batch<'de, D: serde::Deserializer<'de>>(
 
 /// [`RequestBody::Attest`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AttestRequest {
     /// The caller's nonce, placed in the document (at most 512 bytes).
     pub nonce: ByteBuf,
@@ -258,6 +290,7 @@ pub struct AttestRequest {
 
 /// Temporary AWS credentials. The secret parts are zeroized on drop and never printed.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AwsCredentials {
     /// `AWS_ACCESS_KEY_ID`.
     pub access_key_id: String,
@@ -574,6 +607,186 @@ mod tests {
 
     fn request(body: RequestBody) -> Request {
         Request { id: 7, body }
+    }
+
+    /// Decodes hand-made hex (spaces allowed) as a [`Request`].
+    fn request_from(hex_text: &str) -> Result<Request, crate::protocol::codec::CodecError> {
+        decode::<Request>(&hex::decode(hex_text.replace(' ', "")).unwrap())
+    }
+
+    // Pieces of hand-made CBOR: `{"id": 7, "body": ...}` heads, and an attest body's nonce.
+    const ID_7: &str = "626964 07";
+    const BODY: &str = "64626f6479";
+    const ATTEST: &str = "66617474657374";
+    const NONCE: &str = "656e6f6e6365 420102";
+    const EXTRA_0: &str = "656578747261 00";
+
+    #[test]
+    fn the_hand_made_forms_decode() {
+        // The baseline the refusals below differ from by one thing each.
+        assert_eq!(
+            request_from(&format!("a2 {ID_7} {BODY} 66737461747573")).unwrap(),
+            request(RequestBody::Status)
+        );
+        assert!(request_from(&format!("a2 {ID_7} {BODY} a1 {ATTEST} a1 {NONCE}")).is_ok());
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_at_every_level() {
+        let top = request_from(&format!("a3 {ID_7} {BODY} 66737461747573 {EXTRA_0}"));
+        let nested = request_from(&format!(
+            "a2 {ID_7} {BODY} a1 {ATTEST} a2 {NONCE} {EXTRA_0}"
+        ));
+        for error in [top.unwrap_err(), nested.unwrap_err()] {
+            let error = error.to_string();
+            assert!(error.contains("unknown field `extra`"), "{error}");
+        }
+        // Hello, a key reference and an approval.
+        let hello = "a3 6876657273696f6e73 8101 66636c69656e74 6163";
+        let hello = hex::decode(format!("{hello} {EXTRA_0}").replace(' ', "")).unwrap();
+        assert!(decode::<Hello>(&hello).is_err());
+        let mut key = encode(&key()).unwrap();
+        key[0] += 1;
+        key.extend(hex::decode(EXTRA_0.replace(' ', "")).unwrap());
+        assert!(
+            decode::<KeyRef>(&key)
+                .unwrap_err()
+                .to_string()
+                .contains("unknown field")
+        );
+        let mut approval = encode(&approval()).unwrap();
+        approval[0] += 1;
+        approval.extend(hex::decode(EXTRA_0.replace(' ', "")).unwrap());
+        assert!(decode::<Approval>(&approval).is_err());
+    }
+
+    fn approval() -> Approval {
+        Approval {
+            approver: "a".into(),
+            expires_at: 1,
+            signature: ByteBuf::from(vec![0; 64]),
+        }
+    }
+
+    #[test]
+    fn optional_fields_may_still_be_left_out() {
+        // `GenerateKey` with only `owner` (older clients send neither `policy` nor `nonce`), a
+        // sign request without `approvals`, and a key reference without `user_id`.
+        let generate = request_from(&format!(
+            "a2 {ID_7} {BODY} a1 6c67656e65726174655f6b6579 a1 656f776e6572 f6"
+        ));
+        assert_eq!(
+            generate.unwrap(),
+            request(RequestBody::GenerateKey(GenerateKey {
+                owner: None,
+                policy: None,
+                nonce: None
+            }))
+        );
+        let address = request_from(&format!(
+            "a2 {ID_7} {BODY} a1 6761646472657373 a1 686b65795f626c6f62 41b1"
+        ));
+        let RequestBody::Address(key) = address.unwrap().body else {
+            panic!()
+        };
+        assert_eq!(key.user_id, None);
+    }
+
+    #[test]
+    fn the_array_form_of_structs_is_refused() {
+        // The whole request as `[7, "status"]`.
+        let error = request_from("82 07 66737461747573")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("not an array"), "{error}");
+        // The attest body as `[h'0102']`.
+        let error = request_from(&format!("a2 {ID_7} {BODY} a1 {ATTEST} 81 420102"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("expected a map"), "{error}");
+        // A sign request's key as `[h'b1', "u"]`.
+        let sign = SignRequest {
+            key: key(),
+            payload: SignPayload::Digest(ByteArray::new([0; 32])),
+            approvals: vec![approval()],
+        };
+        let good = encode(&request(RequestBody::Sign(sign))).unwrap();
+        assert!(decode::<Request>(&good).is_ok());
+        let key_map = encode(&key()).unwrap();
+        let key_array = hex::decode("82 42b10b 6175".replace(' ', "")).unwrap();
+        let bad = replace(&good, &key_map, &key_array);
+        assert!(
+            decode::<Request>(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("expected a map")
+        );
+        // An approval as `["a", 1, h'00…']`.
+        let approval_map = encode(&approval()).unwrap();
+        let approval_array = encode(&("a", 1, ByteBuf::from(vec![0; 64]))).unwrap();
+        let bad = replace(&good, &approval_map, &approval_array);
+        assert!(
+            decode::<Request>(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("expected a map")
+        );
+    }
+
+    /// `haystack` with the one occurrence of `needle` replaced.
+    fn replace(haystack: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
+        let at = haystack
+            .windows(needle.len())
+            .position(|window| window == needle)
+            .unwrap();
+        [&haystack[..at], with, &haystack[at + needle.len()..]].concat()
+    }
+
+    #[test]
+    fn packed_keys_and_legacy_enums_are_refused() {
+        // `{0: 7, 1: "status"}`: serde_cbor's "packed" struct form, fields by index.
+        assert!(request_from("a2 00 07 01 66737461747573").is_err());
+        // The body as `["status"]` and `["attest", {...}]`: the legacy enum form.
+        assert!(request_from(&format!("a2 {ID_7} {BODY} 81 66737461747573")).is_err());
+        assert!(request_from(&format!("a2 {ID_7} {BODY} 82 {ATTEST} a1 {NONCE}")).is_err());
+    }
+
+    #[test]
+    fn tags_are_refused_with_a_typed_error() {
+        use crate::protocol::codec::CodecError;
+        // The self-describe tag 55799 in front of a valid request.
+        let error = request_from(&format!("d9d9f7 a2 {ID_7} {BODY} 66737461747573")).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                CodecError::Tagged {
+                    tag: 55_799,
+                    offset: 0
+                }
+            ),
+            "{error:?}"
+        );
+        // A tag deep inside (24, "encoded CBOR", on the nonce), after a byte string that holds
+        // a tag's byte pattern, which must not count.
+        let error = request_from(&format!(
+            "a2 {ID_7} {BODY} a1 {ATTEST} a2 6565787472 61 41d9 {NONCE}"
+        ));
+        assert!(error.unwrap_err().to_string().contains("unknown field"));
+        let error = request_from(&format!(
+            "a2 {ID_7} {BODY} a1 {ATTEST} a1 656e6f6e6365 d818 420102"
+        ))
+        .unwrap_err();
+        assert!(
+            matches!(
+                error,
+                CodecError::Tagged {
+                    tag: 24,
+                    offset: 25
+                }
+            ),
+            "{error:?}"
+        );
+        assert!(decode::<Hello>(&hex::decode("c0a0").unwrap()).is_err());
     }
 
     #[test]
