@@ -302,7 +302,10 @@ impl Registry {
     /// nothing tells the proxy's connections from others, so no share of the slots can be
     /// reserved for it. A connection that carries requests is never taken; the proxy's idle ones
     /// send a keep-alive well inside the idle limit, so silent peers are always idle longer than
-    /// they are. A flood of new connections can make the proxy reconnect, never lock it out.
+    /// they are. This holds against silent peers only: peers that keep every slot busy with
+    /// requests are never evicted, and new ones evict the proxy's idle connections, so a busy
+    /// flood can still keep the proxy out (a known gap, issue 17: the enclave would need to
+    /// recognise the proxy, e.g. by a privileged vsock source port).
     fn admit(self: &Arc<Self>, max: usize, max_in_flight: usize) -> Option<Ticket> {
         let mut open = self.lock();
         if open.connections.len() >= max {
