@@ -30,7 +30,7 @@ use crate::api::{
     SignTypedDataRequest, SignatureResponse, SignedTransaction, UpdatePolicyRequest,
 };
 use crate::receipts::{self, Asked, ReceiptVerifier, VerifyError};
-use nitro_signer_common::receipt::{Operation, Statement};
+use nitro_signer_common::receipt::{Operation, ReceiptError, Statement};
 
 /// Why an HTTP call failed.
 #[derive(Debug, thiserror::Error)]
@@ -146,16 +146,17 @@ impl HttpClient {
             return Ok(None);
         };
         let receipt = receipts::from_api(receipt.ok_or(VerifyError::Missing)?)?;
-        let key = receipt
-            .statement_unverified()
-            .map_err(VerifyError::from)?
-            .receipt_key;
-        if !verifier.is_trusted(&key) {
-            let nonce = fresh_nonce()?;
-            let document = self.attestation(&nonce).await?.document;
-            verifier.trust(&document, &nonce, SystemTime::now())?;
+        match verifier.verify(&receipt) {
+            // A boot not seen yet (the enclave restarted, or this is the first receipt): attest
+            // it, then verify once more. Receipts of known boots are decoded and checked once.
+            Err(VerifyError::Receipt(ReceiptError::UnknownKey)) => {
+                let nonce = fresh_nonce()?;
+                let document = self.attestation(&nonce).await?.document;
+                verifier.trust(&document, &nonce, SystemTime::now())?;
+                Ok(Some(verifier.verify(&receipt)?))
+            }
+            verified => Ok(Some(verified?)),
         }
-        Ok(Some(verifier.verify(&receipt)?))
     }
 
     /// The proxy's base URL.
