@@ -220,6 +220,51 @@ pub struct AddressRequest {
     pub user_id: Option<UserId>,
 }
 
+/// One account the JSON-RPC endpoint serves: a file `ADDRESS.json` in the proxy's accounts
+/// directory (`--accounts-dir`), written by `nitro-signer accounts add`:
+/// `{"address", "keyBlob", "userId"?, "label"?}`. The proxy asks the enclave for the address of
+/// `keyBlob` and `userId` when it loads the file, and refuses the account unless it is
+/// `address` (see `docs/json-rpc.md`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AccountFile {
+    /// The account's address, EIP-55 checksummed.
+    #[serde(with = "checksummed")]
+    pub address: Address,
+    /// The key.
+    pub key_blob: KeyBlob,
+    /// The user, for seeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<UserId>,
+    /// A name for people (at most 128 characters); not used for signing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+}
+
+/// Answer to `POST /reload`: the accounts served after reading the accounts directory again,
+/// and the files that were not taken, each with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReloadResponse {
+    /// Addresses served now, in order.
+    pub accounts: Vec<String>,
+    /// Files refused (bad file, or an address the enclave does not confirm).
+    pub refused: Vec<RefusedAccount>,
+    /// Files whose address could not be checked yet (the enclave or KMS unavailable); the proxy
+    /// tries them again every few seconds.
+    pub pending: Vec<RefusedAccount>,
+}
+
+/// A file of the accounts directory that is not served, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RefusedAccount {
+    /// The file's name in the accounts directory.
+    pub file: String,
+    /// Why it is not served.
+    pub reason: String,
+}
+
 /// Answer to `POST /v1/address`: `{"address", "publicKey"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

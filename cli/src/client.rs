@@ -68,12 +68,12 @@ pub(crate) struct KeyArgs {
 }
 
 impl KeyArgs {
-    fn blob(&self) -> anyhow::Result<KeyBlob> {
+    pub(crate) fn blob(&self) -> anyhow::Result<KeyBlob> {
         serde_json::from_value(serde_json::Value::String(self.key_blob.clone()))
             .context("--key-blob is not base64")
     }
 
-    fn user(&self) -> anyhow::Result<Option<UserId>> {
+    pub(crate) fn user(&self) -> anyhow::Result<Option<UserId>> {
         self.user_id
             .clone()
             .map(UserId::new)

@@ -81,6 +81,16 @@ pub(crate) struct DevArgs {
     /// Run the proxy without an audit log.
     #[arg(long)]
     pub(crate) no_audit_log: bool,
+
+    /// An Ethereum node (http://…) for the JSON-RPC endpoint: `eth_sendTransaction` sends
+    /// there, and every method the signer does not answer is passed to it (`docs/json-rpc.md`).
+    #[arg(long, value_name = "URL")]
+    pub(crate) upstream: Option<String>,
+
+    /// The accounts the JSON-RPC endpoint serves (`nitro-signer accounts add` writes them).
+    /// Default: DATA_DIR/accounts.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) accounts_dir: Option<PathBuf>,
 }
 
 /// What a running dev stack records for other commands (`keys import --dev`).
@@ -385,6 +395,15 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         };
         proxy_args.push("--audit-log".into());
         proxy_args.push(audit_log.into_os_string());
+    }
+    let accounts_dir = match &args.accounts_dir {
+        Some(dir) => std::path::absolute(dir).context("resolving --accounts-dir")?,
+        None => data_dir.join("accounts"),
+    };
+    proxy_args.push("--accounts-dir".into());
+    proxy_args.push(accounts_dir.into_os_string());
+    if let Some(upstream) = &args.upstream {
+        proxy_args.extend(os(&["--upstream", upstream]));
     }
     let mut proxy = Component::start(
         "proxy",

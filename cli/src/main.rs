@@ -5,6 +5,7 @@
 // A command line prints its results on standard output; logs go to standard error.
 #![allow(clippy::print_stdout)]
 
+mod accounts;
 mod approve;
 mod audit;
 mod bench;
@@ -64,6 +65,9 @@ enum Command {
     /// each may use.
     #[command(subcommand)]
     Tenants(tenants::TenantsCommand),
+    /// Accounts of the proxy's Ethereum JSON-RPC endpoint (`docs/json-rpc.md`).
+    #[command(subcommand)]
+    Accounts(accounts::AccountsCommand),
     /// Audit logs (the proxy's `--audit-log`).
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -147,6 +151,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Tenants(tenants::TenantsCommand::Add(args)) => tenants::add(args),
         Command::Tenants(tenants::TenantsCommand::Remove(args)) => tenants::remove(args),
         Command::Audit(command) => audit::run(command),
+        Command::Accounts(command) => accounts::run(command).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Enclave(c) => {
             Ok(nitro_signer_enclave::cli::run(c.args, shutdown(c.exit_with_parent)).await?)

@@ -25,7 +25,7 @@ use serde_json::value::RawValue;
 use crate::api::{
     AddressRequest, AddressResponse, ApiError, AttestationRequest, AttestationResponse,
     AuthorizationResponse, ErrorResponse, GenerateKeyRequest, HealthResponse, KeyResponse,
-    ReadyResponse, SignAuthorizationRequest, SignDigestRequest, SignMessageRequest,
+    ReadyResponse, ReloadResponse, SignAuthorizationRequest, SignDigestRequest, SignMessageRequest,
     SignTransactionRequest, SignTransactionsRequest, SignTransactionsResponse,
     SignTypedDataRequest, SignatureResponse, SignedTransaction, UpdatePolicyRequest,
 };
@@ -172,6 +172,16 @@ impl HttpClient {
     /// `GET /readyz`: the enclave answers, with its status and counters.
     pub async fn ready(&self) -> Result<ReadyResponse, HttpError> {
         self.get("/readyz").await
+    }
+
+    /// `POST /reload`: the proxy reads its accounts directory again (the JSON-RPC endpoint's
+    /// accounts) and says which accounts it serves and which files it refused.
+    pub async fn reload(&self) -> Result<ReloadResponse, HttpError> {
+        let response = self
+            .authorized(self.http.post(self.url("/reload")))
+            .send()
+            .await?;
+        decode(response).await
     }
 
     /// `GET /metrics`: the Prometheus (OpenMetrics) text.

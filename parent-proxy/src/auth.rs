@@ -52,12 +52,12 @@ pub(crate) enum Caller {
     Tenant(Arc<Tenant>),
 }
 
-/// Whether a route is open without an API key: liveness, readiness and metrics, which load
+/// Whether a route is open without an API key: liveness (`/healthz`, `/upcheck`), readiness and metrics, which load
 /// balancers and scrapers call. Everything else, unknown paths included, needs a key.
 fn is_open(path: Option<&MatchedPath>) -> bool {
     matches!(
         path.map(MatchedPath::as_str),
-        Some("/healthz" | "/readyz" | "/metrics")
+        Some("/healthz" | "/upcheck" | "/readyz" | "/metrics")
     )
 }
 
@@ -121,7 +121,7 @@ pub(crate) trait Scoped {
 }
 
 /// Refuses a blob unless its owner label is one of `tenant`'s owners.
-fn check_blob(blob: &KeyBlob, tenant: &Tenant) -> Result<(), Failure> {
+pub(crate) fn check_blob(blob: &KeyBlob, tenant: &Tenant) -> Result<(), Failure> {
     let decoded = key_blob::KeyBlob::decode(blob.as_bytes()).map_err(|error| {
         Failure::new(
             StatusCode::BAD_REQUEST,

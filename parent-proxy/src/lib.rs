@@ -16,6 +16,8 @@
 //! - `metrics.rs`: Prometheus metrics.
 //! - `credentials.rs`: AWS credentials from the standard chain, pushed to the enclave before they
 //!   expire, and again at once (rate-limited) when the enclave answers `no_credentials`.
+//! - `rpc/`: the Ethereum JSON-RPC endpoint (`POST /`): the accounts directory, the signing
+//!   methods, `eth_sendTransaction` with an upstream node, and everything else passed to it.
 //! - `audit.rs`: the audit log (`--audit-log`): every receipt, in sequence order per boot, with
 //!   the boots' attestation documents, appended to a rotated JSON-lines file.
 //!
@@ -30,6 +32,7 @@ mod extract;
 mod guard;
 mod metrics;
 mod routes;
+mod rpc;
 
 use std::{
     io::{self, Read as _, Write as _},
@@ -183,6 +186,27 @@ pub struct Args {
         value_name = "ORIGIN,..."
     )]
     pub allowed_origins: Vec<String>,
+
+    /// The Ethereum node (http://HOST:PORT/…) the JSON-RPC endpoint (`POST /`) sends
+    /// `eth_sendTransaction`'s signed transactions to, fills in what callers leave out from
+    /// (nonce, gas, fees, chain id), and passes every other method to. Without it, only the
+    /// signing methods are answered.
+    #[arg(long, env = "NITRO_SIGNER_PROXY_UPSTREAM", value_name = "URL")]
+    pub upstream: Option<String>,
+
+    /// Longest wait for one answer of the upstream node, in milliseconds.
+    #[arg(
+        long,
+        env = "NITRO_SIGNER_PROXY_UPSTREAM_TIMEOUT_MS",
+        default_value = "10000"
+    )]
+    pub upstream_timeout_ms: NonZeroU64,
+
+    /// The accounts the JSON-RPC endpoint serves: a directory of `ADDRESS.json` files
+    /// (`nitro-signer accounts add` writes them), read at start, on SIGHUP and on
+    /// `POST /reload`. Without it, the endpoint serves no account.
+    #[arg(long, env = "NITRO_SIGNER_PROXY_ACCOUNTS_DIR", value_name = "DIR")]
+    pub accounts_dir: Option<PathBuf>,
 }
 
 impl Args {
@@ -205,6 +229,9 @@ impl Args {
             audit_log_max_bytes: NonZeroU64::new(256 << 20).unwrap_or(NonZeroU64::MIN),
             allowed_hosts: Vec::new(),
             allowed_origins: Vec::new(),
+            upstream: None,
+            upstream_timeout_ms: NonZeroU64::new(10_000).unwrap_or(NonZeroU64::MIN),
+            accounts_dir: None,
         }
     }
 }
@@ -247,6 +274,9 @@ pub enum ProxyError {
     /// An `--allowed-hosts` entry is not HOST or HOST:PORT.
     #[error("invalid --allowed-hosts entry {0:?}: expected HOST or HOST:PORT")]
     AllowedHosts(String),
+    /// The `--upstream` URL cannot be used.
+    #[error(transparent)]
+    Upstream(#[from] rpc::UpstreamUrlError),
     /// The tenants file is not valid.
     #[error("{path}: {source}")]
     TenantsInvalid {
@@ -287,6 +317,7 @@ pub struct Server {
     auth: auth::Auth,
     guard: guard::Guard,
     audit: Option<audit::Opened>,
+    upstream: Option<rpc::Upstream>,
 }
 
 impl Server {
@@ -301,6 +332,13 @@ impl Server {
         };
         let guard = guard::Guard::new(&args.allowed_hosts, &args.allowed_origins)
             .map_err(|guard::InvalidHost(entry)| ProxyError::AllowedHosts(entry))?;
+        let upstream = args
+            .upstream
+            .as_deref()
+            .map(|url| {
+                rpc::Upstream::new(url, Duration::from_millis(args.upstream_timeout_ms.get()))
+            })
+            .transpose()?;
         let bind_error = |source| ProxyError::Bind {
             address: args.listen.clone(),
             source,
@@ -343,6 +381,7 @@ impl Server {
             auth,
             guard,
             audit,
+            upstream,
         })
     }
 
@@ -374,6 +413,7 @@ impl Server {
             auth,
             guard,
             audit,
+            upstream,
         } = self;
         let kick = credentials
             .as_ref()
@@ -407,7 +447,14 @@ impl Server {
             auth,
             guard,
             credentials: kick,
+            rpc: rpc::Rpc {
+                accounts: rpc::Accounts::new(args.accounts_dir.clone()),
+                upstream,
+                nonces: rpc::Nonces::default(),
+                chain_id: tokio::sync::OnceCell::new(),
+            },
         });
+        let accounts = tokio::spawn(rpc::keep_accounts(Arc::clone(&state)));
         match &state.auth {
             auth::Auth::Tenants(tenants) => info!(
                 tenants = tenants.len(),
@@ -428,12 +475,15 @@ impl Server {
             max_connections = args.max_connections.get(),
             header_read_timeout_ms = args.header_read_timeout_ms.get(),
             audit_log = args.audit_log.as_ref().map(|p| p.display().to_string()),
+            upstream = state.rpc.upstream.as_ref().map(rpc::Upstream::display),
+            accounts_dir = args.accounts_dir.as_ref().map(|p| p.display().to_string()),
             "proxy serving"
         );
         nitro_signer_http_server::serve(listener, routes::router(state), limits, shutdown).await;
         if let Some(task) = credentials {
             task.abort();
         }
+        accounts.abort();
         // After the last request: every receipt is queued; write what is held.
         if let Some(task) = audit_task {
             task.close().await;

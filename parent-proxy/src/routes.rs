@@ -76,6 +76,8 @@ pub(crate) struct AppState {
     /// Pushes AWS credentials again when an answer says the enclave's do not work; `None` with
     /// `--no-aws-credentials`.
     pub(crate) credentials: Option<crate::credentials::Kick>,
+    /// The JSON-RPC endpoint's accounts, upstream node and nonce locks.
+    pub(crate) rpc: crate::rpc::Rpc,
 }
 
 /// Request ids: a per-process prefix and a counter, unique enough to find a request's log lines.
@@ -117,6 +119,9 @@ fn caller_request_id(request: &Request) -> Option<String> {
 /// The router with every endpoint and the middleware.
 pub(crate) fn router(state: Arc<AppState>) -> Router {
     Router::new()
+        .route("/", post(crate::rpc::handle))
+        .route("/upcheck", get(crate::rpc::upcheck))
+        .route("/reload", post(crate::rpc::reload))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -148,6 +153,9 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
 /// The metrics label of a route.
 fn endpoint(path: Option<&MatchedPath>) -> &'static str {
     match path.map(MatchedPath::as_str) {
+        Some("/") => "json_rpc",
+        Some("/upcheck") => "upcheck",
+        Some("/reload") => "reload",
         Some("/healthz") => "healthz",
         Some("/readyz") => "readyz",
         Some("/metrics") => "metrics",
@@ -180,7 +188,7 @@ async fn observe(State(state): State<Arc<AppState>>, mut request: Request, next:
     request.extensions_mut().insert(BodyLimit(state.max_body));
     async move {
         // Health stays answerable under load: it says the process is up, nothing more.
-        let permit = if endpoint == "healthz" {
+        let permit = if matches!(endpoint, "healthz" | "upcheck") {
             Ok(None)
         } else {
             Arc::clone(&state.concurrency)
@@ -277,7 +285,7 @@ async fn timed<T>(
 /// Sends one request to the enclave and measures it: the answer, and the enclave's receipt for
 /// what it did, which goes back to the caller as it came (and to the audit log, when there is
 /// one).
-async fn receipted(
+pub(crate) async fn receipted(
     state: &AppState,
     body: RequestBody,
 ) -> Result<(ResponseBody, Option<Receipt>, Duration), Failure> {
@@ -316,7 +324,7 @@ fn api_receipt(receipt: Receipt) -> nitro_signer_api::Receipt {
     }
 }
 
-fn key_ref(key_blob: KeyBlob, user_id: Option<UserId>) -> KeyRef {
+pub(crate) fn key_ref(key_blob: KeyBlob, user_id: Option<UserId>) -> KeyRef {
     KeyRef {
         key_blob: ByteBuf::from(key_blob.into_bytes()),
         user_id,
@@ -328,7 +336,7 @@ fn raw_text(raw: Box<RawValue>) -> String {
 }
 
 /// Approvals as the enclave takes them; it checks them against the key's policy.
-fn approvals(approvals: Vec<Approval>) -> Vec<protocol::Approval> {
+pub(crate) fn approvals(approvals: Vec<Approval>) -> Vec<protocol::Approval> {
     approvals
         .into_iter()
         .map(|approval| protocol::Approval {
@@ -508,7 +516,7 @@ fn wrong_output(expected: &str, signed: &Signed, took: Duration) -> Failure {
     failure
 }
 
-async fn sign(
+pub(crate) async fn sign(
     state: &AppState,
     key: KeyRef,
     payload: SignPayload,

@@ -1,0 +1,400 @@
+//! The accounts the JSON-RPC endpoint serves: one file per account in the accounts directory
+//! (`--accounts-dir`), `{"address", "keyBlob", "userId"?, "label"?}`
+//! ([`nitro_signer_api::AccountFile`]).
+//!
+//! At every load the proxy asks the enclave for the address of each file's key blob and user,
+//! and serves the account only if it is the file's `address`: a file that names a blob and user
+//! that do not give its address is refused, so that `eth_accounts` never lists an address the
+//! signer would not sign for. (The enclave also checks `from` when it signs a transaction, and
+//! the signer checks the address of every signature, so a file changed after loading cannot
+//! make it sign as another account either.)
+//!
+//! Files are read at start, on SIGHUP and on `POST /reload`; a file whose address cannot be
+//! checked because the enclave or KMS is unavailable is tried again every few seconds. Names
+//! that do not end in `.json`, or that start with a dot, are ignored (editors' temporary
+//! files).
+
+use std::{
+    collections::HashMap,
+    io::Read as _,
+    path::{Path, PathBuf},
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+use alloy_primitives::Address;
+use nitro_signer_api::{AccountFile, ErrorCode, KeyBlob, RefusedAccount, ReloadResponse};
+use nitro_signer_common::{
+    UserId,
+    protocol::{RequestBody, ResponseBody},
+};
+use tokio::{sync::Notify, task::JoinSet};
+use tracing::{info, warn};
+
+use crate::routes::{self, AppState};
+
+/// Largest account file read.
+const MAX_FILE_LEN: u64 = 64 * 1024;
+
+/// Most account files read from the directory.
+const MAX_FILES: usize = 100_000;
+
+/// Longest `label`, in characters.
+const MAX_LABEL_CHARS: usize = 128;
+
+/// Addresses checked with the enclave at once during a load.
+const CHECKS_AT_ONCE: usize = 8;
+
+/// How often files whose address could not be checked are tried again.
+const RETRY_PENDING: Duration = Duration::from_secs(5);
+
+/// A served account.
+#[derive(Debug)]
+pub(crate) struct Account {
+    pub(crate) address: Address,
+    pub(crate) key_blob: KeyBlob,
+    pub(crate) user_id: Option<UserId>,
+    /// The file it was read from, for logs.
+    pub(crate) file: String,
+}
+
+/// What one load gave.
+#[derive(Debug, Default)]
+struct Loaded {
+    by_address: HashMap<Address, Arc<Account>>,
+    /// The served addresses, in file-name order.
+    order: Vec<Address>,
+}
+
+/// The served accounts, replaced as a whole by each load.
+#[derive(Debug)]
+pub(crate) struct Accounts {
+    dir: Option<PathBuf>,
+    current: RwLock<Arc<Loaded>>,
+    /// One load at a time.
+    loading: tokio::sync::Mutex<()>,
+    /// Asks the keeper task to load again (`POST /reload` does it itself).
+    wake: Notify,
+}
+
+impl Accounts {
+    /// The accounts of `dir`, none until the first load; `None` serves none.
+    pub(crate) fn new(dir: Option<PathBuf>) -> Self {
+        Self {
+            dir,
+            current: RwLock::new(Arc::default()),
+            loading: tokio::sync::Mutex::new(()),
+            wake: Notify::new(),
+        }
+    }
+
+    fn loaded(&self) -> Arc<Loaded> {
+        Arc::clone(&self.current.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Every served account, in file-name order.
+    pub(crate) fn all(&self) -> Vec<Arc<Account>> {
+        let loaded = self.loaded();
+        loaded
+            .order
+            .iter()
+            .filter_map(|address| loaded.by_address.get(address).cloned())
+            .collect()
+    }
+
+    /// The account at `address`.
+    pub(crate) fn get(&self, address: &Address) -> Option<Arc<Account>> {
+        self.loaded().by_address.get(address).cloned()
+    }
+
+    /// Reads the directory again, checks every account with the enclave, and serves what
+    /// passed.
+    pub(crate) async fn reload(&self, state: &Arc<AppState>) -> ReloadResponse {
+        let _loading = self.loading.lock().await;
+        let Some(dir) = &self.dir else {
+            return ReloadResponse {
+                accounts: Vec::new(),
+                refused: Vec::new(),
+                pending: Vec::new(),
+            };
+        };
+        let (files, mut refused) = read_dir(dir).await;
+        let mut checks = JoinSet::new();
+        let mut results = Vec::with_capacity(files.len());
+        for (index, (file, account)) in files.into_iter().enumerate() {
+            if checks.len() >= CHECKS_AT_ONCE
+                && let Some(Ok(result)) = checks.join_next().await
+            {
+                results.push(result);
+            }
+            let state = Arc::clone(state);
+            checks.spawn(async move { (index, check(&state, file, account).await) });
+        }
+        while let Some(joined) = checks.join_next().await {
+            if let Ok(result) = joined {
+                results.push(result);
+            }
+        }
+        results.sort_by_key(|(index, _)| *index);
+
+        let mut loaded = Loaded::default();
+        let mut pending = Vec::new();
+        for (_, result) in results {
+            match result {
+                Checked::Served(account) => {
+                    if let Some(first) = loaded.by_address.get(&account.address) {
+                        refused.push(RefusedAccount {
+                            reason: format!(
+                                "address {} is already served from {}",
+                                account.address, first.file
+                            ),
+                            file: account.file.clone(),
+                        });
+                        continue;
+                    }
+                    loaded.order.push(account.address);
+                    loaded.by_address.insert(account.address, Arc::new(account));
+                }
+                Checked::Refused(refusal) => refused.push(refusal),
+                Checked::Pending(refusal) => pending.push(refusal),
+            }
+        }
+        for refusal in &refused {
+            warn!(file = %refusal.file, reason = %refusal.reason, "account refused");
+        }
+        for refusal in &pending {
+            info!(file = %refusal.file, reason = %refusal.reason, "account not checked yet; will retry");
+        }
+        let accounts: Vec<String> = loaded
+            .order
+            .iter()
+            .map(|address| address.to_checksum(None))
+            .collect();
+        info!(
+            dir = %dir.display(),
+            served = accounts.len(),
+            refused = refused.len(),
+            pending = pending.len(),
+            "accounts loaded"
+        );
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(loaded);
+        if !pending.is_empty() {
+            self.wake.notify_one();
+        }
+        ReloadResponse {
+            accounts,
+            refused,
+            pending,
+        }
+    }
+
+    /// Loads at start, then again on SIGHUP, and every few seconds while some file is pending.
+    pub(crate) async fn keep(&self, state: &Arc<AppState>) {
+        if self.dir.is_none() {
+            return;
+        }
+        let mut hangups =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        let mut pending = !self.reload(state).await.pending.is_empty();
+        loop {
+            let hangup = async {
+                match &mut hangups {
+                    Some(signals) => {
+                        signals.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            let retry = async {
+                if pending {
+                    tokio::time::sleep(RETRY_PENDING).await;
+                } else {
+                    std::future::pending::<()>().await;
+                }
+            };
+            tokio::select! {
+                () = hangup => info!("SIGHUP: reloading the accounts"),
+                () = retry => {}
+                () = self.wake.notified() => {
+                    // A reload left files pending: retry them later.
+                    pending = true;
+                    continue;
+                }
+            }
+            pending = !self.reload(state).await.pending.is_empty();
+        }
+    }
+}
+
+/// The outcome of one file.
+enum Checked {
+    Served(Account),
+    Refused(RefusedAccount),
+    Pending(RefusedAccount),
+}
+
+/// The account files of `dir`, in name order, and the files that could not be read.
+async fn read_dir(dir: &Path) -> (Vec<(String, AccountFile)>, Vec<RefusedAccount>) {
+    let dir = dir.to_owned();
+    tokio::task::spawn_blocking(move || read_dir_blocking(&dir))
+        .await
+        .unwrap_or_else(|_| {
+            (
+                Vec::new(),
+                vec![RefusedAccount {
+                    file: String::new(),
+                    reason: "the accounts directory could not be read".to_owned(),
+                }],
+            )
+        })
+}
+
+fn read_dir_blocking(dir: &Path) -> (Vec<(String, AccountFile)>, Vec<RefusedAccount>) {
+    let mut refused = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            info!(dir = %dir.display(), "the accounts directory does not exist: no accounts");
+            return (Vec::new(), refused);
+        }
+        Err(error) => {
+            refused.push(RefusedAccount {
+                file: dir.display().to_string(),
+                reason: format!("the accounts directory cannot be read: {error}"),
+            });
+            return (Vec::new(), refused);
+        }
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().into_string().ok())
+        .filter(|name| name.ends_with(".json") && !name.starts_with('.'))
+        .collect();
+    names.sort();
+    if names.len() > MAX_FILES {
+        refused.push(RefusedAccount {
+            file: dir.display().to_string(),
+            reason: format!(
+                "{} account files; only the first {MAX_FILES} are read",
+                names.len()
+            ),
+        });
+        names.truncate(MAX_FILES);
+    }
+    let mut files = Vec::with_capacity(names.len());
+    for name in names {
+        match read_file(&dir.join(&name)) {
+            Ok(account) => files.push((name, account)),
+            Err(reason) => refused.push(RefusedAccount { file: name, reason }),
+        }
+    }
+    (files, refused)
+}
+
+/// Reads and parses one account file (strictly: unknown fields and repeated keys refused).
+fn read_file(path: &Path) -> Result<AccountFile, String> {
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_FILE_LEN + 1).read_to_end(&mut bytes))
+        .map_err(|error| format!("cannot be read: {error}"))?;
+    if bytes.len() as u64 > MAX_FILE_LEN {
+        return Err(format!("larger than {MAX_FILE_LEN} bytes"));
+    }
+    parse_file(&bytes)
+}
+
+/// Parses an account file's contents.
+pub(crate) fn parse_file(bytes: &[u8]) -> Result<AccountFile, String> {
+    nitro_signer_eth::json::check(bytes).map_err(|error| error.to_string())?;
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let account: AccountFile = serde_path_to_error::deserialize(&mut deserializer)
+        .map_err(|error| format!("invalid account file: {error}"))?;
+    if account.label.as_ref().is_some_and(|label| {
+        label.chars().count() > MAX_LABEL_CHARS || label.chars().any(char::is_control)
+    }) {
+        return Err(format!(
+            "invalid field `label`: at most {MAX_LABEL_CHARS} characters, no control characters"
+        ));
+    }
+    Ok(account)
+}
+
+/// Asks the enclave for the file's address.
+async fn check(state: &AppState, file: String, account: AccountFile) -> Checked {
+    let key = routes::key_ref(account.key_blob.clone(), account.user_id.clone());
+    let refusal = |reason: String| RefusedAccount {
+        file: file.clone(),
+        reason,
+    };
+    match routes::receipted(state, RequestBody::Address(key)).await {
+        Ok((ResponseBody::Address(info), _, _)) => {
+            let address = Address::from(info.address.into_array());
+            if address == account.address {
+                Checked::Served(Account {
+                    address,
+                    key_blob: account.key_blob,
+                    user_id: account.user_id,
+                    file,
+                })
+            } else {
+                Checked::Refused(refusal(format!(
+                    "the key blob and user id give the address {}, not the file's {}",
+                    address.to_checksum(None),
+                    account.address.to_checksum(None)
+                )))
+            }
+        }
+        Ok((other, _, _)) => Checked::Refused(refusal(format!(
+            "the enclave answered {} to an address request",
+            other.kind()
+        ))),
+        Err(failure) => {
+            let reason = format!("{}: {}", failure.code.as_str(), failure.message);
+            match failure.code {
+                ErrorCode::EnclaveUnavailable
+                | ErrorCode::EnclaveTimeout
+                | ErrorCode::EnclaveProtocolError
+                | ErrorCode::KmsUnavailable
+                | ErrorCode::NoCredentials
+                | ErrorCode::Busy
+                | ErrorCode::Overloaded => Checked::Pending(refusal(reason)),
+                _ => Checked::Refused(refusal(reason)),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_files_are_strict() {
+        let ok = r#"{"address":"0x3535353535353535353535353535353535353535","keyBlob":"AQI=","userId":"alice","label":"treasury"}"#;
+        let account = parse_file(ok.as_bytes()).unwrap();
+        assert_eq!(account.user_id.unwrap().as_str(), "alice");
+        for (bad, says) in [
+            (r#"{"address":"0x35","keyBlob":"AQI="}"#, "address"),
+            (r#"{"keyBlob":"AQI="}"#, "address"),
+            (
+                r#"{"address":"0x3535353535353535353535353535353535353535","keyBlob":"AQI=","extra":1}"#,
+                "unknown field",
+            ),
+            (
+                r#"{"address":"0x3535353535353535353535353535353535353535","keyBlob":"AQI=","keyBlob":"AQI="}"#,
+                "repeated key",
+            ),
+            (
+                r#"{"address":"0x3535353535353535353535353535353535353535","keyBlob":"AQI=","label":"a\u0007"}"#,
+                "label",
+            ),
+            (
+                r#"{"address":"0x3535353535353535353535353535353535353535","keyBlob":"AQI=","userId":""}"#,
+                "userId",
+            ),
+        ] {
+            let error = parse_file(bad.as_bytes()).unwrap_err();
+            assert!(error.contains(says), "{bad}: {error}");
+        }
+    }
+}

@@ -1,0 +1,611 @@
+//! The Ethereum JSON-RPC 2.0 endpoint, `POST /`: what ethers' `JsonRpcSigner`, viem's JSON-RPC
+//! accounts, web3.py and `cast --unlocked` speak to a remote signer (as to web3signer's eth1
+//! mode or geth's Clef), served for the accounts of the accounts directory
+//! (`docs/json-rpc.md`).
+//!
+//! - `eth_accounts`, `eth_requestAccounts`: the accounts the caller may use.
+//! - `eth_signTransaction`, `eth_sendTransaction`, `eth_sign`, `personal_sign`,
+//!   `eth_signTypedData_v4`: signed in the enclave, which parses and checks every payload and
+//!   the key's policy as for the REST API; this module only turns geth's request shapes into
+//!   the enclave's (`transaction.rs`) and, for `eth_sendTransaction`, fills in what the caller
+//!   left out from the upstream node and sends the result there.
+//! - Every other method goes to the upstream node (`--upstream`) as it came, so that a client
+//!   can use the signer as its only RPC URL; without one it is answered -32601.
+//!
+//! Approvals, which the standard methods have no place for, come in the
+//! `X-Nitro-Signer-Approvals` header (a JSON array of approvals, as in the REST API) and go with
+//! every signing call of the request.
+//!
+//! # Layout
+//!
+//! - `mod.rs`: the envelope (single and batch calls, errors), the handler and the dispatch.
+//! - `accounts.rs`: the accounts directory, each account checked with the enclave at load.
+//! - `transaction.rs`: geth's transaction object, the defaults `eth_sendTransaction` fills in,
+//!   and the per-account nonce lock.
+//! - `upstream.rs`: the upstream node's client.
+
+mod accounts;
+mod transaction;
+mod upstream;
+
+use std::sync::Arc;
+
+use alloy_primitives::{Address, hex};
+use axum::{
+    Json,
+    body::Bytes,
+    extract::{FromRequest, Request, State},
+    http::{HeaderMap, HeaderName, StatusCode},
+    response::{IntoResponse, Response},
+};
+use nitro_signer_api::{Approval, ErrorCode, MAX_APPROVALS};
+use nitro_signer_common::protocol::{self, SignPayload, Signed};
+use serde_bytes::ByteBuf;
+use serde_json::{Map, Value, json};
+use tokio::task::JoinSet;
+
+pub(crate) use self::{
+    accounts::{Account, Accounts},
+    transaction::Nonces,
+    upstream::{Upstream, UpstreamUrlError},
+};
+use crate::{
+    auth::Caller,
+    error::Failure,
+    extract::BodyLimit,
+    routes::{self, AppState},
+};
+
+/// The header that carries approvals for the signing calls of a request.
+pub(crate) const APPROVALS_HEADER: HeaderName = HeaderName::from_static("x-nitro-signer-approvals");
+
+/// Most calls in one batch.
+pub(crate) const MAX_BATCH_CALLS: usize = 100;
+
+/// What the JSON-RPC endpoint shares between requests.
+#[derive(Debug)]
+pub(crate) struct Rpc {
+    pub(crate) accounts: Accounts,
+    pub(crate) upstream: Option<Upstream>,
+    pub(crate) nonces: Nonces,
+    /// The upstream node's `eth_chainId`, asked once.
+    pub(crate) chain_id: tokio::sync::OnceCell<Value>,
+}
+
+/// A JSON-RPC error object.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RpcError {
+    pub(crate) code: i64,
+    pub(crate) message: String,
+    pub(crate) data: Option<Value>,
+}
+
+impl RpcError {
+    fn new(code: i64, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            data: None,
+        }
+    }
+
+    /// -32700: the body is not JSON.
+    fn parse(message: impl Into<String>) -> Self {
+        Self::new(-32700, message)
+    }
+
+    /// -32600: not a JSON-RPC 2.0 request.
+    fn invalid_request(message: impl Into<String>) -> Self {
+        Self::new(-32600, message)
+    }
+
+    /// -32601: no such method.
+    fn method_not_found(message: impl Into<String>) -> Self {
+        Self::new(-32601, message)
+    }
+
+    /// -32602: the parameters are wrong.
+    pub(crate) fn invalid_params(message: impl Into<String>) -> Self {
+        Self::new(-32602, message)
+    }
+
+    /// -32000: refused or failed (policy, enclave, upstream node), as web3signer and Clef
+    /// answer.
+    pub(crate) fn server(message: impl Into<String>) -> Self {
+        Self::new(-32000, message)
+    }
+
+    /// An error the upstream node answered, passed on as it came when it is a proper error
+    /// object.
+    fn from_upstream(method: &str, error: Value) -> Self {
+        let code = error.get("code").and_then(Value::as_i64);
+        let message = error.get("message").and_then(Value::as_str);
+        match (code, message) {
+            (Some(code), Some(message)) => Self {
+                code,
+                message: message.to_owned(),
+                data: error.get("data").cloned(),
+            },
+            _ => Self::server(format!(
+                "upstream node answered {method} with a malformed error"
+            )),
+        }
+    }
+
+    /// A failed enclave call (or a refusal before it): bad payloads are -32602, everything
+    /// else (policy, approvals, KMS, enclave down) -32000; `data.code` is the REST API's error
+    /// code.
+    pub(crate) fn from_failure(failure: Failure) -> Self {
+        let code = if failure.code == ErrorCode::InvalidRequest {
+            -32602
+        } else {
+            -32000
+        };
+        Self {
+            code,
+            message: failure.message,
+            data: Some(json!({"code": failure.code.as_str()})),
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        let mut error = json!({"code": self.code, "message": self.message});
+        if let (Some(data), Value::Object(object)) = (&self.data, &mut error) {
+            object.insert("data".to_owned(), data.clone());
+        }
+        error
+    }
+}
+
+/// One call of a request: its id (`None` for a notification, which gets no answer), method
+/// and parameters.
+#[derive(Debug)]
+struct Call {
+    id: Option<Value>,
+    method: String,
+    params: Value,
+}
+
+impl Call {
+    /// Reads one request object; an error comes with the id to answer it under.
+    fn parse(value: Value) -> Result<Self, (Value, RpcError)> {
+        let Value::Object(mut object) = value else {
+            return Err((
+                Value::Null,
+                RpcError::invalid_request("a request must be a JSON object"),
+            ));
+        };
+        let id = object.remove("id");
+        let answer_id = id.clone().unwrap_or(Value::Null);
+        let invalid = |message: &str| Err((answer_id.clone(), RpcError::invalid_request(message)));
+        if !matches!(
+            id,
+            None | Some(Value::Null | Value::String(_) | Value::Number(_))
+        ) {
+            return invalid("`id` must be a string, a number or null");
+        }
+        if object.remove("jsonrpc") != Some(Value::String("2.0".to_owned())) {
+            return invalid("`jsonrpc` must be \"2.0\"");
+        }
+        let Some(Value::String(method)) = object.remove("method") else {
+            return invalid("`method` must be a string");
+        };
+        let params = object.remove("params").unwrap_or(Value::Array(Vec::new()));
+        if !matches!(params, Value::Array(_) | Value::Object(_)) {
+            return invalid("`params` must be an array or an object");
+        }
+        if let Some(key) = object.keys().next() {
+            return invalid(&format!(
+                "unknown member `{key}`: a request has jsonrpc, id, method and params"
+            ));
+        }
+        Ok(Self { id, method, params })
+    }
+
+    /// The positional parameters, between `min` and `max` of them.
+    fn positional(&self, min: usize, max: usize) -> Result<&[Value], RpcError> {
+        let Value::Array(params) = &self.params else {
+            return Err(RpcError::invalid_params(format!(
+                "{} takes its parameters as an array",
+                self.method
+            )));
+        };
+        if params.len() < min || params.len() > max {
+            let count = if min == max {
+                min.to_string()
+            } else {
+                format!("{min} to {max}")
+            };
+            return Err(RpcError::invalid_params(format!(
+                "{} takes {count} parameters, got {}",
+                self.method,
+                params.len()
+            )));
+        }
+        Ok(params)
+    }
+}
+
+/// The answer object for `id`.
+fn answer(id: Value, result: Result<Value, RpcError>) -> Value {
+    match result {
+        Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
+        Err(error) => json!({"jsonrpc": "2.0", "id": id, "error": error.to_json()}),
+    }
+}
+
+/// What a call runs with: the shared state, who is calling, and the request's approvals.
+#[derive(Clone)]
+struct Context {
+    state: Arc<AppState>,
+    caller: Caller,
+    approvals: Arc<Vec<protocol::Approval>>,
+}
+
+/// `POST /`: one call or a batch. JSON-RPC errors are answered with HTTP 200, as nodes do;
+/// what is refused before the body is read (authentication, size) keeps the API's HTTP errors.
+pub(crate) async fn handle(
+    State(state): State<Arc<AppState>>,
+    mut request: Request,
+) -> Result<Response, Failure> {
+    let caller = request
+        .extensions_mut()
+        .remove::<Caller>()
+        .ok_or_else(|| Failure::unauthorized("this endpoint needs an API key"))?;
+    let limit = request
+        .extensions()
+        .get::<BodyLimit>()
+        .map_or(0, |limit| limit.0);
+    let approvals = match approvals_header(request.headers()) {
+        Ok(approvals) => approvals,
+        Err(error) => return Ok(Json(answer(Value::Null, Err(error))).into_response()),
+    };
+    let body = Bytes::from_request(request, &state)
+        .await
+        .map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                Failure::too_large(limit)
+            } else {
+                Failure::invalid_request(format!(
+                    "the request body could not be read: {}",
+                    rejection.body_text()
+                ))
+            }
+        })?;
+    let context = Context {
+        state,
+        caller,
+        approvals: Arc::new(approvals),
+    };
+    let reply = match parse_body(&body) {
+        Err(error) => Some(answer(Value::Null, Err(error))),
+        Ok(Value::Array(calls)) => batch(&context, calls).await,
+        Ok(single) => one(&context, single).await,
+    };
+    Ok(match reply {
+        Some(reply) => Json(reply).into_response(),
+        // Only notifications: nothing to answer.
+        None => StatusCode::NO_CONTENT.into_response(),
+    })
+}
+
+/// The body as one JSON value, with the payload rules of the REST API (no repeated keys, none
+/// of serde_json's reserved keys; `nitro_signer_eth::json`).
+fn parse_body(body: &[u8]) -> Result<Value, RpcError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|error| RpcError::parse(format!("the body is not JSON: {error}")))?;
+    nitro_signer_eth::json::check(body)
+        .map_err(|error| RpcError::invalid_request(error.to_string()))?;
+    match value {
+        Value::Array(ref calls) if calls.is_empty() => {
+            Err(RpcError::invalid_request("the batch is empty"))
+        }
+        Value::Array(ref calls) if calls.len() > MAX_BATCH_CALLS => {
+            Err(RpcError::invalid_request(format!(
+                "{} calls in a batch; at most {MAX_BATCH_CALLS}",
+                calls.len()
+            )))
+        }
+        Value::Array(_) | Value::Object(_) => Ok(value),
+        _ => Err(RpcError::invalid_request(
+            "the body must be a request object or a batch (array) of them",
+        )),
+    }
+}
+
+/// Runs the calls of a batch at once; the answers come in the calls' order.
+async fn batch(context: &Context, calls: Vec<Value>) -> Option<Value> {
+    let mut tasks = JoinSet::new();
+    for (index, call) in calls.into_iter().enumerate() {
+        let context = context.clone();
+        tasks.spawn(async move { (index, one(&context, call).await) });
+    }
+    let mut answers = Vec::with_capacity(tasks.len());
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((index, Some(reply))) => answers.push((index, reply)),
+            Ok((_, None)) => {}
+            Err(error) => {
+                tracing::warn!(%error, "a JSON-RPC call task failed");
+                answers.push((
+                    usize::MAX,
+                    answer(Value::Null, Err(RpcError::server("internal error"))),
+                ));
+            }
+        }
+    }
+    answers.sort_by_key(|(index, _)| *index);
+    let answers: Vec<Value> = answers.into_iter().map(|(_, reply)| reply).collect();
+    (!answers.is_empty()).then_some(Value::Array(answers))
+}
+
+/// Runs one call; `None` for a notification.
+async fn one(context: &Context, value: Value) -> Option<Value> {
+    let call = match Call::parse(value) {
+        Ok(call) => call,
+        Err((id, error)) => return Some(answer(id, Err(error))),
+    };
+    let result = dispatch(context, &call).await;
+    if let Err(error) = &result {
+        tracing::debug!(method = %call.method, code = error.code, message = %error.message, "JSON-RPC call failed");
+    }
+    call.id.map(|id| answer(id, result))
+}
+
+async fn dispatch(context: &Context, call: &Call) -> Result<Value, RpcError> {
+    match call.method.as_str() {
+        "eth_accounts" | "eth_requestAccounts" => {
+            call.positional(0, 0)?;
+            Ok(Value::Array(
+                context
+                    .accounts()
+                    .iter()
+                    .map(|account| Value::String(account.address.to_checksum(None)))
+                    .collect(),
+            ))
+        }
+        "eth_signTransaction" => transaction::sign(context, one_param(call)?).await,
+        "eth_sendTransaction" => transaction::send(context, one_param(call)?).await,
+        "eth_sign" => match call.positional(2, 2)? {
+            [address, data] => sign_message(context, address, data).await,
+            _ => Err(wrong_count()),
+        },
+        // Reversed order; geth's third parameter, a password, means nothing here.
+        "personal_sign" => match call.positional(2, 3)? {
+            [data, address] | [data, address, _] => sign_message(context, address, data).await,
+            _ => Err(wrong_count()),
+        },
+        "eth_signTypedData_v4" => match call.positional(2, 2)? {
+            [address, typed_data] => sign_typed_data(context, address, typed_data).await,
+            _ => Err(wrong_count()),
+        },
+        method if is_signing_method(method) => Err(RpcError::method_not_found(format!(
+            "{method} is not served by nitro-signer: use eth_signTransaction, \
+             eth_sendTransaction, eth_sign, personal_sign or eth_signTypedData_v4"
+        ))),
+        _ => pass_through(context, call).await,
+    }
+}
+
+/// The one parameter of a call that takes one.
+fn one_param(call: &Call) -> Result<&Value, RpcError> {
+    match call.positional(1, 1)? {
+        [param] => Ok(param),
+        _ => Err(wrong_count()),
+    }
+}
+
+/// After [`Call::positional`] checked the count, another count cannot happen.
+fn wrong_count() -> RpcError {
+    RpcError::invalid_params("wrong number of parameters")
+}
+
+/// Methods that sign, unlock or manage keys in a node or wallet. Those this module does not
+/// answer are refused rather than passed on, so that a node's own keys are never used through
+/// the signer.
+fn is_signing_method(method: &str) -> bool {
+    method.starts_with("eth_sign")
+        || method.starts_with("personal_")
+        || method.starts_with("wallet_")
+        || method == "eth_sendTransaction"
+}
+
+/// Sends a call to the upstream node and answers with what it answered.
+async fn pass_through(context: &Context, call: &Call) -> Result<Value, RpcError> {
+    let Some(upstream) = &context.state.rpc.upstream else {
+        return Err(RpcError::method_not_found(format!(
+            "{} is not served here: nitro-signer signs, and passes other methods to a node only \
+             when started with --upstream URL",
+            call.method
+        )));
+    };
+    let request = json!({
+        "jsonrpc": "2.0",
+        "id": call.id.clone().unwrap_or(Value::Null),
+        "method": call.method,
+        "params": call.params,
+    });
+    let mut response = upstream.forward(&request).await?;
+    if let Some(error) = response.get_mut("error").map(Value::take) {
+        return Err(RpcError::from_upstream(&call.method, error));
+    }
+    response.get_mut("result").map(Value::take).ok_or_else(|| {
+        RpcError::server(format!(
+            "upstream node answered {} with neither result nor error",
+            call.method
+        ))
+    })
+}
+
+impl Context {
+    /// The accounts the caller may use.
+    fn accounts(&self) -> Vec<Arc<Account>> {
+        self.state
+            .rpc
+            .accounts
+            .all()
+            .into_iter()
+            .filter(|account| self.may_use(account))
+            .collect()
+    }
+
+    fn may_use(&self, account: &Account) -> bool {
+        match &self.caller {
+            Caller::Anyone => true,
+            Caller::Tenant(tenant) => crate::auth::check_blob(&account.key_blob, tenant).is_ok(),
+        }
+    }
+
+    /// The account at `address`, if the caller may use it. One the caller may not use is
+    /// answered as unknown, so that a tenant does not learn other tenants' addresses.
+    fn account(&self, address: &Value) -> Result<Arc<Account>, RpcError> {
+        let address = parse_address(address)?;
+        self.state
+            .rpc
+            .accounts
+            .get(&address)
+            .filter(|account| self.may_use(account))
+            .ok_or_else(|| {
+                RpcError::server(format!(
+                    "unknown account {}: this signer does not serve it (see eth_accounts)",
+                    address.to_checksum(None)
+                ))
+            })
+    }
+
+    /// Signs `payload` with `account`'s key; checks that the enclave signed as that address.
+    async fn sign(&self, account: &Account, payload: SignPayload) -> Result<Signed, RpcError> {
+        let key = routes::key_ref(account.key_blob.clone(), account.user_id.clone());
+        let (signed, _receipt, _took) =
+            routes::sign(&self.state, key, payload, self.approvals.as_ref().clone())
+                .await
+                .map_err(RpcError::from_failure)?;
+        let from = match &signed {
+            Signed::Transaction(signed) => signed.signature.from,
+            Signed::Signature(signature) => signature.from,
+            Signed::Authorization(signed) => signed.signature.from,
+        };
+        if Address::from(from.into_array()) != account.address {
+            tracing::warn!(
+                account = %account.address,
+                file = %account.file,
+                "the enclave signed as another address than the account's"
+            );
+            return Err(RpcError::server(
+                "the key blob of this account signs as another address; the account is \
+                 misconfigured",
+            ));
+        }
+        Ok(signed)
+    }
+}
+
+/// A `0x` address parameter (any case).
+fn parse_address(value: &Value) -> Result<Address, RpcError> {
+    value
+        .as_str()
+        .and_then(|text| text.parse::<Address>().ok())
+        .ok_or_else(|| RpcError::invalid_params("expected an address (0x and 40 hex digits)"))
+}
+
+/// `eth_sign` and `personal_sign`: EIP-191 over `data` (`0x` hex), answered with
+/// `r ‖ s ‖ v`, `v` 27 or 28, as geth does.
+async fn sign_message(context: &Context, address: &Value, data: &Value) -> Result<Value, RpcError> {
+    let account = context.account(address)?;
+    let bytes = data
+        .as_str()
+        .and_then(|text| text.strip_prefix("0x"))
+        .and_then(|digits| hex::decode(digits).ok())
+        .ok_or_else(|| {
+            RpcError::invalid_params("the message must be 0x hex (UTF-8 text hex-encoded)")
+        })?;
+    let signed = context
+        .sign(&account, SignPayload::Message(ByteBuf::from(bytes)))
+        .await?;
+    signature_hex(&signed)
+}
+
+/// `eth_signTypedData_v4`: typed data as an object, or as the JSON text of one (as wallets
+/// send it).
+async fn sign_typed_data(
+    context: &Context,
+    address: &Value,
+    typed_data: &Value,
+) -> Result<Value, RpcError> {
+    let account = context.account(address)?;
+    let text = match typed_data {
+        Value::String(text) => text.clone(),
+        Value::Object(_) => typed_data.to_string(),
+        _ => {
+            return Err(RpcError::invalid_params(
+                "typed data must be an object or its JSON text",
+            ));
+        }
+    };
+    let signed = context.sign(&account, SignPayload::TypedData(text)).await?;
+    signature_hex(&signed)
+}
+
+fn signature_hex(signed: &Signed) -> Result<Value, RpcError> {
+    let Signed::Signature(signature) = signed else {
+        return Err(RpcError::server(
+            "the enclave's answer does not fit the request",
+        ));
+    };
+    let mut bytes = Vec::with_capacity(65);
+    bytes.extend_from_slice(signature.r.as_slice());
+    bytes.extend_from_slice(signature.s.as_slice());
+    bytes.push(27 + u8::from(signature.y_parity));
+    Ok(Value::String(hex::encode_prefixed(bytes)))
+}
+
+/// The approvals of the `X-Nitro-Signer-Approvals` header: a JSON array of
+/// `{"approver", "expiresAt", "signature"}`, at most [`MAX_APPROVALS`].
+fn approvals_header(headers: &HeaderMap) -> Result<Vec<protocol::Approval>, RpcError> {
+    let mut values = headers.get_all(&APPROVALS_HEADER).iter();
+    let Some(value) = values.next() else {
+        return Ok(Vec::new());
+    };
+    if values.next().is_some() {
+        return Err(RpcError::invalid_request(
+            "give X-Nitro-Signer-Approvals once, with all the approvals in one JSON array",
+        ));
+    }
+    let invalid = |why: String| {
+        RpcError::invalid_request(format!("invalid X-Nitro-Signer-Approvals header: {why}"))
+    };
+    nitro_signer_eth::json::check(value.as_bytes()).map_err(|error| invalid(error.to_string()))?;
+    let approvals: Vec<Approval> =
+        serde_json::from_slice(value.as_bytes()).map_err(|error| invalid(error.to_string()))?;
+    if approvals.len() > MAX_APPROVALS {
+        return Err(invalid(format!(
+            "{} approvals; at most {MAX_APPROVALS}",
+            approvals.len()
+        )));
+    }
+    Ok(routes::approvals(approvals))
+}
+
+/// `POST /reload`: reads the accounts directory again and answers what is served.
+pub(crate) async fn reload(State(state): State<Arc<AppState>>) -> Response {
+    let report = state.rpc.accounts.reload(&state).await;
+    Json(report).into_response()
+}
+
+/// `GET /upcheck` (web3signer's liveness check): `OK`.
+pub(crate) async fn upcheck() -> &'static str {
+    "OK"
+}
+
+/// Keeps the accounts current: loads them at start, again on SIGHUP, and retries those whose
+/// address could not be checked yet every few seconds.
+pub(crate) async fn keep_accounts(state: Arc<AppState>) {
+    state.rpc.accounts.keep(&state).await;
+}
+
+/// An object parameter's members.
+fn object<'a>(value: &'a Value, what: &str) -> Result<&'a Map<String, Value>, RpcError> {
+    value
+        .as_object()
+        .ok_or_else(|| RpcError::invalid_params(format!("{what} must be a JSON object")))
+}
