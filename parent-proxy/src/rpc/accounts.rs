@@ -159,6 +159,7 @@ impl Accounts {
                 Checked::Pending(refusal) => pending.push(refusal),
             }
         }
+        refused.sort_by(|a, b| a.file.cmp(&b.file));
         for refusal in &refused {
             warn!(file = %refusal.file, reason = %refusal.reason, "account refused");
         }
