@@ -306,7 +306,7 @@ async fn signing_methods_reach_the_enclave_in_its_shape() {
     let second = proxy
         .call("eth_sign", json!([STAND_IN.to_lowercase(), "0x68656c6c6f"]))
         .await;
-    let signature = format!("0x{}{}1c", "01".repeat(32), format!("{:064x}", 2));
+    let signature = format!("0x{}{:064x}1c", "01".repeat(32), 2);
     assert_eq!(first["result"], signature.as_str());
     assert_eq!(second["result"], signature.as_str());
     // Typed data as an object, and as its JSON text.
