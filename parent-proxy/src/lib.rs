@@ -202,6 +202,18 @@ pub struct Args {
     )]
     pub upstream_timeout_ms: NonZeroU64,
 
+    /// The most a transaction signed through the JSON-RPC endpoint may cost in fees, in wei
+    /// (`gas` × `maxFeePerGas` or `gasPrice`), as geth's `--rpc.txfeecap`: a guard against fees
+    /// a caller or the upstream node got wrong. 0: no cap. (A key's policy `feeMax` is the bound
+    /// the enclave enforces.)
+    #[arg(
+        long,
+        env = "NITRO_SIGNER_PROXY_TX_FEE_CAP_WEI",
+        default_value = "1000000000000000000",
+        value_name = "WEI"
+    )]
+    pub tx_fee_cap_wei: u128,
+
     /// The accounts the JSON-RPC endpoint serves: a directory of `ADDRESS.json` files
     /// (`nitro-signer accounts add` writes them), read at start, on SIGHUP and on
     /// `POST /reload`. Without it, the endpoint serves no account.
@@ -230,6 +242,7 @@ impl Args {
             allowed_hosts: Vec::new(),
             allowed_origins: Vec::new(),
             upstream: None,
+            tx_fee_cap_wei: 1_000_000_000_000_000_000,
             upstream_timeout_ms: NonZeroU64::new(10_000).unwrap_or(NonZeroU64::MIN),
             accounts_dir: None,
         }
@@ -452,6 +465,7 @@ impl Server {
                 upstream,
                 nonces: rpc::Nonces::default(),
                 chain_id: tokio::sync::OnceCell::new(),
+                fee_cap: args.tx_fee_cap_wei,
             },
         });
         let accounts = tokio::spawn(rpc::keep_accounts(Arc::clone(&state)));

@@ -70,6 +70,8 @@ pub(crate) struct Rpc {
     pub(crate) nonces: Nonces,
     /// The upstream node's `eth_chainId`, asked once.
     pub(crate) chain_id: tokio::sync::OnceCell<Value>,
+    /// `--tx-fee-cap-wei` (0: none).
+    pub(crate) fee_cap: u128,
 }
 
 /// A JSON-RPC error object.

@@ -60,6 +60,7 @@ impl Nonces {
 /// `eth_signTransaction`: the signed raw transaction, `0x` hex.
 pub(super) async fn sign(context: &Context, tx: &Value) -> Result<Value, RpcError> {
     let (account, mut tx) = prepare(context, tx).await?;
+    check_fee(context.state.rpc.fee_cap, &tx)?;
     let (raw, _hash) = sign_tx(context, &account, &tx_text(&mut tx)).await?;
     Ok(Value::String(hex::encode_prefixed(raw)))
 }
@@ -90,6 +91,7 @@ pub(super) async fn send(context: &Context, tx: &Value) -> Result<Value, RpcErro
             .await?;
         tx.insert("gas".to_owned(), gas);
     }
+    check_fee(context.state.rpc.fee_cap, &tx)?;
     if tx.contains_key("nonce") {
         let text = tx_text(&mut tx);
         let (raw, hash) = sign_tx(context, &account, &text).await?;
@@ -263,6 +265,27 @@ async fn fill_fees(context: &Context, tx: &mut Map<String, Value>) -> Result<(),
     Ok(())
 }
 
+/// Refuses a transaction whose fee could exceed `cap` wei (0: no cap): `gas` × the fee cap or
+/// gas price, as geth's `--rpc.txfeecap`. Fields that are missing or malformed are left to the
+/// enclave to refuse.
+fn check_fee(cap: u128, tx: &Map<String, Value>) -> Result<(), RpcError> {
+    let field = |key: &str| tx.get(key).and_then(|value| quantity(value, key).ok());
+    let (Some(gas), Some(price)) = (
+        field("gas").or_else(|| field("gasLimit")),
+        field("maxFeePerGas").or_else(|| field("gasPrice")),
+    ) else {
+        return Ok(());
+    };
+    let fee = gas.saturating_mul(price);
+    if cap == 0 || fee <= cap {
+        return Ok(());
+    }
+    Err(RpcError::server(format!(
+        "the transaction's fee ({fee} wei = gas × fee cap) exceeds the configured cap ({cap} \
+         wei, --tx-fee-cap-wei)"
+    )))
+}
+
 /// The call object `eth_estimateGas` takes: what decides the gas, without the fields some
 /// nodes do not accept there.
 fn estimate_request(tx: &Map<String, Value>) -> Value {
@@ -316,6 +339,27 @@ mod tests {
             assert_eq!(error.code, -32602, "{bad}");
             assert!(error.message.contains("`gas`"), "{bad}");
         }
+    }
+
+    #[test]
+    fn fees_over_the_cap_are_refused() {
+        let tx = |gas: &str, fee: &str| {
+            json!({"gas": gas, "maxFeePerGas": fee})
+                .as_object()
+                .unwrap()
+                .clone()
+        };
+        assert!(check_fee(1_000, &tx("0xa", "0x64")).is_ok());
+        let error = check_fee(999, &tx("0xa", "0x64")).unwrap_err();
+        assert_eq!(error.code, -32000);
+        assert!(error.message.contains("1000 wei"), "{}", error.message);
+        assert!(
+            check_fee(0, &tx("0xffffffff", "0xffffffffffff")).is_ok(),
+            "no cap"
+        );
+        let legacy = json!({"gasLimit": "0xa", "gasPrice": "0x64"});
+        assert!(check_fee(999, legacy.as_object().unwrap()).is_err());
+        assert!(check_fee(1, json!({"gas": "0x1"}).as_object().unwrap()).is_ok());
     }
 
     #[test]
