@@ -66,7 +66,13 @@ impl Hardhat {
             let mut command = Command::new("node");
             command
                 .arg(dir.join("node_modules/hardhat/internal/cli/bootstrap.js"))
-                .args(["node", "--hostname", "127.0.0.1", "--port", &port.to_string()])
+                .args([
+                    "node",
+                    "--hostname",
+                    "127.0.0.1",
+                    "--port",
+                    &port.to_string(),
+                ])
                 .arg("--config")
                 .arg(&config)
                 .current_dir(&dir)
@@ -149,7 +155,10 @@ impl Hardhat {
             json!([{"from": DEV_ACCOUNT, "to": address, "value": format!("{wei:#x}")}]),
         );
         let receipt = self.receipt(hash.as_str().unwrap());
-        assert_eq!(receipt["status"], "0x1", "funding {address} failed: {receipt}");
+        assert_eq!(
+            receipt["status"], "0x1",
+            "funding {address} failed: {receipt}"
+        );
     }
 }
 
@@ -169,12 +178,7 @@ pub fn call(url: &str, bearer: Option<&str>, method: &str, params: Value) -> Val
 }
 
 /// [`call`], reporting a failed exchange instead of panicking.
-fn try_call(
-    url: &str,
-    bearer: Option<&str>,
-    method: &str,
-    params: Value,
-) -> Result<Value, String> {
+fn try_call(url: &str, bearer: Option<&str>, method: &str, params: Value) -> Result<Value, String> {
     let request = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
     let (status, body) = post(url, bearer, &serde_json::to_vec(&request).unwrap())?;
     let answer: Value = serde_json::from_slice(&body).map_err(|error| {

@@ -101,7 +101,9 @@ pub fn place(source: &Path) -> PathBuf {
 
 /// `tests/node/NAME`, a script or config file of this crate.
 pub fn source(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("node").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("node")
+        .join(name)
 }
 
 /// Reads all of a child's pipe on a thread, so that a chatty child never blocks on a full pipe.

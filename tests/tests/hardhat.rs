@@ -58,7 +58,10 @@ fn hardhat_runs_prague_and_the_client_scripts_work_against_it() {
     assert_eq!(receipt["type"], "0x4", "{receipt}");
     assert_eq!(receipt["status"], "0x1", "{receipt}");
     let block = node.rpc("eth_getBlockByNumber", json!(["latest", false]));
-    assert!(block["requestsHash"].is_string(), "not a Prague block: {block}");
+    assert!(
+        block["requestsHash"].is_string(),
+        "not a Prague block: {block}"
+    );
 
     // The funding helper, and the generic call with a bearer key (which Hardhat ignores).
     let recipient = "0x000000000000000000000000000000000000bEEF";
@@ -85,7 +88,12 @@ fn hardhat_runs_prague_and_the_client_scripts_work_against_it() {
     // Hardhat has no eth_signTransaction: that check waits for nitro-signer.
     let web3_script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/web3_client.py");
     let web3 = python::run(
-        &[web3_script, &node.url, DEV_ACCOUNT, "--skip-sign-transaction"],
+        &[
+            web3_script,
+            &node.url,
+            DEV_ACCOUNT,
+            "--skip-sign-transaction",
+        ],
         b"",
     );
     let web3 = results("web3_client.py", &web3);
