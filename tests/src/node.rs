@@ -68,8 +68,45 @@ pub fn dir() -> PathBuf {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+    prune_other_platforms(&dir.join("node_modules/@nomicfoundation"), &dir);
     std::fs::write(&marker, expected).unwrap();
     dir
+}
+
+/// The packages whose native binaries for other platforms `npm ci` installs too.
+const NATIVE_PACKAGES: [&str; 2] = ["edr", "solidity-analyzer"];
+
+/// Removes the native binaries of other platforms from `scope` (`@nomicfoundation`), about half
+/// of the install: Hardhat's EDR and solidity-analyzer list one package per platform as plain
+/// dependencies, so npm installs all of them. Which one this platform uses is asked of Node
+/// itself (the packages loaded when each is required); if that fails, nothing is removed.
+fn prune_other_platforms(scope: &Path, dir: &Path) {
+    let probe = format!(
+        "for (const name of {NATIVE_PACKAGES:?}) require(`@nomicfoundation/${{name}}`); \
+         for (const path of Object.keys(require.cache)) console.log(path);"
+    );
+    let Ok(output) = Command::new("node")
+        .args(["-e", &probe])
+        .current_dir(dir)
+        .output()
+    else {
+        return;
+    };
+    if !output.status.success() {
+        return;
+    }
+    let loaded = String::from_utf8_lossy(&output.stdout).into_owned();
+    for entry in std::fs::read_dir(scope).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let platform_specific = NATIVE_PACKAGES
+            .iter()
+            .any(|package| name.starts_with(&format!("{package}-")));
+        let used = loaded.contains(&format!("/@nomicfoundation/{name}/"));
+        if platform_specific && !used {
+            std::fs::remove_dir_all(entry.path()).unwrap();
+        }
+    }
 }
 
 /// The installed `node_modules`, installed on first use.
@@ -132,7 +169,8 @@ pub(crate) fn kill_group(child: &mut Child) {
 
 /// Runs `node SCRIPT ARGS…` from a copy of `script` placed beside the installed packages (see
 /// [`place`]); its standard output, after checking that it succeeded within
-/// [`SCRIPT_TIME_LIMIT`]. Panics with its standard error otherwise.
+/// [`SCRIPT_TIME_LIMIT`]. Panics with its standard error otherwise. Only the script itself is
+/// copied: it may import the installed packages, not files beside it in `tests/node`.
 pub fn run_script(script: &Path, args: &[&str]) -> Vec<u8> {
     let placed = place(script);
     let mut command = Command::new("node");
