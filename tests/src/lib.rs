@@ -26,13 +26,19 @@
 //! - [`relay`]: a fault-injecting TCP relay in front of KMS.
 //! - [`kms`]: the real `aws-sdk-kms` client pointed at a test endpoint.
 //! - [`metrics`]: reading the `/metrics` text.
+//! - [`node`]: the pinned Node.js packages (`ethers`, `viem`, `hardhat`) installed into
+//!   `target/node`, and the client scripts of `tests/node` run with them.
+//! - [`hardhat`]: a Hardhat node on Prague with funded, unlocked dev accounts, as the real
+//!   Ethereum node behind the JSON-RPC endpoint.
 //! - [`sockets`]: raw-socket probes of how a server handles a connection (the HTTP servers'
 //!   connection limits, timeouts and lingering close).
 
 pub mod answers;
 pub mod dev_stack;
+pub mod hardhat;
 pub mod kms;
 pub mod metrics;
+pub mod node;
 pub mod policy_model;
 pub mod process;
 pub mod python;
