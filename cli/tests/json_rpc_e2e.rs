@@ -324,15 +324,36 @@ fn a_drop_in_signer_on_a_real_chain() {
     assert_eq!(chain.balance(recipient), before.1 + sent);
     assert_eq!(chain.balance(&alice), before.0 - sent - fees);
 
-    // Real clients, unmodified, with the signer as their only RPC URL.
+    // Real clients, unmodified, with the signer as their only RPC URL. One key signs the same
+    // typed data and message the same way (RFC 6979) whichever client asks.
+    let mut signatures = Vec::new();
     for script in ["ethers_client.mjs", "viem_client.mjs"] {
         let out = node::run_script(&node::source(script), &[&chain.url, &alice, &chain.key]);
         let results: Value = serde_json::from_slice(&out).unwrap();
-        assert_eq!(results["ok"], true, "{script}: {results}");
+        let hash = results["transaction"]["hash"].as_str().unwrap();
+        assert_eq!(chain.node.receipt(hash)["status"], "0x1", "{script}");
+        signatures.push((
+            results["typedDataSignature"].clone(),
+            results["messageSignature"].clone(),
+        ));
     }
     let out = python::run(&[WEB3_CLIENT, &chain.url, &alice, &chain.key], b"");
     let results: Value = serde_json::from_slice(&out).unwrap();
-    assert_eq!(results["ok"], true, "web3.py: {results}");
+    assert!(
+        results["signTransaction"]
+            .as_str()
+            .unwrap()
+            .starts_with("0x02"),
+        "{results}"
+    );
+    signatures.push((
+        results["typedDataSignature"].clone(),
+        results["messageSignature"].clone(),
+    ));
+    assert!(
+        signatures.iter().all(|s| *s == signatures[0]),
+        "{signatures:?}"
+    );
 
     // Errors.
     let stranger = "0x0000000000000000000000000000000000000bad";
@@ -372,7 +393,12 @@ fn approvals(chain: &Chain) {
         (-32000, &json!("approvals_required")),
         "{message}"
     );
-    let request = json!({"keyId": key_id, "userId": "carol", "expiresAt": 4_000_000_000u64,
+    let soon = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    let request = json!({"keyId": key_id, "userId": "carol", "expiresAt": soon,
         "signers": ["ed25519"], "names": {"ed25519": "ops"}, "transaction": tx});
     let approvals = python::run(&[APPROVALS, "approve"], request.to_string().as_bytes());
     let approvals = String::from_utf8(approvals).unwrap();

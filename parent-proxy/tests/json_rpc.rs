@@ -311,11 +311,11 @@ async fn signing_methods_reach_the_enclave_in_its_shape() {
     assert_eq!(second["result"], signature.as_str());
     // Typed data as an object, and as its JSON text.
     let typed = json!({"types": {"EIP712Domain": []}, "primaryType": "EIP712Domain", "domain": {}, "message": {}});
-    for form in [typed.clone(), Value::String(typed.to_string())] {
-        let answer = proxy
-            .call("eth_signTypedData_v4", json!([STAND_IN, form]))
-            .await;
-        assert_eq!(answer["result"], signature.as_str(), "{answer}");
+    for method in ["eth_signTypedData_v4", "eth_signTypedData"] {
+        for form in [typed.clone(), Value::String(typed.to_string())] {
+            let answer = proxy.call(method, json!([STAND_IN, form])).await;
+            assert_eq!(answer["result"], signature.as_str(), "{answer}");
+        }
     }
     // geth's transaction object: a missing `to` is a contract creation, said explicitly.
     let answer = proxy

@@ -1,13 +1,15 @@
 """web3.py, unmodified, as a backend would use a node that holds its accounts.
 
 It checks the account is served (eth_accounts), sends a transaction (eth_sendTransaction) and
-waits for it to be mined, signs EIP-712 typed data (eth_signTypedData_v4: web3.py's own
-`sign_typed_data` asks for the older `eth_signTypedData`, so the request is made through the
-provider) and a message (eth_sign), and has a transaction signed without sending it
-(eth_signTransaction), verifying every signature with eth-account.
+waits for it to be mined, signs EIP-712 typed data (web3.py's own `sign_typed_data`, which asks
+for `eth_signTypedData`) and a message (eth_sign), and has a transaction signed without sending
+it (eth_signTransaction, whose answer is the raw transaction as web3signer gives it, so it is
+asked through the provider: web3.py's `sign_transaction` reads only geth's `{raw, tx}`),
+verifying every signature with eth-account.
 
-Usage: python web3_client.py URL ADDRESS [API_KEY] [--skip-sign-transaction]
-(`--skip-sign-transaction` for a node without eth_signTransaction, such as Hardhat's.)
+Usage: python web3_client.py URL ADDRESS [API_KEY] [--hardhat]
+(`--hardhat` for Hardhat's own node, which has neither eth_signTransaction nor
+eth_signTypedData: the typed data then goes to eth_signTypedData_v4 through the provider.)
 Prints one JSON object of results; exits non-zero if a check fails.
 """
 
@@ -57,8 +59,8 @@ def check(condition, what):
 
 
 def main(argv):
-    skip_sign_transaction = "--skip-sign-transaction" in argv
-    args = [arg for arg in argv if arg != "--skip-sign-transaction"]
+    hardhat = "--hardhat" in argv
+    args = [arg for arg in argv if arg != "--hardhat"]
     if len(args) not in (2, 3):
         print(__doc__, file=sys.stderr)
         return 2
@@ -86,11 +88,14 @@ def main(argv):
         "block": receipt["blockNumber"],
     }
 
-    response = w3.provider.make_request(
-        "eth_signTypedData_v4", [address, json.dumps(MAIL)]
-    )
-    check("error" not in response, f"eth_signTypedData_v4: {response.get('error')}")
-    typed_signature = response["result"]
+    if hardhat:
+        response = w3.provider.make_request(
+            "eth_signTypedData_v4", [address, json.dumps(MAIL)]
+        )
+        check("error" not in response, f"eth_signTypedData_v4: {response.get('error')}")
+        typed_signature = response["result"]
+    else:
+        typed_signature = w3.eth.sign_typed_data(address, MAIL).to_0x_hex()
     typed_signer = Account.recover_message(
         encode_typed_data(full_message=MAIL), signature=typed_signature
     )
@@ -104,32 +109,33 @@ def main(argv):
     check(message_signer == address, f"message recovers {message_signer}")
     results["messageSignature"] = message_signature.to_0x_hex()
 
-    if skip_sign_transaction:
+    if hardhat:
         results["signTransaction"] = "skipped"
     else:
         nonce = w3.eth.get_transaction_count(address)
         to = Account.create().address
-        signed = w3.eth.sign_transaction(
-            {
-                "from": address,
-                "to": to,
-                "value": 1,
-                "nonce": nonce,
-                "gas": 21000,
-                "maxFeePerGas": 2 * 10**9,
-                "maxPriorityFeePerGas": 10**9,
-                "chainId": results["chainId"],
-            }
-        )
-        # web3.py takes geth's answer, {"raw": …, "tx": …}; it cannot read a bare raw string.
-        raw = signed["raw"]
+        tx = {
+            "from": address,
+            "to": to,
+            "value": Web3.to_hex(1),
+            "nonce": Web3.to_hex(nonce),
+            "gas": Web3.to_hex(21000),
+            "maxFeePerGas": Web3.to_hex(2 * 10**9),
+            "maxPriorityFeePerGas": Web3.to_hex(10**9),
+            "chainId": Web3.to_hex(results["chainId"]),
+        }
+        response = w3.provider.make_request("eth_signTransaction", [tx])
+        check("error" not in response, f"eth_signTransaction: {response.get('error')}")
+        raw = response["result"]
         sender = Account.recover_transaction(raw)
         check(sender == address, f"signed transaction recovers {sender}")
-        check(signed["tx"]["to"] == to, f"signed transaction to {signed['tx']['to']}")
-        check(signed["tx"]["nonce"] == nonce, f"signed transaction nonce {signed['tx']['nonce']}")
-        # Signed, not sent.
+        # Signed, not sent; then sent by the caller, and executed.
         check(w3.eth.get_transaction_count(address) == nonce, "eth_signTransaction sent it")
-        results["signTransaction"] = raw.to_0x_hex()
+        sent = w3.eth.send_raw_transaction(raw)
+        receipt = w3.eth.wait_for_transaction_receipt(sent, timeout=60, poll_latency=0.2)
+        check(receipt["status"] == 1, f"signed transaction receipt {receipt['status']}")
+        check(w3.eth.get_balance(to) == 1, "signed transaction did not pay")
+        results["signTransaction"] = raw
 
     print(json.dumps(results))
     return 0

@@ -87,15 +87,7 @@ fn hardhat_runs_prague_and_the_client_scripts_work_against_it() {
 
     // Hardhat has no eth_signTransaction: that check waits for nitro-signer.
     let web3_script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/web3_client.py");
-    let web3 = python::run(
-        &[
-            web3_script,
-            &node.url,
-            DEV_ACCOUNT,
-            "--skip-sign-transaction",
-        ],
-        b"",
-    );
+    let web3 = python::run(&[web3_script, &node.url, DEV_ACCOUNT, "--hardhat"], b"");
     let web3 = results("web3_client.py", &web3);
     assert_eq!(web3["signTransaction"], "skipped", "{web3}");
 

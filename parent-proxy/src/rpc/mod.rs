@@ -5,7 +5,7 @@
 //!
 //! - `eth_accounts`, `eth_requestAccounts`: the accounts the caller may use.
 //! - `eth_signTransaction`, `eth_sendTransaction`, `eth_sign`, `personal_sign`,
-//!   `eth_signTypedData_v4`: signed in the enclave, which parses and checks every payload and
+//!   `eth_signTypedData_v4` (also as `eth_signTypedData`, as web3.py and geth name it): signed in the enclave, which parses and checks every payload and
 //!   the key's policy as for the REST API; this module only turns geth's request shapes into
 //!   the enclave's (`transaction.rs`) and, for `eth_sendTransaction`, fills in what the caller
 //!   left out from the upstream node and sends the result there.
@@ -377,7 +377,9 @@ async fn dispatch(context: &Context, call: &Call) -> Result<Value, RpcError> {
             [data, address] | [data, address, _] => sign_message(context, address, data).await,
             _ => Err(wrong_count()),
         },
-        "eth_signTypedData_v4" => match call.positional(2, 2)? {
+        // web3.py's `sign_typed_data` and geth call EIP-712 signing `eth_signTypedData`. (The
+        // older v1 array form is not a JSON object, so the enclave refuses it.)
+        "eth_signTypedData_v4" | "eth_signTypedData" => match call.positional(2, 2)? {
             [address, typed_data] => sign_typed_data(context, address, typed_data).await,
             _ => Err(wrong_count()),
         },
