@@ -194,6 +194,12 @@ pub struct Args {
     #[arg(long, env = "NITRO_SIGNER_PROXY_UPSTREAM", value_name = "URL")]
     pub upstream: Option<String>,
 
+    /// Pass every JSON-RPC method the signer does not answer to the upstream node. By default
+    /// only the standard `eth_*`, `net_*` and `web3_*` methods are: callers have no business
+    /// with a node's `admin_*`, `debug_*`, `miner_*` or `txpool_*` methods.
+    #[arg(long, env = "NITRO_SIGNER_PROXY_UPSTREAM_ALL_METHODS")]
+    pub upstream_all_methods: bool,
+
     /// Longest wait for one answer of the upstream node, in milliseconds.
     #[arg(
         long,
@@ -242,6 +248,7 @@ impl Args {
             allowed_hosts: Vec::new(),
             allowed_origins: Vec::new(),
             upstream: None,
+            upstream_all_methods: false,
             tx_fee_cap_wei: 1_000_000_000_000_000_000,
             upstream_timeout_ms: NonZeroU64::new(10_000).unwrap_or(NonZeroU64::MIN),
             accounts_dir: None,
@@ -466,6 +473,7 @@ impl Server {
                 nonces: rpc::Nonces::default(),
                 chain_id: tokio::sync::OnceCell::new(),
                 fee_cap: args.tx_fee_cap_wei,
+                pass_all_methods: args.upstream_all_methods,
             },
         });
         let accounts = tokio::spawn(rpc::keep_accounts(Arc::clone(&state)));

@@ -34,6 +34,8 @@ enum Mode {
     Slow(Duration),
     /// Refuses every transaction.
     Refuse,
+    /// Answers everything but `eth_sendRawTransaction`, which it never answers.
+    LoseSends,
 }
 
 /// A fake Ethereum node: answers what `eth_sendTransaction` asks, records every call.
@@ -61,6 +63,10 @@ async fn node_answer(State(node): State<Node>, Json(request): Json<Value>) -> Js
             "reward": [["0x0"], ["0x2"], ["0x4"]],
             "gasUsedRatio": [0.5, 0.5],
         }),
+        "eth_sendRawTransaction" if node.mode == Mode::LoseSends => {
+            std::future::pending::<()>().await;
+            unreachable!()
+        }
         "eth_sendRawTransaction" if node.mode == Mode::Refuse => {
             return Json(json!({"jsonrpc": "2.0", "id": id,
                 "error": {"code": -32003, "message": "insufficient funds for gas * price + value"}}));
@@ -121,6 +127,15 @@ fn write_account(dir: &Path, file: &str, address: &str, blob: &[u8]) {
 /// The proxy with an accounts directory holding the stand-in's account (and whatever `files`
 /// adds), and `upstream` as its node.
 async fn start(upstream: Option<String>, files: impl FnOnce(&Path)) -> Proxy {
+    start_with(upstream, files, |_| {}).await
+}
+
+/// [`start`] with more settings.
+async fn start_with(
+    upstream: Option<String>,
+    files: impl FnOnce(&Path),
+    configure: impl FnOnce(&mut Args),
+) -> Proxy {
     let dir = tempfile::tempdir().unwrap();
     let accounts = dir.path().join("accounts");
     std::fs::create_dir(&accounts).unwrap();
@@ -130,6 +145,7 @@ async fn start(upstream: Option<String>, files: impl FnOnce(&Path)) -> Proxy {
         args.accounts_dir = Some(accounts.clone());
         args.upstream = upstream;
         args.upstream_timeout_ms = NonZeroU64::new(500).unwrap();
+        configure(args);
     })
     .await;
     let proxy = Proxy {
@@ -239,7 +255,7 @@ async fn the_envelope_follows_json_rpc_2() {
             "unknown member",
         ),
         (
-            r#"{"jsonrpc":"2.0","id":{},"method":"eth_accounts"}"#,
+            r#"{"jsonrpc":"2.0","id":{"a":1},"method":"eth_accounts"}"#,
             -32600,
             "`id`",
         ),
@@ -255,6 +271,11 @@ async fn the_envelope_follows_json_rpc_2() {
         assert_eq!(answer["error"]["code"], code, "{body}: {answer}");
         let message = answer["error"]["message"].as_str().unwrap();
         assert!(message.contains(says), "{body}: {message}");
+        // An id that is not one is not repeated.
+        assert!(
+            answer["id"].is_null() || answer["id"] == 1,
+            "{body}: {answer}"
+        );
     }
     let calls: Vec<Value> = (0..101)
         .map(|id| json!({"jsonrpc": "2.0", "id": id, "method": "eth_accounts"}))
@@ -271,6 +292,16 @@ async fn the_envelope_follows_json_rpc_2() {
         ("personal_sign", json!(["0xzz", STAND_IN]), "0x hex"),
         ("eth_signTypedData_v4", json!([STAND_IN, 5]), "typed data"),
         ("eth_signTransaction", json!([{"to": null}]), "`from`"),
+        (
+            "eth_signTransaction",
+            json!([{"from": STAND_IN, "value": "0x1"}]),
+            "contract creation without any data",
+        ),
+        (
+            "eth_signTransaction",
+            json!([{"from": STAND_IN, "input": "0x"}]),
+            "contract creation without any data",
+        ),
         ("eth_signTransaction", json!(["0x00"]), "JSON object"),
         ("eth_signTransaction", json!({"tx": {}}), "array"),
     ] {
@@ -501,6 +532,12 @@ async fn send_transaction_fills_in_what_geth_does_and_never_reuses_a_nonce() {
     );
     let answer = proxy.call("eth_blockNumber", json!([])).await;
     assert_eq!(answer["result"], "0x10");
+    // Only the standard methods are passed on by default.
+    let (code, message) = proxy
+        .error("debug_traceTransaction", json!([TX_HASH]))
+        .await;
+    assert_eq!(code, -32601);
+    assert!(message.contains("--upstream-all-methods"), "{message}");
     // The node's own errors are passed on as they came.
     let (code, message) = proxy.error("eth_getBalance", json!([STAND_IN])).await;
     assert_eq!(
@@ -541,6 +578,46 @@ async fn a_refused_transaction_does_not_use_up_its_nonce() {
 }
 
 #[tokio::test]
+async fn a_send_without_an_answer_counts_its_nonce_and_names_its_hash() {
+    let (_node, address) = Node::start(Mode::LoseSends).await;
+    let proxy = start(Some(format!("http://{address}")), |_| {}).await;
+    for expected in ["0x5", "0x6"] {
+        let answer = proxy.call("eth_sendTransaction", json!([transfer()])).await;
+        let error = &answer["error"];
+        assert_eq!(error["code"], -32000, "{answer}");
+        assert_eq!(error["data"]["hash"], TX_HASH, "{answer}");
+        let message = error["message"].as_str().unwrap();
+        assert!(
+            message.contains("may have been sent") && message.contains("500 ms"),
+            "{message}"
+        );
+        let tx: Value = serde_json::from_str(proxy.enclave.payloads().last().unwrap()).unwrap();
+        assert_eq!(tx["nonce"], expected, "the unknown send used up its nonce");
+    }
+}
+
+#[tokio::test]
+async fn passing_every_method_is_a_choice() {
+    let (node, address) = Node::start(Mode::Normal).await;
+    let proxy = start_with(
+        Some(format!("http://{address}")),
+        |_| {},
+        |args| {
+            args.upstream_all_methods = true;
+        },
+    )
+    .await;
+    let (code, _) = proxy
+        .error("debug_traceTransaction", json!([TX_HASH]))
+        .await;
+    assert_eq!(code, -32601, "the fake node's own answer");
+    assert!(
+        node.methods()
+            .contains(&"debug_traceTransaction".to_owned())
+    );
+}
+
+#[tokio::test]
 async fn an_upstream_node_down_or_slow_is_a_clear_error_in_bounded_time() {
     // Nothing listens on the port.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -576,4 +653,21 @@ async fn an_upstream_node_down_or_slow_is_a_clear_error_in_bounded_time() {
     assert_eq!(code, -32000);
     assert_eq!(message, "upstream node did not answer within 500 ms");
     assert!(took < Duration::from_secs(5), "{took:?}");
+
+    // A whole request has the proxy's request time limit, answered as a JSON-RPC error.
+    let proxy = start_with(
+        Some(format!("http://{address}")),
+        |_| {},
+        |args| {
+            args.request_timeout_ms = NonZeroU64::new(300).unwrap();
+            args.upstream_timeout_ms = NonZeroU64::new(5_000).unwrap();
+        },
+    )
+    .await;
+    let (code, message) = proxy.error("eth_chainId", json!([])).await;
+    assert_eq!(code, -32000);
+    assert!(
+        message.contains("did not complete within 300 ms"),
+        "{message}"
+    );
 }

@@ -19,13 +19,13 @@ use std::{
     io::Read as _,
     path::{Path, PathBuf},
     sync::{Arc, RwLock},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use alloy_primitives::Address;
 use nitro_signer_api::{AccountFile, ErrorCode, KeyBlob, RefusedAccount, ReloadResponse};
 use nitro_signer_common::{
-    UserId,
+    UserId, key_blob,
     protocol::{RequestBody, ResponseBody},
 };
 use tokio::{sync::Notify, task::JoinSet};
@@ -49,13 +49,25 @@ const CHECKS_AT_ONCE: usize = 8;
 const RETRY_PENDING: Duration = Duration::from_secs(5);
 
 /// A served account.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Account {
     pub(crate) address: Address,
     pub(crate) key_blob: KeyBlob,
     pub(crate) user_id: Option<UserId>,
+    /// The key blob's owner label (bound to it at KMS), for tenants' access.
+    pub(crate) owner: Option<String>,
     /// The file it was read from, for logs.
     pub(crate) file: String,
+}
+
+impl Account {
+    /// Whether `file` names this account with the same key (so its address needs no new
+    /// check).
+    fn same_as(&self, file: &AccountFile) -> bool {
+        self.address == file.address
+            && self.key_blob == file.key_blob
+            && self.user_id == file.user_id
+    }
 }
 
 /// What one load gave.
@@ -71,8 +83,9 @@ struct Loaded {
 pub(crate) struct Accounts {
     dir: Option<PathBuf>,
     current: RwLock<Arc<Loaded>>,
-    /// One load at a time.
-    loading: tokio::sync::Mutex<()>,
+    /// One load at a time; holds when the last load started and what it found, so that
+    /// reloads asked for while another ran share its result.
+    loading: tokio::sync::Mutex<Option<(Instant, Arc<Report>)>>,
     /// Asks the keeper task to load again (`POST /reload` does it itself).
     wake: Notify,
 }
@@ -83,7 +96,7 @@ impl Accounts {
         Self {
             dir,
             current: RwLock::new(Arc::default()),
-            loading: tokio::sync::Mutex::new(()),
+            loading: tokio::sync::Mutex::new(None),
             wake: Notify::new(),
         }
     }
@@ -107,21 +120,43 @@ impl Accounts {
         self.loaded().by_address.get(address).cloned()
     }
 
-    /// Reads the directory again, checks every account with the enclave, and serves what
-    /// passed.
-    pub(crate) async fn reload(&self, state: &Arc<AppState>) -> ReloadResponse {
-        let _loading = self.loading.lock().await;
+    /// Reads the directory again and serves what passed: files already served with the same
+    /// address, key blob and user id are kept as they are; the others are checked with the
+    /// enclave. A reload asked for while another runs waits for it and reads the directory
+    /// again only if that one started before it was asked for.
+    pub(crate) async fn reload(&self, state: &Arc<AppState>) -> Arc<Report> {
+        let asked = Instant::now();
+        let mut loading = self.loading.lock().await;
+        if let Some((started, report)) = &*loading
+            && *started >= asked
+        {
+            return Arc::clone(report);
+        }
+        let started = Instant::now();
+        let report = Arc::new(self.load(state).await);
+        *loading = Some((started, Arc::clone(&report)));
+        report
+    }
+
+    async fn load(&self, state: &Arc<AppState>) -> Report {
         let Some(dir) = &self.dir else {
-            return ReloadResponse {
-                accounts: Vec::new(),
-                refused: Vec::new(),
-                pending: Vec::new(),
-            };
+            return Report::default();
         };
+        let previous = self.loaded();
         let (files, mut refused) = read_dir(dir).await;
         let mut checks = JoinSet::new();
         let mut results = Vec::with_capacity(files.len());
         for (index, (file, account)) in files.into_iter().enumerate() {
+            if let Some(served) = previous.by_address.get(&account.address)
+                && served.same_as(&account)
+            {
+                let account = Account {
+                    file,
+                    ..Account::clone(served)
+                };
+                results.push((index, Checked::Served(account)));
+                continue;
+            }
             if checks.len() >= CHECKS_AT_ONCE
                 && let Some(Ok(result)) = checks.join_next().await
             {
@@ -143,12 +178,13 @@ impl Accounts {
             match result {
                 Checked::Served(account) => {
                     if let Some(first) = loaded.by_address.get(&account.address) {
-                        refused.push(RefusedAccount {
+                        refused.push(Refusal {
                             reason: format!(
                                 "address {} is already served from {}",
                                 account.address, first.file
                             ),
                             file: account.file.clone(),
+                            owner: account.owner.clone(),
                         });
                         continue;
                     }
@@ -166,24 +202,20 @@ impl Accounts {
         for refusal in &pending {
             info!(file = %refusal.file, reason = %refusal.reason, "account not checked yet; will retry");
         }
-        let accounts: Vec<String> = loaded
-            .order
-            .iter()
-            .map(|address| address.to_checksum(None))
-            .collect();
         info!(
             dir = %dir.display(),
-            served = accounts.len(),
+            served = loaded.order.len(),
             refused = refused.len(),
             pending = pending.len(),
             "accounts loaded"
         );
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(loaded);
+        let loaded = Arc::new(loaded);
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::clone(&loaded);
         if !pending.is_empty() {
             self.wake.notify_one();
         }
-        ReloadResponse {
-            accounts,
+        Report {
+            loaded,
             refused,
             pending,
         }
@@ -196,7 +228,7 @@ impl Accounts {
         }
         let mut hangups =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-        let mut pending = !self.reload(state).await.pending.is_empty();
+        let mut pending = !self.load_now(state).await;
         loop {
             let hangup = async {
                 match &mut hangups {
@@ -222,7 +254,58 @@ impl Accounts {
                     continue;
                 }
             }
-            pending = !self.reload(state).await.pending.is_empty();
+            pending = !self.load_now(state).await;
+        }
+    }
+
+    /// A reload for the keeper task: whether every file could be checked.
+    async fn load_now(&self, state: &Arc<AppState>) -> bool {
+        self.reload(state).await.pending.is_empty()
+    }
+}
+
+/// What a load found: the accounts served, and the files not served with why (and the owner
+/// label of their key blob, when the file named a readable one, so that a tenant is shown only
+/// its own).
+#[derive(Debug, Default)]
+pub(crate) struct Report {
+    loaded: Arc<Loaded>,
+    refused: Vec<Refusal>,
+    pending: Vec<Refusal>,
+}
+
+/// A file not served.
+#[derive(Debug, Clone)]
+struct Refusal {
+    file: String,
+    reason: String,
+    owner: Option<String>,
+}
+
+impl Report {
+    /// The report as `may_see` is shown it: accounts and files whose key blob's owner label it
+    /// may use (`None` for a file with no readable blob: only callers who see everything).
+    pub(crate) fn view(&self, may_see: impl Fn(Option<&str>) -> bool) -> ReloadResponse {
+        let files = |list: &[Refusal]| {
+            list.iter()
+                .filter(|refusal| may_see(refusal.owner.as_deref()))
+                .map(|refusal| RefusedAccount {
+                    file: refusal.file.clone(),
+                    reason: refusal.reason.clone(),
+                })
+                .collect()
+        };
+        ReloadResponse {
+            accounts: self
+                .loaded
+                .order
+                .iter()
+                .filter_map(|address| self.loaded.by_address.get(address))
+                .filter(|account| may_see(account.owner.as_deref()))
+                .map(|account| account.address.to_checksum(None))
+                .collect(),
+            refused: files(&self.refused),
+            pending: files(&self.pending),
         }
     }
 }
@@ -230,27 +313,28 @@ impl Accounts {
 /// The outcome of one file.
 enum Checked {
     Served(Account),
-    Refused(RefusedAccount),
-    Pending(RefusedAccount),
+    Refused(Refusal),
+    Pending(Refusal),
 }
 
 /// The account files of `dir`, in name order, and the files that could not be read.
-async fn read_dir(dir: &Path) -> (Vec<(String, AccountFile)>, Vec<RefusedAccount>) {
+async fn read_dir(dir: &Path) -> (Vec<(String, AccountFile)>, Vec<Refusal>) {
     let dir = dir.to_owned();
     tokio::task::spawn_blocking(move || read_dir_blocking(&dir))
         .await
         .unwrap_or_else(|_| {
             (
                 Vec::new(),
-                vec![RefusedAccount {
+                vec![Refusal {
                     file: String::new(),
                     reason: "the accounts directory could not be read".to_owned(),
+                    owner: None,
                 }],
             )
         })
 }
 
-fn read_dir_blocking(dir: &Path) -> (Vec<(String, AccountFile)>, Vec<RefusedAccount>) {
+fn read_dir_blocking(dir: &Path) -> (Vec<(String, AccountFile)>, Vec<Refusal>) {
     let mut refused = Vec::new();
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
@@ -259,9 +343,10 @@ fn read_dir_blocking(dir: &Path) -> (Vec<(String, AccountFile)>, Vec<RefusedAcco
             return (Vec::new(), refused);
         }
         Err(error) => {
-            refused.push(RefusedAccount {
-                file: dir.display().to_string(),
+            refused.push(Refusal {
+                file: String::new(),
                 reason: format!("the accounts directory cannot be read: {error}"),
+                owner: None,
             });
             return (Vec::new(), refused);
         }
@@ -273,12 +358,13 @@ fn read_dir_blocking(dir: &Path) -> (Vec<(String, AccountFile)>, Vec<RefusedAcco
         .collect();
     names.sort();
     if names.len() > MAX_FILES {
-        refused.push(RefusedAccount {
-            file: dir.display().to_string(),
+        refused.push(Refusal {
+            file: String::new(),
             reason: format!(
                 "{} account files; only the first {MAX_FILES} are read",
                 names.len()
             ),
+            owner: None,
         });
         names.truncate(MAX_FILES);
     }
@@ -286,7 +372,11 @@ fn read_dir_blocking(dir: &Path) -> (Vec<(String, AccountFile)>, Vec<RefusedAcco
     for name in names {
         match read_file(&dir.join(&name)) {
             Ok(account) => files.push((name, account)),
-            Err(reason) => refused.push(RefusedAccount { file: name, reason }),
+            Err(reason) => refused.push(Refusal {
+                file: name,
+                reason,
+                owner: None,
+            }),
         }
     }
     (files, refused)
@@ -294,14 +384,29 @@ fn read_dir_blocking(dir: &Path) -> (Vec<(String, AccountFile)>, Vec<RefusedAcco
 
 /// Reads and parses one account file (strictly: unknown fields and repeated keys refused).
 fn read_file(path: &Path) -> Result<AccountFile, String> {
+    use std::os::unix::fs::OpenOptionsExt as _;
     let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|file| file.take(MAX_FILE_LEN + 1).read_to_end(&mut bytes))
+    // Non-blocking: opening a FIFO must not hang the load. Then regular files only.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc_o_nonblock())
+        .open(path)
+        .map_err(|error| format!("cannot be read: {error}"))?;
+    if !file.metadata().is_ok_and(|metadata| metadata.is_file()) {
+        return Err("not a regular file".to_owned());
+    }
+    file.take(MAX_FILE_LEN + 1)
+        .read_to_end(&mut bytes)
         .map_err(|error| format!("cannot be read: {error}"))?;
     if bytes.len() as u64 > MAX_FILE_LEN {
         return Err(format!("larger than {MAX_FILE_LEN} bytes"));
     }
     parse_file(&bytes)
+}
+
+/// `O_NONBLOCK` on Linux (the proxy runs on Linux only).
+const fn libc_o_nonblock() -> i32 {
+    0o4000
 }
 
 /// Parses an account file's contents.
@@ -322,11 +427,15 @@ pub(crate) fn parse_file(bytes: &[u8]) -> Result<AccountFile, String> {
 
 /// Asks the enclave for the file's address.
 async fn check(state: &AppState, file: String, account: AccountFile) -> Checked {
-    let key = routes::key_ref(account.key_blob.clone(), account.user_id.clone());
-    let refusal = |reason: String| RefusedAccount {
+    let owner = key_blob::KeyBlob::decode(account.key_blob.as_bytes())
+        .ok()
+        .and_then(|blob| blob.metadata().owner().map(str::to_owned));
+    let refusal = |reason: String| Refusal {
         file: file.clone(),
         reason,
+        owner: owner.clone(),
     };
+    let key = routes::key_ref(account.key_blob.clone(), account.user_id.clone());
     match routes::receipted(state, RequestBody::Address(key)).await {
         Ok((ResponseBody::Address(info), _, _)) => {
             let address = Address::from(info.address.into_array());
@@ -335,6 +444,7 @@ async fn check(state: &AppState, file: String, account: AccountFile) -> Checked 
                     address,
                     key_blob: account.key_blob,
                     user_id: account.user_id,
+                    owner,
                     file,
                 })
             } else {
@@ -352,13 +462,16 @@ async fn check(state: &AppState, file: String, account: AccountFile) -> Checked 
         Err(failure) => {
             let reason = format!("{}: {}", failure.code.as_str(), failure.message);
             match failure.code {
+                // What says nothing about the file: tried again.
                 ErrorCode::EnclaveUnavailable
                 | ErrorCode::EnclaveTimeout
                 | ErrorCode::EnclaveProtocolError
                 | ErrorCode::KmsUnavailable
                 | ErrorCode::NoCredentials
                 | ErrorCode::Busy
-                | ErrorCode::Overloaded => Checked::Pending(refusal(reason)),
+                | ErrorCode::Overloaded
+                | ErrorCode::RequestTimeout
+                | ErrorCode::Internal => Checked::Pending(refusal(reason)),
                 _ => Checked::Refused(refusal(reason)),
             }
         }
@@ -368,6 +481,49 @@ async fn check(state: &AppState, file: String, account: AccountFile) -> Checked 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tenant_sees_only_its_own_accounts_and_files() {
+        let account = |byte: u8, owner: Option<&str>| Account {
+            address: Address::repeat_byte(byte),
+            key_blob: KeyBlob::new(vec![byte]),
+            user_id: None,
+            owner: owner.map(str::to_owned),
+            file: format!("{byte}.json"),
+        };
+        let mut loaded = Loaded::default();
+        for account in [
+            account(1, Some("a")),
+            account(2, Some("b")),
+            account(3, None),
+        ] {
+            loaded.order.push(account.address);
+            loaded.by_address.insert(account.address, Arc::new(account));
+        }
+        let refusal = |file: &str, owner: Option<&str>| Refusal {
+            file: file.to_owned(),
+            reason: format!("reason of {file}"),
+            owner: owner.map(str::to_owned),
+        };
+        let report = Report {
+            loaded: Arc::new(loaded),
+            refused: vec![
+                refusal("x.json", Some("a")),
+                refusal("y.json", Some("b")),
+                refusal("", None),
+            ],
+            pending: vec![refusal("z.json", Some("b"))],
+        };
+        let a = report.view(|owner| owner == Some("a"));
+        assert_eq!(a.accounts, [Address::repeat_byte(1).to_checksum(None)]);
+        assert_eq!(a.refused.len(), 1);
+        assert_eq!(a.refused[0].file, "x.json");
+        assert!(a.pending.is_empty());
+        let everyone = report.view(|_| true);
+        assert_eq!(everyone.accounts.len(), 3);
+        assert_eq!(everyone.refused.len(), 3);
+        assert_eq!(everyone.pending.len(), 1);
+    }
 
     #[test]
     fn account_files_are_strict() {

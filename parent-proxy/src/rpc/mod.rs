@@ -62,6 +62,9 @@ pub(crate) const APPROVALS_HEADER: HeaderName = HeaderName::from_static("x-nitro
 /// Most calls in one batch.
 pub(crate) const MAX_BATCH_CALLS: usize = 100;
 
+/// Calls of one batch run at once.
+const BATCH_PARALLELISM: usize = 8;
+
 /// What the JSON-RPC endpoint shares between requests.
 #[derive(Debug)]
 pub(crate) struct Rpc {
@@ -72,6 +75,8 @@ pub(crate) struct Rpc {
     pub(crate) chain_id: tokio::sync::OnceCell<Value>,
     /// `--tx-fee-cap-wei` (0: none).
     pub(crate) fee_cap: u128,
+    /// `--upstream-all-methods`: pass every method, not only `eth_`, `net_` and `web3_`.
+    pub(crate) pass_all_methods: bool,
 }
 
 /// A JSON-RPC error object.
@@ -178,14 +183,17 @@ impl Call {
             ));
         };
         let id = object.remove("id");
-        let answer_id = id.clone().unwrap_or(Value::Null);
-        let invalid = |message: &str| Err((answer_id.clone(), RpcError::invalid_request(message)));
         if !matches!(
             id,
             None | Some(Value::Null | Value::String(_) | Value::Number(_))
         ) {
-            return invalid("`id` must be a string, a number or null");
+            return Err((
+                Value::Null,
+                RpcError::invalid_request("`id` must be a string, a number or null"),
+            ));
         }
+        let answer_id = id.clone().unwrap_or(Value::Null);
+        let invalid = |message: &str| Err((answer_id.clone(), RpcError::invalid_request(message)));
         if object.remove("jsonrpc") != Some(Value::String("2.0".to_owned())) {
             return invalid("`jsonrpc` must be \"2.0\"");
         }
@@ -274,21 +282,59 @@ pub(crate) async fn handle(
                 ))
             }
         })?;
+    let deadline = state.request_timeout;
     let context = Context {
         state,
         caller,
         approvals: Arc::new(approvals),
     };
-    let reply = match parse_body(&body) {
-        Err(error) => Some(answer(Value::Null, Err(error))),
-        Ok(Value::Array(calls)) => batch(&context, calls).await,
-        Ok(single) => one(&context, single).await,
+    let parsed = parse_body(&body);
+    // Whom a late answer goes to: the id of each call that has a valid one.
+    let ids: Vec<Value> = match &parsed {
+        Ok(Value::Array(calls)) => calls.iter().filter_map(call_id).collect(),
+        Ok(single) => call_id(single).into_iter().collect(),
+        Err(_) => Vec::new(),
+    };
+    let is_batch = matches!(parsed, Ok(Value::Array(_)));
+    // The calls run in their own task: if the caller goes away, or the deadline passes, what
+    // was started (a transaction sent, its nonce counted) still finishes.
+    let work = tokio::spawn(async move {
+        match parsed {
+            Err(error) => Some(answer(Value::Null, Err(error))),
+            Ok(Value::Array(calls)) => batch(&context, calls).await,
+            Ok(single) => one(&context, single).await,
+        }
+    });
+    let late = || {
+        RpcError::server(format!(
+            "the request did not complete within {} ms; it goes on, so a transaction may \
+             still be sent: look for it before sending again",
+            deadline.as_millis()
+        ))
+    };
+    let reply = match tokio::time::timeout(deadline, work).await {
+        Ok(Ok(reply)) => reply,
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "a JSON-RPC request task failed");
+            Some(answer(Value::Null, Err(RpcError::server("internal error"))))
+        }
+        Err(_) if is_batch => (!ids.is_empty())
+            .then(|| Value::Array(ids.into_iter().map(|id| answer(id, Err(late()))).collect())),
+        Err(_) => ids.into_iter().next().map(|id| answer(id, Err(late()))),
     };
     Ok(match reply {
         Some(reply) => Json(reply).into_response(),
         // Only notifications: nothing to answer.
         None => StatusCode::NO_CONTENT.into_response(),
     })
+}
+
+/// The id a call is answered under, if it has one that is valid (not a notification).
+fn call_id(call: &Value) -> Option<Value> {
+    match call.get("id")? {
+        id @ (Value::Null | Value::String(_) | Value::Number(_)) => Some(id.clone()),
+        _ => Some(Value::Null),
+    }
 }
 
 /// The body as one JSON value, with the payload rules of the REST API (no repeated keys, none
@@ -315,12 +361,18 @@ fn parse_body(body: &[u8]) -> Result<Value, RpcError> {
     }
 }
 
-/// Runs the calls of a batch at once; the answers come in the calls' order.
+/// Runs the calls of a batch, [`BATCH_PARALLELISM`] at a time (a batch holds one of the
+/// proxy's concurrency permits); the answers come in the calls' order.
 async fn batch(context: &Context, calls: Vec<Value>) -> Option<Value> {
     let mut tasks = JoinSet::new();
+    let permits = Arc::new(tokio::sync::Semaphore::new(BATCH_PARALLELISM));
     for (index, call) in calls.into_iter().enumerate() {
         let context = context.clone();
-        tasks.spawn(async move { (index, one(&context, call).await) });
+        let permits = Arc::clone(&permits);
+        tasks.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            (index, one(&context, call).await)
+        });
     }
     let mut answers = Vec::with_capacity(tasks.len());
     while let Some(joined) = tasks.join_next().await {
@@ -414,8 +466,24 @@ fn is_signing_method(method: &str) -> bool {
         || method == "eth_sendTransaction"
 }
 
+/// The methods of the standard Ethereum API, which clients read the chain with: passed to the
+/// node by default. Others (`admin_`, `debug_`, `miner_`, `txpool_`, a dev node's `hardhat_`,
+/// `anvil_`, `evm_`…) administer or load the node, and are not every caller's business.
+fn is_public_method(method: &str) -> bool {
+    ["eth_", "net_", "web3_"]
+        .iter()
+        .any(|prefix| method.starts_with(prefix))
+}
+
 /// Sends a call to the upstream node and answers with what it answered.
 async fn pass_through(context: &Context, call: &Call) -> Result<Value, RpcError> {
+    if !context.state.rpc.pass_all_methods && !is_public_method(&call.method) {
+        return Err(RpcError::method_not_found(format!(
+            "{} is not passed to the node: only eth_*, net_* and web3_* methods are \
+             (--upstream-all-methods passes every method)",
+            call.method
+        )));
+    }
     let Some(upstream) = &context.state.rpc.upstream else {
         return Err(RpcError::method_not_found(format!(
             "{} is not served here: nitro-signer signs, and passes other methods to a node only \
@@ -456,7 +524,10 @@ impl Context {
     fn may_use(&self, account: &Account) -> bool {
         match &self.caller {
             Caller::Anyone => true,
-            Caller::Tenant(tenant) => crate::auth::check_blob(&account.key_blob, tenant).is_ok(),
+            Caller::Tenant(tenant) => account
+                .owner
+                .as_deref()
+                .is_some_and(|owner| tenant.may_use(owner)),
         }
     }
 
@@ -590,10 +661,24 @@ fn approvals_header(headers: &HeaderMap) -> Result<Vec<protocol::Approval>, RpcE
     Ok(routes::approvals(approvals))
 }
 
-/// `POST /reload`: reads the accounts directory again and answers what is served.
-pub(crate) async fn reload(State(state): State<Arc<AppState>>) -> Response {
+/// `POST /reload`: reads the accounts directory again and answers what is served. A tenant
+/// is shown only the accounts and files of its own owner labels.
+pub(crate) async fn reload(
+    State(state): State<Arc<AppState>>,
+    mut request: Request,
+) -> Result<Response, Failure> {
+    let caller = request
+        .extensions_mut()
+        .remove::<Caller>()
+        .ok_or_else(|| Failure::unauthorized("this endpoint needs an API key"))?;
     let report = state.rpc.accounts.reload(&state).await;
-    Json(report).into_response()
+    let view = match &caller {
+        Caller::Anyone => report.view(|_| true),
+        Caller::Tenant(tenant) => {
+            report.view(|owner| owner.is_some_and(|owner| tenant.may_use(owner)))
+        }
+    };
+    Ok(Json(view).into_response())
 }
 
 /// `GET /upcheck` (web3signer's liveness check): `OK`.

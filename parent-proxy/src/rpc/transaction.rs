@@ -36,7 +36,7 @@ use nitro_signer_common::protocol::{SignPayload, Signed};
 use serde_json::{Map, Value, json};
 
 use super::{Context, RpcError, object};
-use crate::rpc::Account;
+use crate::rpc::{Account, Upstream};
 
 /// Blocks of fee history read for EIP-1559 fees.
 const FEE_HISTORY_BLOCKS: u64 = 10;
@@ -75,7 +75,9 @@ pub(super) async fn send(context: &Context, tx: &Value) -> Result<Value, RpcErro
         ));
     };
     let (account, mut tx) = prepare(context, tx).await?;
-    if tx.get("type").and_then(Value::as_str) == Some("0x3")
+    if tx
+        .get("type")
+        .is_some_and(|value| quantity(value, "type") == Ok(3))
         || tx.contains_key("blobVersionedHashes")
         || tx.contains_key("maxFeePerBlobGas")
     {
@@ -92,32 +94,42 @@ pub(super) async fn send(context: &Context, tx: &Value) -> Result<Value, RpcErro
         tx.insert("gas".to_owned(), gas);
     }
     check_fee(context.state.rpc.fee_cap, &tx)?;
-    if tx.contains_key("nonce") {
-        let text = tx_text(&mut tx);
-        let (raw, hash) = sign_tx(context, &account, &text).await?;
-        return send_raw(context, &raw, &hash).await;
-    }
     // One nonce assignment per account at a time, from reading the count to the node's answer.
+    // A nonce the caller gave goes through the lock too, so that the node has its answer
+    // before the next count is read; it moves the proxy's own count only when it is the next
+    // one (a caller cannot push the count far ahead).
     let slot = context.state.rpc.nonces.of(account.address);
     let mut next = slot.lock().await;
-    let pending = quantity(
-        &upstream
-            .call(
+    let given = tx.contains_key("nonce");
+    let nonce = match tx.get("nonce") {
+        Some(given) => u64::try_from(quantity(given, "nonce")?)
+            .map_err(|_| RpcError::invalid_params("`nonce` must fit in 64 bits"))?,
+        None => {
+            let pending = quantity(
+                &upstream
+                    .call(
+                        "eth_getTransactionCount",
+                        json!([account.address.to_checksum(None), "pending"]),
+                    )
+                    .await?,
                 "eth_getTransactionCount",
-                json!([account.address.to_checksum(None), "pending"]),
-            )
-            .await?,
-        "eth_getTransactionCount",
-    )?;
-    let pending = u64::try_from(pending)
-        .map_err(|_| RpcError::server("upstream node answered an impossible nonce"))?;
-    let nonce = pending.max(next.unwrap_or(0));
-    tx.insert("nonce".to_owned(), Value::String(format!("{nonce:#x}")));
+            )?;
+            let pending = u64::try_from(pending)
+                .map_err(|_| RpcError::server("upstream node answered an impossible nonce"))?;
+            let nonce = pending.max(next.unwrap_or(0));
+            tx.insert("nonce".to_owned(), Value::String(format!("{nonce:#x}")));
+            nonce
+        }
+    };
     let text = tx_text(&mut tx);
     let (raw, hash) = sign_tx(context, &account, &text).await?;
-    let sent = send_raw(context, &raw, &hash).await?;
-    *next = Some(nonce + 1);
-    Ok(sent)
+    let sent = send_raw(upstream, &raw, &hash).await;
+    // Counted unless the node said no: a send whose outcome is unknown may have gone out.
+    let counts = !given || *next == Some(nonce);
+    if counts && !matches!(sent, Err(Sent::Refused(_))) {
+        *next = Some(nonce.saturating_add(1));
+    }
+    sent.map_err(Sent::into_error)
 }
 
 /// The account of `from` and the transaction object with `to` and `chainId` written out.
@@ -130,8 +142,18 @@ async fn prepare(
         .get("from")
         .ok_or_else(|| RpcError::invalid_params("the transaction's `from` is required"))?;
     let account = context.account(from)?;
-    // geth: no `to` is a contract creation. The enclave wants it said.
-    tx.entry("to").or_insert(Value::Null);
+    // geth: no `to` is a contract creation, and one without init code is refused (a payment
+    // whose `to` was lost, as JSON.stringify drops an undefined one). The enclave wants `null`.
+    if !tx.contains_key("to") {
+        let code = tx.get("input").or_else(|| tx.get("data"));
+        if code.is_none_or(|code| matches!(code.as_str(), Some("" | "0x"))) {
+            return Err(RpcError::invalid_params(
+                "contract creation without any data provided: give `to` for a payment, or \
+                 the init code in `input`",
+            ));
+        }
+        tx.insert("to".to_owned(), Value::Null);
+    }
     if !tx.contains_key("chainId")
         && let Some(upstream) = &context.state.rpc.upstream
     {
@@ -139,7 +161,15 @@ async fn prepare(
             .state
             .rpc
             .chain_id
-            .get_or_try_init(|| upstream.call("eth_chainId", json!([])))
+            .get_or_try_init(|| async {
+                let chain_id = upstream.call("eth_chainId", json!([])).await?;
+                match quantity(&chain_id, "eth_chainId") {
+                    Ok(id) if id > 0 => Ok(chain_id),
+                    _ => Err(RpcError::server(
+                        "upstream node answered eth_chainId with no valid chain id",
+                    )),
+                }
+            })
             .await?;
         tx.insert("chainId".to_owned(), chain_id.clone());
     }
@@ -167,25 +197,52 @@ async fn sign_tx(
     }
 }
 
+/// Why a sent transaction has no hash to answer.
+enum Sent {
+    /// The node refused it (its JSON-RPC error): not sent.
+    Refused(RpcError),
+    /// No clear answer: it may have gone out.
+    Unknown(RpcError),
+}
+
+impl Sent {
+    fn into_error(self) -> RpcError {
+        match self {
+            Self::Refused(error) | Self::Unknown(error) => error,
+        }
+    }
+}
+
 /// Sends a signed transaction; answers its hash, after checking it is the one the node took.
-async fn send_raw(context: &Context, raw: &[u8], hash: &[u8; 32]) -> Result<Value, RpcError> {
-    let Some(upstream) = &context.state.rpc.upstream else {
-        return Err(RpcError::server("no upstream node"));
-    };
-    let answered = upstream
-        .call("eth_sendRawTransaction", json!([hex::encode_prefixed(raw)]))
-        .await?;
+async fn send_raw(upstream: &Upstream, raw: &[u8], hash: &[u8; 32]) -> Result<Value, Sent> {
     let ours = hex::encode_prefixed(hash);
-    if answered
-        .as_str()
-        .is_some_and(|theirs| theirs.eq_ignore_ascii_case(&ours))
-    {
-        Ok(Value::String(ours))
-    } else {
-        Err(RpcError::server(format!(
-            "upstream node answered eth_sendRawTransaction with {answered}, not the \
-             transaction's hash {ours}"
-        )))
+    let request = json!({"jsonrpc": "2.0", "id": 1, "method": "eth_sendRawTransaction",
+        "params": [hex::encode_prefixed(raw)]});
+    let unknown = |error: RpcError| {
+        // The caller is told which transaction may be out there, to look for it rather than
+        // send again.
+        Sent::Unknown(RpcError {
+            message: format!(
+                "{}; the transaction {ours} may have been sent: look for it before sending \
+                 again",
+                error.message
+            ),
+            data: Some(json!({"hash": ours})),
+            ..error
+        })
+    };
+    let mut response = upstream.forward(&request).await.map_err(unknown)?;
+    if let Some(error) = response.get_mut("error").map(Value::take) {
+        return Err(Sent::Refused(RpcError::from_upstream(
+            "eth_sendRawTransaction",
+            error,
+        )));
+    }
+    match response.get("result").and_then(Value::as_str) {
+        Some(theirs) if theirs.eq_ignore_ascii_case(&ours) => Ok(Value::String(ours)),
+        _ => Err(unknown(RpcError::server(
+            "upstream node answered eth_sendRawTransaction without the transaction's hash",
+        ))),
     }
 }
 

@@ -12,12 +12,19 @@ use serde_json::{Value, json};
 
 use super::RpcError;
 
+/// Largest answer read from the node.
+const MAX_ANSWER_BYTES: usize = 16 << 20;
+
+/// Calls to the node in flight at once, across all callers.
+const MAX_IN_FLIGHT: usize = 64;
+
 /// A JSON-RPC client of the upstream node.
 #[derive(Debug)]
 pub(crate) struct Upstream {
     http: reqwest::Client,
     url: reqwest::Url,
     timeout: Duration,
+    in_flight: tokio::sync::Semaphore,
 }
 
 /// An `--upstream` value the proxy cannot use.
@@ -49,7 +56,12 @@ impl Upstream {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|error| UpstreamUrlError::Invalid(error.to_string()))?;
-        Ok(Self { http, url, timeout })
+        Ok(Self {
+            http,
+            url,
+            timeout,
+            in_flight: tokio::sync::Semaphore::new(MAX_IN_FLIGHT),
+        })
     }
 
     /// Where the node is, for logs: scheme, host and port only.
@@ -64,19 +76,50 @@ impl Upstream {
 
     /// Sends one JSON-RPC request object and returns the node's response object (its `result`
     /// or `error`, with whatever `id` the node echoed).
+    /// At most [`MAX_IN_FLIGHT`] calls are in flight at once (the others wait, within the
+    /// time limit), and an answer over [`MAX_ANSWER_BYTES`] is an error.
     pub(crate) async fn forward(&self, request: &Value) -> Result<Value, RpcError> {
-        let response = self
-            .http
-            .post(self.url.clone())
-            .json(request)
-            .send()
+        let exchange = async {
+            let _permit = self.in_flight.acquire().await;
+            let mut response = self
+                .http
+                .post(self.url.clone())
+                .json(request)
+                .send()
+                .await
+                .map_err(|error| self.failed(&error))?;
+            let too_large = || {
+                RpcError::server(format!(
+                    "upstream node's answer exceeds {MAX_ANSWER_BYTES} bytes"
+                ))
+            };
+            if response
+                .content_length()
+                .is_some_and(|length| length > MAX_ANSWER_BYTES as u64)
+            {
+                return Err(too_large());
+            }
+            let mut body = Vec::new();
+            while let Some(chunk) = response
+                .chunk()
+                .await
+                .map_err(|error| self.failed(&error))?
+            {
+                if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+                    return Err(too_large());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok((response.status(), body))
+        };
+        let (status, body) = tokio::time::timeout(self.timeout, exchange)
             .await
-            .map_err(|error| self.failed(&error))?;
-        let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|error| self.failed(&error))?;
+            .map_err(|_| {
+                RpcError::server(format!(
+                    "upstream node did not answer within {} ms",
+                    self.timeout.as_millis()
+                ))
+            })??;
         match serde_json::from_slice::<Value>(&body) {
             Ok(value @ Value::Object(_)) => Ok(value),
             _ => Err(RpcError::server(format!(
