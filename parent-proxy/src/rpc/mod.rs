@@ -79,6 +79,21 @@ pub(crate) struct Rpc {
     pub(crate) pass_all_methods: bool,
 }
 
+/// Longest error message of the node passed on, in characters; the rest is cut.
+const MAX_UPSTREAM_MESSAGE: usize = 1024;
+
+/// Largest error `data` of the node passed on, in bytes of JSON; larger is left out.
+const MAX_UPSTREAM_DATA: usize = 16 * 1024;
+
+/// The node's message, without control characters and cut at [`MAX_UPSTREAM_MESSAGE`].
+fn bounded(message: &str) -> String {
+    message
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_UPSTREAM_MESSAGE)
+        .collect()
+}
+
 /// A JSON-RPC error object.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct RpcError {
@@ -130,8 +145,11 @@ impl RpcError {
         match (code, message) {
             (Some(code), Some(message)) => Self {
                 code,
-                message: message.to_owned(),
-                data: error.get("data").cloned(),
+                message: bounded(message),
+                data: error
+                    .get("data")
+                    .filter(|data| data.to_string().len() <= MAX_UPSTREAM_DATA)
+                    .cloned(),
             },
             _ => Self::server(format!(
                 "upstream node answered {method} with a malformed error"
