@@ -338,6 +338,9 @@ pub struct Server {
     guard: guard::Guard,
     audit: Option<audit::Opened>,
     upstream: Option<rpc::Upstream>,
+    /// SIGHUP, listened for from the start (before the readiness line) so that a reload signal
+    /// never finds the default action (exit) in place.
+    hangups: Option<tokio::signal::unix::Signal>,
 }
 
 impl Server {
@@ -359,6 +362,9 @@ impl Server {
                 rpc::Upstream::new(url, Duration::from_millis(args.upstream_timeout_ms.get()))
             })
             .transpose()?;
+        let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .inspect_err(|error| warn!(%error, "cannot listen for SIGHUP"))
+            .ok();
         let bind_error = |source| ProxyError::Bind {
             address: args.listen.clone(),
             source,
@@ -402,6 +408,7 @@ impl Server {
             guard,
             audit,
             upstream,
+            hangups,
         })
     }
 
@@ -434,6 +441,7 @@ impl Server {
             guard,
             audit,
             upstream,
+            hangups,
         } = self;
         let kick = credentials
             .as_ref()
@@ -476,7 +484,7 @@ impl Server {
                 pass_all_methods: args.upstream_all_methods,
             },
         });
-        let accounts = tokio::spawn(rpc::keep_accounts(Arc::clone(&state)));
+        let accounts = tokio::spawn(rpc::keep_accounts(Arc::clone(&state), hangups));
         match &state.auth {
             auth::Auth::Tenants(tenants) => info!(
                 tenants = tenants.len(),

@@ -115,6 +115,13 @@ async fn help_documents_every_option() {
         "--tenants",
         "--no-auth",
         "--log-format",
+        "--upstream",
+        "--upstream-timeout-ms",
+        "--upstream-all-methods",
+        "--tx-fee-cap-wei",
+        "--accounts-dir",
+        "NITRO_SIGNER_PROXY_UPSTREAM",
+        "NITRO_SIGNER_PROXY_ACCOUNTS_DIR",
         "NITRO_SIGNER_PROXY_LISTEN",
         "NITRO_SIGNER_PROXY_MAX_CONNECTIONS",
         "NITRO_SIGNER_PROXY_HEADER_READ_TIMEOUT_MS",
@@ -173,4 +180,60 @@ async fn authentication_must_be_chosen() {
         stderr.contains("tenants.json: tenant `a`: `apiKeySha256` must be 64 lowercase hex"),
         "{stderr}"
     );
+}
+
+/// SIGHUP makes the proxy read its accounts directory again (`docs/json-rpc.md`).
+#[tokio::test]
+async fn sighup_reloads_the_accounts() {
+    let dir = tempfile::tempdir().unwrap();
+    let enclave = StandIn::start_unix(&dir).await;
+    let accounts = dir.path().join("accounts");
+    std::fs::create_dir(&accounts).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nitro-signer-proxy"))
+        .args(["--listen", "127.0.0.1:0", "--accounts-dir"])
+        .arg(&accounts)
+        .env("NITRO_SIGNER_PROXY_ENCLAVE", enclave.address.to_string())
+        .env("NITRO_SIGNER_PROXY_NO_AWS_CREDENTIALS", "true")
+        .env("NITRO_SIGNER_PROXY_NO_AUTH", "true")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let url = read_listening_line(&mut stdout, "proxy", Duration::from_secs(10)).await;
+    let http = reqwest::Client::new();
+    let accounts_served = || async {
+        let answer: serde_json::Value = http
+            .post(format!("{url}/"))
+            .header("content-type", "application/json")
+            .body(r#"{"jsonrpc":"2.0","id":1,"method":"eth_accounts"}"#)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        answer["result"].as_array().unwrap().len()
+    };
+    assert_eq!(accounts_served().await, 0);
+    // The stand-in gives 0xabab… for every blob ("k" in base64).
+    std::fs::write(
+        accounts.join("a.json"),
+        r#"{"address":"0xabababababababababababababababababababab","keyBlob":"aw=="}"#,
+    )
+    .unwrap();
+    let pid = child.id().unwrap();
+    let mut served = 0;
+    for _ in 0..100 {
+        nitro_signer_tests::process::signal("HUP", pid);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        served = accounts_served().await;
+        if served == 1 {
+            break;
+        }
+    }
+    assert_eq!(served, 1, "SIGHUP did not reload the accounts");
+    child.start_kill().unwrap();
 }

@@ -222,12 +222,20 @@ impl Accounts {
     }
 
     /// Loads at start, then again on SIGHUP, and every few seconds while some file is pending.
-    pub(crate) async fn keep(&self, state: &Arc<AppState>) {
+    pub(crate) async fn keep(
+        &self,
+        state: &Arc<AppState>,
+        mut hangups: Option<tokio::signal::unix::Signal>,
+    ) {
         if self.dir.is_none() {
+            // SIGHUP still must not stop the proxy.
+            if let Some(signals) = &mut hangups {
+                while signals.recv().await.is_some() {
+                    info!("SIGHUP: no accounts directory (--accounts-dir) to reload");
+                }
+            }
             return;
         }
-        let mut hangups =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
         let mut pending = !self.load_now(state).await;
         loop {
             let hangup = async {

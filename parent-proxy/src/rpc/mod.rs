@@ -706,8 +706,11 @@ pub(crate) async fn upcheck() -> &'static str {
 
 /// Keeps the accounts current: loads them at start, again on SIGHUP, and retries those whose
 /// address could not be checked yet every few seconds.
-pub(crate) async fn keep_accounts(state: Arc<AppState>) {
-    state.rpc.accounts.keep(&state).await;
+pub(crate) async fn keep_accounts(
+    state: Arc<AppState>,
+    hangups: Option<tokio::signal::unix::Signal>,
+) {
+    state.rpc.accounts.keep(&state, hangups).await;
 }
 
 /// An object parameter's members.
