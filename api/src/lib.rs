@@ -27,6 +27,8 @@ use serde::{
 };
 use serde_json::value::RawValue;
 
+pub mod json_rpc;
+
 /// Most approvals one request carries: the enclave's own limit.
 pub use nitro_signer_common::protocol::MAX_APPROVALS;
 /// Most transactions accepted in one `POST /v1/sign/transactions`: the enclave's own limit.
@@ -239,6 +241,39 @@ pub struct AccountFile {
     /// A name for people (at most 128 characters); not used for signing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+}
+
+impl AccountFile {
+    /// Longest `label`, in characters.
+    pub const MAX_LABEL_CHARS: usize = 128;
+
+    /// Parses an account file strictly: unknown fields and repeated keys are refused, and a
+    /// label must have at most [`AccountFile::MAX_LABEL_CHARS`] characters and no control
+    /// characters. The error names the field.
+    pub fn parse(bytes: &[u8]) -> Result<Self, String> {
+        nitro_signer_eth::json::check(bytes).map_err(|error| error.to_string())?;
+        let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+        let account: Self = serde_path_to_error::deserialize(&mut deserializer)
+            .map_err(|error| format!("invalid account file: {error}"))?;
+        deserializer
+            .end()
+            .map_err(|error| format!("invalid account file: {error}"))?;
+        if let Some(label) = &account.label {
+            Self::check_label(label)?;
+        }
+        Ok(account)
+    }
+
+    /// The rule for a `label`.
+    pub fn check_label(label: &str) -> Result<(), String> {
+        if label.chars().count() > Self::MAX_LABEL_CHARS || label.chars().any(char::is_control) {
+            return Err(format!(
+                "invalid field `label`: at most {} characters, no control characters",
+                Self::MAX_LABEL_CHARS
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Answer to `POST /reload`: the accounts served after reading the accounts directory again,

@@ -54,10 +54,8 @@ pub(crate) async fn run(command: AccountsCommand) -> anyhow::Result<()> {
 }
 
 async fn add(args: AddArgs) -> anyhow::Result<()> {
-    if let Some(label) = &args.label
-        && (label.chars().count() > 128 || label.chars().any(char::is_control))
-    {
-        bail!("--label: at most 128 characters, no control characters");
+    if let Some(label) = &args.label {
+        AccountFile::check_label(label).map_err(|why| anyhow::anyhow!("--label: {why}"))?;
     }
     let client = args.target.client()?;
     let request = AddressRequest {

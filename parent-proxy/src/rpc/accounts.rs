@@ -39,9 +39,6 @@ const MAX_FILE_LEN: u64 = 64 * 1024;
 /// Most account files read from the directory.
 const MAX_FILES: usize = 100_000;
 
-/// Longest `label`, in characters.
-const MAX_LABEL_CHARS: usize = 128;
-
 /// Addresses checked with the enclave at once during a load.
 const CHECKS_AT_ONCE: usize = 8;
 
@@ -417,20 +414,9 @@ const fn libc_o_nonblock() -> i32 {
     0o4000
 }
 
-/// Parses an account file's contents.
+/// Parses an account file's contents ([`AccountFile::parse`]).
 pub(crate) fn parse_file(bytes: &[u8]) -> Result<AccountFile, String> {
-    nitro_signer_eth::json::check(bytes).map_err(|error| error.to_string())?;
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let account: AccountFile = serde_path_to_error::deserialize(&mut deserializer)
-        .map_err(|error| format!("invalid account file: {error}"))?;
-    if account.label.as_ref().is_some_and(|label| {
-        label.chars().count() > MAX_LABEL_CHARS || label.chars().any(char::is_control)
-    }) {
-        return Err(format!(
-            "invalid field `label`: at most {MAX_LABEL_CHARS} characters, no control characters"
-        ));
-    }
-    Ok(account)
+    AccountFile::parse(bytes)
 }
 
 /// Asks the enclave for the file's address.

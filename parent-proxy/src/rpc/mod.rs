@@ -38,7 +38,10 @@ use axum::{
     http::{HeaderMap, HeaderName, StatusCode},
     response::{IntoResponse, Response},
 };
-use nitro_signer_api::{Approval, ErrorCode, MAX_APPROVALS};
+use nitro_signer_api::{
+    ErrorCode,
+    json_rpc::{self, Call, RpcError, answer, call_id, parse_body},
+};
 use nitro_signer_common::protocol::{self, SignPayload, Signed};
 use serde_bytes::ByteBuf;
 use serde_json::{Map, Value, json};
@@ -59,9 +62,6 @@ use crate::{
 /// The header that carries approvals for the signing calls of a request.
 pub(crate) const APPROVALS_HEADER: HeaderName = HeaderName::from_static("x-nitro-signer-approvals");
 
-/// Most calls in one batch.
-pub(crate) const MAX_BATCH_CALLS: usize = 100;
-
 /// Calls of one batch run at once.
 const BATCH_PARALLELISM: usize = 8;
 
@@ -79,186 +79,19 @@ pub(crate) struct Rpc {
     pub(crate) pass_all_methods: bool,
 }
 
-/// Longest error message of the node passed on, in characters; the rest is cut.
-const MAX_UPSTREAM_MESSAGE: usize = 1024;
-
-/// Largest error `data` of the node passed on, in bytes of JSON; larger is left out.
-const MAX_UPSTREAM_DATA: usize = 16 * 1024;
-
-/// The node's message, without control characters and cut at [`MAX_UPSTREAM_MESSAGE`].
-fn bounded(message: &str) -> String {
-    message
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(MAX_UPSTREAM_MESSAGE)
-        .collect()
-}
-
-/// A JSON-RPC error object.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct RpcError {
-    pub(crate) code: i64,
-    pub(crate) message: String,
-    pub(crate) data: Option<Value>,
-}
-
-impl RpcError {
-    fn new(code: i64, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-            data: None,
-        }
-    }
-
-    /// -32700: the body is not JSON.
-    fn parse(message: impl Into<String>) -> Self {
-        Self::new(-32700, message)
-    }
-
-    /// -32600: not a JSON-RPC 2.0 request.
-    fn invalid_request(message: impl Into<String>) -> Self {
-        Self::new(-32600, message)
-    }
-
-    /// -32601: no such method.
-    fn method_not_found(message: impl Into<String>) -> Self {
-        Self::new(-32601, message)
-    }
-
-    /// -32602: the parameters are wrong.
-    pub(crate) fn invalid_params(message: impl Into<String>) -> Self {
-        Self::new(-32602, message)
-    }
-
-    /// -32000: refused or failed (policy, enclave, upstream node), as web3signer and Clef
-    /// answer.
-    pub(crate) fn server(message: impl Into<String>) -> Self {
-        Self::new(-32000, message)
-    }
-
-    /// An error the upstream node answered, passed on as it came when it is a proper error
-    /// object.
-    fn from_upstream(method: &str, error: Value) -> Self {
-        let code = error.get("code").and_then(Value::as_i64);
-        let message = error.get("message").and_then(Value::as_str);
-        match (code, message) {
-            (Some(code), Some(message)) => Self {
-                code,
-                message: bounded(message),
-                data: error
-                    .get("data")
-                    .filter(|data| data.to_string().len() <= MAX_UPSTREAM_DATA)
-                    .cloned(),
-            },
-            _ => Self::server(format!(
-                "upstream node answered {method} with a malformed error"
-            )),
-        }
-    }
-
-    /// A failed enclave call (or a refusal before it): bad payloads are -32602, everything
-    /// else (policy, approvals, KMS, enclave down) -32000; `data.code` is the REST API's error
-    /// code.
-    pub(crate) fn from_failure(failure: Failure) -> Self {
-        let code = if failure.code == ErrorCode::InvalidRequest {
-            -32602
-        } else {
-            -32000
-        };
-        Self {
-            code,
-            message: failure.message,
-            data: Some(json!({"code": failure.code.as_str()})),
-        }
-    }
-
-    fn to_json(&self) -> Value {
-        let mut error = json!({"code": self.code, "message": self.message});
-        if let (Some(data), Value::Object(object)) = (&self.data, &mut error) {
-            object.insert("data".to_owned(), data.clone());
-        }
-        error
-    }
-}
-
-/// One call of a request: its id (`None` for a notification, which gets no answer), method
-/// and parameters.
-#[derive(Debug)]
-struct Call {
-    id: Option<Value>,
-    method: String,
-    params: Value,
-}
-
-impl Call {
-    /// Reads one request object; an error comes with the id to answer it under.
-    fn parse(value: Value) -> Result<Self, (Value, RpcError)> {
-        let Value::Object(mut object) = value else {
-            return Err((
-                Value::Null,
-                RpcError::invalid_request("a request must be a JSON object"),
-            ));
-        };
-        let id = object.remove("id");
-        if !matches!(
-            id,
-            None | Some(Value::Null | Value::String(_) | Value::Number(_))
-        ) {
-            return Err((
-                Value::Null,
-                RpcError::invalid_request("`id` must be a string, a number or null"),
-            ));
-        }
-        let answer_id = id.clone().unwrap_or(Value::Null);
-        let invalid = |message: &str| Err((answer_id.clone(), RpcError::invalid_request(message)));
-        if object.remove("jsonrpc") != Some(Value::String("2.0".to_owned())) {
-            return invalid("`jsonrpc` must be \"2.0\"");
-        }
-        let Some(Value::String(method)) = object.remove("method") else {
-            return invalid("`method` must be a string");
-        };
-        let params = object.remove("params").unwrap_or(Value::Array(Vec::new()));
-        if !matches!(params, Value::Array(_) | Value::Object(_)) {
-            return invalid("`params` must be an array or an object");
-        }
-        if let Some(key) = object.keys().next() {
-            return invalid(&format!(
-                "unknown member `{key}`: a request has jsonrpc, id, method and params"
-            ));
-        }
-        Ok(Self { id, method, params })
-    }
-
-    /// The positional parameters, between `min` and `max` of them.
-    fn positional(&self, min: usize, max: usize) -> Result<&[Value], RpcError> {
-        let Value::Array(params) = &self.params else {
-            return Err(RpcError::invalid_params(format!(
-                "{} takes its parameters as an array",
-                self.method
-            )));
-        };
-        if params.len() < min || params.len() > max {
-            let count = if min == max {
-                min.to_string()
-            } else {
-                format!("{min} to {max}")
-            };
-            return Err(RpcError::invalid_params(format!(
-                "{} takes {count} parameters, got {}",
-                self.method,
-                params.len()
-            )));
-        }
-        Ok(params)
-    }
-}
-
-/// The answer object for `id`.
-fn answer(id: Value, result: Result<Value, RpcError>) -> Value {
-    match result {
-        Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
-        Err(error) => json!({"jsonrpc": "2.0", "id": id, "error": error.to_json()}),
+/// A failed enclave call (or a refusal before it): bad payloads are -32602, everything
+/// else (policy, approvals, KMS, enclave down) -32000; `data.code` is the REST API's error
+/// code.
+fn from_failure(failure: Failure) -> RpcError {
+    let code = if failure.code == ErrorCode::InvalidRequest {
+        -32602
+    } else {
+        -32000
+    };
+    RpcError {
+        code,
+        message: failure.message,
+        data: Some(json!({"code": failure.code.as_str()})),
     }
 }
 
@@ -345,38 +178,6 @@ pub(crate) async fn handle(
         // Only notifications: nothing to answer.
         None => StatusCode::NO_CONTENT.into_response(),
     })
-}
-
-/// The id a call is answered under, if it has one that is valid (not a notification).
-fn call_id(call: &Value) -> Option<Value> {
-    match call.get("id")? {
-        id @ (Value::Null | Value::String(_) | Value::Number(_)) => Some(id.clone()),
-        _ => Some(Value::Null),
-    }
-}
-
-/// The body as one JSON value, with the payload rules of the REST API (no repeated keys, none
-/// of serde_json's reserved keys; `nitro_signer_eth::json`).
-fn parse_body(body: &[u8]) -> Result<Value, RpcError> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|error| RpcError::parse(format!("the body is not JSON: {error}")))?;
-    nitro_signer_eth::json::check(body)
-        .map_err(|error| RpcError::invalid_request(error.to_string()))?;
-    match value {
-        Value::Array(ref calls) if calls.is_empty() => {
-            Err(RpcError::invalid_request("the batch is empty"))
-        }
-        Value::Array(ref calls) if calls.len() > MAX_BATCH_CALLS => {
-            Err(RpcError::invalid_request(format!(
-                "{} calls in a batch; at most {MAX_BATCH_CALLS}",
-                calls.len()
-            )))
-        }
-        Value::Array(_) | Value::Object(_) => Ok(value),
-        _ => Err(RpcError::invalid_request(
-            "the body must be a request object or a batch (array) of them",
-        )),
-    }
 }
 
 /// Runs the calls of a batch, [`BATCH_PARALLELISM`] at a time (a batch holds one of the
@@ -572,7 +373,7 @@ impl Context {
         let (signed, _receipt, _took) =
             routes::sign(&self.state, key, payload, self.approvals.as_ref().clone())
                 .await
-                .map_err(RpcError::from_failure)?;
+                .map_err(from_failure)?;
         let from = match &signed {
             Signed::Transaction(signed) => signed.signature.from,
             Signed::Signature(signature) => signature.from,
@@ -652,8 +453,8 @@ fn signature_hex(signed: &Signed) -> Result<Value, RpcError> {
     Ok(Value::String(hex::encode_prefixed(bytes)))
 }
 
-/// The approvals of the `X-Nitro-Signer-Approvals` header: a JSON array of
-/// `{"approver", "expiresAt", "signature"}`, at most [`MAX_APPROVALS`].
+/// The approvals of the `X-Nitro-Signer-Approvals` header (see
+/// [`json_rpc::parse_approvals_header`]), given once.
 fn approvals_header(headers: &HeaderMap) -> Result<Vec<protocol::Approval>, RpcError> {
     let mut values = headers.get_all(&APPROVALS_HEADER).iter();
     let Some(value) = values.next() else {
@@ -664,19 +465,7 @@ fn approvals_header(headers: &HeaderMap) -> Result<Vec<protocol::Approval>, RpcE
             "give X-Nitro-Signer-Approvals once, with all the approvals in one JSON array",
         ));
     }
-    let invalid = |why: String| {
-        RpcError::invalid_request(format!("invalid X-Nitro-Signer-Approvals header: {why}"))
-    };
-    nitro_signer_eth::json::check(value.as_bytes()).map_err(|error| invalid(error.to_string()))?;
-    let approvals: Vec<Approval> =
-        serde_json::from_slice(value.as_bytes()).map_err(|error| invalid(error.to_string()))?;
-    if approvals.len() > MAX_APPROVALS {
-        return Err(invalid(format!(
-            "{} approvals; at most {MAX_APPROVALS}",
-            approvals.len()
-        )));
-    }
-    Ok(routes::approvals(approvals))
+    json_rpc::parse_approvals_header(value.as_bytes()).map(routes::approvals)
 }
 
 /// `POST /reload`: reads the accounts directory again and answers what is served. A tenant
