@@ -758,5 +758,8 @@ async fn sustained_load_at_64_connections_has_no_errors_and_every_signature_veri
         report.contains("verified            200 signatures"),
         "{report}"
     );
-    assert!(report.contains("ratio               JSON-RPC / REST"), "{report}");
+    assert!(
+        report.contains("ratio               JSON-RPC / REST"),
+        "{report}"
+    );
 }

@@ -401,10 +401,14 @@ async fn compare(
 /// The median of `values` (the mean of the middle two for an even count).
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
-    match values.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => values[n / 2],
-        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    let n = values.len();
+    let upper = values.get(n / 2).copied().unwrap_or(f64::NAN);
+    if n % 2 == 1 {
+        return upper;
+    }
+    match (n / 2).checked_sub(1).and_then(|i| values.get(i)) {
+        Some(lower) => (lower + upper) / 2.0,
+        None => f64::NAN,
     }
 }
 
