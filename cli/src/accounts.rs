@@ -83,7 +83,8 @@ async fn add(args: AddArgs) -> anyhow::Result<()> {
 
 /// Adds the account of `key_blob` and `user_id` to the proxy's JSON-RPC endpoint: writes
 /// `dir/ADDRESS.json` and has the proxy reload its accounts; the account's address, once the
-/// proxy serves it (`nitro-signer accounts add`, and `bench --json-rpc`).
+/// proxy serves it (`bench --json-rpc`; `accounts add` takes the same two steps, printing
+/// between them).
 pub(crate) async fn add_account(
     client: &HttpClient,
     key_blob: KeyBlob,
