@@ -2,11 +2,18 @@
 //! the proxy for the address of a key blob and user, writes `DIR/ADDRESS.json`
 //! ([`AccountFile`]) and has the proxy read its accounts again (`POST /reload`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use alloy_primitives::Address;
 use anyhow::{Context, bail};
-use nitro_signer_client::api::{AccountFile, AddressRequest};
-use nitro_signer_common::private_file::{create_private_dir, write_private};
+use nitro_signer_client::{
+    HttpClient,
+    api::{AccountFile, AddressRequest, KeyBlob},
+};
+use nitro_signer_common::{
+    UserId,
+    private_file::{create_private_dir, write_private},
+};
 
 use crate::client::{KeyArgs, Target};
 
@@ -54,14 +61,55 @@ pub(crate) async fn run(command: AccountsCommand) -> anyhow::Result<()> {
 }
 
 async fn add(args: AddArgs) -> anyhow::Result<()> {
-    if let Some(label) = &args.label {
+    let client = args.target.client()?;
+    let (address, path) = write_account(
+        &client,
+        args.key.blob()?,
+        args.key.user()?,
+        args.label,
+        &args.dir,
+    )
+    .await?;
+    let address_text = address.to_checksum(None);
+    println!("address {address_text}");
+    println!("file {}", path.display());
+    if args.no_reload {
+        return Ok(());
+    }
+    check_served(&client, address, &path).await?;
+    println!("served {address_text}");
+    Ok(())
+}
+
+/// Adds the account of `key_blob` and `user_id` to the proxy's JSON-RPC endpoint: writes
+/// `dir/ADDRESS.json` and has the proxy reload its accounts; the account's address, once the
+/// proxy serves it (`bench --json-rpc`; `accounts add` takes the same two steps, printing
+/// between them).
+pub(crate) async fn add_account(
+    client: &HttpClient,
+    key_blob: KeyBlob,
+    user_id: Option<UserId>,
+    label: Option<String>,
+    dir: &Path,
+) -> anyhow::Result<Address> {
+    let (address, path) = write_account(client, key_blob, user_id, label, dir).await?;
+    check_served(client, address, &path).await?;
+    Ok(address)
+}
+
+/// Asks the proxy for the address of `key_blob` and `user_id` and writes `dir/ADDRESS.json`;
+/// the address and the file.
+async fn write_account(
+    client: &HttpClient,
+    key_blob: KeyBlob,
+    user_id: Option<UserId>,
+    label: Option<String>,
+    dir: &Path,
+) -> anyhow::Result<(Address, PathBuf)> {
+    if let Some(label) = &label {
         AccountFile::check_label(label).map_err(|why| anyhow::anyhow!("--label: {why}"))?;
     }
-    let client = args.target.client()?;
-    let request = AddressRequest {
-        key_blob: args.key.blob()?,
-        user_id: args.key.user()?,
-    };
+    let request = AddressRequest { key_blob, user_id };
     let answer = client
         .address(&request)
         .await
@@ -70,27 +118,25 @@ async fn add(args: AddArgs) -> anyhow::Result<()> {
         address: answer.address,
         key_blob: request.key_blob,
         user_id: request.user_id,
-        label: args.label,
+        label,
     };
-    create_private_dir(&args.dir).with_context(|| format!("creating {}", args.dir.display()))?;
-    let path = args
-        .dir
-        .join(format!("{}.json", account.address.to_checksum(None)));
+    create_private_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join(format!("{}.json", account.address.to_checksum(None)));
     let mut text = serde_json::to_vec_pretty(&account)?;
     text.push(b'\n');
     write_private(&path, &text).with_context(|| format!("writing {}", path.display()))?;
-    println!("address {}", account.address.to_checksum(None));
-    println!("file {}", path.display());
-    if args.no_reload {
-        return Ok(());
-    }
+    Ok((account.address, path))
+}
+
+/// Has the proxy read its accounts again (`POST /reload`) and checks that it serves `address`,
+/// written to `path`; the refusal's reason otherwise.
+async fn check_served(client: &HttpClient, address: Address, path: &Path) -> anyhow::Result<()> {
     let report = client
         .reload()
         .await
-        .context("asking the proxy to reload its accounts (--no-reload skips it)")?;
-    let address = account.address.to_checksum(None);
+        .context("asking the proxy to reload its accounts (POST /reload)")?;
+    let address = address.to_checksum(None);
     if report.accounts.contains(&address) {
-        println!("served {address}");
         return Ok(());
     }
     let file = path
@@ -103,7 +149,12 @@ async fn add(args: AddArgs) -> anyhow::Result<()> {
         .chain(&report.pending)
         .find(|refusal| refusal.file == file)
         .map_or_else(
-            || "the proxy did not read the file: is --dir the proxy's --accounts-dir?".to_owned(),
+            || {
+                format!(
+                    "the proxy did not read the file: is {} the proxy's --accounts-dir?",
+                    path.parent().unwrap_or(path).display()
+                )
+            },
             |refusal| refusal.reason.clone(),
         );
     bail!("the proxy does not serve {address}: {why}")

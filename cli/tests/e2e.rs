@@ -713,4 +713,53 @@ async fn sustained_load_at_64_connections_has_no_errors_and_every_signature_veri
         report.contains("verified            64 signatures"),
         "{report}"
     );
+
+    // The JSON-RPC endpoint: the benchmark's key made an account of the proxy (the dev stack's
+    // accounts directory), `eth_signTransaction` answers verified as the REST answers are.
+    let accounts_dir = data_dir.join("accounts");
+    let report = bench(&[
+        "--url",
+        &stack.url,
+        "--json-rpc",
+        "--accounts-dir",
+        accounts_dir.to_str().unwrap(),
+        "--connections",
+        "8",
+        "--requests",
+        "300",
+        "--warmup",
+        "8",
+        "--baseline-secs",
+        "0",
+    ]);
+    assert!(report.contains("JSON-RPC eth_signTransaction"), "{report}");
+    assert!(
+        report.contains("verified            300 signatures"),
+        "{report}"
+    );
+    assert!(report.contains("errors              0"), "{report}");
+    // Both APIs in alternating rounds of the same run.
+    let report = bench(&[
+        "--url",
+        &stack.url,
+        "--compare-json-rpc",
+        "--rounds",
+        "1",
+        "--accounts-dir",
+        accounts_dir.to_str().unwrap(),
+        "--connections",
+        "8",
+        "--requests",
+        "100",
+        "--warmup",
+        "8",
+    ]);
+    assert!(
+        report.contains("verified            200 signatures"),
+        "{report}"
+    );
+    assert!(
+        report.contains("ratio               JSON-RPC / REST"),
+        "{report}"
+    );
 }

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use alloy_primitives::{Address, hex};
 use anyhow::{Context, bail};
 use http_body_util::{BodyExt, Full};
 use hyper::{body::Bytes, client::conn::http1::SendRequest, header};
@@ -15,16 +16,61 @@ use nitro_signer_client::{
     http::decode_answer,
 };
 use nitro_signer_common::UserId;
+use serde::Deserialize;
 use serde_json::value::RawValue;
 
 /// Appends the JSON of the benchmark's EIP-1559 transaction with nonce `nonce` to `out`.
 pub(super) fn write_transaction(out: &mut Vec<u8>, nonce: u64) {
+    out.push(b'{');
+    write_fields(out, nonce);
+    out.push(b'}');
+}
+
+/// Appends the members of the benchmark's transaction with nonce `nonce` (no braces) to `out`.
+fn write_fields(out: &mut Vec<u8>, nonce: u64) {
     use std::io::Write as _;
     // Writing to a vector cannot fail.
     let _ = write!(
         out,
-        r#"{{"type":"0x2","chainId":"0x1","nonce":"{nonce:#x}","maxFeePerGas":"0x77359400","maxPriorityFeePerGas":"0x3b9aca00","gas":"0x5208","to":"0x3535353535353535353535353535353535353535","value":"0x1"}}"#
+        r#""type":"0x2","chainId":"0x1","nonce":"{nonce:#x}","maxFeePerGas":"0x77359400","maxPriorityFeePerGas":"0x3b9aca00","gas":"0x5208","to":"0x3535353535353535353535353535353535353535","value":"0x1""#
     );
+}
+
+/// Which API a run's requests go to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Api {
+    /// `POST /v1/sign/transaction` (or the batch endpoint).
+    Rest,
+    /// `eth_signTransaction` at the JSON-RPC endpoint, `POST /`.
+    JsonRpc,
+}
+
+impl Api {
+    /// The endpoint's label in the proxy's `/metrics`.
+    pub(super) fn metrics_label(self, batch: usize) -> &'static str {
+        match self {
+            Self::JsonRpc => "json_rpc",
+            Self::Rest if batch <= 1 => "sign_transaction",
+            Self::Rest => "sign_transactions",
+        }
+    }
+
+    /// The endpoint, for people.
+    pub(super) fn describe(self, batch: usize) -> &'static str {
+        match self {
+            Self::JsonRpc => "POST / (JSON-RPC eth_signTransaction)",
+            Self::Rest if batch <= 1 => "POST /v1/sign/transaction",
+            Self::Rest => "POST /v1/sign/transactions",
+        }
+    }
+
+    /// A short name, for the rounds of `--compare-json-rpc`.
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Self::Rest => "REST",
+            Self::JsonRpc => "JSON-RPC",
+        }
+    }
 }
 
 /// Where the load generator's connections go, and the API key they send.
@@ -131,6 +177,8 @@ pub(super) struct Bodies {
     head: Arc<[u8]>,
     /// Transactions per request: 1 is `/v1/sign/transaction`, more the batch endpoint.
     pub(super) batch: usize,
+    /// The API the requests go to.
+    pub(super) api: Api,
     /// The `"approvals"` member of request number `n` (`,"approvals":[…]`), made beforehand;
     /// empty for a key without a policy.
     approvals: Arc<[String]>,
@@ -166,20 +214,45 @@ impl Bodies {
         Ok(Self {
             head: head.into(),
             batch: batch.max(1),
+            api: Api::Rest,
             approvals: approvals.into(),
         })
     }
 
+    /// The bodies of `eth_signTransaction` calls (one transaction each, no approvals) for the
+    /// account at `from`: the same transaction as the REST bodies', with `from`.
+    pub(super) fn json_rpc(from: Address) -> Self {
+        let head = format!(
+            r#"{{"jsonrpc":"2.0","method":"eth_signTransaction","params":[{{"from":"{}","#,
+            from.to_checksum(None)
+        );
+        Self {
+            head: head.into_bytes().into(),
+            batch: 1,
+            api: Api::JsonRpc,
+            approvals: Vec::new().into(),
+        }
+    }
+
     fn path(&self) -> &'static str {
-        if self.batch == 1 {
-            "/v1/sign/transaction"
-        } else {
-            "/v1/sign/transactions"
+        match self.api {
+            Api::JsonRpc => "/",
+            Api::Rest if self.batch == 1 => "/v1/sign/transaction",
+            Api::Rest => "/v1/sign/transactions",
         }
     }
 
     /// The body of request number `n`: its transactions have nonces from `n * batch` on.
     fn body(&self, n: u64) -> Vec<u8> {
+        if self.api == Api::JsonRpc {
+            use std::io::Write as _;
+            let mut body = Vec::with_capacity(self.head.len() + 256);
+            body.extend_from_slice(&self.head);
+            write_fields(&mut body, n);
+            // Writing to a vector cannot fail.
+            let _ = write!(body, r#"}}],"id":{n}}}"#);
+            return body;
+        }
         let mut body = Vec::with_capacity(self.head.len() + self.batch * 256);
         body.extend_from_slice(&self.head);
         for i in 0..self.batch as u64 {
@@ -207,6 +280,9 @@ pub(super) async fn one(
     n: u64,
 ) -> Result<Vec<Vec<u8>>, String> {
     let (status, answer) = connection.post(bodies.path(), bodies.body(n)).await?;
+    if bodies.api == Api::JsonRpc {
+        return json_rpc_answer(status, &answer).map(|raw| vec![raw]);
+    }
     if bodies.batch == 1 {
         let signed: SignedTransaction =
             decode_answer(status, &answer).map_err(|e| e.to_string())?;
@@ -222,6 +298,40 @@ pub(super) async fn one(
             BatchResult::Error(error) => Err(error.error.message),
         })
         .collect()
+}
+
+/// A JSON-RPC answer: `result` or `error`.
+#[derive(Deserialize)]
+struct RpcAnswer<'a> {
+    #[serde(borrow)]
+    result: Option<&'a str>,
+    error: Option<RpcError>,
+}
+
+#[derive(Deserialize)]
+struct RpcError {
+    code: i64,
+    message: String,
+}
+
+/// The raw transaction of an `eth_signTransaction` answer; an `error` object is an error.
+fn json_rpc_answer(status: u16, answer: &[u8]) -> Result<Vec<u8>, String> {
+    if status != 200 {
+        let text = String::from_utf8_lossy(answer);
+        return Err(format!(
+            "HTTP {status}: {}",
+            text.chars().take(200).collect::<String>()
+        ));
+    }
+    let answer: RpcAnswer<'_> = serde_json::from_slice(answer)
+        .map_err(|e| format!("the JSON-RPC answer does not decode: {e}"))?;
+    match (answer.result, answer.error) {
+        (_, Some(error)) => Err(format!("JSON-RPC error {}: {}", error.code, error.message)),
+        (Some(raw), None) => {
+            hex::decode(raw).map_err(|e| format!("the JSON-RPC result is not 0x hex: {e}"))
+        }
+        (None, None) => Err("the JSON-RPC answer has neither result nor error".to_owned()),
+    }
 }
 
 /// `host:port` of an `http://` URL (the load generator speaks plain HTTP/1.1, as the proxy does).

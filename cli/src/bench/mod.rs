@@ -6,10 +6,19 @@
 //! throughput, latency percentiles, errors, the server's per-stage latency (from `/metrics`), and
 //! bare k256 signing throughput measured on the same machine in the same run, with the ratio.
 //!
+//! `--json-rpc` times the JSON-RPC endpoint instead: `eth_signTransaction` calls to `POST /`
+//! with the same transaction and `from` the key's address. The key is first made an account of
+//! the proxy (its file written to `--accounts-dir`, then `POST /reload`, as `accounts add`
+//! does). `--compare-json-rpc` alternates timed rounds of both APIs over the same warm
+//! connections (REST, JSON-RPC, JSON-RPC, REST, … so that a trend in the machine's load
+//! favours neither) and prints each round, the medians and the ratio JSON-RPC / REST. The
+//! JSON-RPC answers' raw transactions are verified as the REST answers' are; a JSON-RPC `error`
+//! is an error of the report.
+//!
 //! # Layout
 //!
 //! - [`http`]: the load generator's HTTP client (bare HTTP/1.1 connections, request bodies).
-//! - [`warm`]: the warm run, with the bare k256 baseline.
+//! - [`warm`]: the warm run, with the bare k256 baseline, and the JSON-RPC comparison.
 //! - [`cold`]: the cold run (`--cold`): first requests for new key blobs.
 //! - [`report`]: the report's latency, error, stage and CPU lines.
 
@@ -85,6 +94,40 @@ pub(crate) struct BenchArgs {
     /// The running dev stack's state directory, for `--cold`.
     #[arg(long, env = "NITRO_SIGNER_DATA_DIR", default_value = ".nitro-signer")]
     data_dir: PathBuf,
+
+    /// Time `eth_signTransaction` calls to the JSON-RPC endpoint (`POST /`) instead of
+    /// `POST /v1/sign/transaction`: the same transaction, from the benchmark key's account,
+    /// which is first added to the proxy's accounts (see --accounts-dir).
+    #[arg(long, conflicts_with_all = ["compare_json_rpc", "cold"])]
+    json_rpc: bool,
+
+    /// Alternate timed rounds of REST and JSON-RPC requests in the same run (REST, JSON-RPC,
+    /// JSON-RPC, REST, …; --rounds of each, --requests per round) and print each round's
+    /// throughput, the medians and the ratio JSON-RPC / REST.
+    #[arg(long, conflicts_with = "cold")]
+    compare_json_rpc: bool,
+
+    /// Rounds of each API for --compare-json-rpc.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    rounds: usize,
+
+    /// The proxy's accounts directory (its --accounts-dir; `nitro-signer dev` uses
+    /// DATA_DIR/accounts), where --json-rpc and --compare-json-rpc write the benchmark's
+    /// account.
+    #[arg(
+        long,
+        env = "NITRO_SIGNER_ACCOUNTS_DIR",
+        default_value = ".nitro-signer/accounts",
+        value_name = "DIR"
+    )]
+    accounts_dir: PathBuf,
+}
+
+impl BenchArgs {
+    /// Whether the run uses the JSON-RPC endpoint.
+    fn uses_json_rpc(&self) -> bool {
+        self.json_rpc || self.compare_json_rpc
+    }
 }
 
 /// Runs the benchmark and prints its report.
@@ -97,6 +140,12 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if args.connections == 0 || args.requests == 0 {
         bail!("--connections and --requests must be positive");
+    }
+    if args.uses_json_rpc() && (args.batch > 1 || args.approvals > 0) {
+        bail!("--json-rpc and --compare-json-rpc time single transactions without approvals");
+    }
+    if args.compare_json_rpc && args.rounds == 0 {
+        bail!("--rounds must be positive");
     }
     let mut client = HttpClient::new(args.url.clone())?;
     if let Some(key) = &args.api_key {

@@ -23,7 +23,8 @@ pub(super) fn print_errors(errors: &BTreeMap<String, u64>) {
     }
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+/// The `p` quantile of latencies sorted ascending.
+pub(super) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted.get(index).copied().unwrap_or_default()
 }
