@@ -20,16 +20,8 @@ use crate::{FlowError, FlowTransaction};
 
 /// The domain tag of transaction messages: `FLOW-V0.0-transaction`, right-padded with zeros to
 /// 32 bytes.
-pub const TRANSACTION_DOMAIN_TAG: [u8; 32] = {
-    let tag = b"FLOW-V0.0-transaction";
-    let mut out = [0u8; 32];
-    let mut i = 0;
-    while i < tag.len() {
-        out[i] = tag[i];
-        i += 1;
-    }
-    out
-};
+// 21 bytes of text and 11 of padding; the array type checks the length.
+pub const TRANSACTION_DOMAIN_TAG: [u8; 32] = *b"FLOW-V0.0-transaction\0\0\0\0\0\0\0\0\0\0\0";
 
 /// The payload lengths (RLP payload lengths, headers excluded) of the lists in a payload.
 struct PayloadLengths {

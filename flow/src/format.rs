@@ -84,7 +84,7 @@ fn nibble(c: u8) -> Option<u8> {
 /// Hex digits with an optional `0x`, decoded; `None` when not hex or of odd length.
 pub(crate) fn decode_hex(s: &str) -> Option<Vec<u8>> {
     let digits = s.strip_prefix("0x").unwrap_or(s);
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return None;
     }
     let mut out = vec![0u8; digits.len() / 2];

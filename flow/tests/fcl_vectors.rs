@@ -1,6 +1,8 @@
 //! FCL's encoding vectors (onflow/fcl-js `packages/sdk/src/encode/encode.test.ts`), reproduced
 //! byte for byte: see `vectors/fcl-js-encode.json` for the source and the transcription notes.
 
+#![cfg(test)]
+
 use nitro_signer_flow::{FlowTransaction, Role, Signer};
 use serde_json::Value;
 

@@ -1,5 +1,7 @@
 //! The parsing rules, the limits, the role checks and the account key encoding.
 
+#![cfg(test)]
+
 use nitro_signer_flow::{
     Address, FULL_WEIGHT, FlowError, FlowTransaction, HashAlgorithm, Role, SIGN_ALGO_ECDSA_P256,
     Signer, account_key_rlp, hash, transaction,
