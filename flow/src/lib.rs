@@ -4,7 +4,7 @@
 //!
 //! - [`transaction`]: the transaction JSON, parsed strictly ([`FlowTransaction::from_json`])
 //!   and checked against the limits ([`FlowTransaction::validate`]).
-//! - [`format`]: the JSON forms of addresses, hex bytes and integers.
+//! - [`format`](mod@format): the JSON forms of addresses, hex bytes and integers.
 //! - [`encode`]: the RLP payload and envelope messages with the domain tag.
 //! - [`sign`]: roles and their checks ([`FlowTransaction::signing_message`]), [`hash`], and
 //!   [`account_key_rlp`].

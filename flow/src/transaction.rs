@@ -23,7 +23,7 @@
 //!   errors name the field's path (`proposalKey.keyIndex`).
 //! - Every field is required except `payloadSignatures` (absent means none). Nothing that
 //!   decides what gets signed has a default.
-//! - Numbers, addresses and hex: see [`crate::format`].
+//! - Numbers, addresses and hex: see [`crate::format`](mod@crate::format).
 //! - `script`: the Cadence source text; its UTF-8 bytes are encoded. At most 64 KiB.
 //! - `arguments`: each the exact JSON-Cadence text whose UTF-8 bytes are encoded, as FCL sends
 //!   them (`JSON.stringify` output). Each must itself be one JSON document under the same rules
