@@ -19,7 +19,7 @@ use std::fmt;
 
 use alloy_primitives::{Address, B256, U256};
 use base64::Engine as _;
-use nitro_signer_common::{UserId, protocol::ErrorCode as Enclave};
+use nitro_signer_common::{UserId, key_blob::Curve, protocol::ErrorCode as Enclave};
 use serde::{
     Deserialize, Deserializer, Serialize, Serializer,
     de::{self, MapAccess, Visitor},
@@ -575,6 +575,84 @@ pub struct SignatureResponse {
     /// The enclave's receipt for this answer (see `docs/receipts.md`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receipt: Option<Receipt>,
+}
+
+/// `POST /v1/flow/public-key`: `{"keyBlob", "userId"?, "curve", "hash"}`. `curve` is `"p256"`
+/// or `"secp256k1"`; `hash` (`"sha2-256"` or `"sha3-256"`) is the hash algorithm the account
+/// key will be registered with.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FlowPublicKeyRequest {
+    /// The key.
+    pub key_blob: KeyBlob,
+    /// The user, for seeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<UserId>,
+    /// The curve.
+    pub curve: Curve,
+    /// The account key's hash algorithm.
+    pub hash: nitro_signer_flow::HashAlgorithm,
+}
+
+/// Answer to `POST /v1/flow/public-key`: `{"publicKey": "0x<64 bytes x ‖ y>", "accountKey":
+/// "0x<RLP [publicKey, signAlgo, hashAlgo, weight]>"}`, the account key with weight 1000, to add
+/// to a Flow account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FlowPublicKeyResponse {
+    /// `x ‖ y`, 64 bytes.
+    #[serde(with = "hex_bytes")]
+    pub public_key: Vec<u8>,
+    /// The account key's RLP encoding.
+    #[serde(with = "hex_bytes")]
+    pub account_key: Vec<u8>,
+}
+
+/// `POST /v1/sign/flow-transaction`: `{"keyBlob", "userId"?, "curve", "hash", "role",
+/// "signer": {"address", "keyIndex"}, "transaction", "approvals"?}` (`docs/flow.md`). Everything
+/// but the key and approvals goes to the enclave as written, which parses it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SignFlowTransactionRequest {
+    /// The key.
+    pub key_blob: KeyBlob,
+    /// The user, for seeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<UserId>,
+    /// `"p256"` or `"secp256k1"`, as written.
+    pub curve: Box<RawValue>,
+    /// `"sha2-256"` or `"sha3-256"`, as written.
+    pub hash: Box<RawValue>,
+    /// `"proposer"`, `"authorizer"` or `"payer"`, as written.
+    pub role: Box<RawValue>,
+    /// `{"address", "keyIndex"}`, as written.
+    pub signer: Box<RawValue>,
+    /// The transaction, as written.
+    pub transaction: Box<RawValue>,
+    /// Approvals for the key's policy (at most [`MAX_APPROVALS`]); absent means none.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "at_most_max_approvals"
+    )]
+    pub approvals: Vec<Approval>,
+}
+
+/// Answer to `POST /v1/sign/flow-transaction`: `{"signature": "0x<64 bytes r ‖ s>", "hash",
+/// "message"}`: the signature, the hash signed, and the message hashed (the domain tag and the
+/// RLP of the payload or envelope).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FlowSignatureResponse {
+    /// `r ‖ s`, 64 bytes.
+    #[serde(with = "hex_bytes")]
+    pub signature: Vec<u8>,
+    /// The hash signed.
+    #[serde(with = "hex_b256")]
+    pub hash: B256,
+    /// The message hashed.
+    #[serde(with = "hex_bytes")]
+    pub message: Vec<u8>,
 }
 
 /// `POST /v1/sign/authorization`: `{"keyBlob", "userId"?, "authorization": {"chainId",

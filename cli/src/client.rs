@@ -137,7 +137,7 @@ pub(crate) struct ApprovalArgs {
 
 impl ApprovalArgs {
     /// The approvals of every file, in order.
-    fn read(&self) -> anyhow::Result<Vec<Approval>> {
+    pub(crate) fn read(&self) -> anyhow::Result<Vec<Approval>> {
         let mut approvals = Vec::new();
         for path in &self.files {
             let text = std::fs::read_to_string(path)
@@ -203,20 +203,25 @@ pub(crate) struct SignArgs {
 
 impl SignArgs {
     fn payload(&self) -> anyhow::Result<Box<RawValue>> {
-        let mut text = String::new();
-        match &self.file {
-            Some(path) if path.as_os_str() != "-" => {
-                text = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading {}", path.display()))?;
-            }
-            _ => {
-                std::io::stdin()
-                    .read_to_string(&mut text)
-                    .context("reading the payload from standard input")?;
-            }
-        }
-        RawValue::from_string(text).context("the payload is not valid JSON")
+        payload(self.file.as_deref())
     }
+}
+
+/// A JSON payload from `file`, or standard input when it is `-` or absent; sent as written.
+pub(crate) fn payload(file: Option<&Path>) -> anyhow::Result<Box<RawValue>> {
+    let mut text = String::new();
+    match file {
+        Some(path) if path.as_os_str() != "-" => {
+            text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+        }
+        _ => {
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("reading the payload from standard input")?;
+        }
+    }
+    RawValue::from_string(text).context("the payload is not valid JSON")
 }
 
 /// Options of `attest`.

@@ -22,7 +22,7 @@ use anyhow::{Context, bail};
 use aws_sdk_kms::primitives::Blob;
 use base64::Engine;
 use nitro_signer_common::key_blob::{KeyBlob, KeyKind, KeyMetadata, PolicyFlag};
-use nitro_signer_enclave::{KeyMaterial, MasterSeed, PrivateKey};
+use nitro_signer_enclave::{KeyMaterial, MasterSeed, P256PrivateKey, PrivateKey};
 use nitro_signer_policy::Policy;
 use zeroize::Zeroizing;
 
@@ -35,6 +35,8 @@ pub(crate) enum Kind {
     Seed,
     /// A secp256k1 private key, used as it is.
     PrivateKey,
+    /// An ECDSA P-256 private key (Flow accounts), used as it is.
+    P256PrivateKey,
 }
 
 /// An opt-in beyond the safe defaults, bound to the blob.
@@ -135,7 +137,8 @@ fn read_policy(args: &ImportArgs) -> anyhow::Result<Option<Policy>> {
     Ok(Some(policy))
 }
 
-/// Runs the import and prints `{"keyBlob", "keyId", "address"?, "policyHash"?}`.
+/// Runs the import and prints `{"keyBlob", "keyId", "address"?, "publicKey"?, "policyHash"?}`
+/// (`address` for a secp256k1 key, `publicKey` (`x ‖ y`) for a P-256 key).
 pub(crate) async fn run(args: ImportArgs) -> anyhow::Result<()> {
     // The policy first: a mistake in it should not cost reading the secret.
     let policy = read_policy(&args)?;
@@ -145,10 +148,14 @@ pub(crate) async fn run(args: ImportArgs) -> anyhow::Result<()> {
         Kind::PrivateKey => KeyMaterial::Imported(
             PrivateKey::from_bytes(&secret).context("not a valid secp256k1 private key")?,
         ),
+        Kind::P256PrivateKey => KeyMaterial::ImportedP256(
+            P256PrivateKey::from_bytes(&secret).context("not a valid P-256 private key")?,
+        ),
     };
     let kind = match args.kind {
         Kind::Seed => KeyKind::Seed,
         Kind::PrivateKey => KeyKind::PrivateKey,
+        Kind::P256PrivateKey => KeyKind::P256PrivateKey,
     };
     let flags = args
         .allow
@@ -195,6 +202,12 @@ pub(crate) async fn run(args: ImportArgs) -> anyhow::Result<()> {
     );
     if let KeyMaterial::Imported(key) = &material {
         out.insert("address".into(), key.address().to_string().into());
+    }
+    if let KeyMaterial::ImportedP256(key) = &material {
+        out.insert(
+            "publicKey".into(),
+            format!("0x{}", hex::encode(key.public_key_xy())).into(),
+        );
     }
     if let Some(hash) = blob.metadata().policy_hash() {
         out.insert(

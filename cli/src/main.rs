@@ -11,6 +11,7 @@ mod audit;
 mod bench;
 mod client;
 mod dev;
+mod flow;
 mod import;
 mod policy;
 mod tenants;
@@ -65,6 +66,9 @@ enum Command {
     /// each may use.
     #[command(subcommand)]
     Tenants(tenants::TenantsCommand),
+    /// Flow: a key's public key and account key, and transaction signatures (`docs/flow.md`).
+    #[command(subcommand)]
+    Flow(flow::FlowCommand),
     /// Accounts of the proxy's Ethereum JSON-RPC endpoint (`docs/json-rpc.md`).
     #[command(subcommand)]
     Accounts(accounts::AccountsCommand),
@@ -152,6 +156,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Tenants(tenants::TenantsCommand::Remove(args)) => tenants::remove(args),
         Command::Audit(command) => audit::run(command),
         Command::Accounts(command) => accounts::run(command).await,
+        Command::Flow(command) => flow::run(command).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Enclave(c) => {
             Ok(nitro_signer_enclave::cli::run(c.args, shutdown(c.exit_with_parent)).await?)

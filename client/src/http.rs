@@ -24,9 +24,10 @@ use serde_json::value::RawValue;
 
 use crate::api::{
     AddressRequest, AddressResponse, ApiError, AttestationRequest, AttestationResponse,
-    AuthorizationResponse, ErrorResponse, GenerateKeyRequest, HealthResponse, KeyResponse,
-    ReadyResponse, ReloadResponse, SignAuthorizationRequest, SignDigestRequest, SignMessageRequest,
-    SignTransactionRequest, SignTransactionsRequest, SignTransactionsResponse,
+    AuthorizationResponse, ErrorResponse, FlowPublicKeyRequest, FlowPublicKeyResponse,
+    FlowSignatureResponse, GenerateKeyRequest, HealthResponse, KeyResponse, ReadyResponse,
+    ReloadResponse, SignAuthorizationRequest, SignDigestRequest, SignFlowTransactionRequest,
+    SignMessageRequest, SignTransactionRequest, SignTransactionsRequest, SignTransactionsResponse,
     SignTypedDataRequest, SignatureResponse, SignedTransaction, UpdatePolicyRequest,
 };
 use crate::receipts::{self, Asked, ReceiptVerifier, VerifyError};
@@ -280,6 +281,24 @@ impl HttpClient {
             receipts::check_address(&statement, asked, &answer)?;
         }
         Ok(answer)
+    }
+
+    /// `POST /v1/flow/public-key`: a key's public key on a curve and its Flow account-key
+    /// encoding. (Carries no receipt yet: see `docs/flow.md`.)
+    pub async fn flow_public_key(
+        &self,
+        request: &FlowPublicKeyRequest,
+    ) -> Result<FlowPublicKeyResponse, HttpError> {
+        self.post("/v1/flow/public-key", request).await
+    }
+
+    /// `POST /v1/sign/flow-transaction`: a Flow transaction signature, the hash signed and the
+    /// message hashed. (Carries no receipt yet: see `docs/flow.md`.)
+    pub async fn sign_flow_transaction(
+        &self,
+        request: &SignFlowTransactionRequest,
+    ) -> Result<FlowSignatureResponse, HttpError> {
+        self.post("/v1/sign/flow-transaction", request).await
     }
 
     /// `POST /v1/sign/transaction`: one signed transaction.

@@ -6,7 +6,7 @@
 //! | key | value |
 //! |---|---|
 //! | `v` | format version, `1` |
-//! | `kind` | `"seed"` (a 32-byte master seed, users' keys derived from it) or `"private-key"` (a secp256k1 key used as it is) |
+//! | `kind` | `"seed"` (a 32-byte master seed, users' keys derived from it on every curve), `"private-key"` (a secp256k1 key used as it is) or `"p256-private-key"` (a P-256 key used as it is) |
 //! | `kms_key` | the KMS key id or ARN the secret is encrypted under |
 //! | `owner` | optional owner/tenant label, 1–128 printable ASCII characters |
 //! | `policy` | opt-ins beyond the safe defaults: any of `"raw-digest"`, `"pre-eip155"`, `"any-chain-authorization"` (sorted, no repeats); blobs made before policy documents |
@@ -42,7 +42,7 @@ pub const MAX_POLICY_DOC_LEN: usize = 32 * 1024;
 pub mod context {
     /// The blob format version.
     pub const VERSION: &str = "nitro-signer:blob-version";
-    /// `seed` or `private-key`.
+    /// `seed`, `private-key` or `p256-private-key`.
     pub const KIND: &str = "nitro-signer:kind";
     /// The owner label, when there is one.
     pub const OWNER: &str = "nitro-signer:owner";
@@ -60,6 +60,8 @@ pub enum KeyKind {
     Seed,
     /// A 32-byte secp256k1 private key.
     PrivateKey,
+    /// A 32-byte ECDSA P-256 (secp256r1) private key.
+    P256PrivateKey,
 }
 
 impl KeyKind {
@@ -68,6 +70,38 @@ impl KeyKind {
         match self {
             Self::Seed => "seed",
             Self::PrivateKey => "private-key",
+            Self::P256PrivateKey => "p256-private-key",
+        }
+    }
+
+    /// The one curve an imported key is on; `None` for a seed, which derives keys on every
+    /// curve.
+    pub fn curve(self) -> Option<Curve> {
+        match self {
+            Self::Seed => None,
+            Self::PrivateKey => Some(Curve::Secp256k1),
+            Self::P256PrivateKey => Some(Curve::P256),
+        }
+    }
+}
+
+/// An elliptic curve keys are derived and used on (`docs/key-derivation.md`). A new curve is one
+/// more variant, with its own derivation salt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Curve {
+    /// secp256k1: Ethereum, and Flow accounts with `signAlgo` 3.
+    Secp256k1,
+    /// ECDSA P-256 (secp256r1): Flow accounts with `signAlgo` 2.
+    P256,
+}
+
+impl Curve {
+    /// The name used in the API (`"secp256k1"`, `"p256"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Secp256k1 => "secp256k1",
+            Self::P256 => "p256",
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Key material: master seeds, private keys and the per-user derivation.
+//! Key material: master seeds, private keys and the per-user derivation, on secp256k1
+//! ([`PrivateKey`]) and P-256 ([`P256PrivateKey`]).
 //!
 //! Both kinds of secret are held in zeroizing containers, have hand-written `Debug` that prints
 //! nothing secret, and cannot be cloned. The derivation is specified in `docs/key-derivation.md`;
@@ -9,11 +10,17 @@ use std::fmt;
 use alloy_primitives::{Address, keccak256};
 use aws_lc_rs::hkdf::{HKDF_SHA256, KeyType, Salt};
 use k256::{NonZeroScalar, PublicKey, elliptic_curve::sec1::ToEncodedPoint};
-use nitro_signer_common::{UserId, key_blob::KeyKind};
+use nitro_signer_common::{
+    UserId,
+    key_blob::{Curve, KeyKind},
+};
 use zeroize::{Zeroize, Zeroizing};
 
-/// HKDF salt of the per-user derivation, version 1.
+/// HKDF salt of the per-user secp256k1 derivation, version 1.
 pub const DERIVATION_SALT: &[u8] = b"nitro-signer/secp256k1/v1";
+
+/// HKDF salt of the per-user P-256 derivation, version 1.
+pub const P256_DERIVATION_SALT: &[u8] = b"nitro-signer/p256/v1";
 
 /// HKDF salt of [`KeyMaterial::key_id`].
 pub const KEY_ID_SALT: &[u8] = b"nitro-signer/key-id/v1";
@@ -31,6 +38,17 @@ pub enum KeyError {
     /// Private key bytes that are not 32 bytes, or not a scalar in `[1, n-1]`.
     #[error("not a valid secp256k1 private key")]
     InvalidPrivateKey,
+    /// P-256 private key bytes that are not 32 bytes, or not a scalar in `[1, n-1]`.
+    #[error("not a valid P-256 private key")]
+    InvalidP256PrivateKey,
+    /// An imported key asked for on another curve than its own.
+    #[error("curve: this key is a {key} key and cannot sign on {asked}")]
+    WrongCurve {
+        /// The imported key's curve.
+        key: &'static str,
+        /// The curve asked for.
+        asked: &'static str,
+    },
     /// A seed needs a user id to pick the derived key.
     #[error("userId: required for a key derived from a master seed")]
     UserIdRequired,
@@ -70,19 +88,30 @@ impl MasterSeed {
     /// big-endian scalar if it is in `[1, n-1]`, else the same with
     /// `info = user id ‖ 0x00 ‖ counter` for counter = 1, 2, … until it is.
     pub fn derive(&self, user: &UserId) -> Result<PrivateKey, KeyError> {
-        self.derive_accepting(user, |okm| PrivateKey::from_bytes(okm).ok())
+        self.derive_accepting(DERIVATION_SALT, user, |okm| {
+            PrivateKey::from_bytes(okm).ok()
+        })
+    }
+
+    /// Derives `user`'s P-256 private key: [`MasterSeed::derive`] with
+    /// [`P256_DERIVATION_SALT`] and P-256's order.
+    pub fn derive_p256(&self, user: &UserId) -> Result<P256PrivateKey, KeyError> {
+        self.derive_accepting(P256_DERIVATION_SALT, user, |okm| {
+            P256PrivateKey::from_bytes(okm).ok()
+        })
     }
 
     /// The derivation loop, with the range check as a parameter so that tests can force the
     /// retry path (which real inputs take with probability 2^-128).
-    fn derive_accepting(
+    fn derive_accepting<K>(
         &self,
+        salt: &[u8],
         user: &UserId,
-        mut accept: impl FnMut(&[u8; 32]) -> Option<PrivateKey>,
-    ) -> Result<PrivateKey, KeyError> {
+        mut accept: impl FnMut(&[u8; 32]) -> Option<K>,
+    ) -> Result<K, KeyError> {
         // aws-lc's HKDF: it zeroizes its copy of the seed and cleanses its HMAC state (the PRK,
         // from which every user's key follows), which the `hkdf` crate does not.
-        let prk = Salt::new(HKDF_SHA256, DERIVATION_SALT).extract(self.0.as_slice());
+        let prk = Salt::new(HKDF_SHA256, salt).extract(self.0.as_slice());
         let mut okm = Zeroizing::new([0u8; 32]);
         for counter in 0..=u8::MAX {
             let suffix = [0x00, counter];
@@ -164,6 +193,89 @@ pub fn address_of(public_key: &PublicKey) -> Address {
     Address::from_word(keccak256(point.as_bytes().get(1..).unwrap_or_default()))
 }
 
+/// An ECDSA P-256 private key: a scalar in `[1, n-1]`, zeroized when dropped.
+pub struct P256PrivateKey(p256::NonZeroScalar);
+
+impl P256PrivateKey {
+    /// Reads a 32-byte big-endian scalar, refusing 0 and values `>= n`.
+    pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, KeyError> {
+        let mut repr = p256::FieldBytes::from(*bytes);
+        let scalar = p256::NonZeroScalar::from_repr(repr);
+        repr.zeroize();
+        Option::from(scalar)
+            .map(Self)
+            .ok_or(KeyError::InvalidP256PrivateKey)
+    }
+
+    /// Reads a private key from a buffer of exactly 32 bytes.
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, KeyError> {
+        let array: &[u8; 32] = bytes
+            .try_into()
+            .map_err(|_| KeyError::InvalidP256PrivateKey)?;
+        Self::from_bytes(array)
+    }
+
+    /// The secret scalar, for the signing primitive.
+    pub(crate) fn scalar(&self) -> &p256::NonZeroScalar {
+        &self.0
+    }
+
+    /// A second zeroizing copy of the key. Deliberately not `Clone`.
+    pub(crate) fn duplicate(&self) -> Self {
+        Self(self.0)
+    }
+
+    /// The public point as 64 bytes `x ‖ y` (Flow's form). Costs one scalar multiplication.
+    pub fn public_key_xy(&self) -> [u8; 64] {
+        use p256::elliptic_curve::sec1::ToEncodedPoint as _;
+        let point = p256::PublicKey::from_secret_scalar(&self.0).to_encoded_point(false);
+        let mut xy = [0u8; 64];
+        // The uncompressed encoding is 0x04 ‖ x ‖ y.
+        if let Some(coordinates) = point.as_bytes().get(1..65) {
+            xy.copy_from_slice(coordinates);
+        }
+        xy
+    }
+}
+
+impl Drop for P256PrivateKey {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl fmt::Debug for P256PrivateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("P256PrivateKey(<redacted>)")
+    }
+}
+
+/// A user's key on one curve.
+#[derive(Debug)]
+pub enum CurveKey {
+    /// secp256k1.
+    Secp256k1(PrivateKey),
+    /// P-256.
+    P256(P256PrivateKey),
+}
+
+impl CurveKey {
+    /// The public point as 64 bytes `x ‖ y`. Costs one scalar multiplication.
+    pub fn public_key_xy(&self) -> [u8; 64] {
+        match self {
+            Self::Secp256k1(key) => {
+                let point = key.public_key().to_encoded_point(false);
+                let mut xy = [0u8; 64];
+                if let Some(coordinates) = point.as_bytes().get(1..65) {
+                    xy.copy_from_slice(coordinates);
+                }
+                xy
+            }
+            Self::P256(key) => key.public_key_xy(),
+        }
+    }
+}
+
 impl Drop for PrivateKey {
     fn drop(&mut self) {
         self.0.zeroize();
@@ -181,7 +293,7 @@ impl fmt::Debug for PrivateKey {
 pub fn check_user(kind: KeyKind, user: Option<&UserId>) -> Result<(), KeyError> {
     match (kind, user) {
         (KeyKind::Seed, None) => Err(KeyError::UserIdRequired),
-        (KeyKind::PrivateKey, Some(_)) => Err(KeyError::UserIdNotAllowed),
+        (KeyKind::PrivateKey | KeyKind::P256PrivateKey, Some(_)) => Err(KeyError::UserIdNotAllowed),
         _ => Ok(()),
     }
 }
@@ -191,19 +303,43 @@ pub fn check_user(kind: KeyKind, user: Option<&UserId>) -> Result<(), KeyError> 
 pub enum KeyMaterial {
     /// A master seed; users' keys are derived from it.
     Seed(MasterSeed),
-    /// An imported private key, used as it is.
+    /// An imported secp256k1 private key, used as it is.
     Imported(PrivateKey),
+    /// An imported P-256 private key, used as it is.
+    ImportedP256(P256PrivateKey),
 }
 
 impl KeyMaterial {
     /// The private key for `user`: derived from a seed (a user id is required), or the imported
     /// key itself (a user id is refused, so that it cannot be silently ignored).
     pub fn user_key(&self, user: Option<&UserId>) -> Result<PrivateKey, KeyError> {
+        match self.curve_key(Curve::Secp256k1, user)? {
+            CurveKey::Secp256k1(key) => Ok(key),
+            CurveKey::P256(_) => Err(KeyError::WrongCurve {
+                key: Curve::P256.as_str(),
+                asked: Curve::Secp256k1.as_str(),
+            }),
+        }
+    }
+
+    /// The private key for `user` on `curve`: derived from a seed with that curve's salt, or
+    /// the imported key itself if it is on that curve.
+    pub fn curve_key(&self, curve: Curve, user: Option<&UserId>) -> Result<CurveKey, KeyError> {
         check_user(self.kind(), user)?;
-        match (self, user) {
-            (Self::Seed(seed), Some(user)) => seed.derive(user),
-            (Self::Imported(key), _) => Ok(key.duplicate()),
-            (Self::Seed(_), None) => Err(KeyError::UserIdRequired),
+        match (self, curve, user) {
+            (Self::Seed(seed), Curve::Secp256k1, Some(user)) => {
+                seed.derive(user).map(CurveKey::Secp256k1)
+            }
+            (Self::Seed(seed), Curve::P256, Some(user)) => {
+                seed.derive_p256(user).map(CurveKey::P256)
+            }
+            (Self::Seed(_), _, None) => Err(KeyError::UserIdRequired),
+            (Self::Imported(key), Curve::Secp256k1, _) => Ok(CurveKey::Secp256k1(key.duplicate())),
+            (Self::ImportedP256(key), Curve::P256, _) => Ok(CurveKey::P256(key.duplicate())),
+            (Self::Imported(_) | Self::ImportedP256(_), asked, _) => Err(KeyError::WrongCurve {
+                key: self.kind().curve().map_or("", Curve::as_str),
+                asked: asked.as_str(),
+            }),
         }
     }
 
@@ -212,6 +348,7 @@ impl KeyMaterial {
         match self {
             Self::Seed(_) => KeyKind::Seed,
             Self::Imported(_) => KeyKind::PrivateKey,
+            Self::ImportedP256(_) => KeyKind::P256PrivateKey,
         }
     }
 
@@ -220,12 +357,13 @@ impl KeyMaterial {
         match self {
             Self::Seed(seed) => Zeroizing::new(*seed.0),
             Self::Imported(key) => Zeroizing::new(key.0.to_bytes().into()),
+            Self::ImportedP256(key) => Zeroizing::new(key.0.to_bytes().into()),
         }
     }
 
     /// The key's stable public identifier:
     /// `HKDF-SHA256(IKM = secret, salt = KEY_ID_SALT, info = kind, L = 32)`, where secret is the
-    /// 32 secret bytes and kind `seed` or `private-key`.
+    /// 32 secret bytes and kind `seed`, `private-key` or `p256-private-key`.
     ///
     /// One-way, so it reveals nothing about the secret; independent of the KMS key and blob, so a
     /// key re-encrypted under another KMS key keeps its id; and salted apart from the per-user
@@ -302,7 +440,7 @@ mod tests {
         let seed = MasterSeed::new(Zeroizing::new(core::array::from_fn(|i| i as u8)));
         let mut attempts = 0;
         let key = seed
-            .derive_accepting(&user("alice"), |okm| {
+            .derive_accepting(DERIVATION_SALT, &user("alice"), |okm| {
                 attempts += 1;
                 (attempts > 1).then(|| PrivateKey::from_bytes(okm).unwrap())
             })
@@ -331,6 +469,84 @@ mod tests {
             imported.key_id().unwrap(),
             alloy_hex("834bb007b26d14a96dba117ec6febde02b56ad47c617579eac020044fb461bab")
         );
+    }
+
+    #[test]
+    fn p256_derivation_matches_the_documented_vectors_and_retries_the_same_way() {
+        // docs/key-derivation.md, "P-256 test vectors" (tests/vectors/p256_derivation.py).
+        let seed = MasterSeed::new(Zeroizing::new(core::array::from_fn(|i| i as u8)));
+        let key = seed.derive_p256(&user("alice")).unwrap();
+        assert_eq!(
+            key.0.to_bytes().as_slice(),
+            alloy_hex("6f25290023fc3e3d197e16bd20d6b0bb327c995fcaa3f3564e1bc18263eda065")
+        );
+        assert_eq!(
+            alloy_primitives::hex::encode(key.public_key_xy()),
+            "85cac42373c7a8c50ab67fe328cf1dc0b3a6f8b4167101e9c15485f5ad86f71e\
+             c00bf654aa2a30fe213cca6aeecb8f4c07a223543e4ce7feefae466cbda8f0ab"
+        );
+        let mut attempts = 0;
+        let retried = seed
+            .derive_accepting(P256_DERIVATION_SALT, &user("alice"), |okm| {
+                attempts += 1;
+                (attempts > 1).then(|| P256PrivateKey::from_bytes(okm).unwrap())
+            })
+            .unwrap();
+        assert_eq!(
+            retried.0.to_bytes().as_slice(),
+            alloy_hex("40c7991fcd2e660b43d849c4728db15b273e9d93d5729eacfa9101383869689a")
+        );
+    }
+
+    #[test]
+    fn curves_are_kept_apart() {
+        // P-256's order n, and n - 1.
+        let n = alloy_hex("ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551");
+        let n_minus_1 =
+            alloy_hex("ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632550");
+        assert_eq!(
+            P256PrivateKey::from_bytes(&n).unwrap_err(),
+            KeyError::InvalidP256PrivateKey
+        );
+        assert!(P256PrivateKey::from_bytes(&n_minus_1).is_ok());
+        assert!(
+            format!("{:?}", P256PrivateKey::from_bytes(&n_minus_1).unwrap()).contains("redacted")
+        );
+
+        let seed = KeyMaterial::Seed(MasterSeed::new(Zeroizing::new([7; 32])));
+        let alice = user("alice");
+        let k1 = seed.curve_key(Curve::Secp256k1, Some(&alice)).unwrap();
+        let r1 = seed.curve_key(Curve::P256, Some(&alice)).unwrap();
+        assert!(matches!(k1, CurveKey::Secp256k1(_)) && matches!(r1, CurveKey::P256(_)));
+        assert_ne!(k1.public_key_xy(), r1.public_key_xy());
+
+        let imported = KeyMaterial::ImportedP256(P256PrivateKey::from_bytes(&[0x46; 32]).unwrap());
+        assert_eq!(imported.kind(), KeyKind::P256PrivateKey);
+        assert!(matches!(
+            imported.curve_key(Curve::P256, None),
+            Ok(CurveKey::P256(_))
+        ));
+        assert_eq!(
+            imported.user_key(None).unwrap_err(),
+            KeyError::WrongCurve {
+                key: "p256",
+                asked: "secp256k1"
+            }
+        );
+        assert_eq!(
+            imported.curve_key(Curve::P256, Some(&alice)).unwrap_err(),
+            KeyError::UserIdNotAllowed
+        );
+        let k1_imported = KeyMaterial::Imported(PrivateKey::from_bytes(&[0x46; 32]).unwrap());
+        assert!(matches!(
+            k1_imported.curve_key(Curve::P256, None),
+            Err(KeyError::WrongCurve {
+                key: "secp256k1",
+                asked: "p256"
+            })
+        ));
+        // The same 32 bytes as another kind have another id.
+        assert_ne!(imported.key_id().unwrap(), k1_imported.key_id().unwrap());
     }
 
     #[test]

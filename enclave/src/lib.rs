@@ -41,5 +41,5 @@ pub mod signing;
 #[cfg(feature = "simulated")]
 pub mod simulated;
 
-pub use keys::{KeyError, KeyMaterial, MasterSeed, PrivateKey};
+pub use keys::{CurveKey, KeyError, KeyMaterial, MasterSeed, P256PrivateKey, PrivateKey};
 pub use signing::{Payload, Prepared, SignError, Signed, SignedOutput, SigningPolicy, UserSigner};

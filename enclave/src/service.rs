@@ -23,7 +23,7 @@ use alloy_primitives::{Address, B256, Bytes};
 use k256::elliptic_curve::sec1::ToEncodedPoint;
 use nitro_signer_common::{
     UserId,
-    key_blob::{KeyBlob, KeyBlobError, KeyKind, KeyMetadata, PolicyFlag},
+    key_blob::{Curve, KeyBlob, KeyBlobError, KeyKind, KeyMetadata, PolicyFlag},
     protocol::{
         self, AddressInfo, AttestationDocument, BatchItem, ErrorBody, ErrorCode, GenerateKey,
         KeyRef, MAX_BATCH, NewKey, RequestBody, ResponseBody, SignPayload, Status, Welcome,
@@ -128,9 +128,9 @@ impl ServiceError {
             Self::PolicyDenied(_) => ErrorCode::PolicyDenied,
             Self::ApprovalsRequired(_) => ErrorCode::ApprovalsRequired,
             Self::InvalidPolicy(_) => ErrorCode::InvalidRequest,
-            Self::Key(KeyError::UserIdRequired | KeyError::UserIdNotAllowed) => {
-                ErrorCode::InvalidRequest
-            }
+            Self::Key(
+                KeyError::UserIdRequired | KeyError::UserIdNotAllowed | KeyError::WrongCurve { .. },
+            ) => ErrorCode::InvalidRequest,
             Self::Key(_) => ErrorCode::Internal,
             Self::Sign(
                 SignError::DigestNotAllowed
@@ -248,6 +248,8 @@ impl Enclave {
                 .map(|()| (ResponseBody::CredentialsSet, None))
                 .map_err(ServiceError::from),
             RequestBody::UpdatePolicy(request) => self.update_policy(request).await,
+            RequestBody::PublicKey(request) => self.public_key(request).await,
+            RequestBody::SignFlow(request) => self.sign_flow(request).await,
         };
         match result {
             Ok((body, statement)) => {
@@ -505,6 +507,54 @@ impl Enclave {
             ..key.statement(operation, key_id, signer.address())
         };
         Ok((ResponseBody::Signed(Box::new(signed)), Some(statement)))
+    }
+
+    /// The public key of a key and user on a curve (`x ‖ y`).
+    async fn public_key(&self, request: protocol::PublicKeyRequest) -> Result<Done, ServiceError> {
+        let key = self.request_key(request.key)?;
+        let material = self.material(&key).await?;
+        let public_key = material
+            .curve_key(request.curve, key.user_id.as_ref())?
+            .public_key_xy();
+        let body = ResponseBody::PublicKey(protocol::PublicKeyInfo {
+            curve: request.curve,
+            public_key: ByteArray::new(public_key),
+        });
+        Ok((body, None))
+    }
+
+    /// Signs a Flow transaction (`nitro_signer_flow`): parsed, role-checked, encoded and hashed
+    /// here before any key is loaded, then signed on the request's curve.
+    ///
+    /// Policy documents have no Flow conditions yet: a key with a policy signs no Flow
+    /// transaction (deny by default), and `--require-policy` refuses keys without one, so the
+    /// production image signs no Flow transaction until they exist.
+    async fn sign_flow(&self, request: protocol::SignFlowRequest) -> Result<Done, ServiceError> {
+        let key = self.request_key(request.key)?;
+        let flow = FlowRequest::from_json(&request.request)?;
+        if key.policy.is_some() {
+            return Err(ServiceError::PolicyDenied(
+                "Flow transactions are not covered by policy documents yet: a key with a policy \
+                 signs none"
+                    .into(),
+            ));
+        }
+        let message = flow
+            .transaction
+            .signing_message(flow.role, &flow.signer)
+            .map_err(flow_error)?;
+        let hash = nitro_signer_flow::hash(flow.hash, &message);
+        let material = self.material(&key).await?;
+        let curve_key = material.curve_key(flow.curve, key.user_id.as_ref())?;
+        let signature = curve_key.dangerous_sign_prehash(&hash)?;
+        self.counters.signatures.fetch_add(1, Ordering::Relaxed);
+        let body = ResponseBody::FlowSigned(protocol::FlowSigned {
+            signature: ByteArray::new(signature),
+            hash: ByteArray::new(hash),
+            message: ByteBuf::from(message),
+            public_key: ByteArray::new(curve_key.public_key_xy()),
+        });
+        Ok((body, None))
     }
 
     async fn sign_batch(&self, request: protocol::SignBatchRequest) -> Result<Done, ServiceError> {
@@ -956,6 +1006,37 @@ fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+/// A Flow signing request: `{"curve", "hash", "role", "signer", "transaction"}`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct FlowRequest {
+    curve: Curve,
+    hash: nitro_signer_flow::HashAlgorithm,
+    role: nitro_signer_flow::Role,
+    signer: nitro_signer_flow::Signer,
+    transaction: nitro_signer_flow::FlowTransaction,
+}
+
+impl FlowRequest {
+    /// Parses the request with the payload rules (no repeated keys…), naming the field of an
+    /// error.
+    fn from_json(json: &str) -> Result<Self, ServiceError> {
+        nitro_signer_eth::json::check(json.as_bytes())?;
+        let mut deserializer = serde_json::Deserializer::from_str(json);
+        let request = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+            ServiceError::InvalidRequest(format!("{}: {}", error.path(), error.inner()))
+        })?;
+        deserializer
+            .end()
+            .map_err(|error| ServiceError::InvalidRequest(error.to_string()))?;
+        Ok(request)
+    }
+}
+
+fn flow_error(error: nitro_signer_flow::FlowError) -> ServiceError {
+    ServiceError::InvalidRequest(error.to_string())
 }
 
 /// Parses, checks and hashes a payload ([`Payload::prepare`]) before any key is loaded.

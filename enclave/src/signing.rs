@@ -20,7 +20,7 @@ use nitro_signer_eth::{
 };
 use sha2::Sha256;
 
-use crate::keys::{KeyError, KeyMaterial, PrivateKey};
+use crate::keys::{CurveKey, KeyError, KeyMaterial, P256PrivateKey, PrivateKey};
 
 /// Why a request was not signed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -50,6 +50,41 @@ pub enum SignError {
     /// the recovery id is not expressible as an Ethereum `yParity`.
     #[error("signature not representable with a y-parity; retry is not possible for this hash")]
     Unrepresentable,
+}
+
+impl P256PrivateKey {
+    /// Signs a 32-byte hash: ECDSA over P-256 with an RFC 6979 deterministic nonce (SHA-256 as
+    /// its HMAC hash), as `r ‖ s`, each 32 bytes big-endian. `s` is left as the algorithm gives
+    /// it (P-256 verifiers, Flow's included, accept both halves).
+    ///
+    /// As [`PrivateKey::dangerous_sign_prehash`], the hash is signed as it is: callers hash what
+    /// they parsed themselves.
+    pub fn dangerous_sign_prehash(&self, prehash: &[u8; 32]) -> Result<[u8; 64], SignError> {
+        use p256::ecdsa::signature::hazmat::PrehashSigner as _;
+        // A signing key is a copy of the scalar; ecdsa zeroizes it when dropped.
+        let signing_key = p256::ecdsa::SigningKey::from(*self.scalar());
+        let signature: p256::ecdsa::Signature = signing_key
+            .sign_prehash(prehash)
+            .map_err(|_| SignError::Unrepresentable)?;
+        Ok(signature.to_bytes().into())
+    }
+}
+
+impl CurveKey {
+    /// Signs a 32-byte hash on the key's curve, as `r ‖ s` (secp256k1's `s` normalized to the
+    /// lower half, as Ethereum wants; P-256's as it comes). The hash is signed as it is.
+    pub fn dangerous_sign_prehash(&self, prehash: &[u8; 32]) -> Result<[u8; 64], SignError> {
+        match self {
+            Self::Secp256k1(key) => {
+                let signature = key.dangerous_sign_prehash(prehash)?;
+                let mut rs = [0u8; 64];
+                rs[..32].copy_from_slice(&signature.r().to_be_bytes::<32>());
+                rs[32..].copy_from_slice(&signature.s().to_be_bytes::<32>());
+                Ok(rs)
+            }
+            Self::P256(key) => key.dangerous_sign_prehash(prehash),
+        }
+    }
 }
 
 impl PrivateKey {

@@ -21,9 +21,10 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use nitro_signer_api::{
-    AddressRequest, AttestationRequest, ErrorCode, GenerateKeyRequest, KeyBlob,
-    SignAuthorizationRequest, SignDigestRequest, SignMessageRequest, SignTransactionRequest,
-    SignTransactionsRequest, SignTypedDataRequest, UpdatePolicyRequest,
+    AddressRequest, AttestationRequest, ErrorCode, FlowPublicKeyRequest, GenerateKeyRequest,
+    KeyBlob, SignAuthorizationRequest, SignDigestRequest, SignFlowTransactionRequest,
+    SignMessageRequest, SignTransactionRequest, SignTransactionsRequest, SignTypedDataRequest,
+    UpdatePolicyRequest,
 };
 use nitro_signer_common::{
     key_blob,
@@ -181,6 +182,8 @@ scoped_by_blob!(
     SignTypedDataRequest,
     SignDigestRequest,
     SignAuthorizationRequest,
+    FlowPublicKeyRequest,
+    SignFlowTransactionRequest,
 );
 
 #[cfg(test)]

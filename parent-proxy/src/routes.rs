@@ -23,15 +23,17 @@ use axum::{
 };
 use nitro_signer_api::{
     AddressRequest, AddressResponse, ApiError, Approval, AttestationRequest, AttestationResponse,
-    AuthorizationResponse, BatchResult, ErrorCode, ErrorResponse, GenerateKeyRequest,
-    HealthResponse, KeyBlob, KeyResponse, MAX_BATCH, ReadyResponse, SignAuthorizationRequest,
-    SignDigestRequest, SignMessageRequest, SignTransactionRequest, SignTransactionsRequest,
-    SignTransactionsResponse, SignTypedDataRequest, SignatureResponse, SignedTransaction,
-    TransactionSignature, UpdatePolicyRequest,
+    AuthorizationResponse, BatchResult, ErrorCode, ErrorResponse, FlowPublicKeyRequest,
+    FlowPublicKeyResponse, FlowSignatureResponse, GenerateKeyRequest, HealthResponse, KeyBlob,
+    KeyResponse, MAX_BATCH, ReadyResponse, SignAuthorizationRequest, SignDigestRequest,
+    SignFlowTransactionRequest, SignMessageRequest, SignTransactionRequest,
+    SignTransactionsRequest, SignTransactionsResponse, SignTypedDataRequest, SignatureResponse,
+    SignedTransaction, TransactionSignature, UpdatePolicyRequest,
 };
 use nitro_signer_client::{ClientError, EnclaveClient};
 use nitro_signer_common::{
     UserId,
+    key_blob::Curve,
     protocol::{
         self, BatchItem, GenerateKey, KeyRef, NewKey, RequestBody, ResponseBody, SignBatchRequest,
         SignPayload, SignRequest, Signature, Signed, UpdatePolicy,
@@ -134,6 +136,8 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/v1/sign/typed-data", post(sign_typed_data))
         .route("/v1/sign/authorization", post(sign_authorization))
         .route("/v1/sign/digest", post(sign_digest))
+        .route("/v1/flow/public-key", post(flow_public_key))
+        .route("/v1/sign/flow-transaction", post(sign_flow_transaction))
         .route("/v1/attestation", post(attestation))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -168,6 +172,8 @@ fn endpoint(path: Option<&MatchedPath>) -> &'static str {
         Some("/v1/sign/typed-data") => "sign_typed_data",
         Some("/v1/sign/authorization") => "sign_authorization",
         Some("/v1/sign/digest") => "sign_digest",
+        Some("/v1/flow/public-key") => "flow_public_key",
+        Some("/v1/sign/flow-transaction") => "sign_flow_transaction",
         Some("/v1/attestation") => "attestation",
         _ => "unmatched",
     }
@@ -666,6 +672,68 @@ async fn sign_authorization(
     Ok(reply(StatusCode::OK, &body, took))
 }
 
+async fn flow_public_key(
+    State(state): State<Arc<AppState>>,
+    ApiJson(request): ApiJson<FlowPublicKeyRequest>,
+) -> Result<Response, Failure> {
+    let body = RequestBody::PublicKey(protocol::PublicKeyRequest {
+        key: key_ref(request.key_blob, request.user_id),
+        curve: request.curve,
+    });
+    let (body, _, took) = receipted(&state, body).await?;
+    let ResponseBody::PublicKey(info) = body else {
+        return Err(unexpected("public_key", &body, took));
+    };
+    if info.curve != request.curve {
+        return Err(Failure::protocol("the enclave answered for another curve"));
+    }
+    let public_key = info.public_key.into_array();
+    let sign_algo = match info.curve {
+        Curve::P256 => nitro_signer_flow::SIGN_ALGO_ECDSA_P256,
+        Curve::Secp256k1 => nitro_signer_flow::SIGN_ALGO_ECDSA_SECP256K1,
+    };
+    let body = FlowPublicKeyResponse {
+        public_key: public_key.to_vec(),
+        account_key: nitro_signer_flow::account_key_rlp(
+            &public_key,
+            sign_algo,
+            request.hash,
+            nitro_signer_flow::FULL_WEIGHT,
+        ),
+    };
+    Ok(reply(StatusCode::OK, &body, took))
+}
+
+async fn sign_flow_transaction(
+    State(state): State<Arc<AppState>>,
+    ApiJson(request): ApiJson<SignFlowTransactionRequest>,
+) -> Result<Response, Failure> {
+    // The enclave's request, from the caller's own text of each part.
+    let text = format!(
+        r#"{{"curve":{},"hash":{},"role":{},"signer":{},"transaction":{}}}"#,
+        request.curve.get(),
+        request.hash.get(),
+        request.role.get(),
+        request.signer.get(),
+        request.transaction.get()
+    );
+    let body = RequestBody::SignFlow(protocol::SignFlowRequest {
+        key: key_ref(request.key_blob, request.user_id),
+        request: text,
+        approvals: approvals(request.approvals),
+    });
+    let (body, _, took) = receipted(&state, body).await?;
+    let ResponseBody::FlowSigned(signed) = body else {
+        return Err(unexpected("flow_signed", &body, took));
+    };
+    let body = FlowSignatureResponse {
+        signature: signed.signature.to_vec(),
+        hash: B256::from(signed.hash.into_array()),
+        message: signed.message.into_vec(),
+    };
+    Ok(reply(StatusCode::OK, &body, took))
+}
+
 async fn attestation(
     State(state): State<Arc<AppState>>,
     ApiJson(request): ApiJson<AttestationRequest>,
@@ -691,3 +759,5 @@ impl EmptyBody for SignTypedDataRequest {}
 impl EmptyBody for SignDigestRequest {}
 impl EmptyBody for SignAuthorizationRequest {}
 impl EmptyBody for AttestationRequest {}
+impl EmptyBody for FlowPublicKeyRequest {}
+impl EmptyBody for SignFlowTransactionRequest {}

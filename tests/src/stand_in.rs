@@ -22,10 +22,10 @@ use std::{
 
 use nitro_signer_common::{
     protocol::{
-        AddressInfo, Approval, AttestationDocument, BatchItem, ErrorBody, ErrorCode, Hello,
-        HelloReply, NewKey, PROTOCOL_VERSION, Request, RequestBody, Response, ResponseBody,
-        SignPayload, Signature, Signed, SignedAuthorization, SignedTransaction, Status,
-        UpdatePolicy, Welcome, codec, frame,
+        AddressInfo, Approval, AttestationDocument, BatchItem, ErrorBody, ErrorCode, FlowSigned,
+        Hello, HelloReply, NewKey, PROTOCOL_VERSION, PublicKeyInfo, Request, RequestBody, Response,
+        ResponseBody, SignPayload, Signature, Signed, SignedAuthorization, SignedTransaction,
+        Status, UpdatePolicy, Welcome, codec, frame,
     },
     transport::{Address, Listener, Stream},
 };
@@ -268,6 +268,8 @@ async fn answer(body: RequestBody, seen: &Seen) -> ResponseBody {
         RequestBody::Sign(request) => Some(request.key.key_blob.to_vec()),
         RequestBody::SignBatch(request) => Some(request.key.key_blob.to_vec()),
         RequestBody::UpdatePolicy(request) => Some(request.key_blob.to_vec()),
+        RequestBody::PublicKey(request) => Some(request.key.key_blob.to_vec()),
+        RequestBody::SignFlow(request) => Some(request.key.key_blob.to_vec()),
         _ => None,
     };
     if let Some(key) = key {
@@ -284,6 +286,20 @@ async fn answer(body: RequestBody, seen: &Seen) -> ResponseBody {
         }
     }
     match body {
+        RequestBody::PublicKey(request) => ResponseBody::PublicKey(PublicKeyInfo {
+            curve: request.curve,
+            public_key: ByteArray::new([0x77; 64]),
+        }),
+        RequestBody::SignFlow(request) => {
+            seen.approvals.lock().unwrap().push(request.approvals);
+            seen.payloads.lock().unwrap().push(request.request);
+            ResponseBody::FlowSigned(FlowSigned {
+                signature: ByteArray::new([0x5f; 64]),
+                hash: ByteArray::new([0x4f; 32]),
+                message: ByteBuf::from(b"flow-message".to_vec()),
+                public_key: ByteArray::new([0x77; 64]),
+            })
+        }
         RequestBody::GenerateKey(request) => {
             seen.owners.lock().unwrap().push(request.owner);
             seen.policies.lock().unwrap().push(request.policy.clone());

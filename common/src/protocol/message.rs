@@ -12,7 +12,7 @@ use serde_bytes::{ByteArray, ByteBuf};
 use zeroize::Zeroizing;
 
 use super::codec::map_only;
-use crate::UserId;
+use crate::{UserId, key_blob::Curve};
 
 /// The client's first frame.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,6 +84,13 @@ pub enum RequestBody {
     /// with [`ResponseBody::Key`].
     #[serde(deserialize_with = "map_only")]
     UpdatePolicy(UpdatePolicy),
+    /// The public key of a key (and user) on a curve; answered with
+    /// [`ResponseBody::PublicKey`].
+    #[serde(deserialize_with = "map_only")]
+    PublicKey(PublicKeyRequest),
+    /// Sign a Flow transaction; answered with [`ResponseBody::FlowSigned`].
+    #[serde(deserialize_with = "map_only")]
+    SignFlow(SignFlowRequest),
 }
 
 impl RequestBody {
@@ -98,6 +105,8 @@ impl RequestBody {
             Self::Status => "status",
             Self::SetCredentials(_) => "set_credentials",
             Self::UpdatePolicy(_) => "update_policy",
+            Self::PublicKey(_) => "public_key",
+            Self::SignFlow(_) => "sign_flow",
         }
     }
 }
@@ -194,6 +203,36 @@ pub struct KeyRef {
     pub key_blob: ByteBuf,
     /// The user, required for seeds and refused for imported private keys.
     pub user_id: Option<UserId>,
+}
+
+/// [`RequestBody::PublicKey`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublicKeyRequest {
+    /// The key.
+    #[serde(deserialize_with = "map_only")]
+    pub key: KeyRef,
+    /// The curve: a seed derives a key on each; an imported key is on one.
+    pub curve: Curve,
+}
+
+/// [`RequestBody::SignFlow`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignFlowRequest {
+    /// The signing key.
+    #[serde(deserialize_with = "map_only")]
+    pub key: KeyRef,
+    /// `{"curve", "hash", "role", "signer": {"address", "keyIndex"}, "transaction"}` as the
+    /// caller's JSON text; the enclave parses it (`nitro_signer_flow`).
+    pub request: String,
+    /// Approvals for the key's policy, over the hash signed.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "at_most_max_approvals"
+    )]
+    pub approvals: Vec<Approval>,
 }
 
 /// [`RequestBody::Sign`].
@@ -349,6 +388,10 @@ pub enum ResponseBody {
     CredentialsSet,
     /// The request failed.
     Error(ErrorBody),
+    /// A public key on a curve.
+    PublicKey(PublicKeyInfo),
+    /// A Flow transaction signature.
+    FlowSigned(FlowSigned),
 }
 
 impl ResponseBody {
@@ -363,6 +406,8 @@ impl ResponseBody {
             Self::Status(_) => "status",
             Self::CredentialsSet => "credentials_set",
             Self::Error(_) => "error",
+            Self::PublicKey(_) => "public_key",
+            Self::FlowSigned(_) => "flow_signed",
         }
     }
 }
@@ -377,6 +422,28 @@ pub struct NewKey {
     /// SHA-256 of the blob's policy in canonical form, when it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_hash: Option<ByteArray<32>>,
+}
+
+/// [`ResponseBody::PublicKey`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicKeyInfo {
+    /// The curve.
+    pub curve: Curve,
+    /// The public point, `x ‖ y` (64 bytes).
+    pub public_key: ByteArray<64>,
+}
+
+/// [`ResponseBody::FlowSigned`]: what the enclave signed and how.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowSigned {
+    /// `r ‖ s`, each 32 bytes big-endian.
+    pub signature: ByteArray<64>,
+    /// The hash signed: SHA2-256 or SHA3-256 of `message`.
+    pub hash: ByteArray<32>,
+    /// The message hashed: the transaction domain tag and the RLP of the payload or envelope.
+    pub message: ByteBuf,
+    /// The signer's public key, `x ‖ y` (64 bytes).
+    pub public_key: ByteArray<64>,
 }
 
 /// [`ResponseBody::Address`].

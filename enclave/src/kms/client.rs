@@ -24,7 +24,7 @@ use super::{
     error::{classify, printable},
 };
 use crate::{
-    keys::{KeyMaterial, MasterSeed, PrivateKey},
+    keys::{KeyMaterial, MasterSeed, P256PrivateKey, PrivateKey},
     nsm::{AttestationRequest, Nsm},
     recipient::RecipientKey,
     sealing,
@@ -320,6 +320,9 @@ fn material(kind: KeyKind, plaintext: &[u8]) -> Result<KeyMaterial, KmsError> {
             .map_err(bad),
         KeyKind::PrivateKey => PrivateKey::from_slice(plaintext)
             .map(KeyMaterial::Imported)
+            .map_err(bad),
+        KeyKind::P256PrivateKey => P256PrivateKey::from_slice(plaintext)
+            .map(KeyMaterial::ImportedP256)
             .map_err(bad),
     }
 }
