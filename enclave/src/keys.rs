@@ -477,7 +477,7 @@ mod tests {
         let seed = MasterSeed::new(Zeroizing::new(core::array::from_fn(|i| i as u8)));
         let key = seed.derive_p256(&user("alice")).unwrap();
         assert_eq!(
-            key.0.to_bytes().as_slice(),
+            <[u8; 32]>::from(key.0.to_bytes()),
             alloy_hex("6f25290023fc3e3d197e16bd20d6b0bb327c995fcaa3f3564e1bc18263eda065")
         );
         assert_eq!(
@@ -493,7 +493,7 @@ mod tests {
             })
             .unwrap();
         assert_eq!(
-            retried.0.to_bytes().as_slice(),
+            <[u8; 32]>::from(retried.0.to_bytes()),
             alloy_hex("40c7991fcd2e660b43d849c4728db15b273e9d93d5729eacfa9101383869689a")
         );
     }

@@ -82,6 +82,23 @@ pub mod libsecp {
         (compact, i32::from(recid) == 1)
     }
 
+    /// Whether libsecp256k1 verifies `r ‖ s` over `hash` for the public key `x ‖ y` (a
+    /// high-s signature is normalized first: libsecp256k1 verifies only low-s ones).
+    pub fn verify(public_key_xy: &[u8; 64], hash: &[u8; 32], rs: &[u8; 64]) -> bool {
+        let mut uncompressed = [0x04; 65];
+        uncompressed[1..].copy_from_slice(public_key_xy);
+        let Ok(public_key) = PublicKey::from_slice(&uncompressed) else {
+            return false;
+        };
+        let Ok(mut signature) = secp256k1::ecdsa::Signature::from_compact(rs) else {
+            return false;
+        };
+        signature.normalize_s();
+        SECP256K1
+            .verify_ecdsa(Message::from_digest(*hash), &signature, &public_key)
+            .is_ok()
+    }
+
     /// `r ‖ s` of a signature, 64 bytes big-endian.
     pub fn compact(sig: &EthSignature) -> [u8; 64] {
         let mut out = [0u8; 64];

@@ -19,8 +19,9 @@ struct Vector {
 
 /// The rows of the vector table: `| seed | user id | private key | address |`.
 fn vectors() -> Vec<Vector> {
-    // The derivation vectors come before the key id section, whose table has other columns.
-    let derivation = DOC.split("## Key id").next().unwrap();
+    // The secp256k1 vectors come before the P-256 and key id sections, whose tables have other
+    // columns.
+    let derivation = DOC.split("## P-256").next().unwrap();
     let rows: Vec<Vector> = derivation
         .lines()
         .filter(|l| l.starts_with("| `"))
@@ -113,4 +114,82 @@ fn generator_script_reproduces_the_table() {
         .map(|v| hex::encode(v.private_key))
         .collect();
     assert_eq!(keys, documented);
+}
+
+/// The rows of the P-256 table: `| seed | user id | private key | public key (x ‖ y) |`.
+fn p256_vectors() -> Vec<(String, [u8; 32], String, String)> {
+    let section = DOC
+        .split("### P-256 test vectors")
+        .nth(1)
+        .unwrap()
+        .split("## Key id")
+        .next()
+        .unwrap();
+    let rows: Vec<_> = section
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|line| {
+            let cells: Vec<&str> = line
+                .split('|')
+                .map(|c| c.trim().trim_matches('`'))
+                .filter(|c| !c.is_empty())
+                .collect();
+            assert_eq!(cells.len(), 4, "{line}");
+            let user_id = match cells[1].strip_prefix("\"x\" × ") {
+                Some(n) => "x".repeat(n.parse().unwrap()),
+                None => cells[1].to_string(),
+            };
+            (
+                cells[0].to_owned(),
+                hex::decode_to_array(cells[0]).unwrap(),
+                user_id,
+                format!("{}|{}", cells[2], cells[3]),
+            )
+        })
+        .map(|(_, seed, user, keys)| (user, seed, keys.clone(), keys))
+        .collect();
+    assert!(rows.len() >= 6, "the P-256 vector table lost rows");
+    rows
+}
+
+#[test]
+fn enclave_p256_derivation_matches_the_documented_vectors() {
+    for (user_id, seed, keys, _) in p256_vectors() {
+        let (_, public_key) = keys.split_once('|').unwrap();
+        let derived = MasterSeed::new(Zeroizing::new(seed))
+            .derive_p256(&UserId::new(user_id.clone()).unwrap())
+            .unwrap();
+        // The public keys were computed by Python `cryptography` from the documented private
+        // keys; the enclave never shows its key bytes.
+        assert_eq!(
+            hex::encode(derived.public_key_xy()),
+            public_key,
+            "{user_id:?}"
+        );
+    }
+}
+
+#[test]
+fn p256_generator_script_reproduces_the_table() {
+    // The independent generator (standard-library HKDF, `cryptography` for the public keys), in
+    // the tests' Python environment.
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/vectors/p256_derivation.py");
+    let printed = String::from_utf8(nitro_signer_tests::python::run(&[script], b"")).unwrap();
+    let rows: Vec<String> = printed
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|l| {
+            let cells: Vec<&str> = l.split('|').map(|c| c.trim().trim_matches('`')).collect();
+            format!("{}|{}", cells[3], cells[4])
+        })
+        .collect();
+    let documented: Vec<String> = p256_vectors()
+        .into_iter()
+        .map(|(_, _, keys, _)| keys)
+        .collect();
+    assert_eq!(rows, documented);
+    assert!(
+        DOC.contains(printed.lines().last().unwrap()),
+        "the retry candidate line differs"
+    );
 }
