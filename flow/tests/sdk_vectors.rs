@@ -1,9 +1,11 @@
-//! FCL's encoding vectors (onflow/fcl-js `packages/sdk/src/encode/encode.test.ts`), reproduced
-//! byte for byte: see `vectors/fcl-js-encode.json` for the source and the transcription notes.
+//! The encoding vectors of the two reference SDKs, reproduced byte for byte: FCL's
+//! (onflow/fcl-js `packages/sdk/src/encode/encode.test.ts`, `vectors/fcl-js-encode.json`) and
+//! flow-go-sdk's (`transaction_test.go`, `vectors/flow-go-sdk-rlp.json`, which has arguments).
+//! See each file for its source commit and the transcription notes.
 
 #![cfg(test)]
 
-use nitro_signer_flow::{FlowTransaction, Role, Signer};
+use nitro_signer_flow::{FlowTransaction, Role, Signer, TRANSACTION_DOMAIN_TAG};
 use serde_json::Value;
 
 fn cases() -> Vec<Value> {
@@ -67,5 +69,32 @@ fn vectors_survive_a_round_trip_through_our_serialization() {
         let tx = FlowTransaction::from_json(&json).unwrap();
         let again = FlowTransaction::from_json(&serde_json::to_vec(&tx).unwrap()).unwrap();
         assert_eq!(tx, again);
+    }
+}
+
+#[test]
+fn flow_go_sdk_rlp_vectors() {
+    let doc: Value =
+        serde_json::from_str(include_str!("vectors/flow-go-sdk-rlp.json")).expect("vector file");
+    let cases = doc["cases"].as_array().expect("cases");
+    assert_eq!(cases.len(), 9);
+    let tag = hex::encode(TRANSACTION_DOMAIN_TAG);
+    for case in cases {
+        let name = case["name"].as_str().unwrap();
+        let json = serde_json::to_vec(&case["transaction"]).unwrap();
+        let tx = FlowTransaction::from_json(&json).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let payload = format!("{tag}{}", case["payload"].as_str().unwrap());
+        let envelope = format!("{tag}{}", case["envelope"].as_str().unwrap());
+        assert_eq!(
+            hex::encode(tx.payload_message()),
+            payload,
+            "{name}: payload"
+        );
+        let payer = Signer {
+            address: tx.payer,
+            key_index: 0,
+        };
+        let message = tx.signing_message(Role::Payer, &payer).unwrap();
+        assert_eq!(hex::encode(message), envelope, "{name}: envelope");
     }
 }
