@@ -181,6 +181,24 @@ impl FlowTransaction {
                 ));
             }
         }
+        // Parsing refuses the zero address; a transaction built in code is checked here.
+        let zero = Address([0; 8]);
+        let named = [
+            ("proposalKey.address", self.proposal_key.address),
+            ("payer", self.payer),
+        ];
+        if let Some((path, _)) = named.iter().find(|(_, a)| *a == zero) {
+            return Err(FlowError::invalid(
+                *path,
+                "the zero address is not an account",
+            ));
+        }
+        if let Some(i) = self.authorizers.iter().position(|a| *a == zero) {
+            return Err(FlowError::invalid(
+                format!("authorizers[{i}]"),
+                "the zero address is not an account",
+            ));
+        }
         let sigs = self.payload_signatures.as_deref().unwrap_or_default();
         if sigs.len() > MAX_PAYLOAD_SIGNATURES {
             return Err(FlowError::invalid(

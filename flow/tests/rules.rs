@@ -330,6 +330,12 @@ fn each_role_is_accepted_and_refused_as_specified() {
     );
 
     // A transaction built in code is checked again.
+    let mut zero = parse(&base()).unwrap();
+    zero.payer = Address([0; 8]);
+    assert!(matches!(
+        zero.signing_message(Role::Proposer, &signer(PROPOSER, 3)),
+        Err(FlowError::Invalid { path, .. }) if path == "payer"
+    ));
     let mut bad = empty;
     bad.authorizers.push(bad.authorizers[0]);
     assert!(matches!(
