@@ -22,6 +22,11 @@ pub const DERIVATION_SALT: &[u8] = b"nitro-signer/secp256k1/v1";
 /// HKDF salt of the per-user P-256 derivation, version 1.
 pub const P256_DERIVATION_SALT: &[u8] = b"nitro-signer/p256/v1";
 
+/// HKDF salt of the per-user secp256k1 derivation for Flow accounts, version 1: a user's Flow
+/// secp256k1 key is not their Ethereum key, so that no Ethereum request (a raw digest, say) can
+/// sign for their Flow account, and the two accounts are not linked by one public key.
+pub const FLOW_SECP256K1_DERIVATION_SALT: &[u8] = b"nitro-signer/flow-secp256k1/v1";
+
 /// HKDF salt of [`KeyMaterial::key_id`].
 pub const KEY_ID_SALT: &[u8] = b"nitro-signer/key-id/v1";
 
@@ -98,6 +103,14 @@ impl MasterSeed {
     pub fn derive_p256(&self, user: &UserId) -> Result<P256PrivateKey, KeyError> {
         self.derive_accepting(P256_DERIVATION_SALT, user, |okm| {
             P256PrivateKey::from_bytes(okm).ok()
+        })
+    }
+
+    /// Derives `user`'s secp256k1 key for Flow: [`MasterSeed::derive`] with
+    /// [`FLOW_SECP256K1_DERIVATION_SALT`].
+    pub fn derive_flow_secp256k1(&self, user: &UserId) -> Result<PrivateKey, KeyError> {
+        self.derive_accepting(FLOW_SECP256K1_DERIVATION_SALT, user, |okm| {
+            PrivateKey::from_bytes(okm).ok()
         })
     }
 
@@ -298,6 +311,18 @@ pub fn check_user(kind: KeyKind, user: Option<&UserId>) -> Result<(), KeyError> 
     }
 }
 
+/// The curve rule of [`KeyMaterial::flow_key`], from the blob's kind alone: an imported key
+/// signs on its own curve only. Checked before the key is loaded.
+pub fn check_curve(kind: KeyKind, curve: Curve) -> Result<(), KeyError> {
+    match kind.curve() {
+        Some(own) if own != curve => Err(KeyError::WrongCurve {
+            key: own.as_str(),
+            asked: curve.as_str(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// The secret a key blob holds.
 #[derive(Debug)]
 pub enum KeyMaterial {
@@ -313,33 +338,35 @@ impl KeyMaterial {
     /// The private key for `user`: derived from a seed (a user id is required), or the imported
     /// key itself (a user id is refused, so that it cannot be silently ignored).
     pub fn user_key(&self, user: Option<&UserId>) -> Result<PrivateKey, KeyError> {
-        match self.curve_key(Curve::Secp256k1, user)? {
-            CurveKey::Secp256k1(key) => Ok(key),
-            CurveKey::P256(_) => Err(KeyError::WrongCurve {
+        check_user(self.kind(), user)?;
+        match (self, user) {
+            (Self::Seed(seed), Some(user)) => seed.derive(user),
+            (Self::Imported(key), _) => Ok(key.duplicate()),
+            (Self::Seed(_), None) => Err(KeyError::UserIdRequired),
+            (Self::ImportedP256(_), _) => Err(KeyError::WrongCurve {
                 key: Curve::P256.as_str(),
                 asked: Curve::Secp256k1.as_str(),
             }),
         }
     }
 
-    /// The private key for `user` on `curve`: derived from a seed with that curve's salt, or
-    /// the imported key itself if it is on that curve.
-    pub fn curve_key(&self, curve: Curve, user: Option<&UserId>) -> Result<CurveKey, KeyError> {
+    /// The private key for `user`'s Flow account key on `curve`: derived from a seed with the
+    /// curve's Flow salt ([`P256_DERIVATION_SALT`], [`FLOW_SECP256K1_DERIVATION_SALT`]), or the
+    /// imported key itself if it is on that curve. (An imported secp256k1 key is the same key
+    /// for Flow and Ethereum: its policy decides what it signs on each.)
+    pub fn flow_key(&self, curve: Curve, user: Option<&UserId>) -> Result<CurveKey, KeyError> {
         check_user(self.kind(), user)?;
+        check_curve(self.kind(), curve)?;
         match (self, curve, user) {
             (Self::Seed(seed), Curve::Secp256k1, Some(user)) => {
-                seed.derive(user).map(CurveKey::Secp256k1)
+                seed.derive_flow_secp256k1(user).map(CurveKey::Secp256k1)
             }
             (Self::Seed(seed), Curve::P256, Some(user)) => {
                 seed.derive_p256(user).map(CurveKey::P256)
             }
             (Self::Seed(_), _, None) => Err(KeyError::UserIdRequired),
-            (Self::Imported(key), Curve::Secp256k1, _) => Ok(CurveKey::Secp256k1(key.duplicate())),
-            (Self::ImportedP256(key), Curve::P256, _) => Ok(CurveKey::P256(key.duplicate())),
-            (Self::Imported(_) | Self::ImportedP256(_), asked, _) => Err(KeyError::WrongCurve {
-                key: self.kind().curve().map_or("", Curve::as_str),
-                asked: asked.as_str(),
-            }),
+            (Self::Imported(key), _, _) => Ok(CurveKey::Secp256k1(key.duplicate())),
+            (Self::ImportedP256(key), _, _) => Ok(CurveKey::P256(key.duplicate())),
         }
     }
 
@@ -515,15 +542,21 @@ mod tests {
 
         let seed = KeyMaterial::Seed(MasterSeed::new(Zeroizing::new([7; 32])));
         let alice = user("alice");
-        let k1 = seed.curve_key(Curve::Secp256k1, Some(&alice)).unwrap();
-        let r1 = seed.curve_key(Curve::P256, Some(&alice)).unwrap();
+        let k1 = seed.flow_key(Curve::Secp256k1, Some(&alice)).unwrap();
+        let r1 = seed.flow_key(Curve::P256, Some(&alice)).unwrap();
         assert!(matches!(k1, CurveKey::Secp256k1(_)) && matches!(r1, CurveKey::P256(_)));
         assert_ne!(k1.public_key_xy(), r1.public_key_xy());
+        // The Flow secp256k1 key is not the Ethereum one.
+        let ethereum = seed.user_key(Some(&alice)).unwrap();
+        let CurveKey::Secp256k1(flow) = &k1 else {
+            panic!("secp256k1")
+        };
+        assert_ne!(ethereum.address(), flow.address());
 
         let imported = KeyMaterial::ImportedP256(P256PrivateKey::from_bytes(&[0x46; 32]).unwrap());
         assert_eq!(imported.kind(), KeyKind::P256PrivateKey);
         assert!(matches!(
-            imported.curve_key(Curve::P256, None),
+            imported.flow_key(Curve::P256, None),
             Ok(CurveKey::P256(_))
         ));
         assert_eq!(
@@ -534,12 +567,12 @@ mod tests {
             }
         );
         assert_eq!(
-            imported.curve_key(Curve::P256, Some(&alice)).unwrap_err(),
+            imported.flow_key(Curve::P256, Some(&alice)).unwrap_err(),
             KeyError::UserIdNotAllowed
         );
         let k1_imported = KeyMaterial::Imported(PrivateKey::from_bytes(&[0x46; 32]).unwrap());
         assert!(matches!(
-            k1_imported.curve_key(Curve::P256, None),
+            k1_imported.flow_key(Curve::P256, None),
             Err(KeyError::WrongCurve {
                 key: "secp256k1",
                 asked: "p256"

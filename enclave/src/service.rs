@@ -45,7 +45,7 @@ use tracing::warn;
 
 use crate::{
     cache::{BlobHash, CacheLimits, LruMap, SecretCache, Source, blob_hash},
-    keys::{KeyError, KeyMaterial, address_of, check_user},
+    keys::{KeyError, KeyMaterial, address_of, check_curve, check_user},
     kms::{Kms, KmsError},
     limits::{KMS_QUEUE_WAIT, MAX_KMS_IN_FLIGHT},
     nsm::{AttestationRequest, Nsm, NsmError},
@@ -512,9 +512,11 @@ impl Enclave {
     /// The public key of a key and user on a curve (`x ‖ y`).
     async fn public_key(&self, request: protocol::PublicKeyRequest) -> Result<Done, ServiceError> {
         let key = self.request_key(request.key)?;
+        // An imported key's curve is in its blob: refused before any KMS call.
+        check_curve(key.blob.metadata().kind(), request.curve)?;
         let material = self.material(&key).await?;
         let public_key = material
-            .curve_key(request.curve, key.user_id.as_ref())?
+            .flow_key(request.curve, key.user_id.as_ref())?
             .public_key_xy();
         let body = ResponseBody::PublicKey(protocol::PublicKeyInfo {
             curve: request.curve,
@@ -532,6 +534,7 @@ impl Enclave {
     async fn sign_flow(&self, request: protocol::SignFlowRequest) -> Result<Done, ServiceError> {
         let key = self.request_key(request.key)?;
         let flow = FlowRequest::from_json(&request.request)?;
+        check_curve(key.blob.metadata().kind(), flow.curve)?;
         if key.policy.is_some() {
             return Err(ServiceError::PolicyDenied(
                 "Flow transactions are not covered by policy documents yet: a key with a policy \
@@ -545,7 +548,7 @@ impl Enclave {
             .map_err(flow_error)?;
         let hash = nitro_signer_flow::hash(flow.hash, &message);
         let material = self.material(&key).await?;
-        let curve_key = material.curve_key(flow.curve, key.user_id.as_ref())?;
+        let curve_key = material.flow_key(flow.curve, key.user_id.as_ref())?;
         let signature = curve_key.dangerous_sign_prehash(&hash)?;
         self.counters.signatures.fetch_add(1, Ordering::Relaxed);
         let body = ResponseBody::FlowSigned(protocol::FlowSigned {

@@ -4,7 +4,8 @@
 
 use alloy_primitives::{Address, hex};
 use nitro_signer_common::UserId;
-use nitro_signer_enclave::MasterSeed;
+use nitro_signer_common::key_blob::Curve;
+use nitro_signer_enclave::{KeyMaterial, MasterSeed};
 use nitro_signer_tests::{libsecp, reference_derivation};
 use zeroize::Zeroizing;
 
@@ -21,7 +22,7 @@ struct Vector {
 fn vectors() -> Vec<Vector> {
     // The secp256k1 vectors come before the P-256 and key id sections, whose tables have other
     // columns.
-    let derivation = DOC.split("## P-256").next().unwrap();
+    let derivation = DOC.split("## Flow account keys").next().unwrap();
     let rows: Vec<Vector> = derivation
         .lines()
         .filter(|l| l.starts_with("| `"))
@@ -116,13 +117,17 @@ fn generator_script_reproduces_the_table() {
     assert_eq!(keys, documented);
 }
 
-/// The rows of the P-256 table: `| seed | user id | private key | public key (x ‖ y) |`.
-fn p256_vectors() -> Vec<(String, [u8; 32], String, String)> {
+/// The rows of a Flow key table (`heading` its heading): user id, seed, private key and
+/// public key (x ‖ y), both hex.
+fn flow_vectors(heading: &str) -> Vec<(String, [u8; 32], String, String)> {
     let section = DOC
-        .split("### P-256 test vectors")
+        .split(heading)
         .nth(1)
         .unwrap()
-        .split("## Key id")
+        .split("\n## ")
+        .next()
+        .unwrap()
+        .split("\n### ")
         .next()
         .unwrap();
     let rows: Vec<_> = section
@@ -140,56 +145,70 @@ fn p256_vectors() -> Vec<(String, [u8; 32], String, String)> {
                 None => cells[1].to_string(),
             };
             (
-                cells[0].to_owned(),
-                hex::decode_to_array(cells[0]).unwrap(),
                 user_id,
-                format!("{}|{}", cells[2], cells[3]),
+                hex::decode_to_array(cells[0]).unwrap(),
+                cells[2].to_owned(),
+                cells[3].to_owned(),
             )
         })
-        .map(|(_, seed, user, keys)| (user, seed, keys.clone(), keys))
         .collect();
-    assert!(rows.len() >= 6, "the P-256 vector table lost rows");
+    assert!(rows.len() >= 6, "the table under {heading} lost rows");
     rows
 }
 
+const P256: &str = "### P-256 test vectors";
+const FLOW_SECP256K1: &str = "### Flow secp256k1 test vectors";
+
 #[test]
-fn enclave_p256_derivation_matches_the_documented_vectors() {
-    for (user_id, seed, keys, _) in p256_vectors() {
-        let (_, public_key) = keys.split_once('|').unwrap();
-        let derived = MasterSeed::new(Zeroizing::new(seed))
-            .derive_p256(&UserId::new(user_id.clone()).unwrap())
-            .unwrap();
-        // The public keys were computed by Python `cryptography` from the documented private
-        // keys; the enclave never shows its key bytes.
-        assert_eq!(
-            hex::encode(derived.public_key_xy()),
-            public_key,
-            "{user_id:?}"
-        );
+fn enclave_flow_derivations_match_the_documented_vectors() {
+    for (heading, curve) in [(P256, Curve::P256), (FLOW_SECP256K1, Curve::Secp256k1)] {
+        for (user_id, seed, _, public_key) in flow_vectors(heading) {
+            let material = KeyMaterial::Seed(MasterSeed::new(Zeroizing::new(seed)));
+            let key = material
+                .flow_key(curve, Some(&UserId::new(user_id.clone()).unwrap()))
+                .unwrap();
+            // The public keys were computed by Python `cryptography` from the documented
+            // private keys; the enclave never shows its key bytes.
+            assert_eq!(
+                hex::encode(key.public_key_xy()),
+                public_key,
+                "{heading} {user_id:?}"
+            );
+        }
+    }
+    // And the Flow secp256k1 keys are checked against libsecp256k1 too.
+    for (user_id, _, private_key, public_key) in flow_vectors(FLOW_SECP256K1) {
+        let private_key: [u8; 32] = hex::decode_to_array(&private_key).unwrap();
+        let secret = secp256k1::SecretKey::from_byte_array(private_key).unwrap();
+        let public = secp256k1::PublicKey::from_secret_key_global(&secret).serialize_uncompressed();
+        assert_eq!(hex::encode(&public[1..]), public_key, "{user_id:?}");
     }
 }
 
 #[test]
-fn p256_generator_script_reproduces_the_table() {
+fn flow_generator_script_reproduces_the_tables() {
     // The independent generator (standard-library HKDF, `cryptography` for the public keys), in
     // the tests' Python environment.
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/vectors/p256_derivation.py");
-    let printed = String::from_utf8(nitro_signer_tests::python::run(&[script], b"")).unwrap();
-    let rows: Vec<String> = printed
-        .lines()
-        .filter(|l| l.starts_with("| `"))
-        .map(|l| {
-            let cells: Vec<&str> = l.split('|').map(|c| c.trim().trim_matches('`')).collect();
-            format!("{}|{}", cells[3], cells[4])
-        })
-        .collect();
-    let documented: Vec<String> = p256_vectors()
-        .into_iter()
-        .map(|(_, _, keys, _)| keys)
-        .collect();
-    assert_eq!(rows, documented);
-    assert!(
-        DOC.contains(printed.lines().last().unwrap()),
-        "the retry candidate line differs"
-    );
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/vectors/flow_derivation.py");
+    for (heading, argument) in [(P256, "p256"), (FLOW_SECP256K1, "flow-secp256k1")] {
+        let printed =
+            String::from_utf8(nitro_signer_tests::python::run(&[script, argument], b"")).unwrap();
+        let rows: Vec<(String, String)> = printed
+            .lines()
+            .filter(|l| l.starts_with("| `"))
+            .map(|l| {
+                let cells: Vec<&str> = l.split('|').map(|c| c.trim().trim_matches('`')).collect();
+                (cells[3].to_owned(), cells[4].to_owned())
+            })
+            .collect();
+        let documented: Vec<(String, String)> = flow_vectors(heading)
+            .into_iter()
+            .map(|(_, _, private_key, public_key)| (private_key, public_key))
+            .collect();
+        assert_eq!(rows, documented, "{heading}");
+        assert!(
+            DOC.contains(printed.lines().last().unwrap()),
+            "{heading}: the retry candidate line differs"
+        );
+    }
 }
