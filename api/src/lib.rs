@@ -606,6 +606,9 @@ pub struct FlowPublicKeyResponse {
     /// The account key's RLP encoding.
     #[serde(with = "hex_bytes")]
     pub account_key: Vec<u8>,
+    /// The enclave's receipt for this answer (see `docs/receipts.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<Receipt>,
 }
 
 /// `POST /v1/sign/flow-transaction`: `{"keyBlob", "userId"?, "curve", "hash", "role",
@@ -653,6 +656,9 @@ pub struct FlowSignatureResponse {
     /// The message hashed.
     #[serde(with = "hex_bytes")]
     pub message: Vec<u8>,
+    /// The enclave's receipt for this answer (see `docs/receipts.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<Receipt>,
 }
 
 /// `POST /v1/sign/authorization`: `{"keyBlob", "userId"?, "authorization": {"chainId",

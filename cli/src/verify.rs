@@ -10,14 +10,15 @@ use anyhow::{Context, bail};
 use nitro_signer_client::{
     HttpClient, ReceiptVerifier,
     api::{
-        AddressResponse, AuthorizationResponse, KeyBlob, KeyResponse, SignTransactionsResponse,
-        SignatureResponse, SignedTransaction,
+        AddressResponse, AuthorizationResponse, FlowPublicKeyResponse, FlowSignatureResponse,
+        KeyBlob, KeyResponse, SignTransactionsResponse, SignatureResponse, SignedTransaction,
     },
     receipts::{self, Asked, Boot},
 };
 use nitro_signer_common::{
     UserId,
     attestation::{Expectations, Pcr, RootOfTrust},
+    key_blob::Curve,
     receipt::{self, Operation, Statement},
 };
 use nitro_signer_enclave::nsm::SimulatorConfig;
@@ -269,6 +270,29 @@ fn check_answer(statement: &Statement, asked: Asked<'_>, answer: Value) -> anyho
             let answer: AuthorizationResponse =
                 serde_json::from_value(answer).with_context(context)?;
             receipts::check_authorization(statement, asked, &answer)?;
+        }
+        Operation::FlowPublicKey => {
+            let answer: FlowPublicKeyResponse =
+                serde_json::from_value(answer).with_context(context)?;
+            // The answer does not say the curve: the fingerprint must be the key's on one.
+            let fits = |curve| receipts::check_flow_public_key(statement, asked, curve, &answer);
+            if fits(Curve::P256).is_err() {
+                fits(Curve::Secp256k1)?;
+            }
+        }
+        Operation::SignFlow => {
+            let answer: FlowSignatureResponse =
+                serde_json::from_value(answer).with_context(context)?;
+            receipts::check_flow_signature(statement, asked, None, &answer)?;
+            let hashed = [
+                nitro_signer_flow::HashAlgorithm::Sha2_256,
+                nitro_signer_flow::HashAlgorithm::Sha3_256,
+            ]
+            .into_iter()
+            .any(|algorithm| nitro_signer_flow::hash(algorithm, &answer.message) == answer.hash.0);
+            if !hashed {
+                bail!("the hash signed is not the answered message's SHA2-256 or SHA3-256");
+            }
         }
         op => {
             let answer: SignatureResponse = serde_json::from_value(answer).with_context(context)?;

@@ -31,7 +31,10 @@ use crate::api::{
     SignTypedDataRequest, SignatureResponse, SignedTransaction, UpdatePolicyRequest,
 };
 use crate::receipts::{self, Asked, ReceiptVerifier, VerifyError};
-use nitro_signer_common::receipt::{Operation, ReceiptError, Statement};
+use nitro_signer_common::{
+    key_blob::Curve,
+    receipt::{Operation, ReceiptError, Statement},
+};
 
 /// Why an HTTP call failed.
 #[derive(Debug, thiserror::Error)]
@@ -284,21 +287,69 @@ impl HttpClient {
     }
 
     /// `POST /v1/flow/public-key`: a key's public key on a curve and its Flow account-key
-    /// encoding. (Carries no receipt yet: see `docs/flow.md`.)
+    /// encoding. With a receipt verifier, the receipt must say the enclave derived this key,
+    /// on this curve, for this blob and user, and the account key must encode it.
     pub async fn flow_public_key(
         &self,
         request: &FlowPublicKeyRequest,
     ) -> Result<FlowPublicKeyResponse, HttpError> {
-        self.post("/v1/flow/public-key", request).await
+        let answer: FlowPublicKeyResponse = self.post("/v1/flow/public-key", request).await?;
+        if let Some(statement) = self.verified(answer.receipt.as_ref()).await? {
+            let asked = Asked {
+                key_blob: Some(request.key_blob.as_bytes()),
+                user_id: Some(request.user_id.as_ref()),
+                nonce: None,
+            };
+            receipts::check_flow_public_key(&statement, asked, request.curve, &answer)?;
+            let public_key: [u8; 64] = answer.public_key.as_slice().try_into().map_err(|_| {
+                HttpError::Receipt(VerifyError::Mismatch("the public key is not 64 bytes"))
+            })?;
+            let sign_algo = match request.curve {
+                Curve::P256 => nitro_signer_flow::SIGN_ALGO_ECDSA_P256,
+                Curve::Secp256k1 => nitro_signer_flow::SIGN_ALGO_ECDSA_SECP256K1,
+            };
+            let expected = nitro_signer_flow::account_key_rlp(
+                &public_key,
+                sign_algo,
+                request.hash,
+                nitro_signer_flow::FULL_WEIGHT,
+            );
+            if answer.account_key != expected {
+                return Err(HttpError::Receipt(VerifyError::Mismatch(
+                    "the account key does not encode the receipted public key",
+                )));
+            }
+        }
+        Ok(answer)
     }
 
     /// `POST /v1/sign/flow-transaction`: a Flow transaction signature, the hash signed and the
-    /// message hashed. (Carries no receipt yet: see `docs/flow.md`.)
+    /// message hashed. With a receipt verifier, the receipt must say the enclave made this
+    /// signature over this hash for this blob and user, and the hash must be the message's
+    /// under the request's hash algorithm.
     pub async fn sign_flow_transaction(
         &self,
         request: &SignFlowTransactionRequest,
     ) -> Result<FlowSignatureResponse, HttpError> {
-        self.post("/v1/sign/flow-transaction", request).await
+        let answer: FlowSignatureResponse = self.post("/v1/sign/flow-transaction", request).await?;
+        if let Some(statement) = self.verified(answer.receipt.as_ref()).await? {
+            let asked = Asked {
+                key_blob: Some(request.key_blob.as_bytes()),
+                user_id: Some(request.user_id.as_ref()),
+                nonce: None,
+            };
+            receipts::check_flow_signature(&statement, asked, None, &answer)?;
+            let algorithm: nitro_signer_flow::HashAlgorithm =
+                serde_json::from_str(request.hash.get()).map_err(|_| {
+                    HttpError::Receipt(VerifyError::Mismatch("the request's hash is not known"))
+                })?;
+            if nitro_signer_flow::hash(algorithm, &answer.message) != answer.hash.0 {
+                return Err(HttpError::Receipt(VerifyError::Mismatch(
+                    "the hash signed is not the answered message's",
+                )));
+            }
+        }
+        Ok(answer)
     }
 
     /// `POST /v1/sign/transaction`: one signed transaction.

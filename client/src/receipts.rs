@@ -15,13 +15,14 @@ use std::{
 };
 
 use nitro_signer_api::{
-    AddressResponse, AuthorizationResponse, BatchResult, KeyResponse, SignTransactionsResponse,
-    SignatureResponse, SignedTransaction,
+    AddressResponse, AuthorizationResponse, BatchResult, FlowPublicKeyResponse,
+    FlowSignatureResponse, KeyResponse, SignTransactionsResponse, SignatureResponse,
+    SignedTransaction,
 };
 use nitro_signer_common::{
     UserId,
     attestation::{AttestationError, Expectations, RootOfTrust, Verifier},
-    key_blob::{KeyBlob, KeyKind},
+    key_blob::{Curve, KeyBlob, KeyKind},
     receipt::{
         self, Operation, RECEIPT_KEY_USER_DATA, Receipt, ReceiptError, Statement,
         receipt_key_from_spki,
@@ -343,6 +344,82 @@ pub fn check_signature(
         answer.hash.0,
         signature,
     )
+}
+
+/// Checks the receipt of `POST /v1/flow/public-key`: the enclave derived this public key on
+/// this curve for the key and user asked (`address` is [`receipt::flow_key_fingerprint`]).
+pub fn check_flow_public_key(
+    statement: &Statement,
+    asked: Asked<'_>,
+    curve: Curve,
+    answer: &FlowPublicKeyResponse,
+) -> Result<(), VerifyError> {
+    ensure(
+        statement.operation == Operation::FlowPublicKey,
+        "another operation",
+    )?;
+    check_request(statement, asked)?;
+    let public_key: [u8; 64] = answer
+        .public_key
+        .as_slice()
+        .try_into()
+        .map_err(|_| VerifyError::Mismatch("the answer's public key is not 64 bytes"))?;
+    ensure(
+        statement.address
+            == Some(receipt::flow_key_fingerprint(
+                flow_sign_algo(curve),
+                &public_key,
+            )),
+        "another public key or curve",
+    )
+}
+
+/// Checks the receipt of `POST /v1/sign/flow-transaction`: the enclave signed this hash with
+/// this signature for the key and user asked. `public_key`, when the caller has it from a
+/// checked [`check_flow_public_key`], must be the signing key.
+pub fn check_flow_signature(
+    statement: &Statement,
+    asked: Asked<'_>,
+    public_key: Option<(Curve, &[u8; 64])>,
+    answer: &FlowSignatureResponse,
+) -> Result<(), VerifyError> {
+    ensure(
+        statement.operation == Operation::SignFlow,
+        "another operation",
+    )?;
+    check_request(statement, asked)?;
+    if let Some((curve, public_key)) = public_key {
+        ensure(
+            statement.address
+                == Some(receipt::flow_key_fingerprint(
+                    flow_sign_algo(curve),
+                    public_key,
+                )),
+            "another signing key",
+        )?;
+    }
+    let item = statement
+        .items
+        .first()
+        .ok_or(VerifyError::Mismatch("no signature"))?;
+    ensure(item.hash == answer.hash.0, "another signed hash")?;
+    let mut signature = [0u8; 65];
+    signature
+        .get_mut(..64)
+        .filter(|_| answer.signature.len() == 64)
+        .ok_or(VerifyError::Mismatch(
+            "the answer's signature is not 64 bytes",
+        ))?
+        .copy_from_slice(&answer.signature);
+    ensure(item.signature == signature, "another signature")
+}
+
+/// Flow's `signAlgo` code of a curve.
+fn flow_sign_algo(curve: Curve) -> u8 {
+    match curve {
+        Curve::P256 => 2,
+        Curve::Secp256k1 => 3,
+    }
 }
 
 /// Checks the receipt of `POST /v1/sign/authorization`.

@@ -37,6 +37,19 @@ const ED25519_SPKI_PREFIX: [u8; 12] = [
 /// Length of a signature in a [`SignedItem`]: `r ‖ s ‖ yParity`.
 pub const ITEM_SIGNATURE_LEN: usize = 65;
 
+/// The `address` field of Flow receipts: the last 20 bytes of SHA-256 of `signAlgo ‖ x ‖ y`,
+/// where `signAlgo` is the Flow code of the key's curve (2 P-256, 3 secp256k1) and `x ‖ y` its
+/// 64-byte public key: it binds the curve and the key in the field every key receipt has.
+pub fn flow_key_fingerprint(sign_algo: u8, public_key_xy: &[u8; 64]) -> [u8; 20] {
+    let mut input = [0u8; 65];
+    input[0] = sign_algo;
+    input[1..].copy_from_slice(public_key_xy);
+    let digest = Sha256::digest(input);
+    let mut fingerprint = [0u8; 20];
+    fingerprint.copy_from_slice(&digest[12..]);
+    fingerprint
+}
+
 /// The receipt key's SubjectPublicKeyInfo DER, as attestation documents carry it.
 pub fn receipt_key_spki(key: &[u8; 32]) -> [u8; 44] {
     let mut spki = [0u8; 44];
@@ -73,10 +86,15 @@ pub enum Operation {
     SignDigest,
     /// A key moved to a new policy; the blob is the new one.
     UpdatePolicy,
+    /// A Flow account key's public key was derived; `address` is its [`flow_key_fingerprint`].
+    FlowPublicKey,
+    /// A Flow transaction was signed; `address` is the signing key's [`flow_key_fingerprint`],
+    /// the item's `yParity` byte is 0.
+    SignFlow,
 }
 
 impl Operation {
-    const ALL: [Self; 9] = [
+    const ALL: [Self; 11] = [
         Self::GenerateKey,
         Self::Address,
         Self::SignTransaction,
@@ -86,6 +104,8 @@ impl Operation {
         Self::SignAuthorization,
         Self::SignDigest,
         Self::UpdatePolicy,
+        Self::FlowPublicKey,
+        Self::SignFlow,
     ];
 
     /// The byte that stands for the operation in a statement.
@@ -100,6 +120,8 @@ impl Operation {
             Self::SignAuthorization => 7,
             Self::SignDigest => 8,
             Self::UpdatePolicy => 9,
+            Self::FlowPublicKey => 10,
+            Self::SignFlow => 11,
         }
     }
 
@@ -120,6 +142,8 @@ impl Operation {
             Self::SignAuthorization => "sign_authorization",
             Self::SignDigest => "sign_digest",
             Self::UpdatePolicy => "update_policy",
+            Self::FlowPublicKey => "flow_public_key",
+            Self::SignFlow => "sign_flow",
         }
     }
 
@@ -130,7 +154,10 @@ impl Operation {
 
     /// Whether the operation signs (and its statement lists what it signed).
     pub fn signs(self) -> bool {
-        !matches!(self, Self::GenerateKey | Self::Address | Self::UpdatePolicy)
+        !matches!(
+            self,
+            Self::GenerateKey | Self::Address | Self::UpdatePolicy | Self::FlowPublicKey
+        )
     }
 }
 
@@ -322,7 +349,7 @@ impl Statement {
             return Err(Inconsistent("sequence numbers start at 1"));
         }
         let op = self.operation;
-        if op.signs() || op == Operation::Address {
+        if op.signs() || matches!(op, Operation::Address | Operation::FlowPublicKey) {
             if self.address.is_none() {
                 return Err(Inconsistent(
                     "an address or signature receipt names the address",
@@ -376,6 +403,9 @@ impl Statement {
         for item in &self.items {
             if item.signature[64] > 1 {
                 return Err(Inconsistent("yParity is 0 or 1"));
+            }
+            if op == Operation::SignFlow && item.signature[64] != 0 {
+                return Err(Inconsistent("a Flow signature's yParity byte is 0"));
             }
         }
         Ok(())

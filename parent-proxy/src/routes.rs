@@ -680,7 +680,7 @@ async fn flow_public_key(
         key: key_ref(request.key_blob, request.user_id),
         curve: request.curve,
     });
-    let (body, _, took) = receipted(&state, body).await?;
+    let (body, receipt, took) = receipted(&state, body).await?;
     let ResponseBody::PublicKey(info) = body else {
         return Err(unexpected("public_key", &body, took));
     };
@@ -700,6 +700,7 @@ async fn flow_public_key(
             request.hash,
             nitro_signer_flow::FULL_WEIGHT,
         ),
+        receipt: receipt.map(api_receipt),
     };
     Ok(reply(StatusCode::OK, &body, took))
 }
@@ -722,7 +723,7 @@ async fn sign_flow_transaction(
         request: text,
         approvals: approvals(request.approvals),
     });
-    let (body, _, took) = receipted(&state, body).await?;
+    let (body, receipt, took) = receipted(&state, body).await?;
     let ResponseBody::FlowSigned(signed) = body else {
         return Err(unexpected("flow_signed", &body, took));
     };
@@ -730,6 +731,7 @@ async fn sign_flow_transaction(
         signature: signed.signature.to_vec(),
         hash: B256::from(signed.hash.into_array()),
         message: signed.message.into_vec(),
+        receipt: receipt.map(api_receipt),
     };
     Ok(reply(StatusCode::OK, &body, took))
 }

@@ -36,7 +36,7 @@ RECEIPT_KEY_USER_DATA = b"nitro-signer/receipt-key/v1"
 OPERATIONS = {
     1: "generate_key", 2: "address", 3: "sign_transaction", 4: "sign_batch",
     5: "sign_message", 6: "sign_typed_data", 7: "sign_authorization", 8: "sign_digest",
-    9: "update_policy",
+    9: "update_policy", 10: "flow_public_key", 11: "sign_flow",
 }
 
 
@@ -216,7 +216,7 @@ def check_consistency(s):
     signs = op.startswith("sign_")
     if s["sequence"] == 0:
         raise Refused("sequence 0")
-    if signs or op == "address":
+    if signs or op in ("address", "flow_public_key"):
         if s["address"] is None:
             raise Refused("no address")
     elif s["address"] is not None or s["userId"] is not None:
@@ -243,6 +243,8 @@ def check_consistency(s):
     for item in items:
         if bytes.fromhex(item["signature"][2:])[64] > 1:
             raise Refused("yParity is not 0 or 1")
+        if op == "sign_flow" and bytes.fromhex(item["signature"][2:])[64] != 0:
+            raise Refused("a Flow signature's yParity byte is 0")
 
 
 def verify_receipt(receipt_key, statement, signature):
