@@ -18,7 +18,10 @@ const SCRIPT: &str = "transaction { prepare(acct: &Account) {} }";
 const NOW: u64 = 1_800_000_000;
 
 fn script_hash(script: &str) -> String {
-    format!("0x{}", alloy_primitives::hex::encode(Sha256::digest(script)))
+    format!(
+        "0x{}",
+        alloy_primitives::hex::encode(Sha256::digest(script))
+    )
 }
 
 fn policy(rules: Value) -> Policy {
@@ -111,7 +114,10 @@ fn deny_rules_without_kinds_refuse_flow_transactions() {
         {"effect": "allow", "when": {"kinds": ["flowTransaction"]}}
     ]));
     assert_eq!(
-        p.evaluate(&Facts::flow_transaction(&tx, Role::Payer, Some("alice")), NOW),
+        p.evaluate(
+            &Facts::flow_transaction(&tx, Role::Payer, Some("alice")),
+            NOW
+        ),
         Decision::Denied(Denial::Rule(0))
     );
     assert!(allowed(
@@ -136,19 +142,35 @@ fn payers() {
     let p = policy(json!([{"effect": "allow",
         "when": {"kinds": ["flowTransaction"], "flow": {"payers": [PAYER, THIRD]}}}]));
     assert!(flow_allowed(&p, &flow_tx(SCRIPT, PAYER, &[]), Role::Payer));
-    assert!(flow_allowed(&p, &flow_tx(SCRIPT, THIRD, &[]), Role::Proposer));
+    assert!(flow_allowed(
+        &p,
+        &flow_tx(SCRIPT, THIRD, &[]),
+        Role::Proposer
+    ));
     assert!(!flow_allowed(&p, &flow_tx(SCRIPT, OTHER, &[]), Role::Payer));
     // Addresses compare as bytes: the case of the policy's digits does not matter.
     let upper = policy(json!([{"effect": "allow",
         "when": {"kinds": ["flowTransaction"], "flow": {"payers": ["0xF8D6E0586B0A20C7"]}}}]));
-    assert!(flow_allowed(&upper, &flow_tx(SCRIPT, PAYER, &[]), Role::Payer));
+    assert!(flow_allowed(
+        &upper,
+        &flow_tx(SCRIPT, PAYER, &[]),
+        Role::Payer
+    ));
     // A deny rule on payers.
     let deny = policy(json!([
         {"effect": "deny", "when": {"flow": {"payers": [OTHER]}}},
         {"effect": "allow", "when": {"kinds": ["flowTransaction"]}}
     ]));
-    assert!(!flow_allowed(&deny, &flow_tx(SCRIPT, OTHER, &[]), Role::Payer));
-    assert!(flow_allowed(&deny, &flow_tx(SCRIPT, PAYER, &[]), Role::Payer));
+    assert!(!flow_allowed(
+        &deny,
+        &flow_tx(SCRIPT, OTHER, &[]),
+        Role::Payer
+    ));
+    assert!(flow_allowed(
+        &deny,
+        &flow_tx(SCRIPT, PAYER, &[]),
+        Role::Payer
+    ));
 }
 
 #[test]
@@ -157,7 +179,11 @@ fn authorizers_every_one_for_allow_any_one_for_deny() {
         "when": {"kinds": ["flowTransaction"], "flow": {"authorizers": [PAYER, OTHER]}}}]));
     // No authorizers: nothing outside the list.
     assert!(flow_allowed(&p, &flow_tx(SCRIPT, PAYER, &[]), Role::Payer));
-    assert!(flow_allowed(&p, &flow_tx(SCRIPT, PAYER, &[PAYER]), Role::Payer));
+    assert!(flow_allowed(
+        &p,
+        &flow_tx(SCRIPT, PAYER, &[PAYER]),
+        Role::Payer
+    ));
     assert!(flow_allowed(
         &p,
         &flow_tx(SCRIPT, PAYER, &[OTHER, PAYER]),
@@ -169,7 +195,11 @@ fn authorizers_every_one_for_allow_any_one_for_deny() {
         &flow_tx(SCRIPT, PAYER, &[PAYER, THIRD]),
         Role::Payer
     ));
-    assert!(!flow_allowed(&p, &flow_tx(SCRIPT, PAYER, &[THIRD]), Role::Payer));
+    assert!(!flow_allowed(
+        &p,
+        &flow_tx(SCRIPT, PAYER, &[THIRD]),
+        Role::Payer
+    ));
 
     let deny = policy(json!([
         {"effect": "deny", "when": {"flow": {"authorizers": [THIRD]}}},
@@ -180,14 +210,22 @@ fn authorizers_every_one_for_allow_any_one_for_deny() {
         &flow_tx(SCRIPT, PAYER, &[PAYER, THIRD]),
         Role::Payer
     ));
-    assert!(!flow_allowed(&deny, &flow_tx(SCRIPT, PAYER, &[THIRD]), Role::Payer));
+    assert!(!flow_allowed(
+        &deny,
+        &flow_tx(SCRIPT, PAYER, &[THIRD]),
+        Role::Payer
+    ));
     assert!(flow_allowed(
         &deny,
         &flow_tx(SCRIPT, PAYER, &[PAYER, OTHER]),
         Role::Payer
     ));
     // A deny rule on authorizers does not match a transaction without any.
-    assert!(flow_allowed(&deny, &flow_tx(SCRIPT, PAYER, &[]), Role::Payer));
+    assert!(flow_allowed(
+        &deny,
+        &flow_tx(SCRIPT, PAYER, &[]),
+        Role::Payer
+    ));
 }
 
 #[test]
@@ -218,7 +256,11 @@ fn scripts_by_sha256_of_their_utf8_bytes() {
         {"effect": "deny", "when": {"flow": {"scripts": [script_hash(SCRIPT)]}}},
         {"effect": "allow", "when": {"kinds": ["flowTransaction"]}}
     ]));
-    assert!(!flow_allowed(&deny, &flow_tx(SCRIPT, PAYER, &[]), Role::Payer));
+    assert!(!flow_allowed(
+        &deny,
+        &flow_tx(SCRIPT, PAYER, &[]),
+        Role::Payer
+    ));
     assert!(flow_allowed(
         &deny,
         &flow_tx(other_script, PAYER, &[]),
@@ -244,12 +286,30 @@ fn roles() {
 
 #[test]
 fn every_member_of_flow_must_hold() {
-    let p = policy(json!([{"effect": "allow", "when": {"kinds": ["flowTransaction"], "flow": {
-        "payers": [PAYER], "authorizers": [PAYER], "scripts": [script_hash(SCRIPT)], "roles": ["payer"]}}}]));
-    assert!(flow_allowed(&p, &flow_tx(SCRIPT, PAYER, &[PAYER]), Role::Payer));
-    assert!(!flow_allowed(&p, &flow_tx(SCRIPT, OTHER, &[PAYER]), Role::Payer));
-    assert!(!flow_allowed(&p, &flow_tx(SCRIPT, PAYER, &[OTHER]), Role::Payer));
-    assert!(!flow_allowed(&p, &flow_tx("x", PAYER, &[PAYER]), Role::Payer));
+    let p = policy(
+        json!([{"effect": "allow", "when": {"kinds": ["flowTransaction"], "flow": {
+        "payers": [PAYER], "authorizers": [PAYER], "scripts": [script_hash(SCRIPT)], "roles": ["payer"]}}}]),
+    );
+    assert!(flow_allowed(
+        &p,
+        &flow_tx(SCRIPT, PAYER, &[PAYER]),
+        Role::Payer
+    ));
+    assert!(!flow_allowed(
+        &p,
+        &flow_tx(SCRIPT, OTHER, &[PAYER]),
+        Role::Payer
+    ));
+    assert!(!flow_allowed(
+        &p,
+        &flow_tx(SCRIPT, PAYER, &[OTHER]),
+        Role::Payer
+    ));
+    assert!(!flow_allowed(
+        &p,
+        &flow_tx("x", PAYER, &[PAYER]),
+        Role::Payer
+    ));
     assert!(!flow_allowed(
         &p,
         &flow_tx(SCRIPT, PAYER, &[PAYER]),
@@ -294,8 +354,13 @@ fn ethereum_conditions_never_hold_for_flow_and_flow_never_for_ethereum() {
         json!({"scripts": [script_hash(SCRIPT)]}),
         json!({"roles": ["payer", "proposer", "authorizer"]}),
     ] {
-        let allow = policy(json!([{"effect": "allow", "when": {"kinds": ["transaction", "message", "digest"], "flow": member}}]));
-        assert!(!allowed(&allow, &Facts::transaction(&eth, None)), "{member}");
+        let allow = policy(
+            json!([{"effect": "allow", "when": {"kinds": ["transaction", "message", "digest"], "flow": member}}]),
+        );
+        assert!(
+            !allowed(&allow, &Facts::transaction(&eth, None)),
+            "{member}"
+        );
         assert!(!allowed(&allow, &Facts::message(None)), "{member}");
         assert!(!allowed(&allow, &Facts::digest(None)), "{member}");
         let deny = policy(json!([
@@ -325,9 +390,18 @@ fn the_flow_condition_is_parsed_strictly_with_errors_that_name_the_path() {
     };
     let hash = script_hash(SCRIPT);
     at(json!({"flow": {}}), "rules[0].when.flow");
-    at(json!({"flow": {"payer": [PAYER]}}), "rules[0].when.flow.payer");
-    at(json!({"flow": {"scripts": []}}), "rules[0].when.flow.scripts");
-    at(json!({"flow": {"scripts": ["0x1234"]}}), "rules[0].when.flow.scripts[0]");
+    at(
+        json!({"flow": {"payer": [PAYER]}}),
+        "rules[0].when.flow.payer",
+    );
+    at(
+        json!({"flow": {"scripts": []}}),
+        "rules[0].when.flow.scripts",
+    );
+    at(
+        json!({"flow": {"scripts": ["0x1234"]}}),
+        "rules[0].when.flow.scripts[0]",
+    );
     at(
         json!({"flow": {"scripts": [hash, hash.to_uppercase().replace("0X", "0x")]}}),
         "rules[0].when.flow.scripts",
@@ -336,7 +410,10 @@ fn the_flow_condition_is_parsed_strictly_with_errors_that_name_the_path() {
         json!({"flow": {"scripts": [hash.trim_start_matches("0x")]}}),
         "rules[0].when.flow.scripts[0]",
     );
-    at(json!({"flow": {"payers": [PAYER, "0x01"]}}), "rules[0].when.flow.payers[1]");
+    at(
+        json!({"flow": {"payers": [PAYER, "0x01"]}}),
+        "rules[0].when.flow.payers[1]",
+    );
     // Flow addresses are 8 bytes; an Ethereum address is not one.
     at(
         json!({"flow": {"payers": ["0x1111111111111111111111111111111111111111"]}}),
@@ -355,13 +432,25 @@ fn the_flow_condition_is_parsed_strictly_with_errors_that_name_the_path() {
         json!({"flow": {"authorizers": [PAYER, "0xF8D6E0586B0A20C7"]}}),
         "rules[0].when.flow.authorizers",
     );
-    at(json!({"flow": {"authorizers": []}}), "rules[0].when.flow.authorizers");
-    at(json!({"flow": {"roles": ["signer"]}}), "rules[0].when.flow.roles[0]");
-    at(json!({"flow": {"roles": ["payer", "payer"]}}), "rules[0].when.flow.roles");
+    at(
+        json!({"flow": {"authorizers": []}}),
+        "rules[0].when.flow.authorizers",
+    );
+    at(
+        json!({"flow": {"roles": ["signer"]}}),
+        "rules[0].when.flow.roles[0]",
+    );
+    at(
+        json!({"flow": {"roles": ["payer", "payer"]}}),
+        "rules[0].when.flow.roles",
+    );
     at(json!({"flow": {"roles": []}}), "rules[0].when.flow.roles");
     at(json!({"kinds": ["flow"]}), "rules[0].when.kinds[0]");
     let many: Vec<String> = (1..=257u64).map(|i| format!("0x{i:016x}")).collect();
-    at(json!({"flow": {"payers": many}}), "rules[0].when.flow.payers");
+    at(
+        json!({"flow": {"payers": many}}),
+        "rules[0].when.flow.payers",
+    );
     let most: Vec<String> = (1..=256u64).map(|i| format!("0x{i:016x}")).collect();
     Policy::from_json(
         json!({"version": 1, "rules": [{"effect": "allow", "when": {"kinds": ["flowTransaction"], "flow": {"payers": most}}}]})
