@@ -8,10 +8,15 @@
 #![cfg(test)]
 
 use nitro_signer_client::{
-    HttpClient, HttpError,
+    HttpClient, HttpError, ReceiptVerifier,
     api::{FlowPublicKeyRequest, KeyBlob, SignFlowTransactionRequest},
 };
-use nitro_signer_common::{UserId, key_blob::Curve};
+use nitro_signer_common::{
+    UserId,
+    attestation::{Expectations, RootOfTrust},
+    key_blob::Curve,
+};
+use nitro_signer_enclave::nsm::SimulatorConfig;
 use nitro_signer_flow::HashAlgorithm;
 use nitro_signer_tests::{dev_stack::DevStack, libsecp, process::import_seed, python};
 use serde_json::{Value, json, value::RawValue};
@@ -236,6 +241,46 @@ async fn flow_transactions_signed_in_the_enclave_verify_independently() {
         "message": hex::encode(&message), "signature": hex::encode(&signature)}]);
     python::run(&[VERIFY], check.to_string().as_bytes());
 
+    // With a receipt verifier (the simulator's root, its PCR0–2 pinned), every Flow answer must
+    // carry a receipt of the attested enclave that fits it: the public key (and the account
+    // key encoding it) and the signature over the hash of the answered message.
+    let root = {
+        use sha2::Digest as _;
+        let der = std::fs::read(data_dir.join("nsm").join("nsm-root-cert.der")).unwrap();
+        <[u8; 32]>::from(sha2::Sha256::digest(&der))
+    };
+    let verifier = ReceiptVerifier::new(
+        RootOfTrust::dangerous_simulated(root),
+        Expectations {
+            pcrs: SimulatorConfig::default_pcrs()
+                .into_iter()
+                .filter(|(index, _)| *index < 3)
+                .collect(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let checked_client = HttpClient::new(stack.url.clone())
+        .unwrap()
+        .with_receipt_verifier(std::sync::Arc::new(verifier));
+    let checked = Signing {
+        client: &checked_client,
+        key_blob: seed.key_blob.clone(),
+        user_id: seed.user_id.clone(),
+    };
+    for (curve, hash) in COMBINATIONS {
+        let (public_key, _) = checked.public_key(curve, hash).await;
+        let payer = json!({"address": case["transaction"]["payer"], "keyIndex": 0});
+        let (signature, _, message) = checked
+            .sign(curve, hash, "payer", payer, &case["transaction"])
+            .await
+            .unwrap();
+        let check = json!([{"curve": curve.as_str(), "hash": hash_name(hash),
+            "publicKey": hex::encode(&public_key), "message": hex::encode(&message),
+            "signature": hex::encode(&signature)}]);
+        python::run(&[VERIFY], check.to_string().as_bytes());
+    }
+
     // Refusals, before any key is used: another curve than the imported key's, a user id for
     // it, a role the signer does not hold, an unknown field.
     let refused = |result: Result<_, HttpError>| match result {
@@ -284,5 +329,22 @@ async fn flow_transactions_signed_in_the_enclave_verify_independently() {
     );
     assert_eq!(status, 400);
     assert!(message.contains("memo"), "{message}");
-    drop(stack);
+    // Every Flow receipt went to the audit log, which checks out (signatures, sequence, boots).
+    stack.stop();
+    let audit = std::process::Command::new(BIN)
+        .args(["audit", "check", "--json", "--dev", "--data-dir"])
+        .arg(&data_dir)
+        .arg(data_dir.join("audit.jsonl"))
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&audit.stdout);
+    assert!(
+        audit.status.success(),
+        "{report}{}",
+        String::from_utf8_lossy(&audit.stderr)
+    );
+    assert!(
+        report.contains("sign_flow") || report.contains("\"receipts\""),
+        "{report}"
+    );
 }

@@ -44,9 +44,11 @@ pub fn flow_key_fingerprint(sign_algo: u8, public_key_xy: &[u8; 64]) -> [u8; 20]
     let mut input = [0u8; 65];
     input[0] = sign_algo;
     input[1..].copy_from_slice(public_key_xy);
-    let digest = Sha256::digest(input);
+    let digest: [u8; 32] = Sha256::digest(input).into();
     let mut fingerprint = [0u8; 20];
-    fingerprint.copy_from_slice(&digest[12..]);
+    for (out, byte) in fingerprint.iter_mut().zip(digest.iter().skip(12)) {
+        *out = *byte;
+    }
     fingerprint
 }
 

@@ -377,18 +377,9 @@ impl Enclave {
     ) -> Result<(UserSigner, BTreeSet<&'k str>, [u8; 32]), ServiceError> {
         let material = self.material(key).await?;
         let key_id = material.key_id()?;
-        let approved = match (approvals, &key.policy) {
-            (Some((approvals, subject)), Some(policy)) if !approvals.is_empty() => {
-                let user = key.user_id.as_ref().map(UserId::as_str);
-                let statement = approval::Statement {
-                    key_id: &key_id,
-                    user_id: user,
-                    subject: &subject.0,
-                    now: unix_now(),
-                };
-                valid_approvers(policy.approvers(), approvals, &statement)
-            }
-            _ => BTreeSet::new(),
+        let approved = match approvals {
+            Some((approvals, subject)) => key.approved(key_id, approvals, subject),
+            None => BTreeSet::new(),
         };
         let user_key = material.user_key(key.user_id.as_ref())?;
         let cache_key = (key.hash, key.user_id.clone());
@@ -518,46 +509,86 @@ impl Enclave {
         let public_key = material
             .flow_key(request.curve, key.user_id.as_ref())?
             .public_key_xy();
+        let statement = Statement {
+            address: Some(flow_fingerprint(request.curve, &public_key)),
+            ..key.statement(Operation::FlowPublicKey, material.key_id()?, Address::ZERO)
+        };
         let body = ResponseBody::PublicKey(protocol::PublicKeyInfo {
             curve: request.curve,
             public_key: ByteArray::new(public_key),
         });
-        Ok((body, None))
+        Ok((body, Some(statement)))
     }
 
-    /// Signs a Flow transaction (`nitro_signer_flow`): parsed, role-checked, encoded and hashed
-    /// here before any key is loaded, then signed on the request's curve.
+    /// Signs a Flow transaction (`nitro_signer_flow`): parsed, role-checked, encoded, hashed and
+    /// evaluated against the key's policy here before any key is loaded, then signed on the
+    /// request's curve.
     ///
-    /// Policy documents have no Flow conditions yet: a key with a policy signs no Flow
-    /// transaction (deny by default), and `--require-policy` refuses keys without one, so the
-    /// production image signs no Flow transaction until they exist.
+    /// A key's policy decides as for any request ([`RequestKey::authorize_facts`], on
+    /// [`Facts::flow_transaction`]): only allow rules whose `kinds` name `flowTransaction` allow
+    /// it, and approvals are over the 32-byte hash signed. A blob without a policy signs Flow
+    /// transactions as it signs anything else.
     async fn sign_flow(&self, request: protocol::SignFlowRequest) -> Result<Done, ServiceError> {
         let key = self.request_key(request.key)?;
         let flow = FlowRequest::from_json(&request.request)?;
         check_curve(key.blob.metadata().kind(), flow.curve)?;
-        if key.policy.is_some() {
-            return Err(ServiceError::PolicyDenied(
-                "Flow transactions are not covered by policy documents yet: a key with a policy \
-                 signs none"
-                    .into(),
-            ));
-        }
         let message = flow
             .transaction
             .signing_message(flow.role, &flow.signer)
             .map_err(flow_error)?;
         let hash = nitro_signer_flow::hash(flow.hash, &message);
+        let facts = Facts::flow_transaction(
+            &flow.transaction,
+            flow.role,
+            key.user_id.as_ref().map(UserId::as_str),
+        );
+        let candidates = key.authorize_facts(&facts, unix_now())?;
+        if let Some(candidates) = &candidates
+            && request.approvals.is_empty()
+        {
+            // Refused before the key is loaded when approvals are needed and none came.
+            candidates
+                .check(&BTreeSet::new())
+                .map_err(approvals_required)?;
+        }
+        // As for `sign`: only the approvals of approvers a matching rule names are verified.
+        let approvals = candidates
+            .as_ref()
+            .map(|candidates| relevant_approvals(request.approvals, &candidates.approvers()))
+            .unwrap_or_default();
         let material = self.material(&key).await?;
+        let key_id = material.key_id()?;
+        let approved = match &candidates {
+            Some(candidates) => {
+                let approved = key.approved(key_id, &approvals, B256::from(hash));
+                candidates.check(&approved).map_err(approvals_required)?;
+                approved
+            }
+            None => BTreeSet::new(),
+        };
         let curve_key = material.flow_key(flow.curve, key.user_id.as_ref())?;
         let signature = curve_key.dangerous_sign_prehash(&hash)?;
+        let public_key = curve_key.public_key_xy();
         self.counters.signatures.fetch_add(1, Ordering::Relaxed);
+        let mut item = [0u8; receipt::ITEM_SIGNATURE_LEN];
+        item[..64].copy_from_slice(&signature);
+        let statement = Statement {
+            approvals_digest: counted_digest(&approvals, &approved),
+            items: vec![SignedItem {
+                index: 0,
+                hash,
+                signature: item,
+            }],
+            address: Some(flow_fingerprint(flow.curve, &public_key)),
+            ..key.statement(Operation::SignFlow, key_id, Address::ZERO)
+        };
         let body = ResponseBody::FlowSigned(protocol::FlowSigned {
             signature: ByteArray::new(signature),
             hash: ByteArray::new(hash),
             message: ByteBuf::from(message),
-            public_key: ByteArray::new(curve_key.public_key_xy()),
+            public_key: ByteArray::new(public_key),
         });
-        Ok((body, None))
+        Ok((body, Some(statement)))
     }
 
     async fn sign_batch(&self, request: protocol::SignBatchRequest) -> Result<Done, ServiceError> {
@@ -902,6 +933,16 @@ impl RequestKey {
             Prepared::Message(_) => Facts::message(user),
             Prepared::Digest(_) => Facts::digest(user),
         };
+        self.authorize_facts(&facts, now)
+    }
+
+    /// [`Self::authorize`] on facts already drawn from a parsed payload (a Flow transaction's,
+    /// say).
+    fn authorize_facts(
+        &self,
+        facts: &Facts<'_>,
+        now: u64,
+    ) -> Result<Option<Candidates<'_>>, ServiceError> {
         let Some(policy) = &self.policy else {
             if !facts.delegates().is_empty() {
                 return Err(ServiceError::PolicyDenied(
@@ -912,10 +953,29 @@ impl RequestKey {
             }
             return Ok(None);
         };
-        match policy.evaluate(&facts, now) {
+        match policy.evaluate(facts, now) {
             Decision::Denied(denial) => Err(ServiceError::PolicyDenied(denial.to_string())),
             Decision::Allowed(candidates) if candidates.needs_no_approval() => Ok(None),
             Decision::Allowed(candidates) => Ok(Some(candidates)),
+        }
+    }
+}
+
+impl RequestKey {
+    /// The approvers among `approvals` whose approval of `subject` by this key (`key_id`) and
+    /// user verifies now; none for a blob without a policy.
+    fn approved(&self, key_id: [u8; 32], approvals: &[Approval], subject: B256) -> BTreeSet<&str> {
+        match &self.policy {
+            Some(policy) if !approvals.is_empty() => {
+                let statement = approval::Statement {
+                    key_id: &key_id,
+                    user_id: self.user_id.as_ref().map(UserId::as_str),
+                    subject: &subject.0,
+                    now: unix_now(),
+                };
+                valid_approvers(policy.approvers(), approvals, &statement)
+            }
+            _ => BTreeSet::new(),
         }
     }
 }
@@ -1036,6 +1096,15 @@ impl FlowRequest {
             .map_err(|error| ServiceError::InvalidRequest(error.to_string()))?;
         Ok(request)
     }
+}
+
+/// The receipts' fingerprint of a Flow account key ([`receipt::flow_key_fingerprint`]).
+fn flow_fingerprint(curve: Curve, public_key: &[u8; 64]) -> [u8; 20] {
+    let sign_algo = match curve {
+        Curve::P256 => nitro_signer_flow::SIGN_ALGO_ECDSA_P256,
+        Curve::Secp256k1 => nitro_signer_flow::SIGN_ALGO_ECDSA_SECP256K1,
+    };
+    receipt::flow_key_fingerprint(sign_algo, public_key)
 }
 
 fn flow_error(error: nitro_signer_flow::FlowError) -> ServiceError {
@@ -1378,6 +1447,223 @@ mod tests {
             .await;
         assert!(matches!(answer, ResponseBody::Error(_)), "{answer:?}");
         assert_eq!(enclave.status().kms_calls, 1);
+    }
+
+    const FLOW_PAYER: &str = "0xf8d6e0586b0a20c7";
+    const FLOW_SCRIPT: &str = "transaction { prepare(acct: &Account) {} }";
+
+    /// A Flow transaction paid by `FLOW_PAYER` running `script`.
+    fn flow_transaction(script: &str) -> serde_json::Value {
+        serde_json::json!({
+            "script": script,
+            "arguments": [],
+            "referenceBlockId": format!("0x{}", "ab".repeat(32)),
+            "gasLimit": 9999,
+            "proposalKey": {"address": FLOW_PAYER, "keyIndex": 0, "sequenceNumber": 7},
+            "payer": FLOW_PAYER,
+            "authorizers": [FLOW_PAYER],
+        })
+    }
+
+    /// The request text of a payer signature of `script`'s transaction on secp256k1/SHA3-256.
+    fn flow_request(script: &str) -> String {
+        serde_json::json!({
+            "curve": "secp256k1",
+            "hash": "sha3-256",
+            "role": "payer",
+            "signer": {"address": FLOW_PAYER, "keyIndex": 0},
+            "transaction": flow_transaction(script),
+        })
+        .to_string()
+    }
+
+    /// The hash a payer signature of `script`'s transaction signs, computed apart.
+    fn flow_hash(script: &str) -> [u8; 32] {
+        let tx = nitro_signer_flow::FlowTransaction::from_json(
+            flow_transaction(script).to_string().as_bytes(),
+        )
+        .unwrap();
+        nitro_signer_flow::hash(
+            nitro_signer_flow::HashAlgorithm::Sha3_256,
+            &tx.envelope_message().unwrap(),
+        )
+    }
+
+    fn sign_flow(key: KeyRef, script: &str, approvals: Vec<protocol::Approval>) -> RequestBody {
+        RequestBody::SignFlow(protocol::SignFlowRequest {
+            key,
+            request: flow_request(script),
+            approvals,
+        })
+    }
+
+    /// A policy document in canonical form, as a blob keeps it.
+    fn canonical(policy: serde_json::Value) -> String {
+        let policy = Policy::from_json(policy.to_string().as_bytes()).unwrap();
+        String::from_utf8(policy.canonical().to_vec()).unwrap()
+    }
+
+    fn script_sha256(script: &str) -> String {
+        use sha2::Digest as _;
+        format!(
+            "0x{}",
+            alloy_primitives::hex::encode(sha2::Sha256::digest(script))
+        )
+    }
+
+    /// The seed the tests below put in the cache for a blob, as if KMS had decrypted it.
+    fn warm(enclave: &Enclave, key: &KeyRef) -> [u8; 32] {
+        let material = || {
+            crate::keys::KeyMaterial::Seed(crate::keys::MasterSeed::new(Zeroizing::new([0x42; 32])))
+        };
+        enclave.cache.insert(blob_hash(&key.key_blob), material());
+        material().key_id().unwrap()
+    }
+
+    /// Checks a `FlowSigned` answer: the hash expected, and a secp256k1 signature of it by the
+    /// public key returned.
+    fn assert_flow_signed(answer: ResponseBody, script: &str) {
+        use k256::ecdsa::signature::hazmat::PrehashVerifier as _;
+        let ResponseBody::FlowSigned(signed) = answer else {
+            panic!("not signed: {answer:?}")
+        };
+        assert_eq!(signed.hash.into_array(), flow_hash(script));
+        let mut sec1 = vec![4];
+        sec1.extend_from_slice(signed.public_key.as_slice());
+        let key = k256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1).unwrap();
+        let signature = k256::ecdsa::Signature::from_slice(signed.signature.as_slice()).unwrap();
+        key.verify_prehash(&flow_hash(script), &signature).unwrap();
+    }
+
+    /// A key whose policy allows one Flow script signs it, and refuses every other script and
+    /// every policy that does not name `flowTransaction`, before any KMS call.
+    #[tokio::test]
+    async fn a_flow_policy_signs_only_its_scripts() {
+        let enclave = service();
+        let one_script = canonical(
+            serde_json::json!({"version": 1, "rules": [{"effect": "allow",
+            "when": {"kinds": ["flowTransaction"], "flow": {"scripts": [script_sha256(FLOW_SCRIPT)],
+                     "payers": [FLOW_PAYER]}}}]}),
+        );
+        let other = "transaction { prepare(acct: auth(Storage) &Account) {} }";
+        let refused = [
+            (one_script.clone(), other),
+            // Policies without `flowTransaction` in an allow rule's kinds: no Flow at all.
+            (
+                r#"{"rules":[{"effect":"allow","when":{}}],"version":1}"#.to_owned(),
+                FLOW_SCRIPT,
+            ),
+            (DENY_35.to_owned(), FLOW_SCRIPT),
+            // A deny rule without kinds covers Flow.
+            (
+                canonical(serde_json::json!({"version": 1, "rules": [
+                    {"effect": "deny", "when": {"users": ["alice"]}},
+                    {"effect": "allow", "when": {"kinds": ["flowTransaction"]}}]})),
+                FLOW_SCRIPT,
+            ),
+        ];
+        for (policy, script) in &refused {
+            let ResponseBody::Error(error) = enclave
+                .handle(sign_flow(policy_key(policy), script, Vec::new()))
+                .await
+            else {
+                panic!("signed {script} under {policy}")
+            };
+            assert_eq!(error.code, ErrorCode::PolicyDenied, "{policy}: {error}");
+        }
+        assert_eq!(enclave.status().kms_calls, 0);
+
+        let scripted = policy_key(&one_script);
+        warm(&enclave, &scripted);
+        assert_flow_signed(
+            enclave
+                .handle(sign_flow(scripted.clone(), FLOW_SCRIPT, Vec::new()))
+                .await,
+            FLOW_SCRIPT,
+        );
+        let ResponseBody::Error(error) =
+            enclave.handle(sign_flow(scripted, other, Vec::new())).await
+        else {
+            panic!("signed another script")
+        };
+        assert_eq!(error.code, ErrorCode::PolicyDenied, "{error}");
+        assert!(error.message.contains("no rule"), "{error}");
+        assert_eq!(enclave.status().kms_calls, 0);
+
+        // A key without a policy signs Flow as before.
+        let plain = key(KeyKind::Seed, Some("alice"));
+        warm(&enclave, &plain);
+        assert_flow_signed(
+            enclave.handle(sign_flow(plain, other, Vec::new())).await,
+            other,
+        );
+    }
+
+    /// A Flow rule with approvals: refused before KMS without approvals, refused with an
+    /// approval of another hash, signed with an approval of the hash signed.
+    #[tokio::test]
+    async fn flow_approvals_are_over_the_hash_signed() {
+        use nitro_signer_policy::approval::{ApproverKind, ApproverSecret};
+        let enclave = service();
+        let ops = ApproverSecret::generate(ApproverKind::Ed25519).unwrap();
+        let public_key = format!(
+            "0x{}",
+            alloy_primitives::hex::encode(ops.public_key().public_key())
+        );
+        let policy = canonical(serde_json::json!({"version": 1,
+            "approvers": {"ops": {"type": "ed25519", "publicKey": public_key}},
+            "rules": [{"effect": "allow", "when": {"kinds": ["flowTransaction"],
+                "flow": {"scripts": [script_sha256(FLOW_SCRIPT)]}},
+                "approvals": {"threshold": 1, "from": ["ops"]}}]}));
+        let key = policy_key(&policy);
+        let ResponseBody::Error(error) = enclave
+            .handle(sign_flow(key.clone(), FLOW_SCRIPT, Vec::new()))
+            .await
+        else {
+            panic!("signed without approvals")
+        };
+        assert_eq!(error.code, ErrorCode::ApprovalsRequired, "{error}");
+        assert_eq!(enclave.status().kms_calls, 0);
+
+        let key_id = warm(&enclave, &key);
+        let expires_at = unix_now() + 3_600;
+        let approval = |subject: &[u8; 32]| {
+            let approval = ops
+                .approve("ops", &key_id, Some("alice"), subject, expires_at)
+                .unwrap();
+            protocol::Approval {
+                approver: approval.approver,
+                expires_at: approval.expires_at,
+                signature: ByteBuf::from(approval.signature),
+            }
+        };
+        // An approval of another subject (the SHA2-256 hash of the same message) does not count.
+        let tx = nitro_signer_flow::FlowTransaction::from_json(
+            flow_transaction(FLOW_SCRIPT).to_string().as_bytes(),
+        )
+        .unwrap();
+        let sha2 = nitro_signer_flow::hash(
+            nitro_signer_flow::HashAlgorithm::Sha2_256,
+            &tx.envelope_message().unwrap(),
+        );
+        let ResponseBody::Error(error) = enclave
+            .handle(sign_flow(key.clone(), FLOW_SCRIPT, vec![approval(&sha2)]))
+            .await
+        else {
+            panic!("signed with an approval of another hash")
+        };
+        assert_eq!(error.code, ErrorCode::ApprovalsRequired, "{error}");
+        assert_flow_signed(
+            enclave
+                .handle(sign_flow(
+                    key,
+                    FLOW_SCRIPT,
+                    vec![approval(&flow_hash(FLOW_SCRIPT))],
+                ))
+                .await,
+            FLOW_SCRIPT,
+        );
+        assert_eq!(enclave.status().kms_calls, 0);
     }
 
     /// Every KMS failure maps to the code an operator or caller acts on.

@@ -12,11 +12,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use alloy_primitives::{Address, U256};
+use alloy_primitives::{Address, B256, U256};
 use nitro_signer_eth::{
     Bytes,
     hex::{self, FromJsonHex, Hex},
 };
+pub use nitro_signer_flow::{Address as FlowAddress, Role as FlowRole};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -73,6 +74,8 @@ pub enum Kind {
     Authorization,
     /// A caller-supplied 32-byte hash.
     Digest,
+    /// A Flow transaction (`nitro_signer_flow`), signed for one of its roles.
+    FlowTransaction,
 }
 
 impl Kind {
@@ -84,6 +87,7 @@ impl Kind {
             Self::TypedData => "typedData",
             Self::Authorization => "authorization",
             Self::Digest => "digest",
+            Self::FlowTransaction => "flowTransaction",
         }
     }
 }
@@ -162,11 +166,26 @@ pub struct TypedDataRule {
     pub primary_types: Option<BTreeSet<String>>,
 }
 
+/// Conditions on a Flow transaction, each list meaning any of its entries.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FlowRule {
+    /// The transaction's payer.
+    pub payers: Option<BTreeSet<FlowAddress>>,
+    /// The transaction's authorizers: allow rules need every one listed (none satisfies them),
+    /// deny rules match if any is listed.
+    pub authorizers: Option<BTreeSet<FlowAddress>>,
+    /// SHA-256 of the Cadence script's UTF-8 bytes.
+    pub scripts: Option<BTreeSet<[u8; 32]>>,
+    /// The role signed for.
+    pub roles: Option<BTreeSet<FlowRole>>,
+}
+
 /// A rule's `when`: every condition given must hold (AND); each list means any of its entries.
 /// A condition on a property the payload does not have (`to` of a message) does not hold.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Conditions {
-    /// Payload kinds. Absent: every kind but `digest`, which a rule must name to match.
+    /// Payload kinds. Absent: every kind but `digest` and `flowTransaction`, which an allow rule
+    /// must name to match (deny rules without kinds match every kind).
     pub kinds: Option<BTreeSet<Kind>>,
     /// User ids (an imported key's requests have none, so never match).
     pub users: Option<BTreeSet<String>>,
@@ -191,6 +210,8 @@ pub struct Conditions {
     pub delegates: Option<BTreeSet<Address>>,
     /// EIP-712 domain and primary type.
     pub typed_data: Option<TypedDataRule>,
+    /// Flow transactions: payer, authorizers, script, role.
+    pub flow: Option<FlowRule>,
 }
 
 /// One rule of a policy.
@@ -337,6 +358,23 @@ impl FromJsonHex for Selector {
     }
 }
 
+/// A Flow address as a policy writes it: `0x` and exactly 16 hex digits (either case), not the
+/// zero address. Unlike the transaction JSON, the `0x` is required: one policy, one spelling.
+#[derive(Debug, Clone, Copy)]
+struct PolicyFlowAddress(FlowAddress);
+
+impl<'de> Deserialize<'de> for PolicyFlowAddress {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        if !s.starts_with("0x") {
+            return Err(serde::de::Error::custom(
+                "a Flow address is 0x and exactly 16 hex digits",
+            ));
+        }
+        s.parse().map(Self).map_err(serde::de::Error::custom)
+    }
+}
+
 /// The document as it is written, before the checks serde cannot express.
 mod wire {
     use super::*;
@@ -422,6 +460,21 @@ mod wire {
         pub delegates: Option<Vec<Hex<Address>>>,
         #[serde(default)]
         pub typed_data: Option<TypedData>,
+        #[serde(default)]
+        pub flow: Option<Flow>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    pub(super) struct Flow {
+        #[serde(default)]
+        pub payers: Option<Vec<super::PolicyFlowAddress>>,
+        #[serde(default)]
+        pub authorizers: Option<Vec<super::PolicyFlowAddress>>,
+        #[serde(default)]
+        pub scripts: Option<Vec<Hex<B256>>>,
+        #[serde(default)]
+        pub roles: Option<Vec<FlowRole>>,
     }
 
     #[derive(Deserialize)]
@@ -752,6 +805,24 @@ impl wire::Conditions {
                 Some(rule)
             }
         };
+        let flow = match self.flow {
+            None => None,
+            Some(f) => {
+                let rule = FlowRule {
+                    payers: set_of(&at("flow.payers"), f.payers, |a| a.0)?,
+                    authorizers: set_of(&at("flow.authorizers"), f.authorizers, |a| a.0)?,
+                    scripts: set_of(&at("flow.scripts"), f.scripts, |Hex(h)| h.0)?,
+                    roles: set_of(&at("flow.roles"), f.roles, |r| r)?,
+                };
+                if rule == FlowRule::default() {
+                    return Err(PolicyError::new(
+                        at("flow"),
+                        "must give at least one condition",
+                    ));
+                }
+                Some(rule)
+            }
+        };
         Ok(Conditions {
             kinds: set_of(&at("kinds"), self.kinds, |k| k)?,
             users: strings(&at("users"), self.users)?,
@@ -764,6 +835,7 @@ impl wire::Conditions {
             erc20,
             delegates: addresses(&at("delegates"), self.delegates)?,
             typed_data,
+            flow,
         })
     }
 }

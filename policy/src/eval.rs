@@ -13,8 +13,10 @@ use std::collections::BTreeSet;
 use alloy_consensus::Transaction as _;
 use alloy_primitives::{Address, U256};
 use nitro_signer_eth::{TypedData, UnsignedAuthorization, UnsignedTransaction};
+use nitro_signer_flow::{Address as FlowAddress, FlowTransaction, Role as FlowRole};
+use sha2::{Digest as _, Sha256};
 
-use crate::document::{Conditions, Effect, Erc20Rule, Kind, Policy, Quorum, Rule};
+use crate::document::{Conditions, Effect, Erc20Rule, FlowRule, Kind, Policy, Quorum, Rule};
 
 /// Blob gas of one EIP-4844 blob.
 const GAS_PER_BLOB: u64 = 1 << 17;
@@ -51,6 +53,21 @@ pub enum PayloadFacts<'a> {
     },
     /// A caller-supplied hash.
     Digest,
+    /// A Flow transaction, signed for one role.
+    Flow(FlowFacts<'a>),
+}
+
+/// What a policy looks at in a Flow transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowFacts<'a> {
+    /// The payer.
+    pub payer: FlowAddress,
+    /// The authorizers, in order.
+    pub authorizers: &'a [FlowAddress],
+    /// SHA-256 of the script's UTF-8 bytes.
+    pub script_sha256: [u8; 32],
+    /// The role the signature is for.
+    pub role: FlowRole,
 }
 
 /// What a policy looks at in a transaction.
@@ -141,6 +158,24 @@ impl<'a> Facts<'a> {
         }
     }
 
+    /// A Flow transaction's facts, signed for `role`. The script is hashed here (SHA-256 of its
+    /// UTF-8 bytes), from the transaction the enclave parsed.
+    pub fn flow_transaction(
+        tx: &'a FlowTransaction,
+        role: FlowRole,
+        user: Option<&'a str>,
+    ) -> Self {
+        Self {
+            user,
+            payload: PayloadFacts::Flow(FlowFacts {
+                payer: tx.payer,
+                authorizers: &tx.authorizers,
+                script_sha256: Sha256::digest(tx.script.as_bytes()).into(),
+                role,
+            }),
+        }
+    }
+
     /// A raw digest's facts.
     pub fn digest(user: Option<&'a str>) -> Self {
         Self {
@@ -157,6 +192,7 @@ impl<'a> Facts<'a> {
             PayloadFacts::TypedData(_) => Kind::TypedData,
             PayloadFacts::Authorization { .. } => Kind::Authorization,
             PayloadFacts::Digest => Kind::Digest,
+            PayloadFacts::Flow(_) => Kind::FlowTransaction,
         }
     }
 
@@ -318,19 +354,21 @@ impl Policy {
 impl Rule {
     /// Whether every condition of the rule holds for `facts`.
     ///
-    /// Allow rules never match two kinds of request implicitly: raw digests (the enclave cannot
-    /// know what it signs) must be named in `kinds`, and EIP-7702 delegations (which outlive any
+    /// Allow rules never match three kinds of request implicitly: raw digests (the enclave cannot
+    /// know what it signs) and Flow transactions (policies written before Flow must not start
+    /// allowing them) must be named in `kinds`, and EIP-7702 delegations (which outlive any
     /// compromise) must be allowed by a `delegates` list that holds every target. Deny rules are
     /// read the other way, so that they refuse at least what they say: without `kinds` they
-    /// cover every kind, digests included; without `delegates` they cover delegating payloads
-    /// too; with `delegates` they match a payload that delegates to any listed target.
+    /// cover every kind, digests and Flow included; without `delegates` they cover delegating
+    /// payloads too; with `delegates` they match a payload that delegates to any listed target;
+    /// with `flow.authorizers` they match a transaction with any listed authorizer.
     pub fn matches(&self, facts: &Facts<'_>) -> bool {
         let when = &self.when;
         let kind = facts.kind();
         let deny = self.effect == Effect::Deny;
         let kind_ok = match &when.kinds {
             Some(kinds) => kinds.contains(&kind),
-            None => deny || kind != Kind::Digest,
+            None => deny || !matches!(kind, Kind::Digest | Kind::FlowTransaction),
         };
         let delegates = facts.delegates();
         let delegation_ok = match &when.delegates {
@@ -345,6 +383,10 @@ impl Rule {
                 .as_ref()
                 .is_none_or(|users| facts.user.is_some_and(|user| users.contains(user)))
             && when.payload_conditions_hold(&facts.payload)
+            && when.flow.as_ref().is_none_or(|rule| match &facts.payload {
+                PayloadFacts::Flow(flow) => rule.holds(flow, deny),
+                _ => false,
+            })
     }
 }
 
@@ -415,6 +457,32 @@ impl Conditions {
                 }
                 _ => false,
             })
+    }
+}
+
+impl FlowRule {
+    /// Whether every member given holds for `flow`: `authorizers` needs every authorizer listed
+    /// in an allow rule (none satisfies it) and any in a deny rule; the others are the same test
+    /// for both.
+    fn holds(&self, flow: &FlowFacts<'_>, deny: bool) -> bool {
+        self.payers
+            .as_ref()
+            .is_none_or(|payers| payers.contains(&flow.payer))
+            && self.authorizers.as_ref().is_none_or(|listed| {
+                if deny {
+                    flow.authorizers.iter().any(|a| listed.contains(a))
+                } else {
+                    flow.authorizers.iter().all(|a| listed.contains(a))
+                }
+            })
+            && self
+                .scripts
+                .as_ref()
+                .is_none_or(|scripts| scripts.contains(&flow.script_sha256))
+            && self
+                .roles
+                .as_ref()
+                .is_none_or(|roles| roles.contains(&flow.role))
     }
 }
 

@@ -188,7 +188,15 @@ fn the_json_schema_agrees_with_the_parser() {
         json!({"primaryTypes": ["Mail"], "chainIds": ["0x1"]});
     relaxed["rules"][2]["when"]["delegates"] =
         json!(["0x1111111111111111111111111111111111111111"]);
-    let valid = [example(), relaxed];
+    let mut flow = example();
+    flow["rules"][1]["when"] = json!({"kinds": ["flowTransaction"], "flow": {
+        "payers": ["0xf8d6e0586b0a20c7"],
+        "authorizers": ["0xf8d6e0586b0a20c7", "0x01CF0E2F2F715450"],
+        "scripts": ["0xba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"],
+        "roles": ["proposer", "authorizer", "payer"]
+    }});
+    flow["rules"][0]["when"] = json!({"flow": {"roles": ["proposer"]}});
+    let valid = [example(), relaxed, flow];
     let mutate = |f: &dyn Fn(&mut Value)| {
         let mut d = example();
         f(&mut d);
@@ -213,6 +221,18 @@ fn the_json_schema_agrees_with_the_parser() {
         mutate(&|d| d["approvers"]["ops-1"]["publicKey"] = json!("0x1234")),
         mutate(&|d| d["admins"]["threshold"] = json!(0)),
         mutate(&|d| d["rules"] = json!([])),
+        mutate(&|d| d["rules"][1]["when"]["flow"] = json!({})),
+        mutate(&|d| d["rules"][1]["when"]["flow"] = json!({"payer": ["0xf8d6e0586b0a20c7"]})),
+        mutate(&|d| d["rules"][1]["when"]["flow"] = json!({"payers": []})),
+        mutate(&|d| d["rules"][1]["when"]["flow"] = json!({"payers": ["f8d6e0586b0a20c7"]})),
+        mutate(&|d| d["rules"][1]["when"]["flow"] = json!({"payers": ["0x0000000000000000"]})),
+        mutate(&|d| {
+            d["rules"][1]["when"]["flow"] =
+                json!({"authorizers": ["0x1111111111111111111111111111111111111111"]})
+        }),
+        mutate(&|d| d["rules"][1]["when"]["flow"] = json!({"scripts": ["0xba7816bf"]})),
+        mutate(&|d| d["rules"][1]["when"]["flow"] = json!({"roles": ["signer"]})),
+        mutate(&|d| d["rules"][1]["when"]["kinds"] = json!(["flow"])),
     ];
     for document in &valid {
         parse(document).unwrap();
