@@ -5,6 +5,8 @@
 //! - `curves/secp256k1_derive_and_sign` and `curves/p256_derive_and_sign`: a cached seed's hot
 //!   path on each curve, the HKDF derivation then the signature (`r ‖ s`).
 //! - `curves/secp256k1_sign_prehash` and `curves/p256_sign_prehash`: the signature alone.
+//! - `curves/*_sign_prehash_with_public_key`: what a Flow signature request costs the enclave
+//!   after the derivation (the answer carries the public key, the receipt its fingerprint).
 //! - `curves/p256_public_key`: the public key (`POST /v1/flow/public-key`).
 //! - `flow/envelope_parse_encode_sha3` and `flow/envelope_parse_encode_sha2`: a transaction's
 //!   JSON parsed and checked, the envelope RLP with the domain tag, and its hash, for a token
@@ -74,6 +76,18 @@ fn benches(c: &mut Criterion) {
     });
     group.bench_function("p256_sign_prehash", |b| {
         b.iter(|| p256.dangerous_sign_prehash(black_box(&digest)).unwrap())
+    });
+    group.bench_function("p256_sign_prehash_with_public_key", |b| {
+        b.iter(|| {
+            p256.dangerous_sign_prehash_with_public_key(black_box(&digest))
+                .unwrap()
+        })
+    });
+    group.bench_function("secp256k1_sign_prehash_with_public_key", |b| {
+        b.iter(|| {
+            k1.dangerous_sign_prehash_with_public_key(black_box(&digest))
+                .unwrap()
+        })
     });
     group.bench_function("p256_public_key", |b| {
         b.iter(|| black_box(&p256).public_key_xy())

@@ -567,8 +567,7 @@ impl Enclave {
             None => BTreeSet::new(),
         };
         let curve_key = material.flow_key(flow.curve, key.user_id.as_ref())?;
-        let signature = curve_key.dangerous_sign_prehash(&hash)?;
-        let public_key = curve_key.public_key_xy();
+        let (signature, public_key) = curve_key.dangerous_sign_prehash_with_public_key(&hash)?;
         self.counters.signatures.fetch_add(1, Ordering::Relaxed);
         let mut item = [0u8; receipt::ITEM_SIGNATURE_LEN];
         item[..64].copy_from_slice(&signature);

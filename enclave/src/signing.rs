@@ -60,17 +60,49 @@ impl P256PrivateKey {
     /// As [`PrivateKey::dangerous_sign_prehash`], the hash is signed as it is: callers hash what
     /// they parsed themselves.
     pub fn dangerous_sign_prehash(&self, prehash: &[u8; 32]) -> Result<[u8; 64], SignError> {
-        use p256::ecdsa::signature::hazmat::PrehashSigner as _;
+        self.dangerous_sign_prehash_with_public_key(prehash)
+            .map(|(signature, _)| signature)
+    }
+
+    /// [`Self::dangerous_sign_prehash`], and the public key `x ‖ y`, which building the signing
+    /// key computes anyway (so the pair costs what the signature alone does).
+    pub fn dangerous_sign_prehash_with_public_key(
+        &self,
+        prehash: &[u8; 32],
+    ) -> Result<([u8; 64], [u8; 64]), SignError> {
+        use p256::{
+            ecdsa::signature::hazmat::PrehashSigner as _, elliptic_curve::sec1::ToEncodedPoint as _,
+        };
         // A signing key is a copy of the scalar; ecdsa zeroizes it when dropped.
         let signing_key = p256::ecdsa::SigningKey::from(*self.scalar());
         let signature: p256::ecdsa::Signature = signing_key
             .sign_prehash(prehash)
             .map_err(|_| SignError::Unrepresentable)?;
-        Ok(signature.to_bytes().into())
+        let point = signing_key.verifying_key().to_encoded_point(false);
+        let mut public_key = [0u8; 64];
+        let coordinates = point
+            .as_bytes()
+            .get(1..65)
+            .ok_or(SignError::Unrepresentable)?;
+        public_key.copy_from_slice(coordinates);
+        Ok((signature.to_bytes().into(), public_key))
     }
 }
 
 impl CurveKey {
+    /// [`Self::dangerous_sign_prehash`] and the public key `x ‖ y`, at the cost of a signature
+    /// and (on secp256k1) one scalar multiplication; on P-256 the public key comes with the
+    /// signing key.
+    pub fn dangerous_sign_prehash_with_public_key(
+        &self,
+        prehash: &[u8; 32],
+    ) -> Result<([u8; 64], [u8; 64]), SignError> {
+        match self {
+            Self::P256(key) => key.dangerous_sign_prehash_with_public_key(prehash),
+            Self::Secp256k1(_) => Ok((self.dangerous_sign_prehash(prehash)?, self.public_key_xy())),
+        }
+    }
+
     /// Signs a 32-byte hash on the key's curve, as `r ‖ s` (secp256k1's `s` normalized to the
     /// lower half, as Ethereum wants; P-256's as it comes). The hash is signed as it is.
     pub fn dangerous_sign_prehash(&self, prehash: &[u8; 32]) -> Result<[u8; 64], SignError> {
