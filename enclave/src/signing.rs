@@ -70,9 +70,7 @@ impl P256PrivateKey {
         &self,
         prehash: &[u8; 32],
     ) -> Result<([u8; 64], [u8; 64]), SignError> {
-        use p256::{
-            ecdsa::signature::hazmat::PrehashSigner as _, elliptic_curve::sec1::ToEncodedPoint as _,
-        };
+        use p256::ecdsa::signature::hazmat::PrehashSigner as _;
         // A signing key is a copy of the scalar; ecdsa zeroizes it when dropped.
         let signing_key = p256::ecdsa::SigningKey::from(*self.scalar());
         let signature: p256::ecdsa::Signature = signing_key
