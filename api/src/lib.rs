@@ -642,8 +642,9 @@ pub struct SignFlowTransactionRequest {
 }
 
 /// Answer to `POST /v1/sign/flow-transaction`: `{"signature": "0x<64 bytes r ‖ s>", "hash",
-/// "message"}`: the signature, the hash signed, and the message hashed (the domain tag and the
-/// RLP of the payload or envelope).
+/// "message", "publicKey"}`: the signature, the hash signed, the message hashed (the domain tag
+/// and the RLP of the payload or envelope), and the signing key (`x ‖ y`), whose fingerprint the
+/// receipt names.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FlowSignatureResponse {
@@ -656,6 +657,9 @@ pub struct FlowSignatureResponse {
     /// The message hashed.
     #[serde(with = "hex_bytes")]
     pub message: Vec<u8>,
+    /// The signing key, `x ‖ y` (64 bytes).
+    #[serde(with = "hex_bytes")]
+    pub public_key: Vec<u8>,
     /// The enclave's receipt for this answer (see `docs/receipts.md`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receipt: Option<Receipt>,

@@ -283,7 +283,12 @@ fn check_answer(statement: &Statement, asked: Asked<'_>, answer: Value) -> anyho
         Operation::SignFlow => {
             let answer: FlowSignatureResponse =
                 serde_json::from_value(answer).with_context(context)?;
-            receipts::check_flow_signature(statement, asked, None, &answer)?;
+            // The answer names its key; the receipt's fingerprint must be that key's on one curve.
+            let fits =
+                |curve| receipts::check_flow_signature(statement, asked, Some(curve), &answer);
+            if fits(Curve::P256).is_err() {
+                fits(Curve::Secp256k1)?;
+            }
             let hashed = [
                 nitro_signer_flow::HashAlgorithm::Sha2_256,
                 nitro_signer_flow::HashAlgorithm::Sha3_256,

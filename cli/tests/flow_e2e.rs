@@ -306,6 +306,22 @@ async fn flow_transactions_signed_in_the_enclave_verify_independently() {
         "{message}"
     );
     assert!(message.contains("curve"), "{message}");
+    // A P-256 key on an Ethereum endpoint.
+    let (status, code, message) = refused(
+        client
+            .address(&nitro_signer_client::api::AddressRequest {
+                key_blob: imported.key_blob.clone(),
+                user_id: None,
+            })
+            .await
+            .map(|_| (Vec::new(), Vec::new(), Vec::new())),
+    );
+    assert_eq!(
+        (status, code.as_str()),
+        (400, "invalid_request"),
+        "{message}"
+    );
+    assert!(message.contains("curve"), "{message}");
     let stranger = json!({"address": "0x00000000000000ff", "keyIndex": 0});
     for role in ["payer", "authorizer", "proposer"] {
         let (status, _, message) = refused(

@@ -323,10 +323,11 @@ impl HttpClient {
         Ok(answer)
     }
 
-    /// `POST /v1/sign/flow-transaction`: a Flow transaction signature, the hash signed and the
-    /// message hashed. With a receipt verifier, the receipt must say the enclave made this
-    /// signature over this hash for this blob and user, and the hash must be the message's
-    /// under the request's hash algorithm.
+    /// `POST /v1/sign/flow-transaction`: a Flow transaction signature, the hash signed, the
+    /// message hashed and the signing key. With a receipt verifier, the receipt must say the
+    /// enclave made this signature over this hash, with this key on the request's curve, for
+    /// this blob and user; the message must be the one the request's transaction, role and
+    /// signer give (rebuilt here), and the hash its hash under the request's algorithm.
     pub async fn sign_flow_transaction(
         &self,
         request: &SignFlowTransactionRequest,
@@ -338,15 +339,28 @@ impl HttpClient {
                 user_id: Some(request.user_id.as_ref()),
                 nonce: None,
             };
-            receipts::check_flow_signature(&statement, asked, None, &answer)?;
+            let mismatch = |what| HttpError::Receipt(VerifyError::Mismatch(what));
+            let curve: Curve = serde_json::from_str(request.curve.get())
+                .map_err(|_| mismatch("the request's curve is not known"))?;
+            receipts::check_flow_signature(&statement, asked, Some(curve), &answer)?;
+            // The message must be the one the request's transaction, role and signer give:
+            // rebuilt here from the request, so that no other transaction's answer passes.
             let algorithm: nitro_signer_flow::HashAlgorithm =
-                serde_json::from_str(request.hash.get()).map_err(|_| {
-                    HttpError::Receipt(VerifyError::Mismatch("the request's hash is not known"))
-                })?;
+                serde_json::from_str(request.hash.get())
+                    .map_err(|_| mismatch("the request's hash is not known"))?;
+            let role: nitro_signer_flow::Role = serde_json::from_str(request.role.get())
+                .map_err(|_| mismatch("the request's role is not known"))?;
+            let signer: nitro_signer_flow::Signer = serde_json::from_str(request.signer.get())
+                .map_err(|_| mismatch("the request's signer does not parse"))?;
+            let message =
+                nitro_signer_flow::FlowTransaction::from_json(request.transaction.get().as_bytes())
+                    .and_then(|transaction| transaction.signing_message(role, &signer))
+                    .map_err(|_| mismatch("the request's transaction does not encode"))?;
+            if answer.message != message {
+                return Err(mismatch("another message than the request's"));
+            }
             if nitro_signer_flow::hash(algorithm, &answer.message) != answer.hash.0 {
-                return Err(HttpError::Receipt(VerifyError::Mismatch(
-                    "the hash signed is not the answered message's",
-                )));
+                return Err(mismatch("the hash signed is not the message's"));
             }
         }
         Ok(answer)

@@ -347,7 +347,8 @@ pub fn check_signature(
 }
 
 /// Checks the receipt of `POST /v1/flow/public-key`: the enclave derived this public key on
-/// this curve for the key and user asked (`address` is [`receipt::flow_key_fingerprint`]).
+/// this curve for the key and user asked (`address` is [`receipt::flow_key_fingerprint`]), and
+/// the answer's account key encodes that key on that curve.
 pub fn check_flow_public_key(
     statement: &Statement,
     asked: Asked<'_>,
@@ -371,16 +372,35 @@ pub fn check_flow_public_key(
                 &public_key,
             )),
         "another public key or curve",
+    )?;
+    // The account key must encode that key on that curve (weight 1000, either hash).
+    let encodes = [
+        nitro_signer_flow::HashAlgorithm::Sha2_256,
+        nitro_signer_flow::HashAlgorithm::Sha3_256,
+    ]
+    .into_iter()
+    .any(|hash| {
+        answer.account_key
+            == nitro_signer_flow::account_key_rlp(
+                &public_key,
+                flow_sign_algo(curve),
+                hash,
+                nitro_signer_flow::FULL_WEIGHT,
+            )
+    });
+    ensure(
+        encodes,
+        "an account key that is not the receipted public key's",
     )
 }
 
 /// Checks the receipt of `POST /v1/sign/flow-transaction`: the enclave signed this hash with
-/// this signature for the key and user asked. `public_key`, when the caller has it from a
-/// checked [`check_flow_public_key`], must be the signing key.
+/// this signature for the key and user asked, with the key the answer names (`publicKey`) on
+/// `curve` when it is given.
 pub fn check_flow_signature(
     statement: &Statement,
     asked: Asked<'_>,
-    public_key: Option<(Curve, &[u8; 64])>,
+    curve: Option<Curve>,
     answer: &FlowSignatureResponse,
 ) -> Result<(), VerifyError> {
     ensure(
@@ -388,14 +408,19 @@ pub fn check_flow_signature(
         "another operation",
     )?;
     check_request(statement, asked)?;
-    if let Some((curve, public_key)) = public_key {
+    if let Some(curve) = curve {
+        let public_key: [u8; 64] = answer
+            .public_key
+            .as_slice()
+            .try_into()
+            .map_err(|_| VerifyError::Mismatch("the answer's public key is not 64 bytes"))?;
         ensure(
             statement.address
                 == Some(receipt::flow_key_fingerprint(
                     flow_sign_algo(curve),
-                    public_key,
+                    &public_key,
                 )),
-            "another signing key",
+            "another signing key or curve",
         )?;
     }
     let item = statement

@@ -448,6 +448,8 @@ impl Enclave {
 
     async fn address(&self, key: KeyRef) -> Result<Done, ServiceError> {
         let key = self.request_key(key)?;
+        // Ethereum signs on secp256k1: a P-256 blob is refused before any KMS call.
+        check_curve(key.blob.metadata().kind(), Curve::Secp256k1)?;
         let material = self.material(&key).await?;
         let public_key = material.user_key(key.user_id.as_ref())?.public_key();
         let address = address_of(&public_key);
@@ -461,6 +463,8 @@ impl Enclave {
 
     async fn sign(&self, request: protocol::SignRequest) -> Result<Done, ServiceError> {
         let key = self.request_key(request.key)?;
+        // Ethereum signs on secp256k1: a P-256 blob is refused before any KMS call.
+        check_curve(key.blob.metadata().kind(), Curve::Secp256k1)?;
         let prepared = prepare(request.payload, key.options()).await?;
         let candidates = key.authorize(&prepared, unix_now())?;
         if let Some(candidates) = &candidates
@@ -540,6 +544,7 @@ impl Enclave {
         let facts = Facts::flow_transaction(
             &flow.transaction,
             flow.role,
+            &flow.signer,
             key.user_id.as_ref().map(UserId::as_str),
         );
         let candidates = key.authorize_facts(&facts, unix_now())?;
@@ -603,6 +608,8 @@ impl Enclave {
             )));
         }
         let key = self.request_key(key)?;
+        // Ethereum signs on secp256k1: a P-256 blob is refused before any KMS call.
+        check_curve(key.blob.metadata().kind(), Curve::Secp256k1)?;
         let options = key.options();
         let now = unix_now();
         // Everything is parsed, checked and evaluated first: a batch of refused transactions

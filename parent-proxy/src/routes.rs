@@ -731,6 +731,7 @@ async fn sign_flow_transaction(
         signature: signed.signature.to_vec(),
         hash: B256::from(signed.hash.into_array()),
         message: signed.message.into_vec(),
+        public_key: signed.public_key.to_vec(),
         receipt: receipt.map(api_receipt),
     };
     Ok(reply(StatusCode::OK, &body, took))

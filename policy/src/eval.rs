@@ -13,7 +13,9 @@ use std::collections::BTreeSet;
 use alloy_consensus::Transaction as _;
 use alloy_primitives::{Address, U256};
 use nitro_signer_eth::{TypedData, UnsignedAuthorization, UnsignedTransaction};
-use nitro_signer_flow::{Address as FlowAddress, FlowTransaction, Role as FlowRole};
+use nitro_signer_flow::{
+    Address as FlowAddress, FlowTransaction, Role as FlowRole, Signer as FlowSigner,
+};
 use sha2::{Digest as _, Sha256};
 
 use crate::document::{Conditions, Effect, Erc20Rule, FlowRule, Kind, Policy, Quorum, Rule};
@@ -66,8 +68,11 @@ pub struct FlowFacts<'a> {
     pub authorizers: &'a [FlowAddress],
     /// SHA-256 of the script's UTF-8 bytes.
     pub script_sha256: [u8; 32],
-    /// The role the signature is for.
-    pub role: FlowRole,
+    /// Every role the signature counts for on chain: the role asked for, and also authorizer
+    /// when the signing account is one of the authorizers, and proposer when the signing key is
+    /// the proposal key (Flow counts an account's signature for each role it holds: a payer that
+    /// is also an authorizer authorizes with its envelope signature).
+    pub roles: Vec<FlowRole>,
 }
 
 /// What a policy looks at in a transaction.
@@ -158,20 +163,33 @@ impl<'a> Facts<'a> {
         }
     }
 
-    /// A Flow transaction's facts, signed for `role`. The script is hashed here (SHA-256 of its
-    /// UTF-8 bytes), from the transaction the enclave parsed.
+    /// A Flow transaction's facts, signed for `role` by `signer`. The script is hashed here
+    /// (SHA-256 of its UTF-8 bytes), from the transaction the enclave parsed; the roles are
+    /// every one the signature counts for ([`FlowFacts::roles`]).
     pub fn flow_transaction(
         tx: &'a FlowTransaction,
         role: FlowRole,
+        signer: &FlowSigner,
         user: Option<&'a str>,
     ) -> Self {
+        let mut roles = vec![role];
+        if tx.authorizers.contains(&signer.address) {
+            roles.push(FlowRole::Authorizer);
+        }
+        if signer.address == tx.proposal_key.address
+            && signer.key_index == tx.proposal_key.key_index
+        {
+            roles.push(FlowRole::Proposer);
+        }
+        roles.sort_unstable();
+        roles.dedup();
         Self {
             user,
             payload: PayloadFacts::Flow(FlowFacts {
                 payer: tx.payer,
                 authorizers: &tx.authorizers,
                 script_sha256: Sha256::digest(tx.script.as_bytes()).into(),
-                role,
+                roles,
             }),
         }
     }
@@ -461,9 +479,9 @@ impl Conditions {
 }
 
 impl FlowRule {
-    /// Whether every member given holds for `flow`: `authorizers` needs every authorizer listed
-    /// in an allow rule (none satisfies it) and any in a deny rule; the others are the same test
-    /// for both.
+    /// Whether every member given holds for `flow`: `authorizers` and `roles` need every
+    /// authorizer (none satisfies it) and every role the signature counts for listed in an allow
+    /// rule, and any in a deny rule; the others are the same test for both.
     fn holds(&self, flow: &FlowFacts<'_>, deny: bool) -> bool {
         self.payers
             .as_ref()
@@ -479,10 +497,13 @@ impl FlowRule {
                 .scripts
                 .as_ref()
                 .is_none_or(|scripts| scripts.contains(&flow.script_sha256))
-            && self
-                .roles
-                .as_ref()
-                .is_none_or(|roles| roles.contains(&flow.role))
+            && self.roles.as_ref().is_none_or(|listed| {
+                if deny {
+                    flow.roles.iter().any(|role| listed.contains(role))
+                } else {
+                    flow.roles.iter().all(|role| listed.contains(role))
+                }
+            })
     }
 }
 

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use nitro_signer_eth::{TxOptions, UnsignedTransaction};
-use nitro_signer_flow::{FlowTransaction, Role};
+use nitro_signer_flow::{FlowTransaction, Role, Signer};
 use nitro_signer_policy::{Decision, Facts, Policy, eval::Denial};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -53,8 +53,30 @@ fn allowed(policy: &Policy, facts: &Facts<'_>) -> bool {
     }
 }
 
+/// The signer a role's request names: the payer's key 0, the proposal key, the first
+/// authorizer's key 0.
+fn signer(tx: &FlowTransaction, role: Role) -> Signer {
+    match role {
+        Role::Payer => Signer {
+            address: tx.payer,
+            key_index: 0,
+        },
+        Role::Proposer => Signer {
+            address: tx.proposal_key.address,
+            key_index: tx.proposal_key.key_index,
+        },
+        Role::Authorizer => Signer {
+            address: tx.authorizers.first().copied().unwrap_or(tx.payer),
+            key_index: 0,
+        },
+    }
+}
+
 fn flow_allowed(policy: &Policy, tx: &FlowTransaction, role: Role) -> bool {
-    allowed(policy, &Facts::flow_transaction(tx, role, Some("alice")))
+    allowed(
+        policy,
+        &Facts::flow_transaction(tx, role, &signer(tx, role), Some("alice")),
+    )
 }
 
 fn eth_tx() -> UnsignedTransaction {
@@ -98,11 +120,11 @@ fn flow_transactions_are_allowed_only_by_rules_that_name_the_kind() {
     assert!(flow_allowed(&alice, &tx, Role::Payer));
     assert!(!allowed(
         &alice,
-        &Facts::flow_transaction(&tx, Role::Payer, Some("bob"))
+        &Facts::flow_transaction(&tx, Role::Payer, &signer(&tx, Role::Payer), Some("bob"))
     ));
     assert!(!allowed(
         &alice,
-        &Facts::flow_transaction(&tx, Role::Payer, None)
+        &Facts::flow_transaction(&tx, Role::Payer, &signer(&tx, Role::Payer), None)
     ));
 }
 
@@ -115,14 +137,14 @@ fn deny_rules_without_kinds_refuse_flow_transactions() {
     ]));
     assert_eq!(
         p.evaluate(
-            &Facts::flow_transaction(&tx, Role::Payer, Some("alice")),
+            &Facts::flow_transaction(&tx, Role::Payer, &signer(&tx, Role::Payer), Some("alice")),
             NOW
         ),
         Decision::Denied(Denial::Rule(0))
     );
     assert!(allowed(
         &p,
-        &Facts::flow_transaction(&tx, Role::Payer, Some("bob"))
+        &Facts::flow_transaction(&tx, Role::Payer, &signer(&tx, Role::Payer), Some("bob"))
     ));
     let everything = policy(json!([
         {"effect": "deny", "when": {}},
@@ -284,11 +306,74 @@ fn roles() {
     assert!(flow_allowed(&deny, &tx, Role::Payer));
 }
 
+/// A fee sponsor's rule (sign as payer only) must not sign a transaction its account also
+/// authorizes: Flow counts the payer's envelope signature as that account's authorization too,
+/// which would give the script the sponsor's account.
+#[test]
+fn a_signature_counts_for_every_role_its_account_holds() {
+    let sponsor = policy(
+        json!([{"effect": "allow", "when": {"kinds": ["flowTransaction"],
+        "flow": {"payers": [PAYER], "roles": ["payer"]}}}]),
+    );
+    assert!(flow_allowed(
+        &sponsor,
+        &flow_tx(SCRIPT, PAYER, &[OTHER]),
+        Role::Payer
+    ));
+    assert!(!flow_allowed(
+        &sponsor,
+        &flow_tx(SCRIPT, PAYER, &[PAYER]),
+        Role::Payer
+    ));
+    assert!(!flow_allowed(
+        &sponsor,
+        &flow_tx(SCRIPT, PAYER, &[OTHER, PAYER]),
+        Role::Payer
+    ));
+    // A deny rule on authorizing catches the payer that authorizes too.
+    let deny = policy(json!([
+        {"effect": "deny", "when": {"flow": {"roles": ["authorizer"]}}},
+        {"effect": "allow", "when": {"kinds": ["flowTransaction"]}}
+    ]));
+    assert!(flow_allowed(
+        &deny,
+        &flow_tx(SCRIPT, PAYER, &[OTHER]),
+        Role::Payer
+    ));
+    assert!(!flow_allowed(
+        &deny,
+        &flow_tx(SCRIPT, PAYER, &[PAYER]),
+        Role::Payer
+    ));
+    // The proposal key's signature is the proposer's, whatever role it is asked for.
+    let tx = flow_tx(SCRIPT, OTHER, &[]);
+    let payer_only = policy(
+        json!([{"effect": "allow", "when": {"kinds": ["flowTransaction"],
+        "flow": {"roles": ["payer"]}}}]),
+    );
+    let proposal_key = Signer {
+        address: tx.proposal_key.address,
+        key_index: tx.proposal_key.key_index,
+    };
+    assert!(!allowed(
+        &payer_only,
+        &Facts::flow_transaction(&tx, Role::Payer, &proposal_key, None)
+    ));
+    let another_key = Signer {
+        key_index: 1,
+        ..proposal_key
+    };
+    assert!(allowed(
+        &payer_only,
+        &Facts::flow_transaction(&tx, Role::Payer, &another_key, None)
+    ));
+}
+
 #[test]
 fn every_member_of_flow_must_hold() {
     let p = policy(
         json!([{"effect": "allow", "when": {"kinds": ["flowTransaction"], "flow": {
-        "payers": [PAYER], "authorizers": [PAYER], "scripts": [script_hash(SCRIPT)], "roles": ["payer"]}}}]),
+        "payers": [PAYER], "authorizers": [PAYER], "scripts": [script_hash(SCRIPT)], "roles": ["payer", "authorizer"]}}}]),
     );
     assert!(flow_allowed(
         &p,
@@ -313,7 +398,7 @@ fn every_member_of_flow_must_hold() {
     assert!(!flow_allowed(
         &p,
         &flow_tx(SCRIPT, PAYER, &[PAYER]),
-        Role::Authorizer
+        Role::Proposer
     ));
 }
 

@@ -6,7 +6,7 @@
 //! policy's JSON and the transaction as `nitro_signer_flow` parses it.
 
 use nitro_signer_eth::{TxOptions, UnsignedTransaction};
-use nitro_signer_flow::{FlowTransaction, Role};
+use nitro_signer_flow::{FlowTransaction, Role, Signer};
 use nitro_signer_policy::{Decision, Facts, Policy};
 use proptest::{prelude::*, sample::subsequence};
 use serde_json::{Value, json};
@@ -51,6 +51,8 @@ enum ModelRequest {
         authorizers: Vec<&'static str>,
         script: &'static str,
         role: &'static str,
+        /// The signing account (key 0); the proposal key is `FLOW_ADDRESSES[0]`'s key 0.
+        signer: &'static str,
     },
     /// An Ethereum transaction on chain 1.
     Transaction,
@@ -98,8 +100,17 @@ fn model_allows(rules: &[ModelRule], request: &ModelRequest, user: Option<&str>)
                     authorizers,
                     script,
                     role,
+                    signer,
                 },
             ) => {
+                // docs/policy.md: the roles a signature counts for.
+                let mut roles = vec![*role];
+                if authorizers.contains(signer) {
+                    roles.push("authorizer");
+                }
+                if *signer == FLOW_ADDRESSES[0] {
+                    roles.push("proposer");
+                }
                 f.payers.as_ref().is_none_or(|p| p.contains(payer))
                     && f.authorizers.as_ref().is_none_or(|listed| {
                         if rule.deny {
@@ -109,7 +120,13 @@ fn model_allows(rules: &[ModelRule], request: &ModelRequest, user: Option<&str>)
                         }
                     })
                     && f.scripts.as_ref().is_none_or(|s| s.contains(script))
-                    && f.roles.as_ref().is_none_or(|r| r.contains(role))
+                    && f.roles.as_ref().is_none_or(|listed| {
+                        if rule.deny {
+                            roles.iter().any(|r| listed.contains(r))
+                        } else {
+                            roles.iter().all(|r| listed.contains(r))
+                        }
+                    })
             }
             (Some(_), _) => false,
         };
@@ -208,12 +225,14 @@ fn request() -> impl Strategy<Value = ModelRequest> {
             subsequence(&FLOW_ADDRESSES[..], 0..=3).prop_shuffle(),
             prop::sample::select(&SCRIPTS[..]),
             prop::sample::select(&ROLES[..]),
+            prop::sample::select(&FLOW_ADDRESSES[..]),
         )
-            .prop_map(|(payer, authorizers, script, role)| ModelRequest::Flow {
+            .prop_map(|(payer, authorizers, script, role, signer)| ModelRequest::Flow {
                 payer,
                 authorizers,
                 script,
                 role,
+                signer,
             }),
         1 => Just(ModelRequest::Transaction),
         1 => Just(ModelRequest::Message),
@@ -240,14 +259,15 @@ proptest! {
         let flow;
         let eth;
         let facts = match &request {
-            ModelRequest::Flow { payer, authorizers, script, role: r } => {
+            ModelRequest::Flow { payer, authorizers, script, role: r, signer } => {
                 flow = FlowTransaction::from_json(json!({
                     "script": script, "arguments": [],
                     "referenceBlockId": format!("0x{}", "cd".repeat(32)), "gasLimit": 100,
                     "proposalKey": {"address": FLOW_ADDRESSES[0], "keyIndex": 0, "sequenceNumber": 0},
                     "payer": payer, "authorizers": authorizers,
                 }).to_string().as_bytes()).unwrap();
-                Facts::flow_transaction(&flow, role(r), user)
+                let signer = Signer { address: signer.parse().unwrap(), key_index: 0 };
+                Facts::flow_transaction(&flow, role(r), &signer, user)
             }
             ModelRequest::Transaction => {
                 eth = UnsignedTransaction::from_json(
