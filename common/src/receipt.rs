@@ -549,6 +549,7 @@ mod tests {
 
     pub(crate) fn sample(operation: Operation) -> Statement {
         let signs = operation.signs();
+        let names_key = matches!(operation, Operation::Address | Operation::FlowPublicKey);
         Statement {
             operation,
             receipt_key: [0x11; 32],
@@ -557,17 +558,19 @@ mod tests {
             key_id: [0x22; 32],
             blob_hash: [0x33; 32],
             policy_hash: Some([0x44; 32]),
-            user_id: (signs || operation == Operation::Address)
-                .then(|| UserId::new("alice").unwrap()),
-            address: (signs || operation == Operation::Address).then_some([0x55; 20]),
+            user_id: (signs || names_key).then(|| UserId::new("alice").unwrap()),
+            address: (signs || names_key).then_some([0x55; 20]),
             approvals_digest: signs.then_some([0x66; 32]),
             previous_blob_hash: (operation == Operation::UpdatePolicy).then_some([0x77; 32]),
-            request_nonce: (!signs && operation != Operation::Address).then_some([0x99; 32]),
+            request_nonce: (!signs && !names_key).then_some([0x99; 32]),
             items: if signs {
+                let mut signature = [1; 65];
+                // A Flow signature's yParity byte is 0.
+                signature[64] = u8::from(operation != Operation::SignFlow);
                 vec![SignedItem {
                     index: 0,
                     hash: [0x88; 32],
-                    signature: [1; 65],
+                    signature,
                 }]
             } else {
                 Vec::new()
@@ -583,6 +586,28 @@ mod tests {
             assert_eq!(Statement::decode(&bytes).unwrap(), statement, "{op}");
             assert_eq!(Operation::from_name(op.as_str()), Some(op));
         }
+    }
+
+    #[test]
+    fn flow_receipts_follow_their_rules() {
+        // A Flow signature's yParity byte is 0; a public-key receipt lists no items.
+        let mut statement = sample(Operation::SignFlow);
+        statement.items[0].signature[64] = 1;
+        assert_eq!(
+            Statement::decode(&statement.encode()),
+            Err(ReceiptError::Inconsistent(
+                "a Flow signature's yParity byte is 0"
+            ))
+        );
+        let mut statement = sample(Operation::FlowPublicKey);
+        statement.items = sample(Operation::SignFlow).items;
+        assert!(Statement::decode(&statement.encode()).is_err());
+        let mut statement = sample(Operation::FlowPublicKey);
+        statement.address = None;
+        assert!(Statement::decode(&statement.encode()).is_err());
+        // The fingerprint binds the curve: one key, two fingerprints.
+        let key = [0x42; 64];
+        assert_ne!(flow_key_fingerprint(2, &key), flow_key_fingerprint(3, &key));
     }
 
     #[test]
