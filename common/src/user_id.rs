@@ -68,7 +68,8 @@ impl UserId {
 
     /// Whether `c` may not appear in a user id (the rule in `docs/key-derivation.md`, "Inputs"):
     /// - control characters, Unicode category Cc: U+0000–U+001F, U+007F–U+009F (NUL, newline,
-    ///   DEL, the C1 controls);
+    ///   DEL, the C1 controls), and the line and paragraph separators U+2028 and U+2029, which
+    ///   break lines as a newline does;
     /// - bidirectional formatting characters: U+061C (Arabic letter mark), U+200E and U+200F
     ///   (left-to-right and right-to-left marks), U+202A–U+202E (embeddings and overrides),
     ///   U+2066–U+2069 (isolates);
@@ -85,7 +86,7 @@ impl UserId {
                 | '\u{7f}'..='\u{9f}'
                 | '\u{61c}'
                 | '\u{200b}'..='\u{200f}'
-                | '\u{202a}'..='\u{202e}'
+                | '\u{2028}'..='\u{202e}'
                 | '\u{2060}'
                 | '\u{2066}'..='\u{2069}'
                 | '\u{feff}'
@@ -174,7 +175,7 @@ mod tests {
         '\u{0}', '\n', '\r', '\t', '\u{1b}', '\u{1f}', '\u{7f}', '\u{80}', '\u{85}', '\u{9f}',
         '\u{61c}', '\u{200b}', '\u{200c}', '\u{200d}', '\u{200e}', '\u{200f}', '\u{202a}',
         '\u{202b}', '\u{202c}', '\u{202d}', '\u{202e}', '\u{2060}', '\u{2066}', '\u{2067}',
-        '\u{2068}', '\u{2069}', '\u{feff}',
+        '\u{2068}', '\u{2069}', '\u{feff}', '\u{2028}', '\u{2029}',
     ];
 
     #[test]
@@ -204,6 +205,7 @@ mod tests {
             "\u{a0}",
             "\u{ad}",
             "\u{2010}",
+            "\u{2027}",
             "\u{2070}",
             "مرحبا",
             "é漢字🔑",

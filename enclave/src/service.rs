@@ -467,20 +467,21 @@ impl Enclave {
         check_curve(key.blob.metadata().kind(), Curve::Secp256k1)?;
         let prepared = prepare(request.payload, key.options()).await?;
         let candidates = key.authorize(&prepared, unix_now())?;
-        if let Some(candidates) = &candidates
-            && request.approvals.is_empty()
-        {
-            // Refused before the key is loaded when approvals are needed and none came.
-            candidates
-                .check(&BTreeSet::new())
-                .map_err(approvals_required)?;
-        }
         // Approvals are verified only when a matching rule needs them, and only those of the
         // approvers such a rule names.
         let approvals = candidates
             .as_ref()
             .map(|candidates| relevant_approvals(request.approvals, &candidates.approvers()))
             .unwrap_or_default();
+        if let Some(candidates) = &candidates
+            && approvals.is_empty()
+        {
+            // Refused before the key is loaded when approvals are needed and none that could
+            // count came.
+            candidates
+                .check(&BTreeSet::new())
+                .map_err(approvals_required)?;
+        }
         let (signer, approved, key_id) = self
             .signer(&key, Some((&approvals, prepared.signing_hash())))
             .await?;
@@ -548,19 +549,19 @@ impl Enclave {
             key.user_id.as_ref().map(UserId::as_str),
         );
         let candidates = key.authorize_facts(&facts, unix_now())?;
-        if let Some(candidates) = &candidates
-            && request.approvals.is_empty()
-        {
-            // Refused before the key is loaded when approvals are needed and none came.
-            candidates
-                .check(&BTreeSet::new())
-                .map_err(approvals_required)?;
-        }
-        // As for `sign`: only the approvals of approvers a matching rule names are verified.
+        // As for `sign`: only the approvals of approvers a matching rule names are verified, and
+        // without any that could count the request is refused before the key is loaded.
         let approvals = candidates
             .as_ref()
             .map(|candidates| relevant_approvals(request.approvals, &candidates.approvers()))
             .unwrap_or_default();
+        if let Some(candidates) = &candidates
+            && approvals.is_empty()
+        {
+            candidates
+                .check(&BTreeSet::new())
+                .map_err(approvals_required)?;
+        }
         let material = self.material(&key).await?;
         let key_id = material.key_id()?;
         let approved = match &candidates {
@@ -1389,6 +1390,16 @@ mod tests {
             policy_sign(DENY_35, SignPayload::Transaction(TX.into())),
             policy_sign(DENY_35, SignPayload::Message(ByteBuf::from(b"hi".to_vec()))),
             policy_sign(APPROVED_TX, SignPayload::Transaction(TX.into())),
+            // Approvals needed, and only approvals by someone no matching rule names.
+            RequestBody::Sign(protocol::SignRequest {
+                approvals: vec![protocol::Approval {
+                    approver: "stranger".into(),
+                    expires_at: 4_000_000_000,
+                    signature: ByteBuf::from(vec![0; 64]),
+                }],
+                key: policy_key(APPROVED_TX),
+                payload: SignPayload::Transaction(TX.into()),
+            }),
             RequestBody::SignBatch(protocol::SignBatchRequest {
                 approvals: Vec::new(),
                 key: policy_key(APPROVED_TX),

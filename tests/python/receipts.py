@@ -52,7 +52,7 @@ def forbidden_in_user_id(c):
         or 0x7F <= n <= 0x9F
         or n == 0x61C
         or 0x200B <= n <= 0x200F
-        or 0x202A <= n <= 0x202E
+        or 0x2028 <= n <= 0x202E
         or n == 0x2060
         or 0x2066 <= n <= 0x2069
         or n == 0xFEFF
