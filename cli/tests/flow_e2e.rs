@@ -7,6 +7,7 @@
 //! the signer does not hold are refused.
 #![cfg(test)]
 
+use base64::Engine as _;
 use nitro_signer_client::{
     HttpClient, HttpError, ReceiptVerifier,
     api::{FlowPublicKeyRequest, KeyBlob, SignFlowTransactionRequest},
@@ -26,6 +27,7 @@ const VERIFY: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../tests/python/flow_verify.py"
 );
+const RECEIPTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/python/receipts.py");
 const VECTORS: &str = include_str!("../../flow/tests/vectors/fcl-js-encode.json");
 
 const COMBINATIONS: [(Curve, HashAlgorithm); 4] = [
@@ -280,6 +282,69 @@ async fn flow_transactions_signed_in_the_enclave_verify_independently() {
             "signature": hex::encode(&signature)}]);
         python::run(&[VERIFY], check.to_string().as_bytes());
     }
+
+    // The independent receipt verifier (`tests/python/receipts.py`, Python `cryptography` and
+    // `cbor2`, from docs/receipts.md) reads the Flow receipts too: a public key's and a
+    // signature's, under an attestation document for a fresh nonce. The fingerprint is computed
+    // here from the documented definition (SHA-256 of signAlgo ‖ x ‖ y, its last 20 bytes).
+    let public_answer = client
+        .flow_public_key(&FlowPublicKeyRequest {
+            key_blob: seed.key_blob.clone(),
+            user_id: seed.user_id.clone(),
+            curve: Curve::P256,
+            hash: HashAlgorithm::Sha3_256,
+        })
+        .await
+        .unwrap();
+    let payer = json!({"address": case["transaction"]["payer"], "keyIndex": 0});
+    let sign_answer = client
+        .sign_flow_transaction(&SignFlowTransactionRequest {
+            key_blob: seed.key_blob.clone(),
+            user_id: seed.user_id.clone(),
+            curve: raw(json!("p256")),
+            hash: raw(json!("sha3-256")),
+            role: raw(json!("payer")),
+            signer: raw(payer.clone()),
+            transaction: raw(case["transaction"].clone()),
+            approvals: Vec::new(),
+        })
+        .await
+        .unwrap();
+    let nonce = [0x5a; 32];
+    let document = client.attestation(&nonce).await.unwrap().document;
+    let input = json!({
+        "document": base64::engine::general_purpose::STANDARD.encode(&document),
+        "nonce": hex::encode(nonce),
+        "rootSha256": hex::encode(root),
+        "pcrs": SimulatorConfig::default_pcrs()
+            .into_iter()
+            .filter(|(index, _)| *index < 3)
+            .map(|(index, value)| (index.to_string(), json!(hex::encode(value))))
+            .collect::<serde_json::Map<_, _>>(),
+        "receipts": [public_answer.receipt, sign_answer.receipt],
+    });
+    let verified: Value = serde_json::from_slice(&python::run(
+        &[RECEIPTS, "verify"],
+        input.to_string().as_bytes(),
+    ))
+    .unwrap();
+    let statements = verified["statements"].as_array().unwrap();
+    let fingerprint = {
+        use sha2::Digest as _;
+        let mut input = vec![2u8];
+        input.extend_from_slice(&public_answer.public_key);
+        format!("0x{}", hex::encode(&sha2::Sha256::digest(&input)[12..]))
+    };
+    assert_eq!(statements[0]["operation"], "flow_public_key", "{verified}");
+    assert_eq!(statements[0]["address"], fingerprint.as_str(), "{verified}");
+    assert_eq!(statements[1]["operation"], "sign_flow", "{verified}");
+    assert_eq!(statements[1]["address"], fingerprint.as_str(), "{verified}");
+    let item = &statements[1]["items"][0];
+    assert_eq!(item["hash"], format!("0x{}", hex::encode(sign_answer.hash)));
+    assert_eq!(
+        item["signature"],
+        format!("0x{}00", hex::encode(&sign_answer.signature))
+    );
 
     // Refusals, before any key is used: another curve than the imported key's, a user id for
     // it, a role the signer does not hold, an unknown field.
