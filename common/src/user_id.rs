@@ -243,7 +243,7 @@ mod tests {
             let listed = c.is_control()
                 || matches!(
                     u32::from(c),
-                    0x61c | 0x200b..=0x200f | 0x202a..=0x202e | 0x2060 | 0x2066..=0x2069 | 0xfeff
+                    0x61c | 0x200b..=0x200f | 0x2028..=0x202e | 0x2060 | 0x2066..=0x2069 | 0xfeff
                 );
             proptest::prop_assert_eq!(UserId::is_forbidden(c), listed);
         }

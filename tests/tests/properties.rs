@@ -11,8 +11,12 @@ use proptest::prelude::*;
 use zeroize::Zeroizing;
 
 /// User ids of 1 to 256 bytes of UTF-8, any scripts.
+/// User ids the rule accepts: characters outside category C, without the other characters
+/// the rule refuses (`UserId::is_forbidden`: U+2028 and U+2029 are not in category C).
 fn user_id() -> impl Strategy<Value = String> {
-    "\\PC{1,64}".prop_filter("at most 256 bytes", |s| s.len() <= UserId::MAX_LEN)
+    "\\PC{1,64}".prop_filter("an accepted user id", |s| {
+        s.len() <= UserId::MAX_LEN && !s.chars().any(UserId::is_forbidden)
+    })
 }
 
 fn eip1559() -> impl Strategy<Value = TransactionRequest> {
