@@ -275,7 +275,8 @@ fn check_answer(statement: &Statement, asked: Asked<'_>, answer: Value) -> anyho
             let answer: FlowPublicKeyResponse =
                 serde_json::from_value(answer).with_context(context)?;
             // The answer does not say the curve: the fingerprint must be the key's on one.
-            let fits = |curve| receipts::check_flow_public_key(statement, asked, curve, &answer);
+            let fits =
+                |curve| receipts::check_flow_public_key(statement, asked, curve, None, &answer);
             if fits(Curve::P256).is_err() {
                 fits(Curve::Secp256k1)?;
             }

@@ -300,25 +300,13 @@ impl HttpClient {
                 user_id: Some(request.user_id.as_ref()),
                 nonce: None,
             };
-            receipts::check_flow_public_key(&statement, asked, request.curve, &answer)?;
-            let public_key: [u8; 64] = answer.public_key.as_slice().try_into().map_err(|_| {
-                HttpError::Receipt(VerifyError::Mismatch("the public key is not 64 bytes"))
-            })?;
-            let sign_algo = match request.curve {
-                Curve::P256 => nitro_signer_flow::SIGN_ALGO_ECDSA_P256,
-                Curve::Secp256k1 => nitro_signer_flow::SIGN_ALGO_ECDSA_SECP256K1,
-            };
-            let expected = nitro_signer_flow::account_key_rlp(
-                &public_key,
-                sign_algo,
-                request.hash,
-                nitro_signer_flow::FULL_WEIGHT,
-            );
-            if answer.account_key != expected {
-                return Err(HttpError::Receipt(VerifyError::Mismatch(
-                    "the account key does not encode the receipted public key",
-                )));
-            }
+            receipts::check_flow_public_key(
+                &statement,
+                asked,
+                request.curve,
+                Some(request.hash),
+                &answer,
+            )?;
         }
         Ok(answer)
     }

@@ -346,13 +346,31 @@ pub fn check_signature(
     )
 }
 
+/// A Flow answer's 64-byte public key, checked against the receipt's fingerprint on `curve`.
+fn flow_public_key(
+    statement: &Statement,
+    curve: Curve,
+    public_key: &[u8],
+) -> Result<[u8; 64], VerifyError> {
+    let public_key: [u8; 64] = public_key
+        .try_into()
+        .map_err(|_| VerifyError::Mismatch("the answer's public key is not 64 bytes"))?;
+    ensure(
+        statement.address == Some(receipt::flow_key_fingerprint(curve, &public_key)),
+        "another public key or curve",
+    )?;
+    Ok(public_key)
+}
+
 /// Checks the receipt of `POST /v1/flow/public-key`: the enclave derived this public key on
 /// this curve for the key and user asked (`address` is [`receipt::flow_key_fingerprint`]), and
-/// the answer's account key encodes that key on that curve.
+/// the answer's account key encodes that key on that curve with weight 1000 and `hash` (either
+/// hash algorithm when `None`).
 pub fn check_flow_public_key(
     statement: &Statement,
     asked: Asked<'_>,
     curve: Curve,
+    hash: Option<nitro_signer_flow::HashAlgorithm>,
     answer: &FlowPublicKeyResponse,
 ) -> Result<(), VerifyError> {
     ensure(
@@ -360,30 +378,19 @@ pub fn check_flow_public_key(
         "another operation",
     )?;
     check_request(statement, asked)?;
-    let public_key: [u8; 64] = answer
-        .public_key
-        .as_slice()
-        .try_into()
-        .map_err(|_| VerifyError::Mismatch("the answer's public key is not 64 bytes"))?;
-    ensure(
-        statement.address
-            == Some(receipt::flow_key_fingerprint(
-                flow_sign_algo(curve),
-                &public_key,
-            )),
-        "another public key or curve",
-    )?;
-    // The account key must encode that key on that curve (weight 1000, either hash).
-    let encodes = [
-        nitro_signer_flow::HashAlgorithm::Sha2_256,
-        nitro_signer_flow::HashAlgorithm::Sha3_256,
-    ]
-    .into_iter()
-    .any(|hash| {
+    let public_key = flow_public_key(statement, curve, &answer.public_key)?;
+    let hashes = match hash {
+        Some(hash) => vec![hash],
+        None => vec![
+            nitro_signer_flow::HashAlgorithm::Sha2_256,
+            nitro_signer_flow::HashAlgorithm::Sha3_256,
+        ],
+    };
+    let encodes = hashes.into_iter().any(|hash| {
         answer.account_key
             == nitro_signer_flow::account_key_rlp(
                 &public_key,
-                flow_sign_algo(curve),
+                curve.flow_sign_algo(),
                 hash,
                 nitro_signer_flow::FULL_WEIGHT,
             )
@@ -409,19 +416,7 @@ pub fn check_flow_signature(
     )?;
     check_request(statement, asked)?;
     if let Some(curve) = curve {
-        let public_key: [u8; 64] = answer
-            .public_key
-            .as_slice()
-            .try_into()
-            .map_err(|_| VerifyError::Mismatch("the answer's public key is not 64 bytes"))?;
-        ensure(
-            statement.address
-                == Some(receipt::flow_key_fingerprint(
-                    flow_sign_algo(curve),
-                    &public_key,
-                )),
-            "another signing key or curve",
-        )?;
+        flow_public_key(statement, curve, &answer.public_key)?;
     }
     let item = statement
         .items
@@ -437,14 +432,6 @@ pub fn check_flow_signature(
         ))?
         .copy_from_slice(&answer.signature);
     ensure(item.signature == signature, "another signature")
-}
-
-/// Flow's `signAlgo` code of a curve.
-fn flow_sign_algo(curve: Curve) -> u8 {
-    match curve {
-        Curve::P256 => 2,
-        Curve::Secp256k1 => 3,
-    }
 }
 
 /// Checks the receipt of `POST /v1/sign/authorization`.

@@ -97,6 +97,15 @@ pub enum Curve {
 }
 
 impl Curve {
+    /// Flow's `signAlgo` code for an account key on this curve: 2 for P-256, 3 for secp256k1
+    /// (`nitro_signer_flow::SIGN_ALGO_ECDSA_*`).
+    pub fn flow_sign_algo(self) -> u8 {
+        match self {
+            Self::P256 => 2,
+            Self::Secp256k1 => 3,
+        }
+    }
+
     /// The name used in the API (`"secp256k1"`, `"p256"`).
     pub fn as_str(self) -> &'static str {
         match self {

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::{ByteArray, ByteBuf};
 use sha2::{Digest, Sha256};
 
-use crate::{UserId, protocol::MAX_BATCH};
+use crate::{UserId, key_blob::Curve, protocol::MAX_BATCH};
 
 /// The first bytes of every statement.
 pub const RECEIPT_DOMAIN: &[u8] = b"nitro-signer/receipt/v1";
@@ -38,11 +38,12 @@ const ED25519_SPKI_PREFIX: [u8; 12] = [
 pub const ITEM_SIGNATURE_LEN: usize = 65;
 
 /// The `address` field of Flow receipts: the last 20 bytes of SHA-256 of `signAlgo ‖ x ‖ y`,
-/// where `signAlgo` is the Flow code of the key's curve (2 P-256, 3 secp256k1) and `x ‖ y` its
-/// 64-byte public key: it binds the curve and the key in the field every key receipt has.
-pub fn flow_key_fingerprint(sign_algo: u8, public_key_xy: &[u8; 64]) -> [u8; 20] {
+/// where `signAlgo` is the Flow code of the key's curve ([`Curve::flow_sign_algo`]: 2 P-256,
+/// 3 secp256k1) and `x ‖ y` its 64-byte public key: it binds the curve and the key in the field
+/// every key receipt has.
+pub fn flow_key_fingerprint(curve: Curve, public_key_xy: &[u8; 64]) -> [u8; 20] {
     let mut input = [0u8; 65];
-    input[0] = sign_algo;
+    input[0] = curve.flow_sign_algo();
     input[1..].copy_from_slice(public_key_xy);
     let digest: [u8; 32] = Sha256::digest(input).into();
     let mut fingerprint = [0u8; 20];
@@ -607,7 +608,10 @@ mod tests {
         assert!(Statement::decode(&statement.encode()).is_err());
         // The fingerprint binds the curve: one key, two fingerprints.
         let key = [0x42; 64];
-        assert_ne!(flow_key_fingerprint(2, &key), flow_key_fingerprint(3, &key));
+        assert_ne!(
+            flow_key_fingerprint(Curve::P256, &key),
+            flow_key_fingerprint(Curve::Secp256k1, &key)
+        );
     }
 
     #[test]

@@ -583,6 +583,18 @@ mod tests {
     }
 
     #[test]
+    fn the_flow_sign_algo_codes_agree() {
+        assert_eq!(
+            Curve::P256.flow_sign_algo(),
+            nitro_signer_flow::SIGN_ALGO_ECDSA_P256
+        );
+        assert_eq!(
+            Curve::Secp256k1.flow_sign_algo(),
+            nitro_signer_flow::SIGN_ALGO_ECDSA_SECP256K1
+        );
+    }
+
+    #[test]
     fn seed_length_is_checked() {
         assert_eq!(
             MasterSeed::from_slice(&[0; 31]).unwrap_err(),

@@ -515,7 +515,7 @@ impl Enclave {
             .flow_key(request.curve, key.user_id.as_ref())?
             .public_key_xy();
         let statement = Statement {
-            address: Some(flow_fingerprint(request.curve, &public_key)),
+            address: Some(receipt::flow_key_fingerprint(request.curve, &public_key)),
             ..key.statement(Operation::FlowPublicKey, material.key_id()?, Address::ZERO)
         };
         let body = ResponseBody::PublicKey(protocol::PublicKeyInfo {
@@ -584,7 +584,7 @@ impl Enclave {
                 hash,
                 signature: item,
             }],
-            address: Some(flow_fingerprint(flow.curve, &public_key)),
+            address: Some(receipt::flow_key_fingerprint(flow.curve, &public_key)),
             ..key.statement(Operation::SignFlow, key_id, Address::ZERO)
         };
         let body = ResponseBody::FlowSigned(protocol::FlowSigned {
@@ -1103,15 +1103,6 @@ impl FlowRequest {
             .map_err(|error| ServiceError::InvalidRequest(error.to_string()))?;
         Ok(request)
     }
-}
-
-/// The receipts' fingerprint of a Flow account key ([`receipt::flow_key_fingerprint`]).
-fn flow_fingerprint(curve: Curve, public_key: &[u8; 64]) -> [u8; 20] {
-    let sign_algo = match curve {
-        Curve::P256 => nitro_signer_flow::SIGN_ALGO_ECDSA_P256,
-        Curve::Secp256k1 => nitro_signer_flow::SIGN_ALGO_ECDSA_SECP256K1,
-    };
-    receipt::flow_key_fingerprint(sign_algo, public_key)
 }
 
 fn flow_error(error: nitro_signer_flow::FlowError) -> ServiceError {

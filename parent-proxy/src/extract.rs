@@ -35,27 +35,8 @@ where
     type Rejection = Failure;
 
     async fn from_request(mut request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        // Put there by `auth::authenticate`; without it, nothing is allowed.
-        let caller = request
-            .extensions_mut()
-            .remove::<Caller>()
-            .ok_or_else(|| Failure::unauthorized("this endpoint needs an API key"))?;
-        let limit = request
-            .extensions()
-            .get::<BodyLimit>()
-            .map_or(0, |limit| limit.0);
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    Failure::too_large(limit)
-                } else {
-                    Failure::invalid_request(format!(
-                        "the request body could not be read: {}",
-                        rejection.body_text()
-                    ))
-                }
-            })?;
+        let caller = take_caller(&mut request)?;
+        let bytes = read_body(request, state).await?;
         let mut value = if bytes.iter().all(u8::is_ascii_whitespace)
             && let Some(empty) = T::empty()
         {
@@ -68,6 +49,38 @@ where
         }
         Ok(Self(value))
     }
+}
+
+/// The caller `auth::authenticate` put in the request's extensions; without one, nothing is
+/// allowed.
+pub(crate) fn take_caller(request: &mut Request) -> Result<Caller, Failure> {
+    request
+        .extensions_mut()
+        .remove::<Caller>()
+        .ok_or_else(|| Failure::unauthorized("this endpoint needs an API key"))
+}
+
+/// The whole body, within the router's `DefaultBodyLimit` (413 `payload_too_large` beyond it).
+pub(crate) async fn read_body<S: Send + Sync>(
+    request: Request,
+    state: &S,
+) -> Result<Bytes, Failure> {
+    let limit = request
+        .extensions()
+        .get::<BodyLimit>()
+        .map_or(0, |limit| limit.0);
+    Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                Failure::too_large(limit)
+            } else {
+                Failure::invalid_request(format!(
+                    "the request body could not be read: {}",
+                    rejection.body_text()
+                ))
+            }
+        })
 }
 
 /// The body limit in force, for the 413 message.

@@ -33,7 +33,6 @@ use nitro_signer_api::{
 use nitro_signer_client::{ClientError, EnclaveClient};
 use nitro_signer_common::{
     UserId,
-    key_blob::Curve,
     protocol::{
         self, BatchItem, GenerateKey, KeyRef, NewKey, RequestBody, ResponseBody, SignBatchRequest,
         SignPayload, SignRequest, Signature, Signed, UpdatePolicy,
@@ -496,16 +495,21 @@ fn signed_transaction(signed: protocol::SignedTransaction) -> SignedTransaction 
     }
 }
 
-/// `r ‖ s ‖ v` with `v` 27 or 28.
-fn signature_response(signature: &Signature, receipt: Option<Receipt>) -> SignatureResponse {
+/// `r ‖ s ‖ v` with `v` 27 or 28, as the API and geth answer a message signature.
+pub(crate) fn rsv(signature: &Signature) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(65);
     bytes.extend_from_slice(signature.r.as_slice());
     bytes.extend_from_slice(signature.s.as_slice());
     bytes.push(27 + u8::from(signature.y_parity));
+    bytes
+}
+
+/// A message, typed-data or digest signature in API form.
+fn signature_response(signature: &Signature, receipt: Option<Receipt>) -> SignatureResponse {
     SignatureResponse {
         from: Address::from(signature.from.into_array()),
         hash: B256::from(signature.signing_hash.into_array()),
-        signature: bytes,
+        signature: rsv(signature),
         receipt: receipt.map(api_receipt),
     }
 }
@@ -688,15 +692,11 @@ async fn flow_public_key(
         return Err(Failure::protocol("the enclave answered for another curve"));
     }
     let public_key = info.public_key.into_array();
-    let sign_algo = match info.curve {
-        Curve::P256 => nitro_signer_flow::SIGN_ALGO_ECDSA_P256,
-        Curve::Secp256k1 => nitro_signer_flow::SIGN_ALGO_ECDSA_SECP256K1,
-    };
     let body = FlowPublicKeyResponse {
         public_key: public_key.to_vec(),
         account_key: nitro_signer_flow::account_key_rlp(
             &public_key,
-            sign_algo,
+            info.curve.flow_sign_algo(),
             request.hash,
             nitro_signer_flow::FULL_WEIGHT,
         ),

@@ -18,13 +18,10 @@ struct Vector {
     address: Address,
 }
 
-/// The rows of the vector table: `| seed | user id | private key | address |`.
-fn vectors() -> Vec<Vector> {
-    // The secp256k1 vectors come before the P-256 and key id sections, whose tables have other
-    // columns.
-    let derivation = DOC.split("## Flow account keys").next().unwrap();
-    let rows: Vec<Vector> = derivation
-        .lines()
+/// The rows of the derivation tables in `text`, `| seed | user id | private key | … |`: the
+/// seed, the user id (`"x" × N` spelled out) and the last two cells as written.
+fn table(text: &str) -> Vec<([u8; 32], String, String, String)> {
+    text.lines()
         .filter(|l| l.starts_with("| `"))
         .map(|line| {
             let cells: Vec<&str> = line
@@ -37,12 +34,28 @@ fn vectors() -> Vec<Vector> {
                 Some(n) => "x".repeat(n.parse().unwrap()),
                 None => cells[1].to_string(),
             };
-            Vector {
-                seed: hex::decode_to_array(cells[0]).unwrap(),
+            (
+                hex::decode_to_array(cells[0]).unwrap(),
                 user_id,
-                private_key: hex::decode_to_array(cells[2]).unwrap(),
-                address: cells[3].parse().unwrap(),
-            }
+                cells[2].to_owned(),
+                cells[3].to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The rows of the vector table: `| seed | user id | private key | address |`.
+fn vectors() -> Vec<Vector> {
+    // The secp256k1 vectors come before the P-256 and key id sections, whose tables have other
+    // columns.
+    let derivation = DOC.split("## Flow account keys").next().unwrap();
+    let rows: Vec<Vector> = table(derivation)
+        .into_iter()
+        .map(|(seed, user_id, private_key, address)| Vector {
+            seed,
+            user_id,
+            private_key: hex::decode_to_array(&private_key).unwrap(),
+            address: address.parse().unwrap(),
         })
         .collect();
     assert!(rows.len() >= 7, "the vector table lost rows");
@@ -130,27 +143,9 @@ fn flow_vectors(heading: &str) -> Vec<(String, [u8; 32], String, String)> {
         .split("\n### ")
         .next()
         .unwrap();
-    let rows: Vec<_> = section
-        .lines()
-        .filter(|l| l.starts_with("| `"))
-        .map(|line| {
-            let cells: Vec<&str> = line
-                .split('|')
-                .map(|c| c.trim().trim_matches('`'))
-                .filter(|c| !c.is_empty())
-                .collect();
-            assert_eq!(cells.len(), 4, "{line}");
-            let user_id = match cells[1].strip_prefix("\"x\" × ") {
-                Some(n) => "x".repeat(n.parse().unwrap()),
-                None => cells[1].to_string(),
-            };
-            (
-                user_id,
-                hex::decode_to_array(cells[0]).unwrap(),
-                cells[2].to_owned(),
-                cells[3].to_owned(),
-            )
-        })
+    let rows: Vec<_> = table(section)
+        .into_iter()
+        .map(|(seed, user_id, private_key, public_key)| (user_id, seed, private_key, public_key))
         .collect();
     assert!(rows.len() >= 6, "the table under {heading} lost rows");
     rows

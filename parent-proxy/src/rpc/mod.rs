@@ -33,8 +33,7 @@ use std::sync::Arc;
 use alloy_primitives::{Address, hex};
 use axum::{
     Json,
-    body::Bytes,
-    extract::{FromRequest, Request, State},
+    extract::{Request, State},
     http::{HeaderMap, HeaderName, StatusCode},
     response::{IntoResponse, Response},
 };
@@ -55,7 +54,7 @@ pub(crate) use self::{
 use crate::{
     auth::Caller,
     error::Failure,
-    extract::BodyLimit,
+    extract::{read_body, take_caller},
     routes::{self, AppState},
 };
 
@@ -109,30 +108,12 @@ pub(crate) async fn handle(
     State(state): State<Arc<AppState>>,
     mut request: Request,
 ) -> Result<Response, Failure> {
-    let caller = request
-        .extensions_mut()
-        .remove::<Caller>()
-        .ok_or_else(|| Failure::unauthorized("this endpoint needs an API key"))?;
-    let limit = request
-        .extensions()
-        .get::<BodyLimit>()
-        .map_or(0, |limit| limit.0);
+    let caller = take_caller(&mut request)?;
     let approvals = match approvals_header(request.headers()) {
         Ok(approvals) => approvals,
         Err(error) => return Ok(Json(answer(Value::Null, Err(error))).into_response()),
     };
-    let body = Bytes::from_request(request, &state)
-        .await
-        .map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                Failure::too_large(limit)
-            } else {
-                Failure::invalid_request(format!(
-                    "the request body could not be read: {}",
-                    rejection.body_text()
-                ))
-            }
-        })?;
+    let body = read_body(request, &state).await?;
     let deadline = state.request_timeout;
     let context = Context {
         state,
@@ -446,11 +427,7 @@ fn signature_hex(signed: &Signed) -> Result<Value, RpcError> {
             "the enclave's answer does not fit the request",
         ));
     };
-    let mut bytes = Vec::with_capacity(65);
-    bytes.extend_from_slice(signature.r.as_slice());
-    bytes.extend_from_slice(signature.s.as_slice());
-    bytes.push(27 + u8::from(signature.y_parity));
-    Ok(Value::String(hex::encode_prefixed(bytes)))
+    Ok(Value::String(hex::encode_prefixed(routes::rsv(signature))))
 }
 
 /// The approvals of the `X-Nitro-Signer-Approvals` header (see
@@ -474,10 +451,7 @@ pub(crate) async fn reload(
     State(state): State<Arc<AppState>>,
     mut request: Request,
 ) -> Result<Response, Failure> {
-    let caller = request
-        .extensions_mut()
-        .remove::<Caller>()
-        .ok_or_else(|| Failure::unauthorized("this endpoint needs an API key"))?;
+    let caller = take_caller(&mut request)?;
     let report = state.rpc.accounts.reload(&state).await;
     let view = match &caller {
         Caller::Anyone => report.view(|_| true),
