@@ -713,6 +713,52 @@ mod tests {
             assert_eq!(receipt.verify(&key).unwrap(), statement);
             assert_eq!(receipt.verify(&[0; 32]), Err(ReceiptError::UnknownKey));
         }
+        // The `sign_flow` vector: the fingerprint of the first P-256 derivation vector's key.
+        let xy: [u8; 64] = hex::decode(
+            "85cac42373c7a8c50ab67fe328cf1dc0b3a6f8b4167101e9c15485f5ad86f71e\
+             c00bf654aa2a30fe213cca6aeecb8f4c07a223543e4ce7feefae466cbda8f0ab",
+        )
+        .unwrap()
+        .try_into()
+        .unwrap();
+        let fingerprint = flow_key_fingerprint(Curve::P256, &xy);
+        assert_eq!(
+            hex::encode(fingerprint),
+            "8848b5d83b2065b55856f3112247067bd16529fc"
+        );
+        let mut flow_signature = [0x77; 65];
+        flow_signature[64] = 0;
+        let flow = Statement {
+            operation: Operation::SignFlow,
+            receipt_key: key,
+            sequence: 43,
+            time_ms: 1_796_300_000_000,
+            key_id: [0x11; 32],
+            blob_hash: [0x22; 32],
+            policy_hash: None,
+            user_id: Some(UserId::new("alice").unwrap()),
+            address: Some(fingerprint),
+            approvals_digest: None,
+            previous_blob_hash: None,
+            request_nonce: None,
+            items: vec![SignedItem {
+                index: 0,
+                hash: [0x66; 32],
+                signature: flow_signature,
+            }],
+        };
+        let bytes = "6e6974726f2d7369676e65722f726563656970742f76310b03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8000000000000002b000001a23bd2cb001111111111111111111111111111111111111111111111111111111111111111222222222222222222222222222222222222222222222222222222222222222200010005616c696365018848b5d83b2065b55856f3112247067bd16529fc0000000001000066666666666666666666666666666666666666666666666666666666666666667777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777700";
+        assert_eq!(hex::encode(flow.encode()), bytes);
+        let receipt = Receipt {
+            statement: ByteBuf::from(hex::decode(bytes).unwrap()),
+            signature: ByteArray::new(
+                hex::decode("70932b80ac6684b7ce05e9086a7fbef07e981e86cb4586072f3c86fb1bbe8129262e1e9a8de1ed563c41509f62385a5f55ef6aecdea894a26b03a37db9950e05")
+                    .unwrap()
+                    .try_into()
+                    .unwrap(),
+            ),
+        };
+        assert_eq!(receipt.verify(&key).unwrap(), flow);
         assert_eq!(
             hex::encode(receipt_key_spki(&key)),
             "302a300506032b657003210003a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8"
